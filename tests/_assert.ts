@@ -7,8 +7,10 @@
  */
 import assert from "node:assert/strict";
 
-export const assertEquals: (actual: unknown, expected: unknown, message?: string) => void = assert.deepStrictEqual;
-export const assertStrictEquals: (actual: unknown, expected: unknown, message?: string) => void = assert.strictEqual;
+export const assertEquals: (actual: unknown, expected: unknown, message?: string) => void =
+  assert.deepStrictEqual;
+export const assertStrictEquals: (actual: unknown, expected: unknown, message?: string) => void =
+  assert.strictEqual;
 export const assertNotEquals: (actual: unknown, expected: unknown, message?: string) => void =
   assert.notDeepStrictEqual;
 
@@ -18,7 +20,11 @@ export function assertOk(cond: unknown, message?: string): asserts cond {
 }
 
 /** Assert that `fn` throws an error of class `cls` whose message includes `includes`. */
-export function assertThrows(fn: () => unknown, cls: new (...args: any[]) => Error, includes?: string): Error {
+export function assertThrows(
+  fn: () => unknown,
+  cls: new (...args: any[]) => Error,
+  includes?: string,
+): Error {
   let err: unknown;
   try {
     fn();
@@ -45,7 +51,9 @@ export async function assertRejects(
 
 function checkError(err: unknown, cls: new (...args: any[]) => Error, includes?: string): Error {
   if (err === undefined) assert.fail(`expected ${cls.name} to be thrown, but nothing was thrown`);
-  if (!(err instanceof cls)) assert.fail(`expected ${cls.name}, got ${(err as Error)?.constructor?.name}: ${err}`);
+  if (!(err instanceof cls)) {
+    assert.fail(`expected ${cls.name}, got ${(err as Error)?.constructor?.name}: ${err}`);
+  }
   if (includes !== undefined && !err.message.includes(includes)) {
     assert.fail(`expected the ${cls.name} message to include "${includes}", got "${err.message}"`);
   }

@@ -133,7 +133,17 @@ export class BlockMask {
         blockIdx[slot] = k;
       }
     }
-    this.#bsr = Object.freeze({ rows, cols, block: this.block, nnz: this.#nnz, rowPtr, colIdx, colPtr, rowIdx, blockIdx });
+    this.#bsr = Object.freeze({
+      rows,
+      cols,
+      block: this.block,
+      nnz: this.#nnz,
+      rowPtr,
+      colIdx,
+      colPtr,
+      rowIdx,
+      blockIdx,
+    });
     return this.#bsr;
   }
 
@@ -161,9 +171,10 @@ export class BlockMask {
         }
       }
     }
-    const t = title ?? `${this.rows * this.block}x${this.cols * this.block}, block ${this.block}, density ${
-      this.density.toFixed(3)
-    }`;
+    const t = title ??
+      `${this.rows * this.block}x${this.cols * this.block}, block ${this.block}, density ${
+        this.density.toFixed(3)
+      }`;
     return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}">` +
       `<title>${escapeXml(t)}</title><rect width="${w}" height="${h}" fill="#fff" stroke="#999"/>` +
       `<g fill="#1f4e79">${rects.join("")}</g></svg>`;

@@ -63,10 +63,12 @@ function stretchAndPool(
   globalSize: number,
 ): BlockMask {
   const outP = padTo(outFeatures, block), inP = padTo(inFeatures, block);
-  for (const [name, size, padded, g] of [
-    ["outFeatures", outFeatures, outP, gr],
-    ["inFeatures", inFeatures, inP, gc],
-  ] as const) {
+  for (
+    const [name, size, padded, g] of [
+      ["outFeatures", outFeatures, outP, gr],
+      ["inFeatures", inFeatures, inP, gc],
+    ] as const
+  ) {
     if (padded % g !== 0) {
       const L = (block / gcd(block, g)) * g;
       const below = Math.floor(padded / L) * L, above = Math.ceil(padded / L) * L;
@@ -125,7 +127,8 @@ export function flatButterflyGrid(size: number, nFactors: number): (i: number, j
 export function flatBlockButterfly(opts: FlatBlockButterflyOptions): BlockMask {
   const op = "flatBlockButterfly";
   if (opts === null || typeof opts !== "object") throw new TypeError(`${op}: options must be an object`);
-  const { outFeatures, inFeatures, block = 32, butterflySize, nFactors, globalSize = 0, shuffle = false } = opts;
+  const { outFeatures, inFeatures, block = 32, butterflySize, nFactors, globalSize = 0, shuffle = false } =
+    opts;
   checkInt(op, "outFeatures", outFeatures, 1);
   checkInt(op, "inFeatures", inFeatures, 1);
   checkInt(op, "block", block, 1);
