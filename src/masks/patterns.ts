@@ -104,7 +104,7 @@ function stretchAndPool(
 export function flatButterflyGrid(size: number, nFactors: number): (i: number, j: number) => boolean {
   const keepXor = new Set<number>([0]);
   for (let k = 0; k < nFactors; k++) keepXor.add(1 << k);
-  return (i, j) => keepXor.has(i ^ j);
+  return (i, j) => i < size && j < size && keepXor.has(i ^ j);
 }
 
 /**
