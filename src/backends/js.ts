@@ -18,10 +18,13 @@ import type {
   UnaryOp,
 } from "./types.ts";
 
-/** A buffer of the js backend: a Float32Array. */
+/** Storage of the js backend: float32, or float64 for gradient checks. */
+type Values = Float32Array | Float64Array;
+
+/** A buffer of the js backend: a Float32Array (a Float64Array in float64 mode). */
 export class JsBuffer implements BackendBuffer {
-  data: Float32Array;
-  constructor(data: Float32Array) {
+  data: Values;
+  constructor(data: Values) {
     this.data = data;
   }
   get size(): number {
@@ -29,7 +32,7 @@ export class JsBuffer implements BackendBuffer {
   }
 }
 
-function d(buf: BackendBuffer): Float32Array {
+function d(buf: BackendBuffer): Values {
   const data = (buf as JsBuffer).data;
   if (data === undefined) throw new Error("js backend: buffer was freed or belongs to another backend");
   return data;
@@ -107,24 +110,41 @@ function bIndex(bcast: Broadcast, i: number, j: number, N: number): number {
   }
 }
 
-/** The reference backend. */
+/**
+ * The reference backend. With `{ float64: true }` every buffer is stored in
+ * float64 (reads still return float32, `readExact` the float64 values): the
+ * mode gradient checks by finite differences use.
+ */
 export class JsBackend implements Backend {
   readonly name = "js";
+  readonly float64: boolean;
+
+  constructor({ float64 = false }: { float64?: boolean } = {}) {
+    this.float64 = float64;
+  }
 
   alloc(size: number): BackendBuffer {
-    return new JsBuffer(new Float32Array(size));
+    return new JsBuffer(this.float64 ? new Float64Array(size) : new Float32Array(size));
   }
   upload(data: Float32Array): BackendBuffer {
-    return new JsBuffer(data.slice());
+    return new JsBuffer(this.float64 ? Float64Array.from(data) : data.slice());
   }
   write(buf: BackendBuffer, data: Float32Array, offset = 0): void {
     d(buf).set(data, offset);
   }
   read(buf: BackendBuffer): Promise<Float32Array> {
-    return Promise.resolve(d(buf).slice());
+    return Promise.resolve(Float32Array.from(d(buf)));
+  }
+  /** The stored values at full precision (float64 in float64 mode). */
+  readExact(buf: BackendBuffer): Float64Array {
+    return Float64Array.from(d(buf));
+  }
+  /** Overwrite the stored values at full precision. */
+  writeExact(buf: BackendBuffer, data: ArrayLike<number>, offset = 0): void {
+    d(buf).set(data, offset);
   }
   free(buf: BackendBuffer): void {
-    (buf as JsBuffer).data = undefined as unknown as Float32Array;
+    (buf as JsBuffer).data = undefined as unknown as Values;
   }
   flush(): void {}
   dispose(): void {}

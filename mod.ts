@@ -1,0 +1,87 @@
+/**
+ * pixelfly: Pixelated Butterfly structured-sparse training and inference for
+ * Deno, with block-sparse kernels on WASM SIMD and WebGPU.
+ *
+ * A flat block butterfly mask, a block-sparse product and its gradient:
+ *
+ * ```ts
+ * import { blockSparseLinear, flatBlockButterfly, mean, randn, setBackend } from "./mod.ts";
+ *
+ * await setBackend("js"); // or "wasm", "webgpu", "auto"
+ * const mask = flatBlockButterfly({ outFeatures: 256, inFeatures: 256, block: 32, butterflySize: 8, nFactors: 2 });
+ * console.log(mask.density); // 0.375
+ * const x = randn([4, 256], { seed: 1 });
+ * const w = randn([mask.nnz, 32, 32], { seed: 2, std: 0.05, requiresGrad: true });
+ * const loss = mean(blockSparseLinear(x, w, mask));
+ * loss.backward();
+ * console.log(w.grad!.shape); // [24, 32, 32]
+ * ```
+ *
+ * @module
+ */
+export {
+  type CreateOptions,
+  full,
+  keep,
+  ones,
+  randn,
+  type RandomOptions,
+  randu,
+  Tensor,
+  tensor,
+  tidy,
+  zeros,
+} from "./src/tensor.ts";
+export {
+  add,
+  affine,
+  blockSparseLinear,
+  crossEntropy,
+  dds,
+  div,
+  exp,
+  gather,
+  gelu,
+  layerNorm,
+  log,
+  matmul,
+  type MatmulOptions,
+  mean,
+  mse,
+  mul,
+  neg,
+  relu,
+  reshape,
+  sdd,
+  sigmoid,
+  softmax,
+  sub,
+  sum,
+  sumCols,
+  sumRows,
+  tanh,
+  transpose,
+} from "./src/ops.ts";
+export { backward, isGradEnabled, noGrad, type TapeNode } from "./src/autograd.ts";
+export { BlockMask } from "./src/masks/block_mask.ts";
+export {
+  blockDiagonal,
+  butterflyFactor,
+  flatBlockButterfly,
+  type FlatBlockButterflyOptions,
+  flatButterflyGrid,
+  globalMask,
+  randomMask,
+  union,
+} from "./src/masks/patterns.ts";
+export { availableBackends, getBackend, loadBackend, setBackend } from "./src/backends/select.ts";
+export type {
+  Backend,
+  BackendBuffer,
+  BackendName,
+  BlockLayout,
+  DdsParams,
+  GemmParams,
+  SddParams,
+} from "./src/backends/types.ts";
+export { Rng } from "./src/random.ts";

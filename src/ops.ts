@@ -1,0 +1,815 @@
+/**
+ * The public differentiable ops: validate shapes, call the backend, record
+ * on the tape. Gradient rules live in `autograd.ts`.
+ *
+ * @module
+ */
+import type { Backend, BinaryOp, BlockLayout, Broadcast, UnaryOp } from "./backends/types.ts";
+import { record } from "./autograd.ts";
+import { BlockMask } from "./masks/block_mask.ts";
+import { Tensor } from "./tensor.ts";
+
+// --- helpers ----------------------------------------------------------------
+
+function checkTensor(op: string, name: string, t: unknown): asserts t is Tensor {
+  if (!(t instanceof Tensor)) throw new TypeError(`${op}: ${name} must be a Tensor, got ${describe(t)}`);
+  if (t.disposed) throw new Error(`${op}: ${name} [${t.shape}] was disposed`);
+}
+
+function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  return typeof v === "object" ? (v.constructor?.name ?? "an object") : `${typeof v} ${String(v)}`;
+}
+
+function sameBackend(op: string, ...ts: Tensor[]): Backend {
+  const be = ts[0].backend;
+  for (const t of ts) {
+    if (t.backend !== be) {
+      throw new Error(
+        `${op}: tensors live on different backends (${be.name} and ${t.backend.name}); move them with toBackend first`,
+      );
+    }
+  }
+  return be;
+}
+
+/** A new zero tensor on a backend (no tape). */
+export function _zeros(shape: readonly number[], be: Backend): Tensor {
+  return new Tensor(shape, be, be.alloc(shape.reduce((a, b) => a * b, 1)));
+}
+
+/** A new tensor filled with `value` on a backend (no tape). */
+export function _full(shape: readonly number[], value: number, be: Backend): Tensor {
+  const t = _zeros(shape, be);
+  if (value !== 0) be.fill(t.buffer, { size: t.size, value });
+  return t;
+}
+
+function layoutOf(op: string, mask: BlockMask | BlockLayout): BlockLayout {
+  if (mask instanceof BlockMask) return mask.toBSR();
+  if (
+    mask && typeof mask === "object" && mask.rowPtr instanceof Int32Array && mask.colIdx instanceof Int32Array
+  ) {
+    return mask;
+  }
+  throw new TypeError(`${op}: mask must be a BlockMask or a BlockLayout, got ${describe(mask)}`);
+}
+
+// --- shape ops --------------------------------------------------------------
+
+/**
+ * The same values in another shape (shares the buffer).
+ *
+ * @example
+ * ```ts
+ * import { reshape, tensor } from "./mod.ts";
+ * console.log(reshape(tensor([1, 2, 3, 4]), [2, 2]).shape); // [2, 2]
+ * ```
+ */
+export function reshape(x: Tensor, shape: readonly number[]): Tensor {
+  checkTensor("reshape", "x", x);
+  if (shape.length === x.shape.length && shape.every((d, i) => d === x.shape[i])) return x;
+  return record(x.view(shape), "reshape", [x]);
+}
+
+/**
+ * Swap the last two axes: (M, N) -> (N, M), or (B, M, N) -> (B, N, M).
+ *
+ * @example
+ * ```ts
+ * import { tensor, transpose } from "./mod.ts";
+ * console.log(await transpose(tensor([1, 2, 3, 4, 5, 6], [2, 3])).data()); // Float32Array(6) [1, 4, 2, 5, 3, 6]
+ * ```
+ */
+export function transpose(x: Tensor): Tensor {
+  checkTensor("transpose", "x", x);
+  if (x.rank < 2) {
+    throw new RangeError(`transpose: x must have at least 2 dimensions, got shape [${x.shape}]`);
+  }
+  const M = x.shape.at(-2)!, N = x.shape.at(-1)!, B = x.size / (M * N || 1);
+  const out = _zeros([...x.shape.slice(0, -2), N, M], x.backend);
+  x.backend.transpose(x.buffer, out.buffer, { B, M, N });
+  return record(out, "transpose", [x]);
+}
+
+// --- products ---------------------------------------------------------------
+
+/** Options of {@link matmul}. */
+export interface MatmulOptions {
+  /** Use A transposed (A stored (K, M)). */
+  transA?: boolean;
+  /** Use B transposed (B stored (N, K)). */
+  transB?: boolean;
+}
+
+/**
+ * Matrix product `op(A)·op(B)`. 2-D × 2-D; 3-D × 3-D batched; or 3-D × 2-D
+ * with the 2-D matrix shared across the batch (as a linear layer on (B, L, K)).
+ *
+ * @example
+ * ```ts
+ * import { matmul, tensor } from "./mod.ts";
+ * const a = tensor([1, 2, 3, 4], [2, 2]), b = tensor([1, 0, 0, 1], [2, 2]);
+ * console.log(await matmul(a, b, { transA: true }).data()); // Float32Array(4) [1, 3, 2, 4]
+ * ```
+ */
+export function matmul(a: Tensor, b: Tensor, { transA = false, transB = false }: MatmulOptions = {}): Tensor {
+  const op = "matmul";
+  checkTensor(op, "a", a);
+  checkTensor(op, "b", b);
+  const be = sameBackend(op, a, b);
+  if (a.rank === 3 && b.rank === 2 && !transA) {
+    const [B, M, K] = a.shape;
+    const y = matmul(reshape(a, [B * M, K]), b, { transB });
+    return reshape(y, [B, M, y.shape[1]]);
+  }
+  const batched = a.rank === 3 && b.rank === 3;
+  if (!batched && !(a.rank === 2 && b.rank === 2)) {
+    throw new RangeError(
+      `${op}: expects 2-D or batched 3-D operands, got shapes [${a.shape}] and [${b.shape}]`,
+    );
+  }
+  const batch = batched ? a.shape[0] : 1;
+  if (batched && b.shape[0] !== batch) {
+    throw new RangeError(`${op}: batch sizes differ: a [${a.shape}] and b [${b.shape}]`);
+  }
+  const [ar, ac] = a.shape.slice(-2), [br, bc] = b.shape.slice(-2);
+  const M = transA ? ac : ar, K = transA ? ar : ac;
+  const Kb = transB ? bc : br, N = transB ? br : bc;
+  if (K !== Kb) {
+    throw new RangeError(
+      `${op}: inner dimensions differ: op(a) is ${M}x${K} (a [${a.shape}]${transA ? " transposed" : ""}) ` +
+        `and op(b) is ${Kb}x${N} (b [${b.shape}]${transB ? " transposed" : ""})`,
+    );
+  }
+  const out = _zeros(batched ? [batch, M, N] : [M, N], be);
+  if (M * N > 0) {
+    be.gemm(a.buffer, b.buffer, out.buffer, { M, N, K, transA, transB, accumulate: false, batch });
+  }
+  return record(out, "matmul", [a, b], [], { transA, transB });
+}
+
+/**
+ * Dense × block-sparse: `Y = X·Wᵀ` (transW, the forward of a layer, default)
+ * or `Y = X·W` (the backward dX = dY·W). W holds the kept blocks as
+ * (nnz, b, b) in the mask's BSR order.
+ *
+ * @example
+ * ```ts
+ * import { BlockMask, dds, ones } from "./mod.ts";
+ * const mask = BlockMask.fromFunction(2, 2, 2, (i, j) => i === j);
+ * const y = dds(ones([1, 4]), ones([2, 2, 2]), mask);
+ * console.log(await y.data()); // Float32Array(4) [2, 2, 2, 2]
+ * ```
+ */
+export function dds(
+  x: Tensor,
+  w: Tensor,
+  mask: BlockMask | BlockLayout,
+  { transW = true }: { transW?: boolean } = {},
+): Tensor {
+  const op = "dds";
+  checkTensor(op, "x", x);
+  checkTensor(op, "w", w);
+  const layout = layoutOf(op, mask);
+  const be = sameBackend(op, x, w);
+  const b = layout.block, N = layout.rows * b, K = layout.cols * b;
+  checkBlockWeight(op, w, layout);
+  const inCols = transW ? K : N, outCols = transW ? N : K;
+  if (x.rank !== 2 || x.shape[1] !== inCols) {
+    throw new RangeError(
+      `${op}: x [${x.shape}] must be (M, ${inCols}) for a ${N}x${K} block-sparse weight${
+        transW ? "" : " (transW false)"
+      }`,
+    );
+  }
+  const M = x.shape[0];
+  const out = _zeros([M, outCols], be);
+  if (M > 0) be.dds(x.buffer, w.buffer, out.buffer, { M, layout, transW, accumulate: false });
+  return record(out, "dds", [x, w], [], { layout, transW });
+}
+
+function checkBlockWeight(op: string, w: Tensor, layout: BlockLayout): void {
+  const b = layout.block;
+  if (w.rank !== 3 || w.shape[0] !== layout.nnz || w.shape[1] !== b || w.shape[2] !== b) {
+    throw new RangeError(
+      `${op}: weight [${w.shape}] must be (nnz, block, block) = (${layout.nnz}, ${b}, ${b}) for the mask`,
+    );
+  }
+}
+
+/**
+ * Block-sparse = dense × dense on the mask's kept blocks: `W = op(A)·op(B)`
+ * where op(A) is (R, K) and op(B) is (K, C). The weight gradient of a layer is
+ * `sdd(dY, X, mask, { transA: true })` = dYᵀ·X.
+ *
+ * @example
+ * ```ts
+ * import { BlockMask, ones, sdd } from "./mod.ts";
+ * const mask = BlockMask.fromFunction(2, 2, 1, (i, j) => i === j);
+ * console.log(await sdd(ones([3, 2]), ones([3, 2]), mask, { transA: true }).data()); // Float32Array(2) [3, 3]
+ * ```
+ */
+export function sdd(
+  a: Tensor,
+  b: Tensor,
+  mask: BlockMask | BlockLayout,
+  { transA = false, transB = false }: { transA?: boolean; transB?: boolean } = {},
+): Tensor {
+  const op = "sdd";
+  checkTensor(op, "a", a);
+  checkTensor(op, "b", b);
+  const layout = layoutOf(op, mask);
+  const be = sameBackend(op, a, b);
+  const blk = layout.block, R = layout.rows * blk, C = layout.cols * blk;
+  if (a.rank !== 2 || b.rank !== 2) {
+    throw new RangeError(`${op}: a and b must be 2-D, got shapes [${a.shape}] and [${b.shape}]`);
+  }
+  const aR = transA ? a.shape[1] : a.shape[0], K = transA ? a.shape[0] : a.shape[1];
+  const bK = transB ? b.shape[1] : b.shape[0], bC = transB ? b.shape[0] : b.shape[1];
+  if (aR !== R || bC !== C || bK !== K) {
+    throw new RangeError(
+      `${op}: op(a) is ${aR}x${K} and op(b) is ${bK}x${bC}, but the mask needs ${R}xK times Kx${C}`,
+    );
+  }
+  const out = _zeros([layout.nnz, blk, blk], be);
+  if (layout.nnz > 0) {
+    be.sdd(a.buffer, b.buffer, out.buffer, { layout, K, transA, transB, accumulate: false });
+  }
+  return record(out, "sdd", [a, b], [], { layout, transA, transB });
+}
+
+/**
+ * The block-sparse linear layer as a function: `x·Wᵀ + bias`, with x (M, K)
+ * (or (..., K)), W (nnz, block, block) in the mask's BSR order and bias (N).
+ *
+ * @example
+ * ```ts
+ * import { blockSparseLinear, flatBlockButterfly, ones, zeros } from "./mod.ts";
+ * const mask = flatBlockButterfly({ outFeatures: 64, inFeatures: 64, block: 8, butterflySize: 8, nFactors: 1 });
+ * const y = blockSparseLinear(ones([2, 64]), ones([mask.nnz, 8, 8]), mask, zeros([64]));
+ * console.log(y.shape, (await y.data())[0]); // [2, 64] 16
+ * ```
+ */
+export function blockSparseLinear(x: Tensor, weight: Tensor, mask: BlockMask, bias?: Tensor): Tensor {
+  const op = "blockSparseLinear";
+  checkTensor(op, "x", x);
+  checkTensor(op, "weight", weight);
+  const layout = layoutOf(op, mask);
+  const K = layout.cols * layout.block, N = layout.rows * layout.block;
+  if (x.rank < 1 || x.shape.at(-1) !== K) {
+    throw new RangeError(
+      `${op}: x [${x.shape}] has ${x.shape.at(-1)} columns but the layer takes ${K} in-features`,
+    );
+  }
+  checkBlockWeight(op, weight, layout);
+  if (bias !== undefined) {
+    checkTensor(op, "bias", bias);
+    if (bias.size !== N || bias.rank !== 1) {
+      throw new RangeError(`${op}: bias [${bias.shape}] must be (${N}) for ${N} out-features`);
+    }
+  }
+  const lead = x.shape.slice(0, -1);
+  let y = dds(reshape(x, [x.size / K, K]), weight, layout);
+  if (bias) y = add(y, bias);
+  return reshape(y, [...lead, N]);
+}
+
+// --- elementwise ------------------------------------------------------------
+
+function broadcastKind(op: string, a: Tensor, b: Tensor): { bcast: Broadcast; M: number; N: number } {
+  const same = a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
+  if (same) return { bcast: "full", M: 1, N: a.size };
+  if (b.size === 1) return { bcast: "scalar", M: 1, N: a.size };
+  const last = a.shape.at(-1) ?? 1;
+  if (b.rank === 1 && b.shape[0] === last) return { bcast: "row", M: a.size / last, N: last };
+  if (
+    b.rank === a.rank && b.shape.at(-1) === 1 && a.shape.slice(0, -1).every((d, i) => d === b.shape[i])
+  ) {
+    return { bcast: "col", M: a.size / last, N: last };
+  }
+  throw new RangeError(
+    `${op}: cannot broadcast b [${b.shape}] over a [${a.shape}]; b must match a, be (${last}), ` +
+      `be [${[...a.shape.slice(0, -1), 1]}], or hold one value`,
+  );
+}
+
+function binary(op: BinaryOp, a: Tensor | number, b: Tensor | number): Tensor {
+  if (typeof a === "number" && typeof b === "number") {
+    throw new TypeError(`${op}: at least one operand must be a Tensor, got two numbers`);
+  }
+  if (typeof b === "number") {
+    if (!Number.isFinite(b) && op !== "mul") throw new RangeError(`${op}: scalar must be finite, got ${b}`);
+    checkTensor(op, "a", a);
+    const t = a as Tensor;
+    switch (op) {
+      case "add":
+        return affine(t, 1, b);
+      case "sub":
+        return affine(t, 1, -b);
+      case "mul":
+        return affine(t, b, 0);
+      case "div":
+        if (b === 0) throw new RangeError(`div: divisor must not be 0`);
+        return affine(t, 1 / b, 0);
+    }
+  }
+  if (typeof a === "number") {
+    checkTensor(op, "b", b);
+    switch (op) {
+      case "add":
+        return affine(b, 1, a);
+      case "sub":
+        return affine(b, -1, a);
+      case "mul":
+        return affine(b, a, 0);
+      case "div":
+        throw new TypeError(`div: a number divided by a Tensor is not supported; use div(full(...), t)`);
+    }
+  }
+  checkTensor(op, "a", a);
+  checkTensor(op, "b", b);
+  const be = sameBackend(op, a, b);
+  const { bcast, M, N } = broadcastKind(op, a, b);
+  const out = _zeros(a.shape, be);
+  if (a.size > 0) be.binary(op, a.buffer, b.buffer, out.buffer, { M, N, bcast });
+  return record(out, "binary", [a, b], [], { op, bcast });
+}
+
+/**
+ * `a + b`, with b of a's shape, a row vector of a's last dimension, a column
+ * (a's shape with last dimension 1), one value, or a number.
+ *
+ * @example
+ * ```ts
+ * import { add, tensor } from "./mod.ts";
+ * console.log(await add(tensor([1, 2, 3, 4], [2, 2]), tensor([10, 20])).data()); // Float32Array(4) [11, 22, 13, 24]
+ * ```
+ */
+export function add(a: Tensor | number, b: Tensor | number): Tensor {
+  return binary("add", a, b);
+}
+
+/**
+ * `a - b`, broadcasting as {@link add}.
+ *
+ * @example
+ * ```ts
+ * import { sub, tensor } from "./mod.ts";
+ * console.log(await sub(1, tensor([0.25, 1])).data()); // Float32Array(2) [0.75, 0]
+ * ```
+ */
+export function sub(a: Tensor | number, b: Tensor | number): Tensor {
+  return binary("sub", a, b);
+}
+
+/**
+ * `a * b` elementwise, broadcasting as {@link add}.
+ *
+ * @example
+ * ```ts
+ * import { mul, tensor } from "./mod.ts";
+ * console.log(await mul(tensor([1, 2, 3, 4], [2, 2]), tensor([2, 3], [2, 1])).data()); // Float32Array(4) [2, 4, 9, 12]
+ * ```
+ */
+export function mul(a: Tensor | number, b: Tensor | number): Tensor {
+  return binary("mul", a, b);
+}
+
+/**
+ * `a / b` elementwise, broadcasting as {@link add}.
+ *
+ * @example
+ * ```ts
+ * import { div, tensor } from "./mod.ts";
+ * console.log(await div(tensor([1, 2]), 4).data()); // Float32Array(2) [0.25, 0.5]
+ * ```
+ */
+export function div(a: Tensor | number, b: Tensor | number): Tensor {
+  return binary("div", a, b);
+}
+
+/**
+ * `alpha * x + beta`.
+ *
+ * @example
+ * ```ts
+ * import { affine, tensor } from "./mod.ts";
+ * console.log(await affine(tensor([1, 2]), 2, 1).data()); // Float32Array(2) [3, 5]
+ * ```
+ */
+export function affine(x: Tensor, alpha: number, beta: number): Tensor {
+  checkTensor("affine", "x", x);
+  if (!Number.isFinite(alpha) || !Number.isFinite(beta)) {
+    throw new RangeError(`affine: alpha and beta must be finite, got ${alpha} and ${beta}`);
+  }
+  const out = _zeros(x.shape, x.backend);
+  if (x.size > 0) x.backend.scale(x.buffer, out.buffer, { size: x.size, alpha, beta, accumulate: false });
+  return record(out, "affine", [x], [], { alpha });
+}
+
+/** `acc += g` in place, off the tape (gradient accumulation). */
+export function addInto(acc: Tensor, g: Tensor): void {
+  if (acc.size !== g.size) throw new RangeError(`addInto: sizes differ, [${acc.shape}] and [${g.shape}]`);
+  acc.backend.binary("add", acc.buffer, g.buffer, acc.buffer, { M: 1, N: acc.size, bcast: "full" });
+}
+
+function unary(op: UnaryOp, x: Tensor): Tensor {
+  checkTensor(op, "x", x);
+  const out = _zeros(x.shape, x.backend);
+  if (x.size > 0) x.backend.unary(op, x.buffer, out.buffer, { size: x.size });
+  return record(out, "unary", [x], [out], { op });
+}
+
+/** @internal `dy * f'(x)` for the unary rules. */
+export function _unaryGrad(op: UnaryOp, x: Tensor, y: Tensor, dy: Tensor): Tensor {
+  const dx = _zeros(x.shape, x.backend);
+  if (x.size > 0) {
+    x.backend.unaryGrad(op, x.buffer, y.buffer, dy.buffer, dx.buffer, { size: x.size, accumulate: false });
+  }
+  return dx;
+}
+
+/**
+ * `max(x, 0)`.
+ *
+ * @example
+ * ```ts
+ * import { relu, tensor } from "./mod.ts";
+ * console.log(await relu(tensor([-1, 2])).data()); // Float32Array(2) [0, 2]
+ * ```
+ */
+export function relu(x: Tensor): Tensor {
+  return unary("relu", x);
+}
+
+/**
+ * GELU, tanh approximation (as GPT-2 and the Pixelfly reference use).
+ *
+ * @example
+ * ```ts
+ * import { gelu, tensor } from "./mod.ts";
+ * console.log((await gelu(tensor([0])).data())[0]); // 0
+ * ```
+ */
+export function gelu(x: Tensor): Tensor {
+  return unary("gelu", x);
+}
+
+/**
+ * `1 / (1 + exp(-x))`.
+ *
+ * @example
+ * ```ts
+ * import { sigmoid, tensor } from "./mod.ts";
+ * console.log((await sigmoid(tensor([0])).data())[0]); // 0.5
+ * ```
+ */
+export function sigmoid(x: Tensor): Tensor {
+  return unary("sigmoid", x);
+}
+
+/**
+ * Hyperbolic tangent.
+ *
+ * @example
+ * ```ts
+ * import { tanh, tensor } from "./mod.ts";
+ * console.log((await tanh(tensor([0])).data())[0]); // 0
+ * ```
+ */
+export function tanh(x: Tensor): Tensor {
+  return unary("tanh", x);
+}
+
+/**
+ * `e^x`.
+ *
+ * @example
+ * ```ts
+ * import { exp, tensor } from "./mod.ts";
+ * console.log((await exp(tensor([0])).data())[0]); // 1
+ * ```
+ */
+export function exp(x: Tensor): Tensor {
+  return unary("exp", x);
+}
+
+/**
+ * Natural logarithm.
+ *
+ * @example
+ * ```ts
+ * import { log, tensor } from "./mod.ts";
+ * console.log((await log(tensor([1])).data())[0]); // 0
+ * ```
+ */
+export function log(x: Tensor): Tensor {
+  return unary("log", x);
+}
+
+/**
+ * `-x`.
+ *
+ * @example
+ * ```ts
+ * import { neg, tensor } from "./mod.ts";
+ * console.log(await neg(tensor([1, -2])).data()); // Float32Array(2) [-1, 2]
+ * ```
+ */
+export function neg(x: Tensor): Tensor {
+  return unary("neg", x);
+}
+
+// --- reductions -------------------------------------------------------------
+
+/**
+ * The sum of all elements, as a one-element tensor of shape [1].
+ *
+ * @example
+ * ```ts
+ * import { sum, tensor } from "./mod.ts";
+ * console.log(await sum(tensor([1, 2, 3])).item()); // 6
+ * ```
+ */
+export function sum(x: Tensor): Tensor {
+  checkTensor("sum", "x", x);
+  const out = _zeros([1], x.backend);
+  if (x.size > 0) x.backend.sumRows(x.buffer, out.buffer, { M: x.size, N: 1, accumulate: false });
+  return record(out, "sum", [x]);
+}
+
+/**
+ * The mean of all elements, as a one-element tensor of shape [1].
+ *
+ * @example
+ * ```ts
+ * import { mean, tensor } from "./mod.ts";
+ * console.log(await mean(tensor([1, 2, 3])).item()); // 2
+ * ```
+ */
+export function mean(x: Tensor): Tensor {
+  checkTensor("mean", "x", x);
+  if (x.size === 0) throw new RangeError(`mean: x [${x.shape}] is empty`);
+  return affine(sum(x), 1 / x.size, 0);
+}
+
+/**
+ * Column sums of a 2-D (M, N) tensor: shape (N) (the bias gradient).
+ *
+ * @example
+ * ```ts
+ * import { sumRows, tensor } from "./mod.ts";
+ * console.log(await sumRows(tensor([1, 2, 3, 4], [2, 2])).data()); // Float32Array(2) [4, 6]
+ * ```
+ */
+export function sumRows(x: Tensor): Tensor {
+  checkTensor("sumRows", "x", x);
+  if (x.rank !== 2) throw new RangeError(`sumRows: x must be 2-D (M, N), got shape [${x.shape}]`);
+  const [M, N] = x.shape;
+  const out = _zeros([N], x.backend);
+  x.backend.sumRows(x.buffer, out.buffer, { M, N, accumulate: false });
+  return record(out, "sumRows", [x]);
+}
+
+/**
+ * Row sums of a 2-D (M, N) tensor: shape (M).
+ *
+ * @example
+ * ```ts
+ * import { sumCols, tensor } from "./mod.ts";
+ * console.log(await sumCols(tensor([1, 2, 3, 4], [2, 2])).data()); // Float32Array(2) [3, 7]
+ * ```
+ */
+export function sumCols(x: Tensor): Tensor {
+  checkTensor("sumCols", "x", x);
+  if (x.rank !== 2) throw new RangeError(`sumCols: x must be 2-D (M, N), got shape [${x.shape}]`);
+  const [M, N] = x.shape;
+  const out = _zeros([M], x.backend);
+  x.backend.sumCols(x.buffer, out.buffer, { M, N, accumulate: false });
+  return record(out, "sumCols", [x]);
+}
+
+/** @internal A one-element tensor broadcast to a shape. */
+export function broadcastScalar(s: Tensor, shape: readonly number[]): Tensor {
+  const out = _zeros(shape, s.backend);
+  if (out.size > 0) {
+    s.backend.binary("add", out.buffer, s.buffer, out.buffer, { M: 1, N: out.size, bcast: "scalar" });
+  }
+  return out;
+}
+
+// --- rows -------------------------------------------------------------------
+
+function rowsOf(op: string, x: Tensor): [number, number] {
+  if (x.rank < 1 || x.size === 0) {
+    throw new RangeError(`${op}: x must be a non-empty tensor, got shape [${x.shape}]`);
+  }
+  const N = x.shape.at(-1)!;
+  return [x.size / N, N];
+}
+
+/**
+ * Softmax over the last axis.
+ *
+ * @example
+ * ```ts
+ * import { softmax, tensor } from "./mod.ts";
+ * console.log(await softmax(tensor([0, 0])).data()); // Float32Array(2) [0.5, 0.5]
+ * ```
+ */
+export function softmax(x: Tensor): Tensor {
+  checkTensor("softmax", "x", x);
+  const [M, N] = rowsOf("softmax", x);
+  const out = _zeros(x.shape, x.backend);
+  x.backend.softmax(x.buffer, out.buffer, { M, N });
+  return record(out, "softmax", [x], [out]);
+}
+
+/** @internal The softmax backward. */
+export function _softmaxGrad(y: Tensor, dy: Tensor): Tensor {
+  const N = y.shape.at(-1)!, M = y.size / N;
+  const dx = _zeros(y.shape, y.backend);
+  y.backend.softmaxGrad(y.buffer, dy.buffer, dx.buffer, { M, N, accumulate: false });
+  return dx;
+}
+
+function labelsTensor(
+  op: string,
+  labels: Tensor | ArrayLike<number>,
+  M: number,
+  N: number,
+  be: Backend,
+): Tensor {
+  if (labels instanceof Tensor) {
+    if (labels.size !== M) {
+      throw new RangeError(`${op}: labels [${labels.shape}] must hold ${M} entries, one per row`);
+    }
+    return labels;
+  }
+  if (labels === null || typeof labels !== "object" || typeof labels.length !== "number") {
+    throw new TypeError(
+      `${op}: labels must be a Tensor or an array of class indices, got ${describe(labels)}`,
+    );
+  }
+  if (labels.length !== M) throw new RangeError(`${op}: got ${labels.length} labels for ${M} rows of logits`);
+  const f = new Float32Array(M);
+  for (let i = 0; i < M; i++) {
+    const l = labels[i];
+    if (!Number.isInteger(l) || l < 0 || l >= N) {
+      throw new RangeError(`${op}: label ${i} is ${l}, but classes are integers in [0, ${N})`);
+    }
+    f[i] = l;
+  }
+  return new Tensor([M], be, be.upload(f));
+}
+
+/**
+ * Mean cross-entropy of (M, N) logits against M class labels (softmax fused,
+ * computed stably with log-sum-exp).
+ *
+ * @example
+ * ```ts
+ * import { crossEntropy, tensor } from "./mod.ts";
+ * const loss = crossEntropy(tensor([0, 0, 0, 0], [2, 2]), [0, 1]);
+ * console.log((await loss.item()).toFixed(4)); // 0.6931
+ * ```
+ */
+export function crossEntropy(logits: Tensor, labels: Tensor | ArrayLike<number>): Tensor {
+  const op = "crossEntropy";
+  checkTensor(op, "logits", logits);
+  if (logits.rank !== 2 || logits.size === 0) {
+    throw new RangeError(`${op}: logits must be 2-D (M, N) and non-empty, got shape [${logits.shape}]`);
+  }
+  const [M, N] = logits.shape, be = logits.backend;
+  const lab = labelsTensor(op, labels, M, N, be);
+  const probs = _zeros([M, N], be), losses = _zeros([M], be);
+  be.crossEntropy(logits.buffer, lab.buffer, probs.buffer, losses.buffer, { M, N });
+  const out = _zeros([1], be);
+  be.sumRows(losses.buffer, out.buffer, { M, N: 1, accumulate: false });
+  be.scale(out.buffer, out.buffer, { size: 1, alpha: 1 / M, beta: 0, accumulate: false });
+  losses.dispose();
+  return record(out, "crossEntropy", [logits], [probs, lab]);
+}
+
+/** @internal The cross-entropy backward: (probs − onehot) · dy / M. */
+export function _crossEntropyGrad(probs: Tensor, labels: Tensor, dy: Tensor, M: number): Tensor {
+  const N = probs.shape[1], be = probs.backend;
+  const dl = broadcastScalar(dy, [M]);
+  be.scale(dl.buffer, dl.buffer, { size: M, alpha: 1 / M, beta: 0, accumulate: false });
+  const dx = _zeros([M, N], be);
+  be.crossEntropyGrad(probs.buffer, labels.buffer, dl.buffer, dx.buffer, { M, N, accumulate: false });
+  dl.dispose();
+  return dx;
+}
+
+/**
+ * Mean squared error `mean((pred − target)²)`.
+ *
+ * @example
+ * ```ts
+ * import { mse, tensor } from "./mod.ts";
+ * console.log(await mse(tensor([1, 2]), tensor([1, 4])).item()); // 2
+ * ```
+ */
+export function mse(pred: Tensor, target: Tensor): Tensor {
+  checkTensor("mse", "pred", pred);
+  checkTensor("mse", "target", target);
+  if (pred.shape.join() !== target.shape.join()) {
+    throw new RangeError(`mse: pred [${pred.shape}] and target [${target.shape}] must have the same shape`);
+  }
+  const d = sub(pred, target);
+  return mean(mul(d, d));
+}
+
+/**
+ * LayerNorm over the last axis: `(x − mean) / sqrt(var + eps) * gamma + beta`.
+ *
+ * @example
+ * ```ts
+ * import { layerNorm, ones, tensor, zeros } from "./mod.ts";
+ * const y = layerNorm(tensor([1, 3]), ones([2]), zeros([2]));
+ * console.log(Array.from(await y.data(), (v) => Math.round(v))); // [-1, 1]
+ * ```
+ */
+export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): Tensor {
+  const op = "layerNorm";
+  checkTensor(op, "x", x);
+  checkTensor(op, "gamma", gamma);
+  checkTensor(op, "beta", beta);
+  const be = sameBackend(op, x, gamma, beta);
+  const [M, N] = rowsOf(op, x);
+  if (gamma.size !== N || beta.size !== N) {
+    throw new RangeError(
+      `${op}: gamma [${gamma.shape}] and beta [${beta.shape}] must be (${N}) for x [${x.shape}]`,
+    );
+  }
+  if (!(eps > 0)) throw new RangeError(`${op}: eps must be positive, got ${eps}`);
+  const y = _zeros(x.shape, be), mu = _zeros([M], be), rs = _zeros([M], be);
+  be.layerNorm(x.buffer, gamma.buffer, beta.buffer, y.buffer, mu.buffer, rs.buffer, { M, N, eps });
+  return record(y, "layerNorm", [x, gamma, beta], [mu, rs]);
+}
+
+/** @internal The LayerNorm backward: [dx, dgamma, dbeta]. */
+export function _layerNormGrad(dy: Tensor, x: Tensor, gamma: Tensor, mu: Tensor, rs: Tensor): Tensor[] {
+  const N = x.shape.at(-1)!, M = x.size / N, be = x.backend;
+  const dx = _zeros(x.shape, be), dg = _zeros(gamma.shape, be), db = _zeros(gamma.shape, be);
+  be.layerNormGrad(dy.buffer, x.buffer, gamma.buffer, mu.buffer, rs.buffer, dx.buffer, dg.buffer, db.buffer, {
+    M,
+    N,
+    accumulate: false,
+  });
+  return [dx, dg, db];
+}
+
+/**
+ * Rows of a (rows, N) table picked by integer indices: an embedding lookup.
+ * Result shape is `[...idx shape, N]`.
+ *
+ * @example
+ * ```ts
+ * import { gather, tensor } from "./mod.ts";
+ * console.log(await gather(tensor([1, 2, 3, 4], [2, 2]), [1, 1, 0]).data()); // Float32Array(6) [3, 4, 3, 4, 1, 2]
+ * ```
+ */
+export function gather(table: Tensor, idx: ArrayLike<number> | Tensor): Tensor {
+  const op = "gather";
+  checkTensor(op, "table", table);
+  if (table.rank !== 2) {
+    throw new RangeError(`${op}: table must be 2-D (rows, N), got shape [${table.shape}]`);
+  }
+  const [rows, N] = table.shape, be = table.backend;
+  let ix: Tensor, lead: readonly number[];
+  if (idx instanceof Tensor) {
+    checkTensor(op, "idx", idx);
+    sameBackend(op, table, idx);
+    ix = idx;
+    lead = idx.shape;
+  } else {
+    if (idx === null || typeof idx !== "object" || typeof idx.length !== "number") {
+      throw new TypeError(`${op}: idx must be a Tensor or an array of row indices, got ${describe(idx)}`);
+    }
+    const f = new Float32Array(idx.length);
+    for (let i = 0; i < idx.length; i++) {
+      if (!Number.isInteger(idx[i]) || idx[i] < 0 || idx[i] >= rows) {
+        throw new RangeError(`${op}: index ${i} is ${idx[i]}, but the table has rows [0, ${rows})`);
+      }
+      f[i] = idx[i];
+    }
+    ix = new Tensor([f.length], be, be.upload(f));
+    lead = [f.length];
+  }
+  const M = ix.size;
+  const out = _zeros([...lead, N], be);
+  if (M > 0) be.gatherRows(table.buffer, ix.buffer, out.buffer, { M, N });
+  return record(out, "gather", [table], [ix]);
+}
+
+/** @internal The gather backward. */
+export function _scatterAdd(dy: Tensor, idx: Tensor, shape: readonly number[]): Tensor {
+  const N = shape[1], M = idx.size;
+  const dt = _zeros(shape, dy.backend);
+  if (M > 0) dy.backend.scatterAddRows(dy.buffer, idx.buffer, dt.buffer, { M, N });
+  return dt;
+}

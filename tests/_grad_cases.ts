@@ -1,0 +1,110 @@
+/**
+ * The table of differentiable ops checked by finite differences and across
+ * backends: one entry per op and variant.
+ *
+ * @module
+ */
+import * as ops from "../src/ops.ts";
+import { BlockMask } from "../src/masks/block_mask.ts";
+import { flatBlockButterfly } from "../src/masks/patterns.ts";
+import type { Tensor } from "../src/tensor.ts";
+import { type GradInput, input } from "./_gradcheck.ts";
+
+/** One differentiable computation with its inputs. */
+export interface GradCase {
+  name: string;
+  build: (xs: Tensor[]) => Tensor;
+  inputs: GradInput[];
+}
+
+const mask = flatBlockButterfly({ outFeatures: 16, inFeatures: 16, block: 4, butterflySize: 4, nFactors: 1 });
+const rect = BlockMask.fromFunction(2, 3, 4, (i, j) => (i + j) % 2 === 0);
+
+let seed = 1;
+const s = () => seed++;
+
+export const gradCases: GradCase[] = [
+  ...([[false, false], [true, false], [false, true], [true, true]] as const).map(([transA, transB]) => ({
+    name: `matmul transA=${transA} transB=${transB}`,
+    build: ([a, b]: Tensor[]) => ops.matmul(a, b, { transA, transB }),
+    inputs: [input(transA ? [4, 3] : [3, 4], s()), input(transB ? [5, 4] : [4, 5], s())],
+  })),
+  {
+    name: "matmul batched",
+    build: ([a, b]) => ops.matmul(a, b, { transB: true }),
+    inputs: [input([2, 3, 4], s()), input([2, 5, 4], s())],
+  },
+  {
+    name: "matmul (B,L,K) x (K,N) shared",
+    build: ([a, b]) => ops.matmul(a, b),
+    inputs: [input([2, 3, 4], s()), input([4, 5], s())],
+  },
+  {
+    name: "dds forward (X·Wᵀ)",
+    build: ([x, w]) => ops.dds(x, w, mask),
+    inputs: [input([3, 16], s()), input([mask.nnz, 4, 4], s())],
+  },
+  {
+    name: "dds backward direction (X·W), rectangular",
+    build: ([x, w]) => ops.dds(x, w, rect, { transW: false }),
+    inputs: [input([3, 8], s()), input([rect.nnz, 4, 4], s())],
+  },
+  ...([[true, false], [false, false], [false, true], [true, true]] as const).map(([transA, transB]) => ({
+    name: `sdd transA=${transA} transB=${transB}`,
+    build: ([a, b]: Tensor[]) => ops.sdd(a, b, rect, { transA, transB }),
+    inputs: [input(transA ? [3, 8] : [8, 3], s()), input(transB ? [12, 3] : [3, 12], s())],
+  })),
+  {
+    name: "blockSparseLinear with bias on (B, L, K)",
+    build: ([x, w, b]) => ops.blockSparseLinear(x, w, mask, b),
+    inputs: [input([2, 3, 16], s()), input([mask.nnz, 4, 4], s()), input([16], s())],
+  },
+  ...(["add", "sub", "mul", "div"] as const).flatMap((op) =>
+    ([["full", [3, 4]], ["row", [4]], ["col", [3, 1]], ["scalar", [1]]] as const).map(([bc, shape]) => ({
+      name: `${op} ${bc}`,
+      build: ([a, b]: Tensor[]) => ops[op](a, b),
+      inputs: [input([3, 4], s()), input([...shape], s(), op === "div" ? { awayFromZero: 0.5 } : {})],
+    }))
+  ),
+  { name: "add number", build: ([a]) => ops.add(ops.sub(1, a), 2), inputs: [input([5], s())] },
+  { name: "affine", build: ([a]) => ops.affine(a, -3, 2), inputs: [input([5], s())] },
+  ...(["relu", "gelu", "sigmoid", "tanh", "exp", "log", "neg"] as const).map((op) => ({
+    name: op,
+    build: ([a]: Tensor[]) => ops[op](a),
+    inputs: [input([7], s(), op === "log" ? { positive: true } : { awayFromZero: 0.05 })],
+  })),
+  { name: "sum", build: ([a]) => ops.sum(a), inputs: [input([3, 4], s())] },
+  { name: "mean", build: ([a]) => ops.mean(a), inputs: [input([3, 4], s())] },
+  { name: "sumRows", build: ([a]) => ops.sumRows(a), inputs: [input([3, 4], s())] },
+  { name: "sumCols", build: ([a]) => ops.sumCols(a), inputs: [input([3, 4], s())] },
+  { name: "reshape", build: ([a]) => ops.reshape(a, [4, 3]), inputs: [input([3, 4], s())] },
+  { name: "transpose 2-D", build: ([a]) => ops.transpose(a), inputs: [input([3, 4], s())] },
+  { name: "transpose 3-D", build: ([a]) => ops.transpose(a), inputs: [input([2, 3, 4], s())] },
+  { name: "softmax", build: ([a]) => ops.softmax(a), inputs: [input([3, 5], s())] },
+  {
+    name: "crossEntropy",
+    build: ([a]) => ops.crossEntropy(a, [1, 0, 4]),
+    inputs: [input([3, 5], s(), { scale: 3 })],
+  },
+  { name: "mse", build: ([a, b]) => ops.mse(a, b), inputs: [input([6], s()), input([6], s())] },
+  {
+    name: "layerNorm",
+    build: ([x, g, b]) => ops.layerNorm(x, g, b),
+    inputs: [input([3, 6], s(), { scale: 2 }), input([6], s()), input([6], s())],
+  },
+  {
+    name: "gather (repeated rows)",
+    build: ([t]) => ops.gather(t, [2, 0, 2, 1]),
+    inputs: [input([3, 4], s())],
+  },
+  {
+    name: "a tensor used twice",
+    build: ([a, b]) => ops.mul(ops.add(a, a), ops.matmul(a, b)),
+    inputs: [input([3, 3], s()), input([3, 3], s())],
+  },
+  {
+    name: "constant input gets no gradient",
+    build: ([a, b]) => ops.mul(a, b),
+    inputs: [input([4], s()), input([4], s(), { grad: false })],
+  },
+];
