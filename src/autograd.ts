@@ -11,7 +11,7 @@
  */
 import type { BlockLayout, Broadcast, UnaryOp } from "./backends/types.ts";
 import * as ops from "./ops.ts";
-import { _setBackwardHook, keep, Tensor } from "./tensor.ts";
+import { _setBackwardHook, keep, type Tensor } from "./tensor.ts";
 
 /** What a recorded op leaves on its output for backward. */
 export interface TapeNode {
