@@ -63,6 +63,8 @@ export class Tensor {
   requiresGrad = false;
   /** The accumulated gradient, after `backward()`. */
   grad: Tensor | undefined;
+  /** Optimizers skip decoupled weight decay on this parameter (as the reference does for sparse weights). */
+  noWeightDecay = false;
   /** The tape node that produced this tensor, when it was made by a recorded op. */
   node: TapeNode | undefined;
   #storage: Storage;
