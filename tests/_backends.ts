@@ -5,6 +5,7 @@
  * @module
  */
 import type { Backend } from "../src/backends/types.ts";
+import { createWasmBackend } from "../src/backends/wasm.ts";
 
 /** A backend under test: a label for messages and a factory. */
 export interface BackendUnderTest {
@@ -15,3 +16,8 @@ export interface BackendUnderTest {
 
 /** Every backend to test against the js reference. */
 export const backendsUnderTest: BackendUnderTest[] = [];
+
+backendsUnderTest.push(
+  { label: "wasm-relaxed", make: () => createWasmBackend({ variant: "relaxed" }) },
+  { label: "wasm-simd128", make: () => createWasmBackend({ variant: "simd128" }) },
+);

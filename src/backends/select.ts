@@ -5,6 +5,7 @@
  * @module
  */
 import { JsBackend } from "./js.ts";
+import { createWasmBackend } from "./wasm.ts";
 import type { Backend, BackendName } from "./types.ts";
 
 type ConcreteName = Exclude<BackendName, "auto">;
@@ -12,7 +13,7 @@ type ConcreteName = Exclude<BackendName, "auto">;
 /** How each backend is made. A factory rejects with a clear error where its backend cannot run. */
 const factories: Record<ConcreteName, () => Promise<Backend>> = {
   js: () => Promise.resolve(new JsBackend()),
-  wasm: () => Promise.reject(new Error("setBackend: the wasm backend is not built yet")),
+  wasm: () => createWasmBackend(),
   webgpu: () => Promise.reject(new Error("setBackend: the webgpu backend is not built yet")),
 };
 
