@@ -34,6 +34,9 @@ export class BlockMask {
   /** A mask from row-major 0/1 bits of length rows*cols (copied). */
   constructor(rows: number, cols: number, block: number, bits: ArrayLike<number | boolean>) {
     for (const [name, v] of [["rows", rows], ["cols", cols], ["block", block]] as const) {
+      if (typeof v !== "number") {
+        throw new TypeError(`BlockMask: ${name} must be a number, got ${typeof v} ${v}`);
+      }
       if (!Number.isInteger(v) || v < 1) {
         throw new RangeError(`BlockMask: ${name} must be a positive integer, got ${v}`);
       }

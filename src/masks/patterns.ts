@@ -27,9 +27,8 @@ export interface FlatBlockButterflyOptions {
 }
 
 function checkInt(op: string, name: string, v: number, min: number): void {
-  if (typeof v !== "number" || !Number.isInteger(v)) {
-    throw new TypeError(`${op}: ${name} must be an integer, got ${v}`);
-  }
+  if (typeof v !== "number") throw new TypeError(`${op}: ${name} must be a number, got ${typeof v} ${v}`);
+  if (!Number.isInteger(v)) throw new RangeError(`${op}: ${name} must be an integer, got ${v}`);
   if (v < min) throw new RangeError(`${op}: ${name} must be >= ${min}, got ${v}`);
 }
 
@@ -280,10 +279,12 @@ export function randomMask(
  */
 export function union(...masks: BlockMask[]): BlockMask {
   if (masks.length === 0) throw new RangeError("union: needs at least one mask, got 0");
+  for (const m of masks) {
+    if (!(m instanceof BlockMask)) throw new TypeError(`union: every argument must be a BlockMask, got ${m}`);
+  }
   const [first] = masks;
   const bits = first.bits();
   for (const m of masks.slice(1)) {
-    if (!(m instanceof BlockMask)) throw new TypeError(`union: every argument must be a BlockMask, got ${m}`);
     if (m.rows !== first.rows || m.cols !== first.cols || m.block !== first.block) {
       throw new RangeError(
         `union: masks must share grid and block; got ${first.rows}x${first.cols} block ${first.block} ` +
