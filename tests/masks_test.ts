@@ -423,6 +423,16 @@ Deno.test("BlockMask: has() checks its range; the constructor validates; bits() 
     "block must be a positive integer, got 1.5",
   );
   assertThrows(() => new BlockMask(2, "2" as never, 4, [1, 0, 0, 1]), TypeError, "cols must be a number");
+  assertThrows(
+    () => BlockMask.fromFunction(-1, 2, 4, () => true),
+    RangeError,
+    "rows must be a positive integer, got -1",
+  );
+  assertThrows(
+    () => BlockMask.fromFunction(2, 1.5, 4, () => true),
+    RangeError,
+    "cols must be a positive integer, got 1.5",
+  );
   const bits = m.bits();
   bits[1] = 1;
   assertOk(!m.has(0, 1), "mutating bits() leaves the mask alone");

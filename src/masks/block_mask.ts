@@ -67,7 +67,8 @@ export class BlockMask {
     block: number,
     keep: (i: number, j: number) => boolean,
   ): BlockMask {
-    const bits = new Uint8Array(rows * cols);
+    const n = rows * cols; // a bad size reaches the constructor's checks, not a typed-array error
+    const bits = new Uint8Array(Number.isInteger(n) && n > 0 ? n : 0);
     for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) bits[i * cols + j] = keep(i, j) ? 1 : 0;
     return new BlockMask(rows, cols, block, bits);
   }

@@ -87,12 +87,13 @@ function better(a: Candidate, b: Candidate): boolean {
 
 /**
  * Every flat block butterfly that fits the layer: butterflySize a power of two
- * dividing both padded dimensions, at most twice the larger tile count (beyond
- * that, pooling only repeats the block diagonal), and 1 <= nFactors <= log2 of it.
+ * dividing both padded dimensions and at most the power of two at or above
+ * twice the larger tile count (beyond that, tiles pool several grid cells and
+ * the masks only repeat sparser ones), and 1 <= nFactors <= log2 of it.
  */
 function candidates(op: string, outFeatures: number, inFeatures: number, block: number): Candidate[] {
   const outP = Math.ceil(outFeatures / block) * block, inP = Math.ceil(inFeatures / block) * block;
-  const maxSize = 2 * Math.max(outP, inP) / block;
+  const maxSize = 2 ** Math.ceil(Math.log2((2 * Math.max(outP, inP)) / block));
   const list: Candidate[] = [];
   for (let size = 2; size <= maxSize && outP % size === 0 && inP % size === 0; size *= 2) {
     for (let f = 1; f <= Math.log2(size); f++) {
