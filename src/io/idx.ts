@@ -256,8 +256,7 @@ async function findFile(dir: string, name: string): Promise<string | undefined> 
       const info = await Deno.stat(candidate);
       if (info.isFile) return candidate;
     } catch (e) {
-      if (!isMissing(e)) throw e;
-      if (!(e instanceof Deno.errors.NotFound)) throw e; // permission: reported by the caller
+      if (!(e instanceof Deno.errors.NotFound)) throw e; // no permission: the caller skips the folder
     }
   }
   return undefined;
@@ -377,7 +376,7 @@ export interface SyntheticImagesOptions {
   seed: number;
   /** Number of classes, 2..256 (10). */
   classes?: number;
-  /** Image side in pixels, at least 12 (28). */
+  /** Image side in pixels, 12..128 (28). */
   side?: number;
   /** Seed of the task itself (the class prototypes); keep it equal for train and test (1). */
   taskSeed?: number;
@@ -426,11 +425,14 @@ function renderStroke(pts: [number, number][], side: number): Float32Array {
  * A seeded synthetic image-classification task built in memory: the fallback
  * of the demo when Fashion-MNIST is not installed. A pool of random strokes
  * (segments and arcs) is shared by all classes; each class is a set of three
- * of them. An example draws its class's strokes (each dropped with some
- * probability), maybe a distracting stroke of another class, with a random
- * shift of the whole image and of each stroke, random ink and pixel noise.
- * Classes share strokes and move around, so a linear model stays well below
- * 100% while an MLP learns it. Same shape as a Fashion-MNIST split.
+ * of them. An example draws its class's strokes (each dropped with
+ * probability 0.08), sometimes (0.4) a fainter distracting stroke from the
+ * pool, with a random shift of the whole image (up to side/9 pixels) and of
+ * each stroke (one pixel), random ink and pixel noise. Classes share strokes
+ * and move around, so a linear model stays well below 100% while an MLP does
+ * better (at 10000 examples and 5 epochs: softmax regression about 85% test
+ * accuracy, a 128-unit MLP about 91%; Fashion-MNIST is of similar difficulty).
+ * Same shape as a Fashion-MNIST split.
  *
  * @example
  * ```ts
@@ -450,7 +452,7 @@ export function syntheticImages(options: SyntheticImagesOptions): ImageSplit {
   };
   int("n", n, 0, 2 ** 31 - 1);
   int("classes", classes, 2, 256);
-  int("side", side, 12, 1024);
+  int("side", side, 12, 128);
   if (typeof seed !== "number" || !Number.isFinite(seed)) {
     throw new TypeError(`${op}: seed must be a finite number, got ${seed}`);
   }
@@ -477,28 +479,37 @@ export function syntheticImages(options: SyntheticImagesOptions): ImageSplit {
 
   const rng = new Rng(seed);
   const images = new Float32Array(n * side * side), labels = new Uint8Array(n);
-  const px = side * side, maxShift = Math.max(1, Math.round(side / 14));
+  const px = side * side, maxShift = Math.max(1, Math.round(side / 9));
   for (let e = 0; e < n; e++) {
     const c = rng.int(classes);
     labels[e] = c;
-    const img = images.subarray(e * px, (e + 1) * px);
+    const base = e * px;
     const gx = rng.int(2 * maxShift + 1) - maxShift, gy = rng.int(2 * maxShift + 1) - maxShift;
-    const strokes = classStrokes[c].filter(() => rng.uniform() >= 0.15);
+    const strokes = classStrokes[c].filter(() => rng.uniform() >= 0.08);
+    const own = strokes.length;
     if (rng.uniform() < 0.4) strokes.push(rng.int(poolSize));
-    for (const s of strokes) {
-      const dx = gx + rng.int(3) - 1, dy = gy + rng.int(3) - 1, ink = rng.uniform(0.5, 1);
+    for (let k = 0; k < strokes.length; k++) {
+      const s = strokes[k];
+      const dx = gx + rng.int(3) - 1, dy = gy + rng.int(3) - 1;
+      const ink = k < own ? rng.uniform(0.6, 1) : rng.uniform(0.3, 0.6);
       const src = pool[s];
-      for (let y = Math.max(0, dy); y < Math.min(side, side + dy); y++) {
-        const row = (y - dy) * side - dx;
-        for (let x = Math.max(0, dx); x < Math.min(side, side + dx); x++) {
-          const v = ink * src[row + x];
-          if (v > img[y * side + x]) img[y * side + x] = v;
+      const y0 = Math.max(0, dy), y1 = Math.min(side, side + dy);
+      const x0 = Math.max(0, dx), x1 = Math.min(side, side + dx);
+      for (let y = y0; y < y1; y++) {
+        const from = (y - dy) * side - dx, to = base + y * side;
+        for (let x = x0; x < x1; x++) {
+          const v = ink * src[from + x];
+          if (v > images[to + x]) images[to + x] = v;
         }
       }
     }
+    let r = 0;
     for (let i = 0; i < px; i++) {
-      const v = img[i] + rng.normal(0, 0.1);
-      img[i] = v < 0 ? 0 : v > 1 ? 1 : v;
+      // Triangular noise of standard deviation 0.1: the sum of two random bytes, two pixels per 32-bit draw.
+      if ((i & 1) === 0) r = rng.nextUint32();
+      else r >>>= 16;
+      const v = images[base + i] + ((r & 0xff) + ((r >>> 8) & 0xff) - 255) * (0.245 / 256);
+      images[base + i] = v < 0 ? 0 : v > 1 ? 1 : v;
     }
   }
   return { images, labels, n };
