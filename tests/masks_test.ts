@@ -706,7 +706,7 @@ Deno.test("pixelflyBudget: monotonic in the budget", () => {
   for (const [out, inn] of BUDGET_SHAPES) {
     const min = minimumBudget(out, inn);
     let prev = -1, prevDensity = -1;
-    for (let budget = min; budget <= 1; budget += 0.02) {
+    for (let budget = min; budget <= 1; budget += 0.02) { // 0.02 > one rank step (in + out) / (in * out)
       const c = pixelflyBudget({ outFeatures: out, inFeatures: inn, budget });
       assertOk(c.params >= prev, `${out}x${inn} budget ${budget}: cost ${c.params} fell below ${prev}`);
       prev = c.params;

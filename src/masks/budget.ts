@@ -85,6 +85,9 @@ function better(a: Candidate, b: Candidate): boolean {
   return pa[2] < pb[2];
 }
 
+/** The last shapes' candidates (masks are immutable, so sharing them is safe). */
+const CANDIDATES = new Map<string, Candidate[]>();
+
 /**
  * Every flat block butterfly that fits the layer: butterflySize a power of two
  * dividing both padded dimensions and at most the power of two at or above
@@ -92,6 +95,9 @@ function better(a: Candidate, b: Candidate): boolean {
  * the masks only repeat sparser ones), and 1 <= nFactors <= log2 of it.
  */
 function candidates(op: string, outFeatures: number, inFeatures: number, block: number): Candidate[] {
+  const key = `${outFeatures}x${inFeatures}/${block}`;
+  const hit = CANDIDATES.get(key);
+  if (hit) return hit;
   const outP = Math.ceil(outFeatures / block) * block, inP = Math.ceil(inFeatures / block) * block;
   const maxSize = 2 ** Math.ceil(Math.log2((2 * Math.max(outP, inP)) / block));
   const list: Candidate[] = [];
@@ -107,6 +113,8 @@ function candidates(op: string, outFeatures: number, inFeatures: number, block: 
         `butterflySize >= 2 divides; use a shape whose padded sizes are even`,
     );
   }
+  if (CANDIDATES.size >= 64) CANDIDATES.delete(CANDIDATES.keys().next().value!);
+  CANDIDATES.set(key, list);
   return list;
 }
 
