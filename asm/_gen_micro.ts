@@ -12,9 +12,9 @@
  */
 
 /** Rows of the register tile. */
-export const MR = 4;
+export const MR = 8;
 /** Columns of the register tile (a multiple of 4). */
-export const NR = 16;
+export const NR = 8;
 
 function fmaLines(mr: number, nr: number, indent: string): string {
   const v = nr / 4;
