@@ -50,10 +50,12 @@ export {
   mse,
   mul,
   neg,
+  padLast,
   relu,
   reshape,
   sdd,
   sigmoid,
+  sliceLast,
   softmax,
   sub,
   sum,
@@ -74,6 +76,15 @@ export {
   randomMask,
   union,
 } from "./src/masks/patterns.ts";
+export {
+  allocateBudget,
+  type Allocation,
+  type LayerAllocation,
+  type LayerSchema,
+  pixelflyBudget,
+  type PixelflyBudgetOptions,
+  type PixelflyChoice,
+} from "./src/masks/budget.ts";
 export { availableBackends, getBackend, loadBackend, setBackend } from "./src/backends/select.ts";
 export type {
   Backend,
@@ -84,4 +95,36 @@ export type {
   GemmParams,
   SddParams,
 } from "./src/backends/types.ts";
-export { Rng } from "./src/random.ts";
+export { manualSeed, nextSeed, Rng } from "./src/random.ts";
+export { fromArray, type LayerOptions, Module, type NamedBuffer } from "./src/nn/module.ts";
+export {
+  BlockSparseLinear,
+  type BlockSparseLinearOptions,
+  Linear,
+  type LinearOptions,
+  LowRank,
+  type LowRankOptions,
+  PixelflyLinear,
+  type PixelflyLinearOptions,
+} from "./src/nn/linear.ts";
+export {
+  Dropout,
+  Embedding,
+  GELU,
+  LayerNorm,
+  type LinearKind,
+  makeLinear,
+  MLP,
+  type MLPOptions,
+  ReLU,
+  Sequential,
+} from "./src/nn/layers.ts";
+export {
+  MultiHeadAttention,
+  type MultiHeadAttentionOptions,
+  type ScoreMaskOptions,
+  TransformerBlock,
+  type TransformerBlockOptions,
+} from "./src/nn/attention.ts";
+export { MixerBlock, type MixerBlockOptions, MlpMixer, type MlpMixerOptions } from "./src/nn/mixer.ts";
+export * from "./src/io/mod.ts";

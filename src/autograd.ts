@@ -37,7 +37,7 @@ export function isGradEnabled(): boolean {
  *
  * @example
  * ```ts
- * import { matmul, noGrad, randn } from "./mod.ts";
+ * import { matmul, noGrad, randn } from "@pixelfly/pixelfly";
  * const w = randn([2, 2], { seed: 1, requiresGrad: true });
  * const y = noGrad(() => matmul(w, w));
  * console.log(y.requiresGrad); // false
@@ -169,6 +169,12 @@ const rules: Record<string, Rule> = {
   },
   reshape({ inputs: [x] }, dy) {
     return [ops.reshape(dy, x.shape)];
+  },
+  padLast({ attrs }, dy) {
+    return [ops.sliceLast(dy, attrs.k as number)];
+  },
+  sliceLast({ attrs }, dy) {
+    return [ops.padLast(dy, attrs.n as number)];
   },
   transpose(_node, dy) {
     return [ops.transpose(dy)];

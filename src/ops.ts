@@ -63,7 +63,7 @@ function layoutOf(op: string, mask: BlockMask | BlockLayout): BlockLayout {
  *
  * @example
  * ```ts
- * import { reshape, tensor } from "./mod.ts";
+ * import { reshape, tensor } from "@pixelfly/pixelfly";
  * console.log(reshape(tensor([1, 2, 3, 4]), [2, 2]).shape); // [2, 2]
  * ```
  */
@@ -78,7 +78,7 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
  *
  * @example
  * ```ts
- * import { tensor, transpose } from "./mod.ts";
+ * import { tensor, transpose } from "@pixelfly/pixelfly";
  * console.log(await transpose(tensor([1, 2, 3, 4, 5, 6], [2, 3])).data()); // Float32Array(6) [1, 4, 2, 5, 3, 6]
  * ```
  */
@@ -109,7 +109,7 @@ export interface MatmulOptions {
  *
  * @example
  * ```ts
- * import { matmul, tensor } from "./mod.ts";
+ * import { matmul, tensor } from "@pixelfly/pixelfly";
  * const a = tensor([1, 2, 3, 4], [2, 2]), b = tensor([1, 0, 0, 1], [2, 2]);
  * console.log(await matmul(a, b, { transA: true }).data()); // Float32Array(4) [1, 3, 2, 4]
  * ```
@@ -157,7 +157,7 @@ export function matmul(a: Tensor, b: Tensor, { transA = false, transB = false }:
  *
  * @example
  * ```ts
- * import { BlockMask, dds, ones } from "./mod.ts";
+ * import { BlockMask, dds, ones } from "@pixelfly/pixelfly";
  * const mask = BlockMask.fromFunction(2, 2, 2, (i, j) => i === j);
  * const y = dds(ones([1, 4]), ones([2, 2, 2]), mask);
  * console.log(await y.data()); // Float32Array(4) [2, 2, 2, 2]
@@ -206,7 +206,7 @@ function checkBlockWeight(op: string, w: Tensor, layout: BlockLayout): void {
  *
  * @example
  * ```ts
- * import { BlockMask, ones, sdd } from "./mod.ts";
+ * import { BlockMask, ones, sdd } from "@pixelfly/pixelfly";
  * const mask = BlockMask.fromFunction(2, 2, 1, (i, j) => i === j);
  * console.log(await sdd(ones([3, 2]), ones([3, 2]), mask, { transA: true }).data()); // Float32Array(2) [3, 3]
  * ```
@@ -246,7 +246,7 @@ export function sdd(
  *
  * @example
  * ```ts
- * import { blockSparseLinear, flatBlockButterfly, ones, zeros } from "./mod.ts";
+ * import { blockSparseLinear, flatBlockButterfly, ones, zeros } from "@pixelfly/pixelfly";
  * const mask = flatBlockButterfly({ outFeatures: 64, inFeatures: 64, block: 8, butterflySize: 8, nFactors: 1 });
  * const y = blockSparseLinear(ones([2, 64]), ones([mask.nnz, 8, 8]), mask, zeros([64]));
  * console.log(y.shape, (await y.data())[0]); // [2, 64] 16
@@ -343,7 +343,7 @@ function binary(op: BinaryOp, a: Tensor | number, b: Tensor | number): Tensor {
  *
  * @example
  * ```ts
- * import { add, tensor } from "./mod.ts";
+ * import { add, tensor } from "@pixelfly/pixelfly";
  * console.log(await add(tensor([1, 2, 3, 4], [2, 2]), tensor([10, 20])).data()); // Float32Array(4) [11, 22, 13, 24]
  * ```
  */
@@ -356,7 +356,7 @@ export function add(a: Tensor | number, b: Tensor | number): Tensor {
  *
  * @example
  * ```ts
- * import { sub, tensor } from "./mod.ts";
+ * import { sub, tensor } from "@pixelfly/pixelfly";
  * console.log(await sub(1, tensor([0.25, 1])).data()); // Float32Array(2) [0.75, 0]
  * ```
  */
@@ -369,7 +369,7 @@ export function sub(a: Tensor | number, b: Tensor | number): Tensor {
  *
  * @example
  * ```ts
- * import { mul, tensor } from "./mod.ts";
+ * import { mul, tensor } from "@pixelfly/pixelfly";
  * console.log(await mul(tensor([1, 2, 3, 4], [2, 2]), tensor([2, 3], [2, 1])).data()); // Float32Array(4) [2, 4, 9, 12]
  * ```
  */
@@ -382,7 +382,7 @@ export function mul(a: Tensor | number, b: Tensor | number): Tensor {
  *
  * @example
  * ```ts
- * import { div, tensor } from "./mod.ts";
+ * import { div, tensor } from "@pixelfly/pixelfly";
  * console.log(await div(tensor([1, 2]), 4).data()); // Float32Array(2) [0.25, 0.5]
  * ```
  */
@@ -395,7 +395,7 @@ export function div(a: Tensor | number, b: Tensor | number): Tensor {
  *
  * @example
  * ```ts
- * import { affine, tensor } from "./mod.ts";
+ * import { affine, tensor } from "@pixelfly/pixelfly";
  * console.log(await affine(tensor([1, 2]), 2, 1).data()); // Float32Array(2) [3, 5]
  * ```
  */
@@ -436,7 +436,7 @@ export function _unaryGrad(op: UnaryOp, x: Tensor, y: Tensor, dy: Tensor): Tenso
  *
  * @example
  * ```ts
- * import { relu, tensor } from "./mod.ts";
+ * import { relu, tensor } from "@pixelfly/pixelfly";
  * console.log(await relu(tensor([-1, 2])).data()); // Float32Array(2) [0, 2]
  * ```
  */
@@ -449,7 +449,7 @@ export function relu(x: Tensor): Tensor {
  *
  * @example
  * ```ts
- * import { gelu, tensor } from "./mod.ts";
+ * import { gelu, tensor } from "@pixelfly/pixelfly";
  * console.log((await gelu(tensor([0])).data())[0]); // 0
  * ```
  */
@@ -462,7 +462,7 @@ export function gelu(x: Tensor): Tensor {
  *
  * @example
  * ```ts
- * import { sigmoid, tensor } from "./mod.ts";
+ * import { sigmoid, tensor } from "@pixelfly/pixelfly";
  * console.log((await sigmoid(tensor([0])).data())[0]); // 0.5
  * ```
  */
@@ -475,7 +475,7 @@ export function sigmoid(x: Tensor): Tensor {
  *
  * @example
  * ```ts
- * import { tanh, tensor } from "./mod.ts";
+ * import { tanh, tensor } from "@pixelfly/pixelfly";
  * console.log((await tanh(tensor([0])).data())[0]); // 0
  * ```
  */
@@ -488,7 +488,7 @@ export function tanh(x: Tensor): Tensor {
  *
  * @example
  * ```ts
- * import { exp, tensor } from "./mod.ts";
+ * import { exp, tensor } from "@pixelfly/pixelfly";
  * console.log((await exp(tensor([0])).data())[0]); // 1
  * ```
  */
@@ -501,7 +501,7 @@ export function exp(x: Tensor): Tensor {
  *
  * @example
  * ```ts
- * import { log, tensor } from "./mod.ts";
+ * import { log, tensor } from "@pixelfly/pixelfly";
  * console.log((await log(tensor([1])).data())[0]); // 0
  * ```
  */
@@ -514,7 +514,7 @@ export function log(x: Tensor): Tensor {
  *
  * @example
  * ```ts
- * import { neg, tensor } from "./mod.ts";
+ * import { neg, tensor } from "@pixelfly/pixelfly";
  * console.log(await neg(tensor([1, -2])).data()); // Float32Array(2) [-1, 2]
  * ```
  */
@@ -529,7 +529,7 @@ export function neg(x: Tensor): Tensor {
  *
  * @example
  * ```ts
- * import { sum, tensor } from "./mod.ts";
+ * import { sum, tensor } from "@pixelfly/pixelfly";
  * console.log(await sum(tensor([1, 2, 3])).item()); // 6
  * ```
  */
@@ -545,7 +545,7 @@ export function sum(x: Tensor): Tensor {
  *
  * @example
  * ```ts
- * import { mean, tensor } from "./mod.ts";
+ * import { mean, tensor } from "@pixelfly/pixelfly";
  * console.log(await mean(tensor([1, 2, 3])).item()); // 2
  * ```
  */
@@ -560,7 +560,7 @@ export function mean(x: Tensor): Tensor {
  *
  * @example
  * ```ts
- * import { sumRows, tensor } from "./mod.ts";
+ * import { sumRows, tensor } from "@pixelfly/pixelfly";
  * console.log(await sumRows(tensor([1, 2, 3, 4], [2, 2])).data()); // Float32Array(2) [4, 6]
  * ```
  */
@@ -578,7 +578,7 @@ export function sumRows(x: Tensor): Tensor {
  *
  * @example
  * ```ts
- * import { sumCols, tensor } from "./mod.ts";
+ * import { sumCols, tensor } from "@pixelfly/pixelfly";
  * console.log(await sumCols(tensor([1, 2, 3, 4], [2, 2])).data()); // Float32Array(2) [3, 7]
  * ```
  */
@@ -615,7 +615,7 @@ function rowsOf(op: string, x: Tensor): [number, number] {
  *
  * @example
  * ```ts
- * import { softmax, tensor } from "./mod.ts";
+ * import { softmax, tensor } from "@pixelfly/pixelfly";
  * console.log(await softmax(tensor([0, 0])).data()); // Float32Array(2) [0.5, 0.5]
  * ```
  */
@@ -671,7 +671,7 @@ function labelsTensor(
  *
  * @example
  * ```ts
- * import { crossEntropy, tensor } from "./mod.ts";
+ * import { crossEntropy, tensor } from "@pixelfly/pixelfly";
  * const loss = crossEntropy(tensor([0, 0, 0, 0], [2, 2]), [0, 1]);
  * console.log((await loss.item()).toFixed(4)); // 0.6931
  * ```
@@ -709,7 +709,7 @@ export function _crossEntropyGrad(probs: Tensor, labels: Tensor, dy: Tensor, M: 
  *
  * @example
  * ```ts
- * import { mse, tensor } from "./mod.ts";
+ * import { mse, tensor } from "@pixelfly/pixelfly";
  * console.log(await mse(tensor([1, 2]), tensor([1, 4])).item()); // 2
  * ```
  */
@@ -728,7 +728,7 @@ export function mse(pred: Tensor, target: Tensor): Tensor {
  *
  * @example
  * ```ts
- * import { layerNorm, ones, tensor, zeros } from "./mod.ts";
+ * import { layerNorm, ones, tensor, zeros } from "@pixelfly/pixelfly";
  * const y = layerNorm(tensor([1, 3]), ones([2]), zeros([2]));
  * console.log(Array.from(await y.data(), (v) => Math.round(v))); // [-1, 1]
  * ```
@@ -769,7 +769,7 @@ export function _layerNormGrad(dy: Tensor, x: Tensor, gamma: Tensor, mu: Tensor,
  *
  * @example
  * ```ts
- * import { gather, tensor } from "./mod.ts";
+ * import { gather, tensor } from "@pixelfly/pixelfly";
  * console.log(await gather(tensor([1, 2, 3, 4], [2, 2]), [1, 1, 0]).data()); // Float32Array(6) [3, 4, 3, 4, 1, 2]
  * ```
  */
@@ -812,4 +812,59 @@ export function _scatterAdd(dy: Tensor, idx: Tensor, shape: readonly number[]): 
   const dt = _zeros(shape, dy.backend);
   if (M > 0) dy.backend.scatterAddRows(dy.buffer, idx.buffer, dt.buffer, { M, N });
   return dt;
+}
+
+// --- padding ------------------------------------------------------------------
+
+/** Copy the first `k` of `n` columns of an (M, n) buffer into an (M, k) tensor, or the reverse (pad). */
+function resizeLast(x: Tensor, n: number): Tensor {
+  const k = x.shape.at(-1)!, M = x.size / k, be = x.backend;
+  const out = _zeros([...x.shape.slice(0, -1), n], be);
+  if (M === 0) return out;
+  // Columns become rows after a transpose, so the kept part is one contiguous copy.
+  const xt = _zeros([k, M], be), ot = _zeros([n, M], be);
+  be.transpose(x.buffer, xt.buffer, { B: 1, M, N: k });
+  be.copy(xt.buffer, ot.buffer, { size: Math.min(k, n) * M, srcOffset: 0, dstOffset: 0 });
+  be.transpose(ot.buffer, out.buffer, { B: 1, M: n, N: M });
+  xt.dispose();
+  ot.dispose();
+  return out;
+}
+
+/**
+ * Pad the last axis with zeros up to `n` (layers use it to reach whole blocks).
+ *
+ * @example
+ * ```ts
+ * import { padLast, tensor } from "@pixelfly/pixelfly";
+ * console.log(await padLast(tensor([1, 2, 3, 4], [2, 2]), 3).data()); // Float32Array(6) [1, 2, 0, 3, 4, 0]
+ * ```
+ */
+export function padLast(x: Tensor, n: number): Tensor {
+  checkTensor("padLast", "x", x);
+  const k = x.shape.at(-1) ?? 0;
+  if (!Number.isInteger(n) || n < k) {
+    throw new RangeError(`padLast: n must be an integer >= the last dimension ${k}, got ${n}`);
+  }
+  if (n === k) return x;
+  return record(resizeLast(x, n), "padLast", [x], [], { k });
+}
+
+/**
+ * Keep the first `k` entries of the last axis (the inverse of {@link padLast}).
+ *
+ * @example
+ * ```ts
+ * import { sliceLast, tensor } from "@pixelfly/pixelfly";
+ * console.log(await sliceLast(tensor([1, 2, 0, 3, 4, 0], [2, 3]), 2).data()); // Float32Array(4) [1, 2, 3, 4]
+ * ```
+ */
+export function sliceLast(x: Tensor, k: number): Tensor {
+  checkTensor("sliceLast", "x", x);
+  const n = x.shape.at(-1) ?? 0;
+  if (!Number.isInteger(k) || k < 1 || k > n) {
+    throw new RangeError(`sliceLast: k must be an integer in [1, ${n}], got ${k}`);
+  }
+  if (n === k) return x;
+  return record(resizeLast(x, k), "sliceLast", [x], [], { n });
 }

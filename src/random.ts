@@ -9,7 +9,7 @@
  *
  * @example
  * ```ts
- * import { Rng } from "./mod.ts";
+ * import { Rng } from "@pixelfly/pixelfly";
  * const a = new Rng(7), b = new Rng(7);
  * console.log(a.uniform() === b.uniform()); // true
  * ```
@@ -84,4 +84,29 @@ export class Rng {
 
 function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
+}
+
+let global = new Rng(0);
+
+/**
+ * Seed the generator that layers draw their default seeds from (as
+ * `torch.manual_seed`): the same program after the same call builds the
+ * same initial weights.
+ *
+ * @example
+ * ```ts
+ * import { manualSeed, nextSeed } from "@pixelfly/pixelfly";
+ * manualSeed(3);
+ * const a = nextSeed();
+ * manualSeed(3);
+ * console.log(nextSeed() === a); // true
+ * ```
+ */
+export function manualSeed(seed: number): void {
+  global = new Rng(seed);
+}
+
+/** A fresh seed from the global generator (used when a layer is given no seed). */
+export function nextSeed(): number {
+  return global.nextUint32();
 }

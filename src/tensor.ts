@@ -43,7 +43,7 @@ let nextId = 1;
  *
  * @example
  * ```ts
- * import { tensor } from "./mod.ts";
+ * import { tensor } from "@pixelfly/pixelfly";
  * const t = tensor([1, 2, 3, 4, 5, 6], [2, 3]);
  * console.log(t.shape, t.size); // [2, 3] 6
  * console.log(await t.data()); // Float32Array(6) [1, 2, 3, 4, 5, 6]
@@ -202,7 +202,7 @@ function make(op: string, data: Float32Array, shape: readonly number[], opts: Cr
  *
  * @example
  * ```ts
- * import { tensor } from "./mod.ts";
+ * import { tensor } from "@pixelfly/pixelfly";
  * const t = tensor([[1, 2], [3, 4]].flat(), [2, 2]);
  * console.log(t.shape); // [2, 2]
  * ```
@@ -220,7 +220,7 @@ export function tensor(data: ArrayLike<number>, shape?: readonly number[], opts:
  *
  * @example
  * ```ts
- * import { zeros } from "./mod.ts";
+ * import { zeros } from "@pixelfly/pixelfly";
  * console.log(await zeros([2]).data()); // Float32Array(2) [0, 0]
  * ```
  */
@@ -237,7 +237,7 @@ export function zeros(shape: readonly number[], opts: CreateOptions = {}): Tenso
  *
  * @example
  * ```ts
- * import { ones } from "./mod.ts";
+ * import { ones } from "@pixelfly/pixelfly";
  * console.log(await ones([3]).data()); // Float32Array(3) [1, 1, 1]
  * ```
  */
@@ -250,7 +250,7 @@ export function ones(shape: readonly number[], opts: CreateOptions = {}): Tensor
  *
  * @example
  * ```ts
- * import { full } from "./mod.ts";
+ * import { full } from "@pixelfly/pixelfly";
  * console.log(await full([2], 7).data()); // Float32Array(2) [7, 7]
  * ```
  */
@@ -270,7 +270,7 @@ export interface RandomOptions extends CreateOptions {
  *
  * @example
  * ```ts
- * import { randn } from "./mod.ts";
+ * import { randn } from "@pixelfly/pixelfly";
  * const a = await randn([4], { seed: 1 }).data(), b = await randn([4], { seed: 1 }).data();
  * console.log(a.every((v, i) => v === b[i])); // true
  * ```
@@ -291,7 +291,7 @@ export function randn(
  *
  * @example
  * ```ts
- * import { randu } from "./mod.ts";
+ * import { randu } from "@pixelfly/pixelfly";
  * const v = await randu([3], { seed: 2, low: -1, high: 1 }).data();
  * console.log(v.every((x) => x >= -1 && x < 1)); // true
  * ```
@@ -324,7 +324,7 @@ function seeded(op: string, opts: RandomOptions): Rng {
  *
  * @example
  * ```ts
- * import { ones, tidy, add } from "./mod.ts";
+ * import { ones, tidy, add } from "@pixelfly/pixelfly";
  * const a = ones([2]);
  * const c = tidy(() => {
  *   const b = add(a, a); // disposed at the end
@@ -365,7 +365,7 @@ export function tidy<T>(fn: () => T): T {
  *
  * @example
  * ```ts
- * import { keep, ones, tidy } from "./mod.ts";
+ * import { keep, ones, tidy } from "@pixelfly/pixelfly";
  * let k;
  * tidy(() => { k = keep(ones([1])); });
  * console.log(k!.disposed); // false

@@ -11,6 +11,7 @@ import { noGrad } from "../src/autograd.ts";
 import { mul, sum } from "../src/ops.ts";
 import { Rng } from "../src/random.ts";
 import { Tensor, tidy } from "../src/tensor.ts";
+import type { Module } from "../src/nn/module.ts";
 import { assertClose } from "./_assert.ts";
 
 /** An input of a checked function: values and shape; `grad: false` marks a constant. */
@@ -121,4 +122,75 @@ export async function checkAgainstReference(
     if (w === undefined) return;
     assertClose(got[k]!, w, { atol, rtol, label: `${label} on ${be.name}: gradient of input ${k}` });
   });
+}
+
+/** A module built on a backend, and its input (a float32 array of a shape, or integer ids). */
+export interface ModuleCase {
+  name: string;
+  make: (be: Backend) => Module;
+  x: GradInput;
+  /** Check the input's gradient too (true). */
+  inputGrad?: boolean;
+}
+
+function moduleGrads(be: Backend, c: ModuleCase): { grads: Map<string, Tensor>; x: Tensor; m: Module } {
+  const m = c.make(be);
+  const x = new Tensor(c.x.shape, be, be.upload(c.x.data));
+  x.requiresGrad = c.inputGrad !== false;
+  tidy(() => scalarLoss(m.forward(x), be).backward());
+  const grads = new Map<string, Tensor>();
+  for (const [n, p] of m.namedParameters()) if (p.grad) grads.set(n, p.grad);
+  if (x.grad) grads.set("<input>", x.grad);
+  return { grads, x, m };
+}
+
+/** Every parameter's (and the input's) gradient against float64 central differences. */
+export function checkModuleFiniteDifferences(
+  c: ModuleCase,
+  { h = 1e-5, atol = 1e-6, rtol = 1e-5, maxPerParam = 6 } = {},
+): void {
+  const be = new JsBackend({ float64: true });
+  const { grads, x, m } = moduleGrads(be, c);
+  const params = new Map(m.namedParameters());
+  params.set("<input>", x);
+  if (c.inputGrad === false) params.delete("<input>");
+  const lossAt = () => tidy(() => noGrad(() => be.readExact(scalarLoss(m.forward(x), be).buffer)[0]));
+  for (const [name, p] of params) {
+    const g = grads.get(name);
+    if (!g) throw new Error(`${c.name}: parameter ${name} got no gradient`);
+    const analytic = be.readExact(g.buffer), base = be.readExact(p.buffer);
+    const stride = Math.max(1, Math.floor(p.size / maxPerParam));
+    const got: number[] = [], numeric: number[] = [];
+    for (let i = 0; i < p.size; i += stride) {
+      be.writeExact(p.buffer, [base[i] + h], i);
+      const lp = lossAt();
+      be.writeExact(p.buffer, [base[i] - h], i);
+      const lm = lossAt();
+      be.writeExact(p.buffer, [base[i]], i);
+      got.push(analytic[i]);
+      numeric.push((lp - lm) / (2 * h));
+    }
+    assertClose(got, numeric, { atol, rtol, label: `${c.name}: d/d ${name}` });
+  }
+  m.dispose();
+}
+
+/** A module's gradients on a backend against the float32 reference's (same seed, same input). */
+export async function checkModuleAgainstReference(
+  c: ModuleCase,
+  be: Backend,
+  { atol = 2e-3, rtol = 2e-3 } = {},
+): Promise<void> {
+  const ref = moduleGrads(new JsBackend(), c), got = moduleGrads(be, c);
+  for (const [name, g] of ref.grads) {
+    const other = got.grads.get(name);
+    if (!other) throw new Error(`${c.name} on ${be.name}: parameter ${name} got no gradient`);
+    assertClose(await other.data(), await g.data(), {
+      atol,
+      rtol,
+      label: `${c.name} on ${be.name}: d/d ${name}`,
+    });
+  }
+  ref.m.dispose();
+  got.m.dispose();
 }

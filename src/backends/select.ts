@@ -56,7 +56,7 @@ async function resolveAuto(): Promise<Backend> {
  *
  * @example
  * ```ts
- * import { getBackend, setBackend } from "./mod.ts";
+ * import { getBackend, setBackend } from "@pixelfly/pixelfly";
  * await setBackend("js");
  * console.log(getBackend().name); // "js"
  * ```

@@ -14,7 +14,7 @@ import type { BlockLayout } from "../backends/types.ts";
  *
  * @example
  * ```ts
- * import { BlockMask } from "./mod.ts";
+ * import { BlockMask } from "@pixelfly/pixelfly";
  * const m = BlockMask.fromFunction(2, 2, 4, (i, j) => i === j);
  * console.log(m.nnz, m.density); // 2 0.5
  * console.log(m.toBSR().colIdx); // Int32Array [0, 1]

@@ -212,7 +212,7 @@ function choose(
  *
  * @example
  * ```ts
- * import { pixelflyBudget } from "./mod.ts";
+ * import { pixelflyBudget } from "@pixelfly/pixelfly";
  * const c = pixelflyBudget({ inFeatures: 1024, outFeatures: 1024, budget: 0.25 });
  * console.log(c.butterflySize, c.nFactors, c.rank, c.fraction); // 16 2 32 0.25
  * console.log(c.mask.nnz); // 192
@@ -353,7 +353,7 @@ function checkSchema(op: string, schema: unknown): asserts schema is LayerSchema
  *
  * @example
  * ```ts
- * import { allocateBudget } from "./mod.ts";
+ * import { allocateBudget } from "@pixelfly/pixelfly";
  * const plan = allocateBudget([
  *   { name: "attn", kind: "attention", inFeatures: 768, outFeatures: 768, seqLen: 1024 },
  *   { name: "fc1", kind: "mlp", inFeatures: 768, outFeatures: 3072 },

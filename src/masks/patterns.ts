@@ -99,8 +99,22 @@ function stretchAndPool(
  * The grid of the flat block butterfly: cell (i, j) of a `size x size` grid
  * is kept when i == j or i XOR j == 2^k for some k < nFactors, the union of
  * the first nFactors butterfly factors (the paper's Section 3.2).
+ *
+ * @example
+ * ```ts
+ * import { flatButterflyGrid } from "@pixelfly/pixelfly";
+ * const keep = flatButterflyGrid(8, 2);
+ * console.log(keep(0, 0), keep(0, 2), keep(0, 4)); // true true false
+ * ```
  */
 export function flatButterflyGrid(size: number, nFactors: number): (i: number, j: number) => boolean {
+  const op = "flatButterflyGrid";
+  checkInt(op, "size", size, 2);
+  if (!isPow2(size)) throw new RangeError(`${op}: size must be a power of two, got ${size}`);
+  checkInt(op, "nFactors", nFactors, 1);
+  if (nFactors > Math.log2(size)) {
+    throw new RangeError(`${op}: nFactors must be at most log2(size) = ${Math.log2(size)}, got ${nFactors}`);
+  }
   const keepXor = new Set<number>([0]);
   for (let k = 0; k < nFactors; k++) keepXor.add(1 << k);
   return (i, j) => i < size && j < size && keepXor.has(i ^ j);
@@ -118,7 +132,7 @@ export function flatButterflyGrid(size: number, nFactors: number): (i: number, j
  *
  * @example
  * ```ts
- * import { flatBlockButterfly } from "./mod.ts";
+ * import { flatBlockButterfly } from "@pixelfly/pixelfly";
  * const m = flatBlockButterfly({ outFeatures: 512, inFeatures: 512, block: 32, butterflySize: 16, nFactors: 2 });
  * console.log(m.rows, m.cols, m.nnz, m.density); // 16 16 48 0.1875
  * ```
@@ -162,7 +176,7 @@ export function flatBlockButterfly(opts: FlatBlockButterflyOptions): BlockMask {
  *
  * @example
  * ```ts
- * import { butterflyFactor } from "./mod.ts";
+ * import { butterflyFactor } from "@pixelfly/pixelfly";
  * console.log(butterflyFactor(4, 1).toString().split("\n").slice(1).join(" ")); // "#.#. .#.# #.#. .#.#"
  * ```
  */
@@ -184,7 +198,7 @@ export function butterflyFactor(size: number, k: number, { block = 1 }: { block?
  *
  * @example
  * ```ts
- * import { blockDiagonal } from "./mod.ts";
+ * import { blockDiagonal } from "@pixelfly/pixelfly";
  * console.log(blockDiagonal({ outFeatures: 128, inFeatures: 128, block: 32, nBlocks: 4 }).nnz); // 4
  * ```
  */
@@ -209,7 +223,7 @@ export function blockDiagonal(
  *
  * @example
  * ```ts
- * import { globalMask } from "./mod.ts";
+ * import { globalMask } from "@pixelfly/pixelfly";
  * console.log(globalMask({ outFeatures: 128, inFeatures: 128, block: 32, globalSize: 32 }).nnz); // 7
  * ```
  */
@@ -234,7 +248,7 @@ export function globalMask(
  *
  * @example
  * ```ts
- * import { randomMask } from "./mod.ts";
+ * import { randomMask } from "@pixelfly/pixelfly";
  * const m = randomMask({ outFeatures: 256, inFeatures: 256, block: 32, density: 0.25, seed: 1 });
  * console.log(m.nnz); // 16
  * ```
@@ -271,7 +285,7 @@ export function randomMask(
  *
  * @example
  * ```ts
- * import { BlockMask, union } from "./mod.ts";
+ * import { BlockMask, union } from "@pixelfly/pixelfly";
  * const a = BlockMask.fromFunction(2, 2, 8, (i, j) => i === j);
  * const b = BlockMask.fromFunction(2, 2, 8, (i, j) => i === 0 && j === 1);
  * console.log(union(a, b).nnz); // 3

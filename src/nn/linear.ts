@@ -1,0 +1,329 @@
+/**
+ * Linear layers: the dense baseline, the block-sparse layer, the low-rank
+ * term and their Pixelfly combination (Chen, Dao et al., ICLR 2022,
+ * Section 3: flat block butterfly + low-rank).
+ *
+ * @module
+ */
+import { BlockMask } from "../masks/block_mask.ts";
+import { flatBlockButterfly } from "../masks/patterns.ts";
+import {
+  add,
+  affine,
+  blockSparseLinear,
+  matmul,
+  mul,
+  padLast,
+  reshape,
+  sigmoid,
+  sliceLast,
+  sub,
+} from "../ops.ts";
+import type { Tensor } from "../tensor.ts";
+import { checkPositiveInt, fromArray, type LayerOptions, Module, rngFor, uniformTensor } from "./module.ts";
+
+function checkInput(op: string, x: Tensor, inFeatures: number): void {
+  if (x === null || typeof x !== "object" || !("shape" in x)) {
+    throw new TypeError(`${op}: input must be a Tensor, got ${x}`);
+  }
+  if (x.rank < 1 || x.shape.at(-1) !== inFeatures) {
+    throw new RangeError(
+      `${op}: x [${x.shape}] has ${
+        x.shape.at(-1)
+      } features in its last dimension but the layer takes ${inFeatures}`,
+    );
+  }
+}
+
+/** Options of {@link Linear}. */
+export interface LinearOptions extends LayerOptions {
+  /** Add a learned bias (true). */
+  bias?: boolean;
+}
+
+/**
+ * The dense layer `x·Wᵀ + b`, W (out, in), initialised as PyTorch does
+ * (Kaiming-uniform with a = sqrt 5, i.e. ±1/sqrt(in)).
+ *
+ * @example
+ * ```ts
+ * import { Linear, ones } from "@pixelfly/pixelfly";
+ * const layer = new Linear(3, 2, { seed: 0 });
+ * console.log(layer.forward(ones([5, 3])).shape); // [5, 2]
+ * ```
+ */
+export class Linear extends Module {
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  readonly weight: Tensor;
+  readonly bias: Tensor | undefined;
+
+  constructor(inFeatures: number, outFeatures: number, opts: LinearOptions = {}) {
+    super();
+    this.inFeatures = checkPositiveInt("Linear", "inFeatures", inFeatures);
+    this.outFeatures = checkPositiveInt("Linear", "outFeatures", outFeatures);
+    const rng = rngFor(opts), bound = 1 / Math.sqrt(inFeatures);
+    this.weight = this.param("weight", uniformTensor([outFeatures, inFeatures], bound, rng, opts.backend));
+    this.bias = opts.bias === false
+      ? undefined
+      : this.param("bias", uniformTensor([outFeatures], bound, rng, opts.backend));
+  }
+
+  forward(x: Tensor): Tensor {
+    checkInput("Linear", x, this.inFeatures);
+    const y = matmul(x.rank === 1 ? reshape(x, [1, this.inFeatures]) : x, this.weight, { transB: true });
+    const out = this.bias ? add(y, this.bias) : y;
+    return x.rank === 1 ? reshape(out, [this.outFeatures]) : out;
+  }
+}
+
+/** Options of {@link BlockSparseLinear}: a mask, or the flat block butterfly that makes one. */
+export interface BlockSparseLinearOptions extends LinearOptions {
+  /** The tile mask over the padded (out, in) weight; built from the butterfly options when omitted. */
+  mask?: BlockMask;
+  /** Tile edge (32). */
+  block?: number;
+  /** Butterfly grid side (16). */
+  butterflySize?: number;
+  /** Butterfly factors (2). */
+  nFactors?: number;
+  /** Dense leading rows and columns (0). */
+  globalSize?: number;
+  /** Channel shuffle (false). */
+  shuffle?: boolean;
+}
+
+/**
+ * A linear layer whose weight keeps only the tiles of a block mask, stored
+ * as (nnz, block, block) in BSR order and multiplied by the block-sparse
+ * kernels (forward `dds`, backward `dds` and `sdd`). Dimensions that are not
+ * whole blocks are padded with zeros inside the layer.
+ *
+ * Initialised as the reference does: Kaiming-uniform (a = sqrt 5) on the
+ * padded dense weight, each row scaled by sqrt(blockCols / keptBlocksInRow),
+ * then sparsified; bias uniform in ±1/sqrt(in). The sparse weight opts out
+ * of weight decay (`noWeightDecay`), as in the reference.
+ *
+ * @example
+ * ```ts
+ * import { BlockSparseLinear, ones } from "@pixelfly/pixelfly";
+ * const layer = new BlockSparseLinear(64, 64, { block: 8, butterflySize: 8, nFactors: 1, seed: 0 });
+ * console.log(layer.mask.density, layer.forward(ones([2, 64])).shape); // 0.25 [2, 64]
+ * ```
+ */
+export class BlockSparseLinear extends Module {
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  readonly mask: BlockMask;
+  readonly weight: Tensor;
+  readonly bias: Tensor | undefined;
+
+  constructor(inFeatures: number, outFeatures: number, opts: BlockSparseLinearOptions = {}) {
+    super();
+    const op = "BlockSparseLinear";
+    this.inFeatures = checkPositiveInt(op, "inFeatures", inFeatures);
+    this.outFeatures = checkPositiveInt(op, "outFeatures", outFeatures);
+    let mask = opts.mask;
+    if (mask === undefined) {
+      mask = flatBlockButterfly({
+        outFeatures,
+        inFeatures,
+        block: opts.block ?? 32,
+        butterflySize: opts.butterflySize ?? 16,
+        nFactors: opts.nFactors ?? 2,
+        globalSize: opts.globalSize ?? 0,
+        shuffle: opts.shuffle ?? false,
+      });
+    } else {
+      if (!(mask instanceof BlockMask)) throw new TypeError(`${op}: mask must be a BlockMask, got ${mask}`);
+      const b = mask.block;
+      if (mask.rows !== Math.ceil(outFeatures / b) || mask.cols !== Math.ceil(inFeatures / b)) {
+        throw new RangeError(
+          `${op}: mask is ${mask.rows}x${mask.cols} tiles of ${b}, but a ${outFeatures}x${inFeatures} weight needs ` +
+            `${Math.ceil(outFeatures / b)}x${Math.ceil(inFeatures / b)}`,
+        );
+      }
+    }
+    this.mask = mask;
+    const rng = rngFor(opts);
+    this.weight = this.param("weight", initBlockSparse(mask, rng, opts));
+    this.weight.noWeightDecay = true;
+    this.bias = opts.bias === false
+      ? undefined
+      : this.param("bias", uniformTensor([outFeatures], 1 / Math.sqrt(inFeatures), rng, opts.backend));
+    this.buffer("mask", () => ({ dtype: "U8", shape: [mask.rows, mask.cols], data: mask.bits() }));
+  }
+
+  forward(x: Tensor): Tensor {
+    checkInput("BlockSparseLinear", x, this.inFeatures);
+    const K = this.mask.inFeatures, N = this.mask.outFeatures;
+    const y = blockSparseLinear(padLast(x, K), this.weight, this.mask);
+    const out = sliceLast(y, Math.min(N, this.outFeatures));
+    return this.bias ? add(out, this.bias) : out;
+  }
+}
+
+function initBlockSparse(mask: BlockMask, rng: ReturnType<typeof rngFor>, opts: LayerOptions): Tensor {
+  const b = mask.block, K = mask.inFeatures, bb = b * b;
+  const bound = 1 / Math.sqrt(K); // Kaiming-uniform, a = sqrt(5), fan_in = padded in-features
+  const layout = mask.toBSR();
+  const w = new Float32Array(layout.nnz * bb);
+  const row = new Float32Array(K);
+  for (let i = 0; i < mask.rows; i++) {
+    const kept = layout.rowPtr[i + 1] - layout.rowPtr[i];
+    const scale = kept > 0 ? Math.sqrt(mask.cols / kept) : 0;
+    for (let r = 0; r < b; r++) {
+      // the dense row is drawn whole, so the sparse weight is the masked dense initialisation
+      for (let k = 0; k < K; k++) row[k] = rng.uniform(-bound, bound) * scale;
+      for (let e = layout.rowPtr[i]; e < layout.rowPtr[i + 1]; e++) {
+        const j = layout.colIdx[e];
+        w.set(row.subarray(j * b, j * b + b), e * bb + r * b);
+      }
+    }
+  }
+  return fromArray(w, [layout.nnz, b, b], opts.backend);
+}
+
+/** Options of {@link LowRank}. */
+export interface LowRankOptions extends LayerOptions {
+  /** An integer rank, or a fraction in (0, 1) of min(in, out). */
+  rank: number;
+}
+
+/**
+ * The low-rank term `y = (x·Vᵀ)·Uᵀ` with V (rank, in) and U (out, rank).
+ *
+ * @example
+ * ```ts
+ * import { LowRank, ones } from "@pixelfly/pixelfly";
+ * const lr = new LowRank(16, 8, { rank: 0.5, seed: 0 });
+ * console.log(lr.rank, lr.forward(ones([3, 16])).shape); // 4 [3, 8]
+ * ```
+ */
+export class LowRank extends Module {
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  readonly rank: number;
+  readonly U: Tensor;
+  readonly V: Tensor;
+
+  constructor(inFeatures: number, outFeatures: number, opts: LowRankOptions) {
+    super();
+    const op = "LowRank";
+    this.inFeatures = checkPositiveInt(op, "inFeatures", inFeatures);
+    this.outFeatures = checkPositiveInt(op, "outFeatures", outFeatures);
+    const r = opts?.rank;
+    if (typeof r !== "number" || !(r > 0)) {
+      throw new RangeError(`${op}: rank must be a positive integer or a fraction in (0, 1), got ${r}`);
+    }
+    const rank = r < 1 ? Math.max(1, Math.round(r * Math.min(inFeatures, outFeatures))) : r;
+    if (!Number.isInteger(rank)) throw new RangeError(`${op}: rank must be an integer when >= 1, got ${r}`);
+    this.rank = rank;
+    const rng = rngFor(opts);
+    this.V = this.param("V", uniformTensor([rank, inFeatures], 1 / Math.sqrt(inFeatures), rng, opts.backend));
+    this.U = this.param("U", uniformTensor([outFeatures, rank], 1 / Math.sqrt(rank), rng, opts.backend));
+  }
+
+  forward(x: Tensor): Tensor {
+    checkInput("LowRank", x, this.inFeatures);
+    return matmul(matmul(x, this.V, { transB: true }), this.U, { transB: true });
+  }
+}
+
+/** Options of {@link PixelflyLinear}. */
+export interface PixelflyLinearOptions extends LayerOptions {
+  /** Tile edge (32). */
+  block?: number;
+  /** Butterfly grid side (16). */
+  butterflySize?: number;
+  /** Butterfly factors (2). */
+  nFactors?: number;
+  /** Low-rank rank, integer or fraction of min(in, out) (32). */
+  rank?: number;
+  /** Per-row gate `g = sigmoid(x·a + c)` (true); 0.5 otherwise. */
+  gating?: boolean;
+  /** Learned bias (true). */
+  bias?: boolean;
+  /** Dense leading rows and columns of the mask (0). */
+  globalSize?: number;
+  /** Channel shuffle of the mask (false). */
+  shuffle?: boolean;
+  /** A ready mask (for example from `pixelflyBudget`); overrides the butterfly options. */
+  mask?: BlockMask;
+}
+
+/**
+ * The Pixelfly layer: `(1 − g)·sparse(x) + g·lowRank(x) + bias`, the sparse
+ * part on a flat block butterfly mask, `g = sigmoid(x·a + c)` per row when
+ * gating, 0.5 otherwise (Chen, Dao et al., ICLR 2022, Section 3).
+ *
+ * @example
+ * ```ts
+ * import { PixelflyLinear, ones } from "@pixelfly/pixelfly";
+ * const layer = new PixelflyLinear(256, 512, { seed: 0 });
+ * console.log(layer.sparse.mask.density.toFixed(4), layer.lowRank.rank); // "0.1875" 32
+ * console.log(layer.forward(ones([4, 256])).shape); // [4, 512]
+ * ```
+ */
+export class PixelflyLinear extends Module {
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  readonly sparse: BlockSparseLinear;
+  readonly lowRank: LowRank;
+  readonly gate: Linear | undefined;
+  readonly bias: Tensor | undefined;
+
+  constructor(inFeatures: number, outFeatures: number, opts: PixelflyLinearOptions = {}) {
+    super();
+    const op = "PixelflyLinear";
+    this.inFeatures = checkPositiveInt(op, "inFeatures", inFeatures);
+    this.outFeatures = checkPositiveInt(op, "outFeatures", outFeatures);
+    const rng = rngFor(opts);
+    const seed = () => rng.nextUint32();
+    const { backend } = opts;
+    this.sparse = this.child(
+      "sparse",
+      new BlockSparseLinear(inFeatures, outFeatures, {
+        mask: opts.mask,
+        block: opts.block ?? 32,
+        butterflySize: opts.butterflySize ?? 16,
+        nFactors: opts.nFactors ?? 2,
+        globalSize: opts.globalSize,
+        shuffle: opts.shuffle,
+        bias: false,
+        seed: seed(),
+        backend,
+      }),
+    );
+    const rank = opts.rank ?? 32;
+    const maxRank = Math.min(inFeatures, outFeatures);
+    this.lowRank = this.child(
+      "low_rank",
+      new LowRank(inFeatures, outFeatures, {
+        rank: rank >= 1 ? Math.min(rank, maxRank) : rank,
+        seed: seed(),
+        backend,
+      }),
+    );
+    this.gate = opts.gating === false
+      ? undefined
+      : this.child("gate", new Linear(inFeatures, 1, { seed: seed(), backend }));
+    this.bias = opts.bias === false
+      ? undefined
+      : this.param("bias", uniformTensor([outFeatures], 1 / Math.sqrt(inFeatures), rng, backend));
+  }
+
+  forward(x: Tensor): Tensor {
+    checkInput("PixelflyLinear", x, this.inFeatures);
+    const s = this.sparse.forward(x), l = this.lowRank.forward(x);
+    // (1 − g)·s + g·l = s + g·(l − s)
+    const y = this.gate ? add(s, mul(sub(l, s), sigmoid(this.gate.forward(x)))) : affine(add(s, l), 0.5, 0);
+    return this.bias ? add(y, this.bias) : y;
+  }
+
+  /** Trainable values of the sparse part, low-rank part and the rest. */
+  get parameterBreakdown(): { sparse: number; lowRank: number; other: number } {
+    const sparse = this.sparse.parameterCount(), lowRank = this.lowRank.parameterCount();
+    return { sparse, lowRank, other: this.parameterCount() - sparse - lowRank };
+  }
+}

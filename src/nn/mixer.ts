@@ -1,0 +1,170 @@
+/**
+ * MLP-Mixer (Tolstikhin et al., 2021) with optionally Pixelfly token- and
+ * channel-mixing MLPs, the model the Pixelfly paper trains on ImageNet
+ * (Chen, Dao et al., ICLR 2022, Section 5.1).
+ *
+ * @module
+ */
+import { add, affine, reshape, sumCols, transpose } from "../ops.ts";
+import type { Tensor } from "../tensor.ts";
+import { LayerNorm, type LinearKind, makeLinear, MLP } from "./layers.ts";
+import { checkPositiveInt, type LayerOptions, Module, rngFor } from "./module.ts";
+
+/** Options of {@link MixerBlock}. */
+export interface MixerBlockOptions extends LayerOptions {
+  /** Hidden width of the token-mixing MLP. */
+  tokenHidden: number;
+  /** Hidden width of the channel-mixing MLP. */
+  channelHidden: number;
+  /** Linear layers of the token-mixing MLP ("dense" or Pixelfly options). */
+  tokenLinear?: LinearKind;
+  /** Linear layers of the channel-mixing MLP. */
+  channelLinear?: LinearKind;
+}
+
+/**
+ * One Mixer block on (B, patches, channels): token mixing across patches,
+ * then channel mixing, each pre-LN with a residual.
+ *
+ * @example
+ * ```ts
+ * import { MixerBlock, randn } from "@pixelfly/pixelfly";
+ * const blk = new MixerBlock(16, 32, { tokenHidden: 32, channelHidden: 64, seed: 0 });
+ * console.log(blk.forward(randn([2, 16, 32], { seed: 1 })).shape); // [2, 16, 32]
+ * ```
+ */
+export class MixerBlock extends Module {
+  readonly patches: number;
+  readonly channels: number;
+  readonly norm1: LayerNorm;
+  readonly tokenMixing: MLP;
+  readonly norm2: LayerNorm;
+  readonly channelMixing: MLP;
+
+  constructor(patches: number, channels: number, opts: MixerBlockOptions) {
+    super();
+    this.patches = checkPositiveInt("MixerBlock", "patches", patches);
+    this.channels = checkPositiveInt("MixerBlock", "channels", channels);
+    const rng = rngFor(opts), backend = opts.backend;
+    this.norm1 = this.child("norm1", new LayerNorm(channels, { backend }));
+    this.tokenMixing = this.child(
+      "token_mixing",
+      new MLP(patches, {
+        hidden: opts.tokenHidden,
+        linear: opts.tokenLinear,
+        backend,
+        seed: rng.nextUint32(),
+      }),
+    );
+    this.norm2 = this.child("norm2", new LayerNorm(channels, { backend }));
+    this.channelMixing = this.child(
+      "channel_mixing",
+      new MLP(channels, {
+        hidden: opts.channelHidden,
+        linear: opts.channelLinear,
+        backend,
+        seed: rng.nextUint32(),
+      }),
+    );
+  }
+
+  forward(x: Tensor): Tensor {
+    if (x?.rank !== 3 || x.shape[1] !== this.patches || x.shape[2] !== this.channels) {
+      throw new RangeError(`MixerBlock: x [${x?.shape}] must be (batch, ${this.patches}, ${this.channels})`);
+    }
+    x = add(x, transpose(this.tokenMixing.forward(transpose(this.norm1.forward(x)))));
+    return add(x, this.channelMixing.forward(this.norm2.forward(x)));
+  }
+}
+
+/** Options of {@link MlpMixer}. */
+export interface MlpMixerOptions extends LayerOptions {
+  /** Number of patches per example. */
+  patches: number;
+  /** Values per patch (patch side² × colour channels). */
+  patchDim: number;
+  /** Hidden channels. */
+  channels: number;
+  /** Mixer blocks. */
+  depth: number;
+  /** Output classes. */
+  classes: number;
+  /** Token-mixing hidden width (channels / 2). */
+  tokenHidden?: number;
+  /** Channel-mixing hidden width (4 × channels). */
+  channelHidden?: number;
+  /** Linear layers of every MLP: "dense" or Pixelfly options. */
+  linear?: LinearKind;
+  /** Linear layers of the token-mixing MLPs only (defaults to `linear`). */
+  tokenLinear?: LinearKind;
+}
+
+/**
+ * An MLP-Mixer classifier on pre-cut patches (B, patches, patchDim): patch
+ * embedding, `depth` Mixer blocks, LayerNorm, mean over patches, head.
+ *
+ * @example
+ * ```ts
+ * import { MlpMixer, randn } from "@pixelfly/pixelfly";
+ * const net = new MlpMixer({ patches: 16, patchDim: 49, channels: 32, depth: 2, classes: 10, seed: 0 });
+ * console.log(net.forward(randn([3, 16, 49], { seed: 1 })).shape); // [3, 10]
+ * ```
+ */
+export class MlpMixer extends Module {
+  readonly stem: Module;
+  readonly blocks: MixerBlock[];
+  readonly norm: LayerNorm;
+  readonly head: Module;
+  readonly #patches: number;
+  readonly #channels: number;
+
+  constructor(opts: MlpMixerOptions) {
+    super();
+    const op = "MlpMixer";
+    const patches = checkPositiveInt(op, "patches", opts?.patches);
+    const channels = checkPositiveInt(op, "channels", opts.channels);
+    checkPositiveInt(op, "patchDim", opts.patchDim);
+    checkPositiveInt(op, "depth", opts.depth);
+    checkPositiveInt(op, "classes", opts.classes);
+    this.#patches = patches;
+    this.#channels = channels;
+    const rng = rngFor(opts), backend = opts.backend;
+    this.stem = this.child(
+      "stem",
+      makeLinear(opts.patchDim, channels, "dense", { backend, seed: rng.nextUint32() }),
+    );
+    this.blocks = [];
+    for (let i = 0; i < opts.depth; i++) {
+      this.blocks.push(this.child(
+        `blocks.${i}`,
+        new MixerBlock(patches, channels, {
+          tokenHidden: opts.tokenHidden ?? Math.max(1, channels / 2),
+          channelHidden: opts.channelHidden ?? 4 * channels,
+          tokenLinear: opts.tokenLinear ?? opts.linear,
+          channelLinear: opts.linear,
+          backend,
+          seed: rng.nextUint32(),
+        }),
+      ));
+    }
+    this.norm = this.child("norm", new LayerNorm(channels, { backend }));
+    this.head = this.child(
+      "head",
+      makeLinear(channels, opts.classes, "dense", { backend, seed: rng.nextUint32() }),
+    );
+  }
+
+  forward(x: Tensor): Tensor {
+    let h = this.stem.forward(x);
+    for (const b of this.blocks) h = b.forward(h);
+    h = this.norm.forward(h);
+    const B = h.shape[0];
+    // mean over patches: (B, P, C) -> (B, C, P) -> row sums / P
+    const pooled = affine(
+      sumCols(reshape(transpose(h), [B * this.#channels, this.#patches])),
+      1 / this.#patches,
+      0,
+    );
+    return this.head.forward(reshape(pooled, [B, this.#channels]));
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * Module: the base of every layer: named parameters, child modules,
+ * train/eval mode, and named buffers (masks) that checkpoints store.
+ *
+ * @module
+ */
+import type { Backend } from "../backends/types.ts";
+import { getBackend } from "../backends/select.ts";
+import { keep, Tensor } from "../tensor.ts";
+import { nextSeed, Rng } from "../random.ts";
+
+/** A non-trained array stored in checkpoints beside the parameters (a mask's tile bits). */
+export interface NamedBuffer {
+  dtype: "U8" | "I32" | "F32";
+  shape: number[];
+  data: Uint8Array | Int32Array | Float32Array;
+}
+
+/** Options every layer takes. */
+export interface LayerOptions {
+  /** Seed of the initial weights (drawn from `manualSeed`'s generator when omitted). */
+  seed?: number;
+  /** The backend of the parameters (the current one when omitted). */
+  backend?: Backend;
+}
+
+/**
+ * The base class of layers. Subclasses register parameters and children in
+ * their constructor and implement `forward`.
+ *
+ * @example
+ * ```ts
+ * import { Linear } from "@pixelfly/pixelfly";
+ * const layer = new Linear(4, 2, { seed: 1 });
+ * console.log(layer.namedParameters().map(([n, p]) => `${n} [${p.shape}]`)); // [ "weight [2,4]", "bias [2]" ]
+ * ```
+ */
+export abstract class Module {
+  /** Whether the module is in training mode (dropout active). */
+  training = true;
+  readonly #params = new Map<string, Tensor>();
+  readonly #children = new Map<string, Module>();
+  readonly #buffers = new Map<string, () => NamedBuffer>();
+
+  /** Apply the layer. */
+  abstract forward(x: Tensor): Tensor;
+
+  /** Register a trainable parameter under `name` (requiresGrad on, kept out of tidy scopes). */
+  protected param(name: string, t: Tensor): Tensor {
+    t.requiresGrad = true;
+    keep(t);
+    this.#params.set(name, t);
+    return t;
+  }
+
+  /** Register a child module under `name` (its parameters appear as `name.param`). */
+  protected child<M extends Module>(name: string, m: M): M {
+    this.#children.set(name, m);
+    return m;
+  }
+
+  /** Register a named buffer for checkpoints. */
+  protected buffer(name: string, get: () => NamedBuffer): void {
+    this.#buffers.set(name, get);
+  }
+
+  /** Every parameter, depth first. */
+  parameters(): Tensor[] {
+    return this.namedParameters().map(([, p]) => p);
+  }
+
+  /** Every parameter with its PyTorch-style path (`layers.0.sparse.weight`). */
+  namedParameters(prefix = ""): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    for (const [n, p] of this.#params) out.push([prefix + n, p]);
+    for (const [n, c] of this.#children) out.push(...c.namedParameters(`${prefix}${n}.`));
+    return out;
+  }
+
+  /** Every named buffer (masks) with its path. */
+  namedBuffers(prefix = ""): [string, NamedBuffer][] {
+    const out: [string, NamedBuffer][] = [];
+    for (const [n, get] of this.#buffers) out.push([prefix + n, get()]);
+    for (const [n, c] of this.#children) out.push(...c.namedBuffers(`${prefix}${n}.`));
+    return out;
+  }
+
+  /** Child modules with their names. */
+  namedChildren(): [string, Module][] {
+    return [...this.#children];
+  }
+
+  /** Training mode on (or off) for this module and its children. */
+  train(on = true): this {
+    this.training = on;
+    for (const c of this.#children.values()) c.train(on);
+    return this;
+  }
+
+  /** Evaluation mode (dropout off). */
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** Number of trainable values. */
+  parameterCount(): number {
+    return this.parameters().reduce((s, p) => s + p.size, 0);
+  }
+
+  /** Set every gradient to undefined (freeing them). */
+  zeroGrad(): void {
+    for (const p of this.parameters()) {
+      p.grad?.dispose();
+      p.grad = undefined;
+    }
+  }
+
+  /** Free every parameter. */
+  dispose(): void {
+    for (const p of this.parameters()) p.dispose();
+  }
+}
+
+/** Check that a value is a positive integer, naming the layer and the argument. */
+export function checkPositiveInt(op: string, name: string, v: unknown): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 1) {
+    throw new RangeError(`${op}: ${name} must be a positive integer, got ${v}`);
+  }
+  return v;
+}
+
+/** An initializer's random source: the given seed or the next global one. */
+export function rngFor(opts: LayerOptions | undefined): Rng {
+  return new Rng(opts?.seed ?? nextSeed());
+}
+
+/** A tensor of uniform values in ±bound on the layer's backend. */
+export function uniformTensor(shape: number[], bound: number, rng: Rng, backend?: Backend): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1), d = new Float32Array(n);
+  for (let i = 0; i < n; i++) d[i] = rng.uniform(-bound, bound);
+  return fromArray(d, shape, backend);
+}
+
+/** A tensor holding `data` on the layer's backend. */
+export function fromArray(data: Float32Array, shape: number[], backend?: Backend): Tensor {
+  const be = backend ?? getBackend();
+  return new Tensor(shape, be, be.upload(data));
+}

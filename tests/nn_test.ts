@@ -1,0 +1,300 @@
+import {
+  BlockSparseLinear,
+  Embedding,
+  LayerNorm,
+  Linear,
+  LowRank,
+  MixerBlock,
+  MLP,
+  MlpMixer,
+  MultiHeadAttention,
+  PixelflyLinear,
+  Sequential,
+  TransformerBlock,
+} from "../mod.ts";
+import { JsBackend } from "../src/backends/js.ts";
+import type { Backend } from "../src/backends/types.ts";
+import { flatBlockButterfly } from "../src/masks/patterns.ts";
+import { Module } from "../src/nn/module.ts";
+import { Tensor } from "../src/tensor.ts";
+import { assertEquals, assertOk, assertThrows } from "./_assert.ts";
+import { backendsUnderTest } from "./_backends.ts";
+import {
+  checkModuleAgainstReference,
+  checkModuleFiniteDifferences,
+  input,
+  type ModuleCase,
+} from "./_gradcheck.ts";
+
+/** Token ids wrapped so an Embedding case fits the generic module check. */
+class EmbeddingThenSum extends Module {
+  readonly emb: Embedding;
+  constructor(be: Backend) {
+    super();
+    this.emb = this.child("emb", new Embedding(5, 3, { seed: 4, backend: be }));
+  }
+  forward(x: Tensor): Tensor {
+    return this.emb.lookup(Array.from({ length: x.size }, (_, i) => (i * 3) % 5));
+  }
+}
+
+const moduleCases: ModuleCase[] = [
+  { name: "Linear", make: (backend) => new Linear(5, 3, { seed: 1, backend }), x: input([4, 5], 1) },
+  {
+    name: "BlockSparseLinear padded 20->12 (block 4)",
+    make: (backend) =>
+      new BlockSparseLinear(20, 12, { block: 4, butterflySize: 4, nFactors: 1, seed: 2, backend }),
+    x: input([3, 20], 2),
+  },
+  {
+    name: "LowRank",
+    make: (backend) => new LowRank(6, 4, { rank: 2, seed: 3, backend }),
+    x: input([3, 6], 3),
+  },
+  {
+    name: "PixelflyLinear gated",
+    make: (backend) =>
+      new PixelflyLinear(16, 8, { block: 4, butterflySize: 4, nFactors: 1, rank: 2, seed: 4, backend }),
+    x: input([2, 3, 16], 4),
+  },
+  {
+    name: "PixelflyLinear ungated without bias",
+    make: (backend) =>
+      new PixelflyLinear(16, 16, {
+        block: 4,
+        butterflySize: 4,
+        nFactors: 2,
+        rank: 3,
+        gating: false,
+        bias: false,
+        seed: 5,
+        backend,
+      }),
+    x: input([3, 16], 5),
+  },
+  { name: "LayerNorm", make: (backend) => new LayerNorm(6, { backend }), x: input([3, 6], 6, { scale: 2 }) },
+  {
+    name: "MLP with Pixelfly layers",
+    make: (backend) =>
+      new MLP(8, {
+        hidden: 16,
+        linear: { kind: "pixelfly", block: 4, butterflySize: 2, nFactors: 1, rank: 2 },
+        seed: 7,
+        backend,
+      }),
+    x: input([3, 8], 7),
+  },
+  {
+    name: "MixerBlock (Pixelfly channel mixing)",
+    make: (backend) =>
+      new MixerBlock(4, 8, {
+        tokenHidden: 4,
+        channelHidden: 16,
+        channelLinear: { kind: "pixelfly", block: 4, butterflySize: 2, nFactors: 1, rank: 2 },
+        seed: 8,
+        backend,
+      }),
+    x: input([2, 4, 8], 8),
+  },
+  {
+    name: "MultiHeadAttention causal, butterfly scores, Pixelfly projections",
+    make: (backend) =>
+      new MultiHeadAttention(8, {
+        heads: 2,
+        causal: true,
+        scoreMask: { block: 2, butterflySize: 4, nFactors: 1 },
+        linear: { kind: "pixelfly", block: 4, butterflySize: 2, nFactors: 1, rank: 2 },
+        seed: 9,
+        backend,
+      }),
+    x: input([2, 8, 8], 9),
+  },
+  {
+    name: "TransformerBlock",
+    make: (backend) => new TransformerBlock(8, { heads: 2, causal: true, mlpHidden: 12, seed: 10, backend }),
+    x: input([1, 4, 8], 10),
+  },
+  {
+    name: "MlpMixer",
+    make: (backend) =>
+      new MlpMixer({ patches: 4, patchDim: 6, channels: 8, depth: 1, classes: 3, seed: 11, backend }),
+    x: input([2, 4, 6], 11),
+  },
+  { name: "Embedding", make: (be) => new EmbeddingThenSum(be), x: input([4], 12), inputGrad: false },
+];
+
+Deno.test("layer gradients match float64 finite differences", async (t) => {
+  for (const c of moduleCases) await t.step(c.name, () => checkModuleFiniteDifferences(c));
+});
+
+for (const entry of backendsUnderTest) {
+  Deno.test(`layer gradients on ${entry.label} match the reference`, async (t) => {
+    const be = await entry.make();
+    if (be === undefined) return;
+    for (const c of moduleCases) await t.step(c.name, () => checkModuleAgainstReference(c, be));
+  });
+}
+
+Deno.test("parameter names follow PyTorch module paths", () => {
+  const be = new JsBackend();
+  const net = new Sequential(
+    new PixelflyLinear(32, 32, { block: 8, butterflySize: 4, rank: 4, seed: 1, backend: be }),
+    new Linear(32, 2, { seed: 2, backend: be }),
+  );
+  assertEquals(net.namedParameters().map(([n]) => n), [
+    "0.bias",
+    "0.sparse.weight",
+    "0.low_rank.V",
+    "0.low_rank.U",
+    "0.gate.weight",
+    "0.gate.bias",
+    "1.weight",
+    "1.bias",
+  ]);
+  assertEquals(net.namedBuffers().map(([n, b]) => [n, b.shape]), [["0.sparse.mask", [4, 4]]]);
+});
+
+Deno.test("BlockSparseLinear initialisation: masked Kaiming-uniform, rows rescaled by sqrt(cols/kept)", async () => {
+  const be = new JsBackend();
+  const mask = flatBlockButterfly({
+    outFeatures: 256,
+    inFeatures: 512,
+    block: 32,
+    butterflySize: 8,
+    nFactors: 2,
+  });
+  const layer = new BlockSparseLinear(512, 256, { mask, seed: 3, backend: be });
+  const w = await layer.weight.data();
+  assertEquals(layer.weight.shape, [mask.nnz, 32, 32]);
+  assertOk(layer.weight.noWeightDecay, "the sparse weight opts out of weight decay");
+  const L = mask.toBSR(), bound = 1 / Math.sqrt(512);
+  for (let i = 0; i < mask.rows; i++) {
+    const kept = L.rowPtr[i + 1] - L.rowPtr[i], lim = bound * Math.sqrt(mask.cols / kept);
+    let sumSq = 0, n = 0;
+    for (let e = L.rowPtr[i]; e < L.rowPtr[i + 1]; e++) {
+      for (let k = 0; k < 1024; k++) {
+        const v = w[e * 1024 + k];
+        assertOk(Math.abs(v) <= lim * (1 + 1e-6), `block row ${i}: |${v}| exceeds ${lim}`);
+        sumSq += v * v;
+        n++;
+      }
+    }
+    const variance = sumSq / n, expected = (lim * lim) / 3;
+    assertOk(Math.abs(variance / expected - 1) < 0.1, `block row ${i}: variance ${variance} vs ${expected}`);
+  }
+  const bias = await layer.bias!.data();
+  assertOk(bias.every((v) => Math.abs(v) <= 1 / Math.sqrt(512)), "bias within ±1/sqrt(in)");
+});
+
+Deno.test("layers with the same seed build the same weights", async () => {
+  const a = new PixelflyLinear(64, 64, { block: 16, butterflySize: 4, seed: 42 });
+  const b = new PixelflyLinear(64, 64, { block: 16, butterflySize: 4, seed: 42 });
+  for (const [[n, p], [, q]] of a.namedParameters().map((x, i) => [x, b.namedParameters()[i]] as const)) {
+    assertEquals(Array.from(await p.data()), Array.from(await q.data()), n);
+  }
+});
+
+Deno.test("PixelflyLinear: a budget's choice builds the layer", async () => {
+  const { pixelflyBudget } = await import("../src/masks/budget.ts");
+  const choice = pixelflyBudget({ inFeatures: 1024, outFeatures: 1024, budget: 0.25 });
+  const layer = new PixelflyLinear(1024, 1024, { ...choice, seed: 1 });
+  assertEquals(layer.sparse.mask.nnz, choice.mask.nnz);
+  assertEquals(layer.lowRank.rank, choice.rank);
+  const { sparse, lowRank } = layer.parameterBreakdown;
+  assertEquals(sparse + lowRank, choice.params);
+  layer.dispose();
+});
+
+Deno.test("layers reject bad inputs with clear errors", () => {
+  const be = new JsBackend();
+  const x = new Tensor([2, 7], be, be.alloc(14));
+  assertThrows(
+    () => new Linear(8, 2, { backend: be }).forward(x),
+    RangeError,
+    "Linear: x [2,7] has 7 features",
+  );
+  assertThrows(() => new Linear(0, 2), RangeError, "Linear: inFeatures must be a positive integer, got 0");
+  assertThrows(() => new Linear(2.5, 2), RangeError, "got 2.5");
+  assertThrows(
+    () => new BlockSparseLinear(64, 64, { block: 16, butterflySize: 4, backend: be }).forward(x),
+    RangeError,
+    "BlockSparseLinear: x [2,7] has 7 features",
+  );
+  assertThrows(
+    () =>
+      new BlockSparseLinear(64, 64, {
+        mask: flatBlockButterfly({
+          outFeatures: 32,
+          inFeatures: 64,
+          block: 16,
+          butterflySize: 2,
+          nFactors: 1,
+        }),
+      }),
+    RangeError,
+    "mask is 2x4 tiles of 16, but a 64x64 weight needs 4x4",
+  );
+  assertThrows(
+    () => new BlockSparseLinear(64, 64, { block: 16, butterflySize: 12 }),
+    RangeError,
+    "power of two, got 12",
+  );
+  assertThrows(() => new LowRank(4, 4, { rank: 0 }), RangeError, "LowRank: rank must be a positive integer");
+  assertThrows(
+    () => new LowRank(4, 4, { rank: 2.5 }),
+    RangeError,
+    "rank must be an integer when >= 1, got 2.5",
+  );
+  assertThrows(
+    () => new PixelflyLinear(64, 64, { block: 16, butterflySize: 4, backend: be }).forward(x),
+    RangeError,
+    "PixelflyLinear: x [2,7]",
+  );
+  assertThrows(
+    () => new LayerNorm(8, { backend: be }).forward(x),
+    RangeError,
+    "LayerNorm: x [2,7] must end in 8 features",
+  );
+  assertThrows(
+    () => new MultiHeadAttention(8, { heads: 3 }),
+    RangeError,
+    "heads must divide dim; got dim 8 and heads 3",
+  );
+  assertThrows(
+    () => new MultiHeadAttention(8, { heads: 2, backend: be }).forward(x),
+    RangeError,
+    "must be (batch, length, 8)",
+  );
+  assertThrows(
+    () => new MixerBlock(4, 8, { tokenHidden: 4, channelHidden: 8, backend: be }).forward(x),
+    RangeError,
+    "MixerBlock: x [2,7]",
+  );
+  assertThrows(
+    () => new Sequential(new Linear(2, 2), 5 as unknown as Module),
+    TypeError,
+    "Sequential: argument 1 must be a Module",
+  );
+  assertThrows(
+    () => new MLP(4, { hidden: -1 }),
+    RangeError,
+    "MLP: hidden must be a positive integer, got -1",
+  );
+  assertThrows(
+    () => new Embedding(3, 2, { backend: be }).lookup([3]),
+    RangeError,
+    "gather: index 0 is 3, but the table has rows [0, 3)",
+  );
+});
+
+Deno.test("train/eval mode reaches every child; dropout is identity in eval", async () => {
+  const { Dropout } = await import("../src/nn/layers.ts");
+  const be = new JsBackend();
+  const net = new Sequential(new Linear(4, 4, { seed: 1, backend: be }), new Dropout(0.5, { seed: 2 }));
+  net.eval();
+  assertOk(net.layers.every((l) => !l.training));
+  const x = new Tensor([1, 4], be, be.upload(Float32Array.of(1, 2, 3, 4)));
+  assertEquals(Array.from(await net.forward(x).data()), Array.from(await net.layers[0].forward(x).data()));
+  net.train();
+  assertOk(net.layers.every((l) => l.training));
+});
