@@ -5,7 +5,7 @@
  * @module
  */
 import { gather, gelu, layerNorm, mul, relu } from "../ops.ts";
-import { Rng } from "../random.ts";
+import type { Rng } from "../random.ts";
 import type { Tensor } from "../tensor.ts";
 import { BlockSparseLinear, Linear, PixelflyLinear, type PixelflyLinearOptions } from "./linear.ts";
 import { checkPositiveInt, fromArray, type LayerOptions, Module, rngFor } from "./module.ts";
