@@ -1,0 +1,189 @@
+/**
+ * The wasm backend's own tests: committed bytes are fresh, both builds load,
+ * the build choice follows WebAssembly.validate, the allocator reuses and
+ * grows, memory stays flat over a training-shaped loop, and the module loads
+ * with no permissions. Kernel results are checked by tests/conformance_test.ts;
+ * a quick product check against the js reference is here too.
+ */
+import { buildModules } from "../asm/build.ts";
+import { JsBackend } from "../src/backends/js.ts";
+import type { Backend, BackendBuffer } from "../src/backends/types.ts";
+import { createWasmBackend, pickWasmVariant, WasmBackend, wasmBytes } from "../src/backends/wasm.ts";
+import { flatBlockButterfly } from "../src/masks/patterns.ts";
+import { Rng } from "../src/random.ts";
+import { assertClose, assertEquals, assertOk, assertRejects } from "./_assert.ts";
+
+Deno.test("wasm: committed asm/generated modules match a fresh build of asm/", async () => {
+  const fresh = await buildModules();
+  for (const [file, text] of Object.entries(fresh)) {
+    const committed = await Deno.readTextFile(new URL(`../asm/generated/${file}`, import.meta.url));
+    assertOk(
+      committed === text,
+      `asm/generated/${file} is stale against asm/kernels.ts and asm/_gen_micro.ts: run \`deno task build\``,
+    );
+  }
+});
+
+Deno.test("wasm: both builds validate and load; the pick follows WebAssembly.validate", async () => {
+  for (const variant of ["relaxed", "simd128"] as const) {
+    assertOk(WebAssembly.validate(wasmBytes(variant) as BufferSource), `${variant} does not validate`);
+    const be = await createWasmBackend({ variant });
+    assertEquals(be.variant, variant);
+    assertEquals(be.name, "wasm");
+  }
+  assertEquals(pickWasmVariant(), "relaxed");
+  const relaxed = wasmBytes("relaxed");
+  assertEquals(pickWasmVariant((b) => b !== relaxed), "simd128");
+  assertEquals(pickWasmVariant(() => false), undefined);
+  await assertRejects(
+    () => createWasmBackend({ variant: "avx" as "relaxed" }),
+    RangeError,
+    'variant must be "relaxed" or "simd128", got avx',
+  );
+});
+
+Deno.test("wasm: the allocator reuses freed memory, coalesces, and survives growth", async () => {
+  const be = await createWasmBackend();
+  const a = be.alloc(1000), b = be.alloc(1000);
+  const top = be.heapTop;
+  const pa = (a as unknown as { ptr: number }).ptr;
+  be.free(a);
+  const c = be.alloc(900); // fits in a's hole
+  assertEquals((c as unknown as { ptr: number }).ptr, pa);
+  assertEquals(be.heapTop, top);
+  be.free(c);
+  be.free(b); // a and b coalesce into one hole that holds both
+  const ab = be.alloc(2000);
+  assertEquals((ab as unknown as { ptr: number }).ptr, pa);
+  assertEquals(be.heapTop, top);
+  be.free(ab);
+  // A reused block is zeroed by alloc.
+  const d = be.upload(new Float32Array(64).fill(7));
+  be.free(d);
+  const e = be.alloc(64);
+  assertEquals(Array.from(await be.read(e)), new Array(64).fill(0));
+  // Growth: views taken before memory.grow must not be used stale.
+  const before = be.memoryBytes;
+  const keep = be.upload(Float32Array.from({ length: 100 }, (_, i) => i));
+  const big = be.alloc(before / 4 + 1_000_000);
+  assertOk(be.memoryBytes > before, "memory should have grown");
+  be.write(keep, new Float32Array([42]), 3);
+  const got = await be.read(keep);
+  assertEquals(got[3], 42);
+  assertEquals(got[99], 99);
+  be.free(big);
+  be.free(keep);
+  be.free(e);
+  assertEquals(be.liveBuffers, 0);
+});
+
+async function pixelflyStep(be: Backend, M: number, inF: number, outF: number, rank: number, seed: number) {
+  // A PixelflyLinear-shaped step as an autograd tape would run it: every buffer is made and freed per step.
+  const layout = flatBlockButterfly({
+    outFeatures: outF,
+    inFeatures: inF,
+    block: 16,
+    butterflySize: 8,
+    nFactors: 2,
+  })
+    .toBSR();
+  const rng = new Rng(seed);
+  const rnd = (n: number) => Float32Array.from({ length: n }, () => rng.uniform() - 0.5);
+  const W = rnd(layout.nnz * 256), U = rnd(outF * rank), V = rnd(rank * inF);
+  return { layout, W, U, V, rnd };
+}
+
+function runStep(
+  be: Backend,
+  bufs: { w: BackendBuffer; u: BackendBuffer; v: BackendBuffer },
+  layout: ReturnType<typeof flatBlockButterfly>["toBSR"] extends () => infer L ? L : never,
+  x0: Float32Array,
+  M: number,
+  inF: number,
+  outF: number,
+  rank: number,
+): BackendBuffer[] {
+  const x = be.upload(x0);
+  const y = be.alloc(M * outF);
+  be.dds(x, bufs.w, y, { M, layout, transW: true, accumulate: false });
+  const h = be.alloc(M * rank);
+  be.gemm(x, bufs.v, h, { M, N: rank, K: inF, transA: false, transB: true, accumulate: false });
+  be.gemm(h, bufs.u, y, { M, N: outF, K: rank, transA: false, transB: true, accumulate: true });
+  const dy = be.alloc(M * outF);
+  be.scale(y, dy, { size: M * outF, alpha: 1e-3, beta: 0, accumulate: false });
+  const dx = be.alloc(M * inF);
+  be.dds(dy, bufs.w, dx, { M, layout, transW: false, accumulate: false });
+  const dw = be.alloc(layout.nnz * layout.block * layout.block);
+  be.sdd(dy, x, dw, { layout, K: M, transA: true, transB: false, accumulate: false });
+  const dh = be.alloc(M * rank);
+  be.gemm(dy, bufs.u, dh, { M, N: rank, K: outF, transA: false, transB: false, accumulate: false });
+  const du = be.alloc(outF * rank);
+  be.gemm(dy, h, du, { M: outF, N: rank, K: M, transA: true, transB: false, accumulate: false });
+  const dv = be.alloc(rank * inF);
+  be.gemm(dh, x, dv, { M: rank, N: inF, K: M, transA: true, transB: false, accumulate: false });
+  be.gemm(dh, bufs.v, dx, { M, N: inF, K: rank, transA: false, transB: false, accumulate: true });
+  be.scale(dw, bufs.w, { size: dw.size, alpha: -1e-3, beta: 0, accumulate: true });
+  return [x, y, h, dy, dx, dw, dh, du, dv];
+}
+
+Deno.test("wasm: a PixelflyLinear-shaped forward+backward loop keeps linear memory flat", async () => {
+  const be = await createWasmBackend();
+  const M = 16, inF = 128, outF = 128, rank = 4;
+  const { layout, W, U, V, rnd } = await pixelflyStep(be, M, inF, outF, rank, 3);
+  const bufs = { w: be.upload(W), u: be.upload(U), v: be.upload(V) };
+  const x0 = rnd(M * inF);
+  let topAfterWarm = 0, memAfterWarm = 0;
+  for (let step = 0; step < 2000; step++) {
+    for (const b of runStep(be, bufs, layout, x0, M, inF, outF, rank)) be.free(b);
+    if (step === 10) {
+      topAfterWarm = be.heapTop;
+      memAfterWarm = be.memoryBytes;
+    }
+  }
+  assertEquals(be.heapTop, topAfterWarm);
+  assertEquals(be.memoryBytes, memAfterWarm);
+  assertEquals(be.liveBuffers, 3);
+});
+
+Deno.test("wasm: the loop's products match the js reference", async () => {
+  const M = 40, inF = 128, outF = 64, rank = 4;
+  const results: Float32Array[][] = [];
+  for (const be of [new JsBackend(), await createWasmBackend({ variant: "relaxed" })] as Backend[]) {
+    const { layout, W, U, V, rnd } = await pixelflyStep(be, M, inF, outF, rank, 5);
+    const bufs = { w: be.upload(W), u: be.upload(U), v: be.upload(V) };
+    const outs = runStep(be, bufs, layout, rnd(M * inF), M, inF, outF, rank);
+    results.push(await Promise.all([...outs, bufs.w].map((b) => be.read(b))));
+  }
+  const names = ["x", "y", "h", "dy", "dx", "dw", "dh", "du", "dv", "w"];
+  for (let i = 0; i < names.length; i++) {
+    assertClose(results[1][i], results[0][i], { atol: 1e-4, rtol: 1e-4, label: `wasm ${names[i]}` });
+  }
+});
+
+Deno.test("wasm: src/backends/wasm.ts loads and computes under deno run with no permissions", async () => {
+  const url = new URL("../src/backends/wasm.ts", import.meta.url).href;
+  const script = `import { createWasmBackend } from ${JSON.stringify(url)};
+const be = await createWasmBackend();
+const a = be.upload(new Float32Array([1, 2, 3, 4])), b = be.upload(new Float32Array([1, 0, 0, 1])), c = be.alloc(4);
+be.gemm(a, b, c, { M: 2, N: 2, K: 2, transA: false, transB: false, accumulate: false });
+console.log(be.variant, Array.from(await be.read(c)).join(","));`;
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = `${dir}/load.ts`;
+    await Deno.writeTextFile(file, script);
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-prompt", "--no-config", file],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout).trim();
+    assertOk(out.success, `deno run failed: ${new TextDecoder().decode(out.stderr)}`);
+    assertEquals(text, "relaxed 1,2,3,4");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("wasm: createWasmBackend returns a WasmBackend", async () => {
+  assertOk((await createWasmBackend()) instanceof WasmBackend);
+});
