@@ -7,7 +7,7 @@
  */
 import { buildModules } from "../asm/build.ts";
 import { JsBackend } from "../src/backends/js.ts";
-import type { Backend, BackendBuffer } from "../src/backends/types.ts";
+import type { Backend, BackendBuffer, BlockLayout } from "../src/backends/types.ts";
 import { createWasmBackend, pickWasmVariant, WasmBackend, wasmBytes } from "../src/backends/wasm.ts";
 import { flatBlockButterfly } from "../src/masks/patterns.ts";
 import { Rng } from "../src/random.ts";
@@ -77,7 +77,7 @@ Deno.test("wasm: the allocator reuses freed memory, coalesces, and survives grow
   assertEquals(be.liveBuffers, 0);
 });
 
-async function pixelflyStep(be: Backend, M: number, inF: number, outF: number, rank: number, seed: number) {
+function pixelflyProblem(inF: number, outF: number, rank: number, seed: number) {
   // A PixelflyLinear-shaped step as an autograd tape would run it: every buffer is made and freed per step.
   const layout = flatBlockButterfly({
     outFeatures: outF,
@@ -96,7 +96,7 @@ async function pixelflyStep(be: Backend, M: number, inF: number, outF: number, r
 function runStep(
   be: Backend,
   bufs: { w: BackendBuffer; u: BackendBuffer; v: BackendBuffer },
-  layout: ReturnType<typeof flatBlockButterfly>["toBSR"] extends () => infer L ? L : never,
+  layout: BlockLayout,
   x0: Float32Array,
   M: number,
   inF: number,
@@ -129,7 +129,7 @@ function runStep(
 Deno.test("wasm: a PixelflyLinear-shaped forward+backward loop keeps linear memory flat", async () => {
   const be = await createWasmBackend();
   const M = 16, inF = 128, outF = 128, rank = 4;
-  const { layout, W, U, V, rnd } = await pixelflyStep(be, M, inF, outF, rank, 3);
+  const { layout, W, U, V, rnd } = pixelflyProblem(inF, outF, rank, 3);
   const bufs = { w: be.upload(W), u: be.upload(U), v: be.upload(V) };
   const x0 = rnd(M * inF);
   let topAfterWarm = 0, memAfterWarm = 0;
@@ -149,7 +149,7 @@ Deno.test("wasm: the loop's products match the js reference", async () => {
   const M = 40, inF = 128, outF = 64, rank = 4;
   const results: Float32Array[][] = [];
   for (const be of [new JsBackend(), await createWasmBackend({ variant: "relaxed" })] as Backend[]) {
-    const { layout, W, U, V, rnd } = await pixelflyStep(be, M, inF, outF, rank, 5);
+    const { layout, W, U, V, rnd } = pixelflyProblem(inF, outF, rank, 5);
     const bufs = { w: be.upload(W), u: be.upload(U), v: be.upload(V) };
     const outs = runStep(be, bufs, layout, rnd(M * inF), M, inF, outF, rank);
     results.push(await Promise.all([...outs, bufs.w].map((b) => be.read(b))));
