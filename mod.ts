@@ -128,3 +128,7 @@ export {
 } from "./src/nn/attention.ts";
 export { MixerBlock, type MixerBlockOptions, MlpMixer, type MlpMixerOptions } from "./src/nn/mixer.ts";
 export * from "./src/io/mod.ts";
+export { SGD, type SGDOptions } from "./src/optim/sgd.ts";
+export { AdamW, type AdamWOptions } from "./src/optim/adamw.ts";
+export { clipGradNorm, gradNorm } from "./src/optim/clip.ts";
+export { cosineSchedule, type CosineScheduleOptions } from "./src/optim/schedule.ts";

@@ -33,3 +33,4 @@ export {
   syntheticImages,
   type SyntheticImagesOptions,
 } from "./idx.ts";
+export { load, loadFile, save, saveFile } from "./checkpoint.ts";
