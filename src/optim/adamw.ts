@@ -47,7 +47,7 @@ interface AdamState {
  *
  * @example
  * ```ts
- * import { AdamW, matmul, mse, tensor } from "./mod.ts";
+ * import { AdamW, matmul, mse, tensor } from "@pixelfly/pixelfly";
  * // fit y = x·w with x (2,2), w (2,1); the first step moves every weight by about lr
  * const x = tensor([2, 1, 1, 3], [2, 2]), y = tensor([4, 7], [2, 1]);
  * const w = tensor([0, 0], [2, 1], { requiresGrad: true });

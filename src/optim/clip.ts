@@ -75,7 +75,7 @@ function sqrtInPlace(t: Tensor): Tensor {
  *
  * @example
  * ```ts
- * import { gradNorm, tensor } from "./mod.ts";
+ * import { gradNorm, tensor } from "@pixelfly/pixelfly";
  * const a = tensor([0, 0], [2], { requiresGrad: true });
  * const b = tensor([0], [1], { requiresGrad: true });
  * a.grad = tensor([3, 0]);
@@ -101,7 +101,7 @@ export function gradNorm(params: Iterable<Tensor>): Tensor {
  *
  * @example
  * ```ts
- * import { clipGradNorm, tensor } from "./mod.ts";
+ * import { clipGradNorm, tensor } from "@pixelfly/pixelfly";
  * const w = tensor([0, 0], [2], { requiresGrad: true });
  * w.grad = tensor([3, 4]);
  * const norm = clipGradNorm([w], 1);

@@ -31,7 +31,7 @@ export interface CosineScheduleOptions {
  *
  * @example
  * ```ts
- * import { cosineSchedule } from "./mod.ts";
+ * import { cosineSchedule } from "@pixelfly/pixelfly";
  * const lr = cosineSchedule({ baseLr: 0.1, warmupSteps: 10, totalSteps: 110, minLr: 0.001 });
  * console.log(lr(0), lr(5), lr(10), lr(60).toFixed(4), lr(110), lr(500)); // 0 0.05 0.1 "0.0505" 0.001 0.001
  * // with an optimizer: opt.lr = lr(step) before each opt.step()

@@ -43,7 +43,7 @@ export interface SGDOptions {
  *
  * @example
  * ```ts
- * import { matmul, mse, SGD, tensor } from "./mod.ts";
+ * import { matmul, mse, SGD, tensor } from "@pixelfly/pixelfly";
  * // fit y = x·w with x (2,2), w (2,1)
  * const x = tensor([1, 2, 3, 4], [2, 2]), y = tensor([5, 11], [2, 1]);
  * const w = tensor([0, 0], [2, 1], { requiresGrad: true });
