@@ -1,0 +1,145 @@
+/**
+ * Kernel benches of the wasm backend: dense gemm against tfjs-backend-wasm
+ * (XNNPACK), and dds forward / dds backward / sdd against dense gemm of the
+ * same shape, so `deno bench` prints the ratios. `bench/gflops.ts` turns the
+ * same run into GFLOP/s.
+ *
+ * Run: `deno bench --allow-read --allow-env bench/kernels_bench.ts`
+ *
+ * @module
+ */
+// deno-lint-ignore no-import-prefix -- deno.json "imports" is the lead's file; pinned here instead
+import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+// deno-lint-ignore no-import-prefix
+import "npm:@tensorflow/tfjs-backend-wasm@4.22.0";
+import type { BackendBuffer, BlockLayout } from "../src/backends/types.ts";
+import { createWasmBackend } from "../src/backends/wasm.ts";
+import { Rng } from "../src/random.ts";
+import {
+  butterflyLayout,
+  densityOf,
+  PIXELFLY,
+  randomLayout,
+  type Shape,
+  shapeName,
+  SHAPES,
+  SPARSE,
+} from "./_shapes.ts";
+
+const be = await createWasmBackend();
+const be128 = await createWasmBackend({ variant: "simd128" });
+let tfReady = false;
+try {
+  await tf.setBackend("wasm");
+  await tf.ready();
+  tfReady = tf.getBackend() === "wasm";
+} catch {
+  tfReady = false;
+}
+
+const rng = new Rng(1);
+function rnd(n: number): Float32Array {
+  return Float32Array.from({ length: n }, () => rng.uniform() - 0.5);
+}
+function buf(b: typeof be, n: number): BackendBuffer {
+  return b.upload(rnd(n));
+}
+
+// ---------------------------------------------------------------- dense gemm
+for (const s of SHAPES) {
+  const group = `gemm ${shapeName(s)}`;
+  for (const [label, b] of [["wasm", be], ["wasm simd128 (no FMA)", be128]] as const) {
+    const a = buf(b, s.M * s.K), w = buf(b, s.K * s.N), c = b.alloc(s.M * s.N);
+    Deno.bench({ group, name: label, baseline: b === be }, () => {
+      b.gemm(a, w, c, { M: s.M, N: s.N, K: s.K, transA: false, transB: false, accumulate: false });
+    });
+  }
+  if (tfReady) {
+    const a = tf.tensor2d(rnd(s.M * s.K), [s.M, s.K]), w = tf.tensor2d(rnd(s.K * s.N), [s.K, s.N]);
+    Deno.bench({ group, name: "tfjs-backend-wasm" }, () => {
+      const c = tf.matMul(a, w);
+      c.dataSync();
+      c.dispose();
+    });
+  }
+}
+
+// ------------------------------------------------------- block-sparse trio
+function sparseGroups(s: Shape, layouts: { name: string; l: BlockLayout }[], d: number): void {
+  const { M, K, N } = s;
+  const x = buf(be, M * K), dy = buf(be, M * N), y = be.alloc(M * N), dx = be.alloc(M * K);
+  const wDense = buf(be, N * K), dwDense = be.alloc(N * K);
+  const tag = `${shapeName(s)} b${SPARSE.block} d=${d}`;
+  const ws = layouts.map(({ l }) => ({
+    w: buf(be, l.nnz * l.block * l.block),
+    dw: be.alloc(l.nnz * l.block * l.block),
+  }));
+  Deno.bench({ group: `dds fwd ${tag}`, name: "dense gemm", baseline: true }, () => {
+    be.gemm(x, wDense, y, { M, N, K, transA: false, transB: true, accumulate: false });
+  });
+  layouts.forEach(({ name, l }, i) => {
+    Deno.bench({ group: `dds fwd ${tag}`, name: `${name} (d=${densityOf(l).toFixed(4)})` }, () => {
+      be.dds(x, ws[i].w, y, { M, layout: l, transW: true, accumulate: false });
+    });
+  });
+  Deno.bench({ group: `dds bwd ${tag}`, name: "dense gemm", baseline: true }, () => {
+    be.gemm(dy, wDense, dx, { M, N: K, K: N, transA: false, transB: false, accumulate: false });
+  });
+  layouts.forEach(({ name, l }, i) => {
+    Deno.bench({ group: `dds bwd ${tag}`, name: `${name} (d=${densityOf(l).toFixed(4)})` }, () => {
+      be.dds(dy, ws[i].w, dx, { M, layout: l, transW: false, accumulate: false });
+    });
+  });
+  Deno.bench({ group: `sdd ${tag}`, name: "dense gemm", baseline: true }, () => {
+    be.gemm(dy, x, dwDense, { M: N, N: K, K: M, transA: true, transB: false, accumulate: false });
+  });
+  layouts.forEach(({ name, l }, i) => {
+    Deno.bench({ group: `sdd ${tag}`, name: `${name} (d=${densityOf(l).toFixed(4)})` }, () => {
+      be.sdd(dy, x, ws[i].dw, { layout: l, K: M, transA: true, transB: false, accumulate: false });
+    });
+  });
+}
+
+for (const { d, butterflySize, nFactors } of SPARSE.densities) {
+  const s = SPARSE.shape;
+  sparseGroups(s, [
+    {
+      name: `butterfly B${butterflySize} f${nFactors}`,
+      l: butterflyLayout(s, SPARSE.block, butterflySize, nFactors),
+    },
+    { name: "random", l: randomLayout(s, SPARSE.block, d) },
+  ], d);
+}
+
+// ------------------------------------------- PixelflyLinear forward+backward
+{
+  const s = PIXELFLY.shape, { M, K, N } = s, r = PIXELFLY.rank;
+  const l = butterflyLayout(s, PIXELFLY.block, PIXELFLY.butterflySize, PIXELFLY.nFactors);
+  const group = `pixelfly fwd+bwd ${shapeName(s)}`;
+  const x = buf(be, M * K), dy = buf(be, M * N), y = be.alloc(M * N), dx = be.alloc(M * K);
+  const wD = buf(be, N * K), dwD = be.alloc(N * K);
+  Deno.bench({ group, name: "dense linear", baseline: true }, () => {
+    be.gemm(x, wD, y, { M, N, K, transA: false, transB: true, accumulate: false });
+    be.gemm(dy, wD, dx, { M, N: K, K: N, transA: false, transB: false, accumulate: false });
+    be.gemm(dy, x, dwD, { M: N, N: K, K: M, transA: true, transB: false, accumulate: false });
+  });
+  const w = buf(be, l.nnz * l.block * l.block), dw = be.alloc(l.nnz * l.block * l.block);
+  const u = buf(be, N * r), v = buf(be, r * K), h = be.alloc(M * r), dh = be.alloc(M * r);
+  const du = be.alloc(N * r), dv = be.alloc(r * K);
+  const name = `pixelfly B${PIXELFLY.butterflySize} f${PIXELFLY.nFactors} + rank ${r} (d=${
+    densityOf(l).toFixed(4)
+  })`;
+  Deno.bench({ group, name }, () => {
+    // forward: y = x·Wᵀ (sparse) + (x·Vᵀ)·Uᵀ
+    be.dds(x, w, y, { M, layout: l, transW: true, accumulate: false });
+    be.gemm(x, v, h, { M, N: r, K, transA: false, transB: true, accumulate: false });
+    be.gemm(h, u, y, { M, N, K: r, transA: false, transB: true, accumulate: true });
+    // backward
+    be.dds(dy, w, dx, { M, layout: l, transW: false, accumulate: false });
+    be.sdd(dy, x, dw, { layout: l, K: M, transA: true, transB: false, accumulate: false });
+    be.gemm(dy, u, dh, { M, N: r, K: N, transA: false, transB: false, accumulate: false });
+    be.gemm(dy, h, du, { M: N, N: r, K: M, transA: true, transB: false, accumulate: false });
+    be.gemm(dh, x, dv, { M: r, N: K, K: M, transA: true, transB: false, accumulate: false });
+    be.gemm(dh, v, dx, { M, N: K, K: r, transA: false, transB: false, accumulate: true });
+  });
+}
