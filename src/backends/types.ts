@@ -299,14 +299,17 @@ export interface Backend {
     v: BackendBuffer,
     p: AdamWParams,
   ): void;
-  /** One SGD step on param p with gradient g and momentum buffer (all (size)); `first` marks the first step (buffer = grad). */
+  /**
+   * One SGD step on param p with gradient g and momentum buffer (all (size)); `first` marks the first step
+   * (buffer = grad). With momentum 0 the buffer is neither read nor written (it may be a 1-element placeholder).
+   */
   sgd(
     param: BackendBuffer,
     grad: BackendBuffer,
     momentum: BackendBuffer,
     p: SgdParams & { first: boolean },
   ): void;
-  /** `g *= min(1, maxNorm / sqrt(normSq[0]))`: gradient clipping without a read-back. */
+  /** `g *= min(1, maxNorm / (sqrt(normSq[0]) + 1e-6))`: gradient clipping without a read-back (PyTorch's rule). */
   clipScale(g: BackendBuffer, normSq: BackendBuffer, p: { size: number; maxNorm: number }): void;
 }
 
