@@ -26,15 +26,45 @@ function cdiv(a: i32, b: i32): i32 {
   return (a + b - 1) / b;
 }
 
+// The 4x4 transpose of (v0, v1, v2, v3) written as four v128 at d, d + step, d + 2*step, d + 3*step.
+function storeTransposed(d: usize, step: usize, v0: v128, v1: v128, v2: v128, v3: v128): void {
+  const lo01 = v128.shuffle<f32>(v0, v1, 0, 4, 1, 5);
+  const lo23 = v128.shuffle<f32>(v2, v3, 0, 4, 1, 5);
+  const hi01 = v128.shuffle<f32>(v0, v1, 2, 6, 3, 7);
+  const hi23 = v128.shuffle<f32>(v2, v3, 2, 6, 3, 7);
+  v128.store(d, v128.shuffle<f32>(lo01, lo23, 0, 1, 4, 5));
+  v128.store(d + step, v128.shuffle<f32>(lo01, lo23, 2, 3, 6, 7));
+  v128.store(d + 2 * step, v128.shuffle<f32>(hi01, hi23, 0, 1, 4, 5));
+  v128.store(d + 3 * step, v128.shuffle<f32>(hi01, hi23, 2, 3, 6, 7));
+}
+
 // Packs rows x cols of a matrix (element (i, k) at src + (i*rs + k*cs)*4) as
 // panels of MR rows: panel ip is [ceil(cols/4)][MR][4] at dst + ip*pstride bytes, zero padded.
 function packA(dst: usize, src: usize, rs: i32, cs: i32, rows: i32, cols: i32, pstride: usize): void {
   const k4 = cdiv(cols, 4);
   const np = cdiv(rows, MR);
+  const csb = <usize> cs << 2;
   for (let ip = 0; ip < np; ip++) {
     let d = dst + <usize> ip * pstride;
+    const fullRows = ip * MR + MR <= rows;
     for (let q = 0; q < k4; q++) {
       const k0 = q << 2;
+      if (rs == 1 && cs != 1 && fullRows && k0 + 4 <= cols) {
+        // column-major source: four k columns of four rows, transposed in registers
+        for (let g = 0; g < MR; g += 4) {
+          const p = src + (<usize> (ip * MR + g + k0 * cs) << 2);
+          storeTransposed(
+            d + (<usize> g << 4),
+            16,
+            v128.load(p),
+            v128.load(p + csb),
+            v128.load(p + 2 * csb),
+            v128.load(p + 3 * csb),
+          );
+        }
+        d += <usize> MR << 4;
+        continue;
+      }
       for (let r = 0; r < MR; r++) {
         const i = ip * MR + r;
         if (cs == 1 && i < rows && k0 + 4 <= cols) {
@@ -57,25 +87,49 @@ function packA(dst: usize, src: usize, rs: i32, cs: i32, rows: i32, cols: i32, p
 // Packs kRows x cols (element (k, n) at src + (k*rs + n*cs)*4) as panels of NR
 // columns: panel jp is [ceil(kRows/4)*4][NR] contiguous from dst, zero padded.
 function packB(dst: usize, src: usize, rs: i32, cs: i32, kRows: i32, cols: i32): void {
-  const kp = cdiv(kRows, 4) << 2;
+  const k4 = cdiv(kRows, 4);
   const np = cdiv(cols, NR);
-  let d = dst;
+  const rowb = <usize> NR << 2;
+  const csb = <usize> cs << 2;
   for (let jp = 0; jp < np; jp++) {
-    for (let k = 0; k < kp; k++) {
+    const panel = dst + <usize> (jp * k4) * (rowb << 2);
+    for (let q = 0; q < k4; q++) {
+      const k0 = q << 2;
+      const d0 = panel + <usize> k0 * rowb;
       for (let v = 0; v < NR; v += 4) {
         const n0 = jp * NR + v;
-        if (cs == 1 && k < kRows && n0 + 4 <= cols) {
-          v128.store(d, v128.load(src + (<usize> (k * rs + n0) << 2)));
-        } else {
-          for (let t = 0; t < 4; t++) {
-            const n = n0 + t;
-            store<f32>(
-              d + <usize> (t << 2),
-              k < kRows && n < cols ? load<f32>(src + (<usize> (k * rs + n * cs) << 2)) : 0,
+        const d = d0 + (<usize> v << 2);
+        if (cs == 1 && n0 + 4 <= cols) {
+          for (let kk = 0; kk < 4; kk++) {
+            const k = k0 + kk;
+            v128.store(
+              d + <usize> kk * rowb,
+              k < kRows ? v128.load(src + (<usize> (k * rs + n0) << 2)) : f32x4.splat(0),
             );
           }
+        } else if (rs == 1 && n0 + 4 <= cols && k0 + 4 <= kRows) {
+          // column-major source: four n columns hold four k each; transpose in registers
+          const p = src + (<usize> (k0 + n0 * cs) << 2);
+          storeTransposed(
+            d,
+            rowb,
+            v128.load(p),
+            v128.load(p + csb),
+            v128.load(p + 2 * csb),
+            v128.load(p + 3 * csb),
+          );
+        } else {
+          for (let kk = 0; kk < 4; kk++) {
+            const k = k0 + kk;
+            for (let t = 0; t < 4; t++) {
+              const n = n0 + t;
+              store<f32>(
+                d + <usize> kk * rowb + (<usize> t << 2),
+                k < kRows && n < cols ? load<f32>(src + (<usize> (k * rs + n * cs) << 2)) : 0,
+              );
+            }
+          }
         }
-        d += 16;
       }
     }
   }
