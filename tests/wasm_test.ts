@@ -40,6 +40,7 @@ Deno.test("wasm: both builds validate and load; the pick follows WebAssembly.val
     RangeError,
     'variant must be "relaxed" or "simd128", got avx',
   );
+  await assertRejects(() => createWasmBackend({ threads: 2 }), RangeError, "threads must be 1");
 });
 
 Deno.test("wasm: the allocator reuses freed memory, coalesces, and survives growth", async () => {

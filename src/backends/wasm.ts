@@ -33,7 +33,7 @@ export type WasmVariant = "relaxed" | "simd128";
 export interface WasmBackendOptions {
   /** Which build to load (the fastest one this engine validates when omitted). */
   variant?: WasmVariant;
-  /** Worker threads for the products (1 when omitted; only 1 is implemented so far). */
+  /** Worker threads for the products: 1 or "auto" (which is 1 for now: threads are not implemented yet). */
   threads?: number | "auto";
 }
 
@@ -51,8 +51,8 @@ const byteCache = new Map<WasmVariant, Uint8Array>();
  *
  * @example
  * ```ts
- * import { wasmBytes } from "./src/backends/wasm.ts";
- * console.log(WebAssembly.validate(wasmBytes("simd128"))); // true on engines with SIMD
+ * import { wasmBytes } from "./wasm.ts";
+ * console.log(WebAssembly.validate(wasmBytes("simd128") as BufferSource)); // true on engines with SIMD
  * ```
  */
 export function wasmBytes(variant: WasmVariant): Uint8Array {
@@ -69,7 +69,7 @@ export function wasmBytes(variant: WasmVariant): Uint8Array {
  *
  * @example
  * ```ts
- * import { pickWasmVariant } from "./src/backends/wasm.ts";
+ * import { pickWasmVariant } from "./wasm.ts";
  * console.log(pickWasmVariant()); // "relaxed" on Deno 2
  * ```
  */
@@ -593,7 +593,7 @@ function warm(be: WasmBackend): void {
  *
  * @example
  * ```ts
- * import { createWasmBackend } from "./src/backends/wasm.ts";
+ * import { createWasmBackend } from "./wasm.ts";
  * const be = await createWasmBackend();
  * const x = be.upload(new Float32Array([1, 2, 3, 4]));
  * be.scale(x, x, { size: 4, alpha: 2, beta: 0, accumulate: false });
@@ -607,6 +607,12 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   }
   if (variant !== "relaxed" && variant !== "simd128") {
     throw new RangeError(`createWasmBackend: variant must be "relaxed" or "simd128", got ${variant}`);
+  }
+  const threads = opts.threads ?? 1;
+  if (threads !== 1 && threads !== "auto") {
+    throw new RangeError(
+      `createWasmBackend: threads must be 1 or "auto" (worker threads are not implemented yet), got ${threads}`,
+    );
   }
   const bytes = wasmBytes(variant);
   if (!WebAssembly.validate(bytes as BufferSource)) {
