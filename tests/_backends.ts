@@ -6,6 +6,7 @@
  */
 import type { Backend } from "../src/backends/types.ts";
 import { createWasmBackend } from "../src/backends/wasm.ts";
+import { createWebGpuBackend } from "../src/backends/webgpu.ts";
 
 /** A backend under test: a label for messages and a factory. */
 export interface BackendUnderTest {
@@ -21,3 +22,15 @@ backendsUnderTest.push(
   { label: "wasm-relaxed", make: () => createWasmBackend({ variant: "relaxed" }) },
   { label: "wasm-simd128", make: () => createWasmBackend({ variant: "simd128" }) },
 );
+
+// WebGPU: skipped where no adapter exists, unless PIXELFLY_REQUIRE_GPU=1 (CI) makes that a failure.
+backendsUnderTest.push({
+  label: "webgpu",
+  make: async () => {
+    // deno-lint-ignore no-explicit-any
+    const gpu = (globalThis.navigator as any)?.gpu;
+    const adapter = gpu ? await gpu.requestAdapter() : null;
+    if (!adapter && Deno.env.get("PIXELFLY_REQUIRE_GPU") !== "1") return undefined;
+    return await createWebGpuBackend({ adapter: adapter ?? undefined });
+  },
+});

@@ -32,11 +32,11 @@ export function gemmTiles(family: Family, big: boolean, sddBlock?: number): Cons
   if (sddBlock !== undefined) {
     // one output block is covered by ceil(b / 32) x ceil(b / 32) (or 64) tiles
     const t = sddBlock % 64 === 0 && big ? 64 : 32;
-    return { BM: t, BN: t, BK: 16, TM: 4, TN: 4, WGX: t / 4, WGY: t / 4 };
+    return { BM: t, BN: t, BK: big ? 16 : 4, TM: 4, TN: 4, WGX: t / 4, WGY: t / 4 };
   }
   return big
     ? { BM: 128, BN: 128, BK: 8, TM: 8, TN: 8, WGX: 16, WGY: 16 }
-    : { BM: 32, BN: 32, BK: 8, TM: 4, TN: 4, WGX: 8, WGY: 8 };
+    : { BM: 32, BN: 32, BK: 4, TM: 4, TN: 4, WGX: 8, WGY: 8 };
 }
 
 /** Tiles of dds for block size b. The tile never straddles two output blocks. */
@@ -50,6 +50,7 @@ export function ddsTiles(family: Family, big: boolean, b: number): Consts {
   const WGX = BN / TN;
   const TM = big ? 8 : 4;
   const WGY = Math.max(1, Math.min(16, Math.floor(256 / WGX)));
-  const BK = largestDivisor(b, [16, 8, 4, 2, 1]);
+  // software adapters compile unrolled barrier loops slowly: keep their K step short
+  const BK = largestDivisor(b, big ? [16, 8, 4, 2, 1] : [4, 2, 1]);
   return { BM: WGY * TM, BN, BK, TM, TN, WGX, WGY };
 }

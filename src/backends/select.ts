@@ -6,6 +6,7 @@
  */
 import { JsBackend } from "./js.ts";
 import { createWasmBackend } from "./wasm.ts";
+import { createWebGpuBackend } from "./webgpu.ts";
 import type { Backend, BackendName } from "./types.ts";
 
 type ConcreteName = Exclude<BackendName, "auto">;
@@ -14,7 +15,7 @@ type ConcreteName = Exclude<BackendName, "auto">;
 const factories: Record<ConcreteName, () => Promise<Backend>> = {
   js: () => Promise.resolve(new JsBackend()),
   wasm: () => createWasmBackend(),
-  webgpu: () => Promise.reject(new Error("setBackend: the webgpu backend is not built yet")),
+  webgpu: () => createWebGpuBackend(),
 };
 
 const live = new Map<ConcreteName, Backend>();
