@@ -38,7 +38,9 @@ async function resolveAuto(): Promise<Backend> {
   if (gpu) {
     try {
       const adapter = await gpu.requestAdapter();
-      if (adapter && !adapter.isFallbackAdapter) return await loadBackend("webgpu");
+      // Deno 2.9 reports the flag on adapter.info only (GPUAdapterInfo.isFallbackAdapter)
+      const fallback = adapter?.isFallbackAdapter ?? adapter?.info?.isFallbackAdapter ?? false;
+      if (adapter && !fallback) return await loadBackend("webgpu");
     } catch {
       // no usable GPU: fall through to WASM
     }
