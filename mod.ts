@@ -132,3 +132,4 @@ export { SGD, type SGDOptions } from "./src/optim/sgd.ts";
 export { AdamW, type AdamWOptions } from "./src/optim/adamw.ts";
 export { clipGradNorm, gradNorm } from "./src/optim/clip.ts";
 export { cosineSchedule, type CosineScheduleOptions } from "./src/optim/schedule.ts";
+export { accuracy, argmax, linearFlops } from "./src/train.ts";
