@@ -1,3 +1,4 @@
+// deno-fmt-ignore-file: deno fmt drops AssemblyScript decorators (@inline)
 // @ts-nocheck: AssemblyScript source, compiled by asm/build.ts (not by Deno).
 // deno-lint-ignore-file
 //
@@ -341,23 +342,33 @@ export function sdd(
 
 // ---------------------------------------------------------------- reductions
 
-/** x is (M,N), y is (N): `y (+)= Σ_rows x`. */
+/** x is (M,N), y is (N): `y (+)= Σ_rows x` (float64 accumulators, two lanes per v128). */
 export function sumRows(x: usize, y: usize, M: i32, N: i32, beta: i32): void {
+  const rowb = <usize> N << 2;
   let j = 0;
-  for (; j + 4 <= N; j += 4) {
-    let s0: f64 = 0, s1: f64 = 0, s2: f64 = 0, s3: f64 = 0;
+  for (; j + 8 <= N; j += 8) {
+    let s0 = f64x2.splat(0), s1 = f64x2.splat(0), s2 = f64x2.splat(0), s3 = f64x2.splat(0);
+    let p = x + (<usize> j << 2);
     for (let i = 0; i < M; i++) {
-      const p = x + (<usize> (i * N + j) << 2);
-      s0 += <f64> load<f32>(p);
-      s1 += <f64> load<f32>(p, 4);
-      s2 += <f64> load<f32>(p, 8);
-      s3 += <f64> load<f32>(p, 12);
+      const a = v128.load(p), b = v128.load(p, 16);
+      s0 = f64x2.add(s0, f64x2.promote_low_f32x4(a));
+      s1 = f64x2.add(s1, f64x2.promote_low_f32x4(v128.shuffle<f32>(a, a, 2, 3, 2, 3)));
+      s2 = f64x2.add(s2, f64x2.promote_low_f32x4(b));
+      s3 = f64x2.add(s3, f64x2.promote_low_f32x4(v128.shuffle<f32>(b, b, 2, 3, 2, 3)));
+      p += rowb;
     }
     const q = y + (<usize> j << 2);
-    store<f32>(q, <f32> ((beta ? <f64> load<f32>(q) : 0) + s0));
-    store<f32>(q, <f32> ((beta ? <f64> load<f32>(q, 4) : 0) + s1), 4);
-    store<f32>(q, <f32> ((beta ? <f64> load<f32>(q, 8) : 0) + s2), 8);
-    store<f32>(q, <f32> ((beta ? <f64> load<f32>(q, 12) : 0) + s3), 12);
+    if (beta) {
+      const a = v128.load(q), b = v128.load(q, 16);
+      s0 = f64x2.add(s0, f64x2.promote_low_f32x4(a));
+      s1 = f64x2.add(s1, f64x2.promote_low_f32x4(v128.shuffle<f32>(a, a, 2, 3, 2, 3)));
+      s2 = f64x2.add(s2, f64x2.promote_low_f32x4(b));
+      s3 = f64x2.add(s3, f64x2.promote_low_f32x4(v128.shuffle<f32>(b, b, 2, 3, 2, 3)));
+    }
+    const d0 = f32x4.demote_f64x2_zero(s0), d1 = f32x4.demote_f64x2_zero(s1);
+    const d2 = f32x4.demote_f64x2_zero(s2), d3 = f32x4.demote_f64x2_zero(s3);
+    v128.store(q, v128.shuffle<f32>(d0, d1, 0, 1, 4, 5));
+    v128.store(q, v128.shuffle<f32>(d2, d3, 0, 1, 4, 5), 16);
   }
   for (; j < N; j++) {
     let s: f64 = 0;
@@ -389,122 +400,304 @@ export function sumSquares(x: usize, out: usize, size: i32, beta: i32): void {
 }
 
 // --------------------------------------------------------------- elementwise
+// f32 SIMD loops, four elements per v128. The tail of a loop (size % 4
+// elements) runs the same vector code on a splatted element, so every element
+// gets bit-identical arithmetic whatever its position.
 
-function binOp(op: i32, a: f32, b: f32): f32 {
-  if (op == 0) return a + b;
-  if (op == 1) return a - b;
-  if (op == 2) return a * b;
-  return a / b;
+// a*b + c: fused on the relaxed build, mul + add on the plain SIMD build.
+// @ts-ignore: decorator
+@inline function madd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(f32x4.mul(a, b), c);
+}
+
+// @ts-ignore: decorator
+@inline function splat(v: f32): v128 {
+  return f32x4.splat(v);
+}
+
+// Constants of the elementwise kernels, read with v128.load32_splat from a
+// constant address: V8 drops the bounds check of such loads and they cost one
+// instruction, while a v128.const inside a loop costs several.
+const KT: usize = memory.data<f32>([
+  88.0, // 0 exp4 clamp high (2^127 is the largest power it forms)
+  -87.33, // 1 exp4 clamp low
+  1.44269504088896341, // 2 log2(e)
+  -0.693359375, // 3 −ln2, high part
+  2.12194440e-4, // 4 −ln2, low part
+  1.9875691500e-4, // 5..10 Cephes expf polynomial
+  1.3981999507e-3,
+  8.3334519073e-3,
+  4.1665795894e-2,
+  1.6666665459e-1,
+  5.0000001201e-1,
+  1.0, // 11 (its bits are also 127 << 23, the exponent bias)
+  12582912.0, // 12 1.5·2^23: adding it rounds to an integer kept in the low mantissa bits
+  2.0, // 13
+  1.5957691216057308, // 14 2·sqrt(2/pi)
+  0.044715, // 15 GELU's cubic coefficient
+  0.134145, // 16 3·0.044715
+  -0.0, // 17 the sign bit
+  Infinity, // 18
+  88.72283, // 19 above: e^x overflows f32
+  -103.9721, // 20 below: e^x underflows to 0
+  0.0, // 21
+], 16);
+
+// @ts-ignore: decorator
+@inline function kc(i: i32): v128 {
+  return v128.load32_splat(KT + (<usize> i << 2));
+}
+
+// e^x for x in [-87.3, 88.0] (clamped outside): 2^n · p(r) with x = n·ln2 + r, |r| ≤ ln2/2, Cephes'
+// expf polynomial (relative error about 2e-7). NaN stays NaN.
+// @ts-ignore: decorator
+@inline function exp4(x: v128): v128 {
+  x = f32x4.pmax(f32x4.pmin(x, kc(0)), kc(1));
+  const t = madd(x, kc(2), kc(12)); // n + 1.5·2^23
+  const n = f32x4.sub(t, kc(12));
+  let r = madd(n, kc(3), x);
+  r = madd(n, kc(4), r);
+  let p = madd(kc(5), r, kc(6));
+  p = madd(p, r, kc(7));
+  p = madd(p, r, kc(8));
+  p = madd(p, r, kc(9));
+  p = madd(p, r, kc(10));
+  p = madd(f32x4.mul(p, r), r, f32x4.add(r, kc(11)));
+  // (n + 127) << 23 as the bits of 2^n: the low mantissa bits of t hold n
+  const e = i32x4.add(i32x4.shl(t, 23), kc(11));
+  return f32x4.mul(p, e);
+}
+
+// 1 / (1 + e^-x): exact limits 0 and 1 at both ends, no cancellation.
+// @ts-ignore: decorator
+@inline function sigmoid4(x: v128): v128 {
+  return f32x4.div(kc(11), f32x4.add(kc(11), exp4(f32x4.neg(x))));
+}
+
+// 2u where GELU's tanh argument is u = sqrt(2/pi)·(x + 0.044715x³).
+// @ts-ignore: decorator
+@inline function gelu2u(x: v128): v128 {
+  const x2 = f32x4.mul(x, x);
+  return f32x4.mul(f32x4.mul(x, kc(14)), madd(x2, kc(15), kc(11)));
+}
+
+// tanh(x) = sign(x)·(1 − 2/(e^{2|x|} + 1)); absolute error about 2e-7 near 0.
+// @ts-ignore: decorator
+@inline function tanh4(x: v128): v128 {
+  const ax = f32x4.abs(x);
+  const t = f32x4.sub(kc(11), f32x4.div(kc(13), f32x4.add(exp4(f32x4.add(ax, ax)), kc(11))));
+  return v128.or(t, v128.and(x, kc(17)));
+}
+
+// @ts-ignore: decorator
+@inline function unary4(op: i32, x: v128): v128 {
+  switch (op) {
+    case 0:
+      return f32x4.pmax(x, kc(21));
+    case 1: // gelu(x) = 0.5x(1 + tanh u) = x·sigmoid(2u)
+      return f32x4.div(x, f32x4.add(kc(11), exp4(f32x4.neg(gelu2u(x)))));
+    case 2:
+      return sigmoid4(x);
+    case 3:
+      return tanh4(x);
+    case 4: {
+      // exp: +Inf above the f32 range, 0 far below it
+      const e = exp4(x);
+      const big = f32x4.gt(x, kc(19));
+      const small = f32x4.lt(x, kc(20));
+      return v128.andnot(v128.bitselect(kc(18), e, big), small);
+    }
+    case 5: {
+      // log: scalar per lane (not on a hot path)
+      return f32x4.replace_lane(
+        f32x4.replace_lane(
+          f32x4.replace_lane(
+            f32x4.splat(Mathf.log(f32x4.extract_lane(x, 0))),
+            1,
+            Mathf.log(f32x4.extract_lane(x, 1)),
+          ),
+          2,
+          Mathf.log(f32x4.extract_lane(x, 2)),
+        ),
+        3,
+        Mathf.log(f32x4.extract_lane(x, 3)),
+      );
+    }
+    default:
+      return f32x4.neg(x);
+  }
+}
+
+// dy·f'(x) given x, y = f(x) and dy.
+// @ts-ignore: decorator
+@inline function unaryGrad4(op: i32, x: v128, y: v128, dy: v128): v128 {
+  switch (op) {
+    case 0:
+      return v128.and(dy, f32x4.gt(x, kc(21)));
+    case 1: {
+      // with s = sigmoid(2u): 0.5(1 + tanh u) = s and 0.5x(1 − tanh²u)·u' = 2x·s(1 − s)·u'
+      const x2 = f32x4.mul(x, x);
+      const s = f32x4.div(kc(11), f32x4.add(kc(11), exp4(f32x4.neg(gelu2u(x)))));
+      const du2 = f32x4.mul(madd(x2, kc(16), kc(11)), kc(14));
+      const d = madd(f32x4.mul(f32x4.mul(x, du2), s), f32x4.sub(kc(11), s), s);
+      return f32x4.mul(dy, d);
+    }
+    case 2:
+      return f32x4.mul(dy, f32x4.mul(y, f32x4.sub(kc(11), y)));
+    case 3:
+      return f32x4.mul(dy, f32x4.sub(kc(11), f32x4.mul(y, y)));
+    case 4:
+      return f32x4.mul(dy, y);
+    case 5:
+      return f32x4.div(dy, x);
+    default:
+      return f32x4.neg(dy);
+  }
 }
 
 /** a, out are (M,N); b is (M,N) [bcast 0], (N) [1], (M) [2] or (1) [3]; op 0..3 = add, sub, mul, div. */
 export function binary(op: i32, a: usize, b: usize, out: usize, M: i32, N: i32, bcast: i32): void {
+  const n4 = N & ~3;
   for (let i = 0; i < M; i++) {
     const ar = a + (<usize> (i * N) << 2), orow = out + (<usize> (i * N) << 2);
-    if (bcast == 0 || bcast == 1) {
+    if (bcast <= 1) {
       const br = bcast == 0 ? b + (<usize> (i * N) << 2) : b;
       let j = 0;
-      if (op == 0) {
-        for (; j + 4 <= N; j += 4) {
-          const o = <usize> j << 2;
-          v128.store(orow + o, f32x4.add(v128.load(ar + o), v128.load(br + o)));
-        }
-      } else if (op == 1) {
-        for (; j + 4 <= N; j += 4) {
-          const o = <usize> j << 2;
-          v128.store(orow + o, f32x4.sub(v128.load(ar + o), v128.load(br + o)));
-        }
-      } else if (op == 2) {
-        for (; j + 4 <= N; j += 4) {
-          const o = <usize> j << 2;
-          v128.store(orow + o, f32x4.mul(v128.load(ar + o), v128.load(br + o)));
-        }
-      } else {
-        for (; j + 4 <= N; j += 4) {
-          const o = <usize> j << 2;
-          v128.store(orow + o, f32x4.div(v128.load(ar + o), v128.load(br + o)));
-        }
+      for (; j < n4; j += 4) {
+        const o = <usize> j << 2;
+        v128.store(orow + o, binary4(op, v128.load(ar + o), v128.load(br + o)));
       }
       for (; j < N; j++) {
         const o = <usize> j << 2;
-        store<f32>(orow + o, binOp(op, load<f32>(ar + o), load<f32>(br + o)));
+        const r = binary4(op, f32x4.splat(load<f32>(ar + o)), f32x4.splat(load<f32>(br + o)));
+        store<f32>(orow + o, f32x4.extract_lane(r, 0));
       }
     } else {
-      const bv = load<f32>(bcast == 2 ? b + (<usize> i << 2) : b);
-      for (let j = 0; j < N; j++) {
+      const bv = v128.load32_splat(bcast == 2 ? b + (<usize> i << 2) : b);
+      let j = 0;
+      for (; j < n4; j += 4) {
         const o = <usize> j << 2;
-        store<f32>(orow + o, binOp(op, load<f32>(ar + o), bv));
+        v128.store(orow + o, binary4(op, v128.load(ar + o), bv));
+      }
+      for (; j < N; j++) {
+        const o = <usize> j << 2;
+        store<f32>(orow + o, f32x4.extract_lane(binary4(op, f32x4.splat(load<f32>(ar + o)), bv), 0));
       }
     }
   }
 }
 
-const SQRT_2_OVER_PI: f64 = 0.7978845608028654;
-
-function unaryF(op: i32, x: f64): f64 {
-  switch (op) {
-    case 0:
-      return x > 0 ? x : 0;
-    case 1:
-      return 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)));
-    case 2:
-      return 1 / (1 + Math.exp(-x));
-    case 3:
-      return Math.tanh(x);
-    case 4:
-      return Math.exp(x);
-    case 5:
-      return Math.log(x);
-    default:
-      return -x;
-  }
+// @ts-ignore: decorator
+@inline function binary4(op: i32, a: v128, b: v128): v128 {
+  if (op == 0) return f32x4.add(a, b);
+  if (op == 1) return f32x4.sub(a, b);
+  if (op == 2) return f32x4.mul(a, b);
+  return f32x4.div(a, b);
 }
 
-function unaryD(op: i32, x: f64, y: f64): f64 {
-  switch (op) {
-    case 0:
-      return x > 0 ? 1 : 0;
-    case 1: {
-      const u = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
-      const t = Math.tanh(u);
-      const du = SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x);
-      return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du;
-    }
-    case 2:
-      return y * (1 - y);
-    case 3:
-      return 1 - y * y;
-    case 4:
-      return y;
-    case 5:
-      return 1 / x;
-    default:
-      return -1;
+// The loops take op as an argument of an inlined function, called with literal ops below, so each op
+// gets its own loop with the switch folded away.
+// @ts-ignore: decorator
+@inline function unaryLoop(op: i32, x: usize, y: usize, size: i32): void {
+  const s4 = size & ~3;
+  let i = 0;
+  for (; i < s4; i += 4) {
+    const o = <usize> i << 2;
+    v128.store(y + o, unary4(op, v128.load(x + o)));
+  }
+  for (; i < size; i++) {
+    const o = <usize> i << 2;
+    store<f32>(y + o, f32x4.extract_lane(unary4(op, v128.load32_splat(x + o)), 0));
   }
 }
 
 /** x, y are (size): `y = f(x)`; op 0..6 = relu, gelu, sigmoid, tanh, exp, log, neg. */
 export function unary(op: i32, x: usize, y: usize, size: i32): void {
-  for (let i = 0; i < size; i++) {
-    const o = <usize> i << 2;
-    store<f32>(y + o, <f32> unaryF(op, <f64> load<f32>(x + o)));
+  switch (op) {
+    case 0:
+      unaryLoop(0, x, y, size);
+      break;
+    case 1:
+      unaryLoop(1, x, y, size);
+      break;
+    case 2:
+      unaryLoop(2, x, y, size);
+      break;
+    case 3:
+      unaryLoop(3, x, y, size);
+      break;
+    case 4:
+      unaryLoop(4, x, y, size);
+      break;
+    case 5:
+      unaryLoop(5, x, y, size);
+      break;
+    default:
+      unaryLoop(6, x, y, size);
   }
 }
 
-/** All (size): `dx (+)= dy * f'(x)`. */
-export function unaryGrad(op: i32, x: usize, y: usize, dy: usize, dx: usize, size: i32, beta: i32): void {
-  for (let i = 0; i < size; i++) {
+// @ts-ignore: decorator
+@inline function unaryGradLoop(op: i32, x: usize, y: usize, dy: usize, dx: usize, size: i32, beta: i32): void {
+  const s4 = size & ~3;
+  let i = 0;
+  for (; i < s4; i += 4) {
     const o = <usize> i << 2;
-    const g = <f64> load<f32>(dy + o) * unaryD(op, <f64> load<f32>(x + o), <f64> load<f32>(y + o));
-    store<f32>(dx + o, <f32> ((beta ? <f64> load<f32>(dx + o) : 0) + g));
+    let g = unaryGrad4(op, v128.load(x + o), v128.load(y + o), v128.load(dy + o));
+    if (beta) g = f32x4.add(v128.load(dx + o), g);
+    v128.store(dx + o, g);
+  }
+  for (; i < size; i++) {
+    const o = <usize> i << 2;
+    let g = unaryGrad4(op, v128.load32_splat(x + o), v128.load32_splat(y + o), v128.load32_splat(dy + o));
+    if (beta) g = f32x4.add(v128.load32_splat(dx + o), g);
+    store<f32>(dx + o, f32x4.extract_lane(g, 0));
+  }
+}
+
+/** All (size): `dx (+)= dy * f'(x)` (y = f(x) is given). */
+export function unaryGrad(op: i32, x: usize, y: usize, dy: usize, dx: usize, size: i32, beta: i32): void {
+  switch (op) {
+    case 0:
+      unaryGradLoop(0, x, y, dy, dx, size, beta);
+      break;
+    case 1:
+      unaryGradLoop(1, x, y, dy, dx, size, beta);
+      break;
+    case 2:
+      unaryGradLoop(2, x, y, dy, dx, size, beta);
+      break;
+    case 3:
+      unaryGradLoop(3, x, y, dy, dx, size, beta);
+      break;
+    case 4:
+      unaryGradLoop(4, x, y, dy, dx, size, beta);
+      break;
+    case 5:
+      unaryGradLoop(5, x, y, dy, dx, size, beta);
+      break;
+    default:
+      unaryGradLoop(6, x, y, dy, dx, size, beta);
   }
 }
 
 /** x, y are (size): `y (+)= alpha * x + beta`. */
 export function scale(x: usize, y: usize, size: i32, alpha: f64, b: f64, acc: i32): void {
-  for (let i = 0; i < size; i++) {
+  const av = splat(<f32> alpha), bv = splat(<f32> b);
+  const s4 = size & ~3;
+  let i = 0;
+  for (; i < s4; i += 4) {
     const o = <usize> i << 2;
-    store<f32>(y + o, <f32> ((acc ? <f64> load<f32>(y + o) : 0) + alpha * <f64> load<f32>(x + o) + b));
+    let r = madd(av, v128.load(x + o), bv);
+    if (acc) r = f32x4.add(v128.load(y + o), r);
+    v128.store(y + o, r);
+  }
+  for (; i < size; i++) {
+    const o = <usize> i << 2;
+    let r = madd(av, v128.load32_splat(x + o), bv);
+    if (acc) r = f32x4.add(v128.load32_splat(y + o), r);
+    store<f32>(y + o, f32x4.extract_lane(r, 0));
   }
 }
 
@@ -719,7 +912,7 @@ export function scatterAddRows(dout: usize, idx: usize, dtable: usize, M: i32, N
 
 // ---------------------------------------------------------------- optimizers
 
-/** One AdamW step (decoupled weight decay, bias-corrected). */
+/** One AdamW step (decoupled weight decay, bias-corrected), in f32 SIMD. */
 export function adamw(
   param: usize,
   grad: usize,
@@ -734,17 +927,61 @@ export function adamw(
   bc1: f64,
   bc2: f64,
 ): void {
-  const decay = 1 - lr * wd;
-  for (let i = 0; i < size; i++) {
+  // p ← p·(1 − lr·wd) − (lr/bc1)·m / (sqrt(v)/sqrt(bc2) + eps)
+  const decay = splat(<f32> (1 - lr * wd));
+  const b1 = splat(<f32> beta1), c1 = splat(<f32> (1 - beta1));
+  const b2 = splat(<f32> beta2), c2 = splat(<f32> (1 - beta2));
+  const step = splat(<f32> (lr / bc1)), rb2 = splat(<f32> (1 / Math.sqrt(bc2))), ep = splat(<f32> eps);
+  const s4 = size & ~3;
+  let i = 0;
+  for (; i < s4; i += 4) {
     const o = <usize> i << 2;
-    const p = <f32> (<f64> load<f32>(param + o) * decay);
-    const g = <f64> load<f32>(grad + o);
-    const mo = <f32> (beta1 * <f64> load<f32>(m + o) + (1 - beta1) * g);
-    const vo = <f32> (beta2 * <f64> load<f32>(v + o) + (1 - beta2) * g * g);
-    store<f32>(m + o, mo);
-    store<f32>(v + o, vo);
-    store<f32>(param + o, <f32> (<f64> p - (lr * (<f64> mo / bc1)) / (Math.sqrt(<f64> vo / bc2) + eps)));
+    const g = v128.load(grad + o);
+    const mo = madd(b1, v128.load(m + o), f32x4.mul(c1, g));
+    const vo = madd(b2, v128.load(v + o), f32x4.mul(c2, f32x4.mul(g, g)));
+    v128.store(m + o, mo);
+    v128.store(v + o, vo);
+    const den = madd(f32x4.sqrt(vo), rb2, ep);
+    const p = f32x4.mul(v128.load(param + o), decay);
+    v128.store(param + o, f32x4.sub(p, f32x4.div(f32x4.mul(step, mo), den)));
   }
+  for (; i < size; i++) {
+    const o = <usize> i << 2;
+    const g = v128.load32_splat(grad + o);
+    const mo = madd(b1, v128.load32_splat(m + o), f32x4.mul(c1, g));
+    const vo = madd(b2, v128.load32_splat(v + o), f32x4.mul(c2, f32x4.mul(g, g)));
+    store<f32>(m + o, f32x4.extract_lane(mo, 0));
+    store<f32>(v + o, f32x4.extract_lane(vo, 0));
+    const den = madd(f32x4.sqrt(vo), rb2, ep);
+    const p = f32x4.mul(v128.load32_splat(param + o), decay);
+    store<f32>(param + o, f32x4.extract_lane(f32x4.sub(p, f32x4.div(f32x4.mul(step, mo), den)), 0));
+  }
+}
+
+// One SGD update of four lanes; returns the new parameters and writes the momentum buffer.
+// @ts-ignore: decorator
+@inline function sgd4(
+  p: v128,
+  g: v128,
+  buf: v128,
+  lr: v128,
+  mom: v128,
+  damp1: v128,
+  wd: v128,
+  useMom: i32,
+  nesterov: i32,
+  first: i32,
+  bout: usize,
+  lane0: i32,
+): v128 {
+  g = madd(wd, p, g);
+  if (useMom) {
+    const bv = first ? g : madd(mom, buf, f32x4.mul(damp1, g));
+    if (lane0) store<f32>(bout, f32x4.extract_lane(bv, 0));
+    else v128.store(bout, bv);
+    g = nesterov ? madd(mom, bv, g) : bv;
+  }
+  return f32x4.sub(p, f32x4.mul(lr, g));
 }
 
 /** One SGD step (PyTorch semantics); first = 1 sets the momentum buffer to the gradient. */
@@ -760,25 +997,63 @@ export function sgd(
   wd: f64,
   first: i32,
 ): void {
-  for (let i = 0; i < size; i++) {
+  const lv = splat(<f32> lr), mv = splat(<f32> momentum), dv = splat(<f32> (1 - dampening));
+  const wv = splat(<f32> wd);
+  const useMom = momentum != 0 ? 1 : 0;
+  const s4 = size & ~3;
+  let i = 0;
+  for (; i < s4; i += 4) {
     const o = <usize> i << 2;
-    const p = <f64> load<f32>(param + o);
-    let g = <f64> load<f32>(grad + o) + wd * p;
-    if (momentum != 0) {
-      const bv = <f32> (first ? g : momentum * <f64> load<f32>(buf + o) + (1 - dampening) * g);
-      store<f32>(buf + o, bv);
-      g = nesterov ? g + momentum * <f64> bv : <f64> bv;
-    }
-    store<f32>(param + o, <f32> (p - lr * g));
+    const b = useMom && !first ? v128.load(buf + o) : splat(0);
+    const r = sgd4(
+      v128.load(param + o),
+      v128.load(grad + o),
+      b,
+      lv,
+      mv,
+      dv,
+      wv,
+      useMom,
+      nesterov,
+      first,
+      buf + o,
+      0,
+    );
+    v128.store(param + o, r);
+  }
+  for (; i < size; i++) {
+    const o = <usize> i << 2;
+    const b = useMom && !first ? v128.load32_splat(buf + o) : splat(0);
+    const r = sgd4(
+      v128.load32_splat(param + o),
+      v128.load32_splat(grad + o),
+      b,
+      lv,
+      mv,
+      dv,
+      wv,
+      useMom,
+      nesterov,
+      first,
+      buf + o,
+      1,
+    );
+    store<f32>(param + o, f32x4.extract_lane(r, 0));
   }
 }
 
 /** g *= min(1, maxNorm / (sqrt(normSq[0]) + 1e-6)). */
 export function clipScale(g: usize, normSq: usize, size: i32, maxNorm: f64): void {
   const norm = Math.sqrt(<f64> load<f32>(normSq));
-  const f = Math.min(1, maxNorm / (norm + 1e-6));
-  for (let i = 0; i < size; i++) {
+  const f = <f32> Math.min(1, maxNorm / (norm + 1e-6));
+  const fv = splat(f);
+  let i = 0;
+  for (; i + 4 <= size; i += 4) {
     const o = <usize> i << 2;
-    store<f32>(g + o, <f32> (<f64> load<f32>(g + o) * f));
+    v128.store(g + o, f32x4.mul(v128.load(g + o), fv));
+  }
+  for (; i < size; i++) {
+    const o = <usize> i << 2;
+    store<f32>(g + o, load<f32>(g + o) * f);
   }
 }
