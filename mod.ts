@@ -87,14 +87,20 @@ export {
 } from "./src/masks/budget.ts";
 export { availableBackends, getBackend, loadBackend, setBackend } from "./src/backends/select.ts";
 export type {
+  AdamWParams,
   Backend,
   BackendBuffer,
   BackendName,
+  BinaryOp,
   BlockLayout,
+  Broadcast,
   DdsParams,
   GemmParams,
   SddParams,
+  SgdParams,
+  UnaryOp,
 } from "./src/backends/types.ts";
+export type { ConcreteName } from "./src/backends/select.ts";
 export { manualSeed, nextSeed, Rng } from "./src/random.ts";
 export { fromArray, type LayerOptions, Module, type NamedBuffer } from "./src/nn/module.ts";
 export {

@@ -9,7 +9,8 @@ import { createWasmBackend } from "./wasm.ts";
 import { createWebGpuBackend } from "./webgpu.ts";
 import type { Backend, BackendName } from "./types.ts";
 
-type ConcreteName = Exclude<BackendName, "auto">;
+/** A backend name other than "auto". */
+export type ConcreteName = Exclude<BackendName, "auto">;
 
 /** How each backend is made. A factory rejects with a clear error where its backend cannot run. */
 const factories: Record<ConcreteName, () => Promise<Backend>> = {

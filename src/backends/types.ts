@@ -124,11 +124,17 @@ export type UnaryOp = "relu" | "gelu" | "sigmoid" | "tanh" | "exp" | "log" | "ne
 
 /** Hyper-parameters of one AdamW step (decoupled weight decay, bias-corrected). */
 export interface AdamWParams {
+  /** Elements of the parameter. */
   size: number;
+  /** Learning rate. */
   lr: number;
+  /** First-moment decay. */
   beta1: number;
+  /** Second-moment decay. */
   beta2: number;
+  /** Added to the root of the second moment. */
   eps: number;
+  /** Decoupled weight decay (0 for opted-out parameters). */
   weightDecay: number;
   /** 1-based step number, for bias correction. */
   step: number;
@@ -136,11 +142,17 @@ export interface AdamWParams {
 
 /** Hyper-parameters of one SGD step (PyTorch semantics). */
 export interface SgdParams {
+  /** Elements of the parameter. */
   size: number;
+  /** Learning rate. */
   lr: number;
+  /** Momentum factor (0 for none). */
   momentum: number;
+  /** Dampening of the momentum. */
   dampening: number;
+  /** Nesterov momentum. */
   nesterov: boolean;
+  /** L2 weight decay added to the gradient. */
   weightDecay: number;
 }
 

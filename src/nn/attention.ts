@@ -49,16 +49,25 @@ const MASKED = -1e9;
  * ```
  */
 export class MultiHeadAttention extends Module {
+  /** Model width. */
   readonly dim: number;
+  /** Number of heads. */
   readonly heads: number;
+  /** Whether positions see only the past. */
   readonly causal: boolean;
+  /** The butterfly pattern of the scores (dense when absent). */
   readonly scoreMask: ScoreMaskOptions | undefined;
+  /** Query projection. */
   readonly q: Module;
+  /** Key projection. */
   readonly k: Module;
+  /** Value projection. */
   readonly v: Module;
+  /** Output projection. */
   readonly o: Module;
   readonly #bias = new Map<number, Tensor | undefined>();
 
+  /** Build the layer; see the class documentation for the options. */
   constructor(dim: number, opts: MultiHeadAttentionOptions) {
     super();
     const op = "MultiHeadAttention";
@@ -101,6 +110,7 @@ export class MultiHeadAttention extends Module {
     return bias;
   }
 
+  /** Apply the layer to `x`. */
   forward(x: Tensor): Tensor {
     const op = "MultiHeadAttention";
     if (x?.rank !== 3 || x.shape[2] !== this.dim) {
@@ -118,6 +128,7 @@ export class MultiHeadAttention extends Module {
     return this.o.forward(transpose(reshape(ot, [B, D, L])));
   }
 
+  /** Free the parameters and the cached score masks. */
   override dispose(): void {
     super.dispose();
     for (const b of this.#bias.values()) b?.dispose();
@@ -142,11 +153,16 @@ export interface TransformerBlockOptions extends MultiHeadAttentionOptions {
  * ```
  */
 export class TransformerBlock extends Module {
+  /** LayerNorm before attention. */
   readonly ln1: LayerNorm;
+  /** The attention. */
   readonly attn: MultiHeadAttention;
+  /** LayerNorm before the MLP. */
   readonly ln2: LayerNorm;
+  /** The MLP. */
   readonly mlp: MLP;
 
+  /** Build the layer; see the class documentation for the options. */
   constructor(dim: number, opts: TransformerBlockOptions) {
     super();
     const rng = rngFor(opts);
@@ -164,6 +180,7 @@ export class TransformerBlock extends Module {
     );
   }
 
+  /** Apply the layer to `x`. */
   forward(x: Tensor): Tensor {
     x = add(x, this.attn.forward(this.ln1.forward(x)));
     return add(x, this.mlp.forward(this.ln2.forward(x)));

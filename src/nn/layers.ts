@@ -21,11 +21,16 @@ import { checkPositiveInt, fromArray, type LayerOptions, Module, rngFor } from "
  * ```
  */
 export class LayerNorm extends Module {
+  /** Normalised features. */
   readonly features: number;
+  /** Added to the variance. */
   readonly eps: number;
+  /** The weight parameter. */
   readonly weight: Tensor;
+  /** The bias parameter (absent when built without one). */
   readonly bias: Tensor;
 
+  /** Build the layer; see the class documentation for the options. */
   constructor(features: number, opts: { eps?: number } & LayerOptions = {}) {
     super();
     this.features = checkPositiveInt("LayerNorm", "features", features);
@@ -40,6 +45,7 @@ export class LayerNorm extends Module {
     this.bias.noWeightDecay = true;
   }
 
+  /** Apply the layer to `x`. */
   forward(x: Tensor): Tensor {
     if (x?.shape?.at(-1) !== this.features) {
       throw new RangeError(`LayerNorm: x [${x?.shape}] must end in ${this.features} features`);
@@ -58,6 +64,7 @@ export class LayerNorm extends Module {
  * ```
  */
 export class GELU extends Module {
+  /** Apply the layer to `x`. */
   forward(x: Tensor): Tensor {
     return gelu(x);
   }
@@ -73,6 +80,7 @@ export class GELU extends Module {
  * ```
  */
 export class ReLU extends Module {
+  /** Apply the layer to `x`. */
   forward(x: Tensor): Tensor {
     return relu(x);
   }
@@ -91,9 +99,11 @@ export class ReLU extends Module {
  * ```
  */
 export class Dropout extends Module {
+  /** Drop probability. */
   readonly p: number;
   readonly #rng: Rng;
 
+  /** Build the layer; see the class documentation for the options. */
   constructor(p: number, opts: LayerOptions = {}) {
     super();
     if (typeof p !== "number" || !(p >= 0 && p < 1)) {
@@ -103,6 +113,7 @@ export class Dropout extends Module {
     this.#rng = rngFor(opts);
   }
 
+  /** Apply the layer to `x`. */
   forward(x: Tensor): Tensor {
     if (!this.training || this.p === 0) return x;
     const keepScale = 1 / (1 - this.p), m = new Float32Array(x.size);
@@ -123,8 +134,10 @@ export class Dropout extends Module {
  * ```
  */
 export class Sequential extends Module {
+  /** The layers, in order. */
   readonly layers: Module[];
 
+  /** Build the layer; see the class documentation for the options. */
   constructor(...layers: Module[]) {
     super();
     layers.forEach((l, i) => {
@@ -134,6 +147,7 @@ export class Sequential extends Module {
     this.layers = layers;
   }
 
+  /** Apply the layer to `x`. */
   forward(x: Tensor): Tensor {
     for (const l of this.layers) x = l.forward(x);
     return x;
@@ -189,11 +203,14 @@ export interface MLPOptions extends LayerOptions {
  * ```
  */
 export class MLP extends Module {
+  /** First linear layer. */
   readonly fc1: Module;
+  /** Second linear layer. */
   readonly fc2: Module;
   readonly #act: Module;
   readonly #drop: Dropout | undefined;
 
+  /** Build the layer; see the class documentation for the options. */
   constructor(inFeatures: number, opts: MLPOptions) {
     super();
     checkPositiveInt("MLP", "inFeatures", inFeatures);
@@ -212,6 +229,7 @@ export class MLP extends Module {
     this.fc2 = this.child("fc2", makeLinear(hidden, out, opts.linear, { ...sub, seed: rng.nextUint32() }));
   }
 
+  /** Apply the layer to `x`. */
   forward(x: Tensor): Tensor {
     let h = this.#act.forward(this.fc1.forward(x));
     if (this.#drop) h = this.#drop.forward(h);
@@ -230,8 +248,10 @@ export class MLP extends Module {
  * ```
  */
 export class Embedding extends Module {
+  /** The weight parameter. */
   readonly weight: Tensor;
 
+  /** Build the layer; see the class documentation for the options. */
   constructor(count: number, features: number, opts: LayerOptions = {}) {
     super();
     checkPositiveInt("Embedding", "count", count);

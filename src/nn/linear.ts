@@ -53,11 +53,16 @@ export interface LinearOptions extends LayerOptions {
  * ```
  */
 export class Linear extends Module {
+  /** Input features (K). */
   readonly inFeatures: number;
+  /** Output features (N). */
   readonly outFeatures: number;
+  /** The weight parameter. */
   readonly weight: Tensor;
+  /** The bias parameter (absent when built without one). */
   readonly bias: Tensor | undefined;
 
+  /** Build the layer; see the class documentation for the options. */
   constructor(inFeatures: number, outFeatures: number, opts: LinearOptions = {}) {
     super();
     this.inFeatures = checkPositiveInt("Linear", "inFeatures", inFeatures);
@@ -69,6 +74,7 @@ export class Linear extends Module {
       : this.param("bias", uniformTensor([outFeatures], bound, rng, opts.backend));
   }
 
+  /** Apply the layer to `x`. */
   forward(x: Tensor): Tensor {
     checkInput("Linear", x, this.inFeatures);
     const y = matmul(x.rank === 1 ? reshape(x, [1, this.inFeatures]) : x, this.weight, { transB: true });
@@ -112,12 +118,18 @@ export interface BlockSparseLinearOptions extends LinearOptions {
  * ```
  */
 export class BlockSparseLinear extends Module {
+  /** Input features (K). */
   readonly inFeatures: number;
+  /** Output features (N). */
   readonly outFeatures: number;
+  /** The tile mask of the weight. */
   readonly mask: BlockMask;
+  /** The weight parameter. */
   readonly weight: Tensor;
+  /** The bias parameter (absent when built without one). */
   readonly bias: Tensor | undefined;
 
+  /** Build the layer; see the class documentation for the options. */
   constructor(inFeatures: number, outFeatures: number, opts: BlockSparseLinearOptions = {}) {
     super();
     const op = "BlockSparseLinear";
@@ -154,6 +166,7 @@ export class BlockSparseLinear extends Module {
     this.buffer("mask", () => ({ dtype: "U8", shape: [mask.rows, mask.cols], data: mask.bits() }));
   }
 
+  /** Apply the layer to `x`. */
   forward(x: Tensor): Tensor {
     checkInput("BlockSparseLinear", x, this.inFeatures);
     const K = this.mask.inFeatures, N = this.mask.outFeatures;
@@ -201,12 +214,18 @@ export interface LowRankOptions extends LayerOptions {
  * ```
  */
 export class LowRank extends Module {
+  /** Input features (K). */
   readonly inFeatures: number;
+  /** Output features (N). */
   readonly outFeatures: number;
+  /** Rank of the low-rank term. */
   readonly rank: number;
+  /** Left factor (out, rank). */
   readonly U: Tensor;
+  /** Right factor (rank, in). */
   readonly V: Tensor;
 
+  /** Build the layer; see the class documentation for the options. */
   constructor(inFeatures: number, outFeatures: number, opts: LowRankOptions) {
     super();
     const op = "LowRank";
@@ -224,6 +243,7 @@ export class LowRank extends Module {
     this.U = this.param("U", uniformTensor([outFeatures, rank], 1 / Math.sqrt(rank), rng, opts.backend));
   }
 
+  /** Apply the layer to `x`. */
   forward(x: Tensor): Tensor {
     checkInput("LowRank", x, this.inFeatures);
     return matmul(matmul(x, this.V, { transB: true }), this.U, { transB: true });
@@ -266,13 +286,20 @@ export interface PixelflyLinearOptions extends LayerOptions {
  * ```
  */
 export class PixelflyLinear extends Module {
+  /** Input features (K). */
   readonly inFeatures: number;
+  /** Output features (N). */
   readonly outFeatures: number;
+  /** The block-sparse part (child `sparse`). */
   readonly sparse: BlockSparseLinear;
+  /** The low-rank part (child `low_rank`). */
   readonly lowRank: LowRank;
+  /** The per-row gate (child `gate`; absent without gating). */
   readonly gate: Linear | undefined;
+  /** The bias parameter (absent when built without one). */
   readonly bias: Tensor | undefined;
 
+  /** Build the layer; see the class documentation for the options. */
   constructor(inFeatures: number, outFeatures: number, opts: PixelflyLinearOptions = {}) {
     super();
     const op = "PixelflyLinear";
@@ -313,6 +340,7 @@ export class PixelflyLinear extends Module {
       : this.param("bias", uniformTensor([outFeatures], 1 / Math.sqrt(inFeatures), rng, backend));
   }
 
+  /** Apply the layer to `x`. */
   forward(x: Tensor): Tensor {
     checkInput("PixelflyLinear", x, this.inFeatures);
     const s = this.sparse.forward(x), l = this.lowRank.forward(x);

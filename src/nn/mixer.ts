@@ -34,13 +34,20 @@ export interface MixerBlockOptions extends LayerOptions {
  * ```
  */
 export class MixerBlock extends Module {
+  /** Patches (tokens) per example. */
   readonly patches: number;
+  /** Channels per patch. */
   readonly channels: number;
+  /** LayerNorm before token mixing. */
   readonly norm1: LayerNorm;
+  /** The token-mixing MLP (child `token_mixing`). */
   readonly tokenMixing: MLP;
+  /** LayerNorm before channel mixing. */
   readonly norm2: LayerNorm;
+  /** The channel-mixing MLP (child `channel_mixing`). */
   readonly channelMixing: MLP;
 
+  /** Build the layer; see the class documentation for the options. */
   constructor(patches: number, channels: number, opts: MixerBlockOptions) {
     super();
     this.patches = checkPositiveInt("MixerBlock", "patches", patches);
@@ -68,6 +75,7 @@ export class MixerBlock extends Module {
     );
   }
 
+  /** Apply the layer to `x`. */
   forward(x: Tensor): Tensor {
     if (x?.rank !== 3 || x.shape[1] !== this.patches || x.shape[2] !== this.channels) {
       throw new RangeError(`MixerBlock: x [${x?.shape}] must be (batch, ${this.patches}, ${this.channels})`);
@@ -111,13 +119,18 @@ export interface MlpMixerOptions extends LayerOptions {
  * ```
  */
 export class MlpMixer extends Module {
+  /** Patch embedding. */
   readonly stem: Module;
+  /** The Mixer blocks. */
   readonly blocks: MixerBlock[];
+  /** Final LayerNorm. */
   readonly norm: LayerNorm;
+  /** Classifier head. */
   readonly head: Module;
   readonly #patches: number;
   readonly #channels: number;
 
+  /** Build the layer; see the class documentation for the options. */
   constructor(opts: MlpMixerOptions) {
     super();
     const op = "MlpMixer";
@@ -154,6 +167,7 @@ export class MlpMixer extends Module {
     );
   }
 
+  /** Apply the layer to `x`. */
   forward(x: Tensor): Tensor {
     let h = this.stem.forward(x);
     for (const b of this.blocks) h = b.forward(h);

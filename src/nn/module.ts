@@ -11,8 +11,11 @@ import { nextSeed, Rng } from "../random.ts";
 
 /** A non-trained array stored in checkpoints beside the parameters (a mask's tile bits). */
 export interface NamedBuffer {
+  /** Element type. */
   dtype: "U8" | "I32" | "F32";
+  /** Dimensions. */
   shape: number[];
+  /** Row-major values. */
   data: Uint8Array | Int32Array | Float32Array;
 }
 
