@@ -136,13 +136,14 @@ function packB(dst: usize, src: usize, rs: i32, cs: i32, kRows: i32, cols: i32):
   }
 }
 
-/** Workspace bytes `gemm` needs. */
+/** Workspace bytes `gemm` needs (64 bytes of segment descriptor, then the packed panels). */
 export function gemmWorkspace(): usize {
-  return <usize> (cdiv(MC, MR) * MR * KC + cdiv(NC, NR) * NR * KC) << 2;
+  return 64 + (<usize> (cdiv(MC, MR) * MR * KC + cdiv(NC, NR) * NR * KC) << 2);
 }
 
 /**
  * a is (M,K) or (K,M), b is (K,N) or (N,K), c is (M,N): `C (+)= alpha * op(A)·op(B)`; beta = 1 accumulates.
+ * lda, ldb, ldc are the row strides (in elements) of A, B and C as stored; each call needs its own ws.
  */
 export function gemm(
   a: usize,
@@ -156,17 +157,21 @@ export function gemm(
   beta: i32,
   alpha: f32,
   ws: usize,
+  lda: i32,
+  ldb: i32,
+  ldc: i32,
 ): void {
   if (M <= 0 || N <= 0) return;
+  const ldcb = <usize> ldc << 2;
   if (K <= 0) {
-    if (!beta) memory.fill(c, 0, <usize> (M * N) << 2);
+    if (!beta) for (let i = 0; i < M; i++) memory.fill(c + <usize> i * ldcb, 0, <usize> N << 2);
     return;
   }
-  const ars = transA ? 1 : K, acs = transA ? M : 1;
-  const brs = transB ? 1 : N, bcs = transB ? K : 1;
-  const ap = ws;
-  const bp = ws + (<usize> (cdiv(MC, MR) * MR * KC) << 2);
-  const ldc = <usize> N << 2;
+  const ars = transA ? 1 : lda, acs = transA ? lda : 1;
+  const brs = transB ? 1 : ldb, bcs = transB ? ldb : 1;
+  const seg = ws;
+  const ap = ws + 64;
+  const bp = ap + (<usize> (cdiv(MC, MR) * MR * KC) << 2);
   for (let jc = 0; jc < N; jc += NC) {
     const nc = min(NC, N - jc);
     for (let pc = 0; pc < K; pc += KC) {
@@ -181,13 +186,13 @@ export function gemm(
         const nps = cdiv(nc, NR), mps = cdiv(mc, MR);
         for (let jp = 0; jp < nps; jp++) {
           const nr = min(NR, nc - jp * NR);
-          store<u32>(SEG1, 0);
-          store<u32>(SEG1, <u32> (bp + <usize> (jp * k4 * NR) * 16), 4);
-          store<u32>(SEG1, <u32> k4, 8);
-          let cp = c + ((<usize> (ic * N + jc + jp * NR)) << 2);
+          store<u32>(seg, 0);
+          store<u32>(seg, <u32> (bp + <usize> (jp * k4 * NR) * 16), 4);
+          store<u32>(seg, <u32> k4, 8);
+          let cp = c + <usize> ic * ldcb + (<usize> (jc + jp * NR) << 2);
           for (let ip = 0; ip < mps; ip++) {
-            micro(ap + <usize> ip * pstride, SEG1, 1, cp, ldc, alpha, bt, min(MR, mc - ip * MR), nr);
-            cp += ldc * MR;
+            micro(ap + <usize> ip * pstride, seg, 1, cp, ldcb, alpha, bt, min(MR, mc - ip * MR), nr);
+            cp += ldcb * MR;
           }
         }
       }

@@ -21,6 +21,8 @@ export const backendsUnderTest: BackendUnderTest[] = [];
 backendsUnderTest.push(
   { label: "wasm-relaxed", make: () => createWasmBackend({ variant: "relaxed" }) },
   { label: "wasm-simd128", make: () => createWasmBackend({ variant: "simd128" }) },
+  // two threads (main + one Worker), splitting every product however small so the split paths run
+  { label: "wasm-threads", make: () => createWasmBackend({ threads: 2, minSplitWork: 0 }) },
 );
 
 // WebGPU: skipped where no adapter exists, unless PIXELFLY_REQUIRE_GPU=1 (CI) makes that a failure.

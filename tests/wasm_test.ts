@@ -40,7 +40,45 @@ Deno.test("wasm: both builds validate and load; the pick follows WebAssembly.val
     RangeError,
     'variant must be "relaxed" or "simd128", got avx',
   );
-  await assertRejects(() => createWasmBackend({ threads: 2 }), RangeError, "threads must be 1");
+  await assertRejects(
+    () => createWasmBackend({ threads: 3 as 2 }),
+    RangeError,
+    'threads must be 1, 2 or "auto", got 3',
+  );
+  await assertRejects(
+    () => createWasmBackend({ variant: "simd128", threads: 2 }),
+    RangeError,
+    "threads > 1 needs the relaxed build",
+  );
+  await assertRejects(() => createWasmBackend({ minSplitWork: -1 }), RangeError, "minSplitWork must be");
+});
+
+Deno.test("wasm: two threads load with no permissions, split products, and dispose stops the worker", async () => {
+  const be = await createWasmBackend({ threads: 2, minSplitWork: 0 });
+  assertEquals(be.threads, 2);
+  const auto = await createWasmBackend({ threads: "auto" });
+  assertEquals(auto.threads, Math.min(2, navigator.hardwareConcurrency));
+  auto.dispose();
+  assertEquals((await createWasmBackend()).threads, 1);
+  // a product split across both threads equals the single-thread one bit for bit (same kernels, same tiles)
+  const one = await createWasmBackend({ variant: "relaxed" });
+  const rng = new Rng(5);
+  const M = 40, N = 24, K = 37;
+  const a = Float32Array.from({ length: M * K }, () => rng.normal());
+  const b = Float32Array.from({ length: K * N }, () => rng.normal());
+  const out: Float32Array[] = [];
+  for (const x of [be, one]) {
+    const c = x.alloc(M * N);
+    x.gemm(x.upload(a), x.upload(b), c, { M, N, K, transA: false, transB: false, accumulate: false });
+    out.push(x.readSync(c));
+  }
+  assertClose(out[0], out[1], { atol: 0, rtol: 0, label: "gemm on 2 threads vs 1" });
+  be.dispose();
+  assertEquals(be.threads, 1);
+  // still usable on one thread after dispose
+  const c = be.alloc(M * N);
+  be.gemm(be.upload(a), be.upload(b), c, { M, N, K, transA: false, transB: false, accumulate: false });
+  assertClose(be.readSync(c), out[1], { atol: 0, rtol: 0, label: "gemm after dispose" });
 });
 
 Deno.test("wasm: the allocator reuses freed memory, coalesces, and survives growth", async () => {
@@ -167,7 +205,12 @@ Deno.test("wasm: src/backends/wasm.ts loads and computes under deno run with no 
 const be = await createWasmBackend();
 const a = be.upload(new Float32Array([1, 2, 3, 4])), b = be.upload(new Float32Array([1, 0, 0, 1])), c = be.alloc(4);
 be.gemm(a, b, c, { M: 2, N: 2, K: 2, transA: false, transB: false, accumulate: false });
-console.log(be.variant, Array.from(await be.read(c)).join(","));`;
+const t = await createWasmBackend({ threads: 2, minSplitWork: 0 });
+const x = t.upload(new Float32Array(64 * 64).fill(1)), y = t.alloc(64 * 64);
+t.gemm(x, x, y, { M: 64, N: 64, K: 64, transA: false, transB: false, accumulate: false });
+const ys = await t.read(y);
+t.dispose();
+console.log(be.variant, Array.from(await be.read(c)).join(","), t.threads, ys[0], ys[64 * 64 - 1]);`;
   const dir = await Deno.makeTempDir();
   try {
     const file = `${dir}/load.ts`;
@@ -179,7 +222,7 @@ console.log(be.variant, Array.from(await be.read(c)).join(","));`;
     }).output();
     const text = new TextDecoder().decode(out.stdout).trim();
     assertOk(out.success, `deno run failed: ${new TextDecoder().decode(out.stderr)}`);
-    assertEquals(text, "relaxed 1,2,3,4");
+    assertEquals(text, "relaxed 1,2,3,4 1 64 64");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -2,15 +2,20 @@
  * The WASM SIMD backend: AssemblyScript kernels (`asm/`) running on tensors
  * that live in the module's linear memory across ops.
  *
- * Two builds ship inside the module graph as base64 (no fetch, no
- * permissions): SIMD128 with relaxed-SIMD fused multiply-add, and plain
- * SIMD128. {@link createWasmBackend} picks the first one this engine accepts
- * (`WebAssembly.validate`).
+ * Three builds ship inside the module graph as base64 (no fetch, no
+ * permissions): SIMD128 with relaxed-SIMD fused multiply-add, plain SIMD128,
+ * and the relaxed build on an imported shared memory for worker threads.
+ * {@link createWasmBackend} picks the first one this engine accepts
+ * (`WebAssembly.validate`). With `threads: 2`, `gemm` and `dds` split their
+ * output between the calling thread and one Worker (made from a `blob:` URL,
+ * so no permission is needed) that shares the memory; they meet with
+ * `Atomics.wait`/`Atomics.notify`.
  *
  * @module
  */
 import { wasmBase64 as relaxedBase64 } from "../../asm/generated/kernels_relaxed.ts";
 import { wasmBase64 as simdBase64 } from "../../asm/generated/kernels_simd.ts";
+import { wasmBase64 as threadsBase64 } from "../../asm/generated/kernels_threads.ts";
 import { Allocator } from "./_wasm_alloc.ts";
 import type {
   AdamWParams,
@@ -33,8 +38,18 @@ export type WasmVariant = "relaxed" | "simd128";
 export interface WasmBackendOptions {
   /** Which build to load (the fastest one this engine validates when omitted). */
   variant?: WasmVariant;
-  /** Worker threads for the products: 1 or "auto" (which is 1 for now: threads are not implemented yet). */
-  threads?: number | "auto";
+  /**
+   * Threads for the products `gemm` and `dds`: 1 (the default), 2 (the calling thread and one Worker), or
+   * "auto" (min(2, navigator.hardwareConcurrency)). Where SharedArrayBuffer, Workers or the threads build
+   * are unavailable the backend runs on 1 thread: read {@link WasmBackend.threads} for what you got.
+   * More threads need the relaxed build.
+   */
+  threads?: 1 | 2 | "auto";
+  /**
+   * Products smaller than this many multiply-adds (M·N·K for gemm, M·nnz·b² for dds) stay on one
+   * thread, where the hand-off (about 0.1 ms) would cost more than it saves. Default 2^21; tests set 0.
+   */
+  minSplitWork?: number;
 }
 
 function decodeBase64(s: string): Uint8Array {
@@ -44,7 +59,7 @@ function decodeBase64(s: string): Uint8Array {
   return out;
 }
 
-const byteCache = new Map<WasmVariant, Uint8Array>();
+const byteCache = new Map<WasmVariant | "threads", Uint8Array>();
 
 /**
  * The WebAssembly bytes of one build.
@@ -55,10 +70,12 @@ const byteCache = new Map<WasmVariant, Uint8Array>();
  * console.log(WebAssembly.validate(wasmBytes("simd128") as BufferSource)); // true on engines with SIMD
  * ```
  */
-export function wasmBytes(variant: WasmVariant): Uint8Array {
+export function wasmBytes(variant: WasmVariant | "threads"): Uint8Array {
   let b = byteCache.get(variant);
   if (b === undefined) {
-    b = decodeBase64(variant === "relaxed" ? relaxedBase64 : simdBase64);
+    b = decodeBase64(
+      variant === "relaxed" ? relaxedBase64 : variant === "simd128" ? simdBase64 : threadsBase64,
+    );
     byteCache.set(variant, b);
   }
   return b;
@@ -79,6 +96,162 @@ export function pickWasmVariant(
   if (validate(wasmBytes("relaxed"))) return "relaxed";
   if (validate(wasmBytes("simd128"))) return "simd128";
   return undefined;
+}
+
+// ------------------------------------------------------------------ threads
+
+// The Worker's program: instantiate the shared module, then serve jobs posted in the control block.
+// Control block (Int32 slots at `ctrl`): 0 job sequence, 1 finished sequence, 2 status (0 ok, 1 failed),
+// 3 kernel (1 gemm, 2 dds, 3 quit), 4.. arguments (slot 13 is gemm's alpha as float32); bytes 128..255
+// hold the error text of a failed job.
+const WORKER_SOURCE = `
+self.onmessage = async (e) => {
+  const { module, memory, ctrl } = e.data;
+  let k;
+  try {
+    k = (await WebAssembly.instantiate(module, { env: { memory } })).exports;
+  } catch (err) {
+    self.postMessage({ error: String(err && err.message || err) });
+    return;
+  }
+  const i32 = new Int32Array(memory.buffer, ctrl, 64);
+  const f32 = new Float32Array(memory.buffer, ctrl, 64);
+  const bytes = new Uint8Array(memory.buffer, ctrl + 128, 128);
+  self.postMessage({ ready: true });
+  let seen = 0;
+  for (;;) {
+    Atomics.wait(i32, 0, seen);
+    const s = Atomics.load(i32, 0);
+    if (s === seen) continue;
+    seen = s;
+    const op = i32[3];
+    let status = 0;
+    try {
+      if (op === 1) {
+        k.gemm(i32[4], i32[5], i32[6], i32[7], i32[8], i32[9], i32[10], i32[11], i32[12], f32[13], i32[14], i32[15], i32[16], i32[17]);
+      } else if (op === 2) {
+        k.dds(i32[4], i32[5], i32[6], i32[7], i32[8], i32[9], i32[10], i32[11], i32[12], i32[13], i32[14], i32[15], i32[16], i32[17]);
+      } else if (op !== 3) {
+        throw new Error("unknown job " + op);
+      }
+    } catch (err) {
+      status = 1;
+      const msg = new TextEncoder().encode(String(err && err.message || err)).subarray(0, 127);
+      bytes.fill(0);
+      bytes.set(msg);
+    }
+    Atomics.store(i32, 2, status);
+    Atomics.store(i32, 1, s);
+    Atomics.notify(i32, 1);
+    if (op === 3) {
+      self.close();
+      return;
+    }
+  }
+};
+`;
+
+const CTRL_BYTES = 256;
+// A worker that has not finished its half of a product within this time is taken for dead.
+const JOB_TIMEOUT_MS = 120_000;
+
+/** One Worker that shares the backend's memory and runs half of a product on request. */
+class WorkerThread {
+  #worker: Worker;
+  #mem: WebAssembly.Memory;
+  #ctrl: number;
+  #seq = 0;
+  #pending = false;
+
+  private constructor(worker: Worker, mem: WebAssembly.Memory, ctrl: number) {
+    this.#worker = worker;
+    this.#mem = mem;
+    this.#ctrl = ctrl;
+  }
+
+  static async start(
+    module: WebAssembly.Module,
+    mem: WebAssembly.Memory,
+    ctrl: number,
+  ): Promise<WorkerThread> {
+    const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "text/javascript" }));
+    let worker: Worker;
+    try {
+      worker = new Worker(url, { type: "module" });
+    } finally {
+      // the Worker has its own copy of the URL's target once constructed
+      setTimeout(() => URL.revokeObjectURL(url), 0);
+    }
+    try {
+      await new Promise<void>((resolve, reject) => {
+        worker.onmessage = (e: MessageEvent) => {
+          if (e.data?.ready) resolve();
+          else reject(new Error(`createWasmBackend: the worker thread failed to start: ${e.data?.error}`));
+        };
+        worker.onerror = (e: ErrorEvent) => {
+          e.preventDefault();
+          reject(new Error(`createWasmBackend: the worker thread failed to start: ${e.message}`));
+        };
+        worker.postMessage({ module, memory: mem, ctrl });
+      });
+    } catch (err) {
+      worker.terminate();
+      throw err;
+    }
+    worker.onmessage = null;
+    worker.onerror = (e: ErrorEvent) => e.preventDefault();
+    return new WorkerThread(worker, mem, ctrl);
+  }
+
+  #i32(): Int32Array {
+    return new Int32Array(this.#mem.buffer, this.#ctrl, CTRL_BYTES / 4);
+  }
+
+  /** Posts a job: kernel 1 gemm, 2 dds, 3 quit; ints go to slots 4.., floats as [slot, value] pairs. */
+  post(kernel: number, ints: number[], floats: [number, number][] = []): void {
+    const i32 = this.#i32();
+    const f32 = new Float32Array(i32.buffer, this.#ctrl, CTRL_BYTES / 4);
+    i32[3] = kernel;
+    for (let i = 0; i < ints.length; i++) i32[4 + i] = ints[i];
+    for (const [slot, v] of floats) f32[slot] = v;
+    this.#pending = true;
+    Atomics.store(i32, 0, ++this.#seq);
+    Atomics.notify(i32, 0);
+  }
+
+  /** Waits for the posted job; throws when it failed or the worker does not answer. */
+  join(what: string): void {
+    if (!this.#pending) return;
+    this.#pending = false;
+    const i32 = this.#i32();
+    const t0 = Date.now();
+    for (;;) {
+      const done = Atomics.load(i32, 1);
+      if (done === this.#seq) break;
+      Atomics.wait(i32, 1, done, 1000);
+      if (Date.now() - t0 > JOB_TIMEOUT_MS) {
+        throw new Error(
+          `wasm backend: the worker thread did not finish its part of ${what} within ${JOB_TIMEOUT_MS} ms`,
+        );
+      }
+    }
+    if (Atomics.load(i32, 2) !== 0) {
+      const bytes = new Uint8Array(i32.buffer, this.#ctrl + 128, 128);
+      const end = bytes.indexOf(0);
+      const msg = new TextDecoder().decode(bytes.slice(0, end < 0 ? 128 : end));
+      throw new Error(`wasm backend: the worker thread failed in ${what}: ${msg}`);
+    }
+  }
+
+  /** Asks the worker to quit and terminates it. */
+  stop(): void {
+    try {
+      this.post(3, []);
+    } finally {
+      this.#pending = false;
+      this.#worker.terminate();
+    }
+  }
 }
 
 /** The kernel exports of asm/kernels.ts (byte addresses and element counts). */
@@ -138,24 +311,33 @@ export class WasmBackend implements Backend {
   readonly name = "wasm";
   /** The build in use. */
   readonly variant: WasmVariant;
-  /** Worker threads used by the products. */
+  /** Threads that run `gemm` and `dds`: 2 when a Worker shares the work, else 1. */
   readonly threads: number;
+  /** Products below this many multiply-adds stay on one thread (see {@link WasmBackendOptions}). */
+  minSplitWork: number;
   #k: Kernels;
   #mem: WebAssembly.Memory;
   #alloc: Allocator;
   #view: Float32Array;
   #iview: Int32Array;
-  #ws = 0;
-  #wsBytes = 0;
+  #ws = [0, 0];
+  #wsBytes = [0, 0];
+  #thread: WorkerThread | undefined;
   #idx = 0;
   #idxBytes = 0;
   #live = 0;
 
-  constructor(instance: WebAssembly.Instance, variant: WasmVariant) {
+  /** Made by {@link createWasmBackend}; `memory` is the shared memory of the threads build. */
+  constructor(
+    instance: WebAssembly.Instance,
+    variant: WasmVariant,
+    opts: { memory?: WebAssembly.Memory; minSplitWork?: number } = {},
+  ) {
     this.variant = variant;
     this.threads = 1;
+    this.minSplitWork = opts.minSplitWork ?? 2 ** 21;
     this.#k = instance.exports as unknown as Kernels;
-    this.#mem = this.#k.memory;
+    this.#mem = opts.memory ?? this.#k.memory;
     this.#view = new Float32Array(this.#mem.buffer);
     this.#iview = new Int32Array(this.#mem.buffer);
     this.#alloc = new Allocator(this.#k.heapBase(), (bytes) => {
@@ -205,13 +387,33 @@ export class WasmBackend implements Backend {
     return b.ptr;
   }
 
-  #workspace(bytes: number): number {
-    if (bytes > this.#wsBytes) {
-      if (this.#wsBytes > 0) this.#alloc.free(this.#ws, this.#wsBytes);
-      this.#wsBytes = Math.max(bytes, Math.ceil(this.#wsBytes * 1.25));
-      this.#ws = this.#alloc.alloc(this.#wsBytes);
+  /** Starts the worker thread (threads build only); called once by createWasmBackend. */
+  async startThread(module: WebAssembly.Module): Promise<void> {
+    const ctrl = this.#alloc.alloc(CTRL_BYTES);
+    this.#f32().fill(0, ctrl >> 2, (ctrl + CTRL_BYTES) >> 2);
+    this.#thread = await WorkerThread.start(module, this.#mem, ctrl);
+    (this as { threads: number }).threads = 2;
+  }
+
+  // Workspace of the calling thread (slot 0) or of the worker (slot 1).
+  #workspace(bytes: number, slot = 0): number {
+    if (bytes > this.#wsBytes[slot]) {
+      if (this.#wsBytes[slot] > 0) this.#alloc.free(this.#ws[slot], this.#wsBytes[slot]);
+      this.#wsBytes[slot] = Math.max(bytes, Math.ceil(this.#wsBytes[slot] * 1.25));
+      this.#ws[slot] = this.#alloc.alloc(this.#wsBytes[slot]);
     }
-    return this.#ws;
+    return this.#ws[slot];
+  }
+
+  // Runs `own` here while the worker runs its posted job, then joins; the worker always finishes
+  // before this returns or throws, so no kernel still writes memory after an error.
+  #together(what: string, own: () => void): void {
+    const t = this.#thread!;
+    try {
+      own();
+    } finally {
+      t.join(what);
+    }
   }
 
   // Copies the layout's index arrays into linear memory: [rowPtr, colIdx, colPtr, rowIdx, blockIdx].
@@ -267,8 +469,12 @@ export class WasmBackend implements Backend {
   }
   flush(): void {}
   dispose(): void {
-    // The instance and its memory go with the last reference to this object.
+    // The instance and its memory go with the last reference to this object; the worker stops now.
     this.#live = 0;
+    const t = this.#thread;
+    this.#thread = undefined;
+    (this as { threads: number }).threads = 1;
+    t?.stop();
   }
 
   // --- products -----------------------------------------------------------
@@ -277,21 +483,59 @@ export class WasmBackend implements Backend {
     const alpha = p.alpha ?? 1, batch = p.batch ?? 1;
     const sA = (p.strideA ?? M * K) * 4, sB = (p.strideB ?? K * N) * 4, sC = (p.strideC ?? M * N) * 4;
     const pa = this.#p(a), pb = this.#p(b), pc = this.#p(c);
+    const ta = transA ? 1 : 0, tb = transB ? 1 : 0, acc = accumulate ? 1 : 0;
+    const lda = transA ? M : K, ldb = transB ? K : N;
     const ws = this.#workspace(this.#k.gemmWorkspace());
+    // Two threads: split the larger of M and N at a multiple of the 8-wide register tile.
+    const split = this.#thread && M * N * K >= this.minSplitWork ? splitPoint(Math.max(M, N)) : 0;
+    if (split > 0) this.#workspace(this.#k.gemmWorkspace(), 1);
     for (let t = 0; t < batch; t++) {
-      this.#k.gemm(
-        pa + t * sA,
-        pb + t * sB,
-        pc + t * sC,
-        M,
-        N,
-        K,
-        transA ? 1 : 0,
-        transB ? 1 : 0,
-        accumulate ? 1 : 0,
-        alpha,
-        ws,
-      );
+      const A = pa + t * sA, B = pb + t * sB, C = pc + t * sC;
+      if (split === 0) {
+        this.#k.gemm(A, B, C, M, N, K, ta, tb, acc, alpha, ws, lda, ldb, N);
+      } else if (N >= M) {
+        const B2 = B + split * (transB ? K : 1) * 4;
+        this.#thread!.post(1, [
+          A,
+          B2,
+          C + split * 4,
+          M,
+          N - split,
+          K,
+          ta,
+          tb,
+          acc,
+          0,
+          this.#ws[1],
+          lda,
+          ldb,
+          N,
+        ], [
+          [13, alpha],
+        ]);
+        this.#together("gemm", () => this.#k.gemm(A, B, C, M, split, K, ta, tb, acc, alpha, ws, lda, ldb, N));
+      } else {
+        const A2 = A + split * (transA ? 1 : K) * 4;
+        this.#thread!.post(1, [
+          A2,
+          B,
+          C + split * N * 4,
+          M - split,
+          N,
+          K,
+          ta,
+          tb,
+          acc,
+          0,
+          this.#ws[1],
+          lda,
+          ldb,
+          N,
+        ], [
+          [13, alpha],
+        ]);
+        this.#together("gemm", () => this.#k.gemm(A, B, C, split, N, K, ta, tb, acc, alpha, ws, lda, ldb, N));
+      }
     }
   }
 
@@ -300,22 +544,36 @@ export class WasmBackend implements Backend {
     const px = this.#p(x), pw = this.#p(w), py = this.#p(y);
     const [rowPtr, colIdx, colPtr, rowIdx, blockIdx] = this.#layout(l);
     const inBlocks = transW ? l.cols : l.rows, outBlocks = transW ? l.rows : l.cols;
-    const ws = this.#workspace(this.#k.ddsWorkspace(M, inBlocks, l.nnz, l.block));
-    this.#k.dds(
-      px,
+    const ptr = transW ? rowPtr : colPtr, idx = transW ? colIdx : rowIdx, tw = transW ? 1 : 0;
+    const acc = accumulate ? 1 : 0, b = l.block, nnz = l.nnz;
+    // Two threads: split the rows of X and Y at a multiple of the 8-row register tile.
+    const split = this.#thread && M * nnz * b * b >= this.minSplitWork ? splitPoint(M) : 0;
+    const ws = this.#workspace(this.#k.ddsWorkspace(split || M, inBlocks, nnz, b));
+    if (split === 0) {
+      this.#k.dds(px, pw, py, M, inBlocks, outBlocks, b, nnz, ptr, idx, blockIdx, tw, acc, ws);
+      return;
+    }
+    const ws2 = this.#workspace(this.#k.ddsWorkspace(M - split, inBlocks, nnz, b), 1);
+    const x2 = px + split * inBlocks * b * 4, y2 = py + split * outBlocks * b * 4;
+    this.#thread!.post(2, [
+      x2,
       pw,
-      py,
-      M,
+      y2,
+      M - split,
       inBlocks,
       outBlocks,
-      l.block,
-      l.nnz,
-      transW ? rowPtr : colPtr,
-      transW ? colIdx : rowIdx,
+      b,
+      nnz,
+      ptr,
+      idx,
       blockIdx,
-      transW ? 1 : 0,
-      accumulate ? 1 : 0,
-      ws,
+      tw,
+      acc,
+      ws2,
+    ]);
+    this.#together(
+      "dds",
+      () => this.#k.dds(px, pw, py, split, inBlocks, outBlocks, b, nnz, ptr, idx, blockIdx, tw, acc, ws),
     );
   }
 
@@ -553,6 +811,12 @@ export class WasmBackend implements Backend {
   }
 }
 
+// Where two threads split n rows or columns: half, rounded up to the register tile (8); 0 when too small.
+function splitPoint(n: number): number {
+  const s = Math.ceil(n / 16) * 8;
+  return s >= 8 && s < n ? s : 0;
+}
+
 // Runs the hot kernels a few times so they leave V8's baseline tier before real work.
 function warm(be: WasmBackend): void {
   const n = 64, b = 16;
@@ -572,6 +836,8 @@ function warm(be: WasmBackend): void {
     rowIdx: Int32Array.from(colIdx, (_, e) => e % rows),
     blockIdx: Int32Array.from(colIdx, (_, e) => (e % rows) * rows + Math.floor(e / rows)),
   };
+  const minSplit = be.minSplitWork;
+  be.minSplitWork = 0; // warm the worker's kernels too
   for (let r = 0; r < 8; r++) {
     for (const transA of [false, true]) {
       for (const transB of [false, true]) {
@@ -582,6 +848,7 @@ function warm(be: WasmBackend): void {
     be.dds(a, bb, c, { M: n, layout, transW: false, accumulate: true });
     be.sdd(a, c, bb, { layout, K: n, transA: true, transB: false, accumulate: false });
   }
+  be.minSplitWork = minSplit;
   be.free(a);
   be.free(bb);
   be.free(c);
@@ -609,17 +876,39 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
     throw new RangeError(`createWasmBackend: variant must be "relaxed" or "simd128", got ${variant}`);
   }
   const threads = opts.threads ?? 1;
-  if (threads !== 1 && threads !== "auto") {
-    throw new RangeError(
-      `createWasmBackend: threads must be 1 or "auto" (worker threads are not implemented yet), got ${threads}`,
-    );
+  if (threads !== 1 && threads !== 2 && threads !== "auto") {
+    throw new RangeError(`createWasmBackend: threads must be 1, 2 or "auto", got ${threads}`);
+  }
+  const minSplitWork = opts.minSplitWork;
+  if (minSplitWork !== undefined && !(minSplitWork >= 0)) {
+    throw new RangeError(`createWasmBackend: minSplitWork must be a number >= 0, got ${minSplitWork}`);
+  }
+  const want = threads === "auto" ? Math.min(2, globalThis.navigator?.hardwareConcurrency ?? 1) : threads;
+  if (want > 1 && variant !== "relaxed") {
+    throw new RangeError(`createWasmBackend: threads > 1 needs the relaxed build, got variant ${variant}`);
+  }
+  if (want > 1 && threadsAvailable()) {
+    const module = await WebAssembly.compile(wasmBytes("threads") as BufferSource);
+    const memory = new WebAssembly.Memory({ initial: 16, maximum: 32768, shared: true });
+    const instance = await WebAssembly.instantiate(module, { env: { memory } });
+    const be = new WasmBackend(instance, variant, { memory, minSplitWork });
+    await be.startThread(module);
+    warm(be);
+    return be;
   }
   const bytes = wasmBytes(variant);
   if (!WebAssembly.validate(bytes as BufferSource)) {
     throw new Error(`createWasmBackend: this engine does not accept the ${variant} build`);
   }
   const { instance } = await WebAssembly.instantiate(bytes as BufferSource, {});
-  const be = new WasmBackend(instance, variant);
+  const be = new WasmBackend(instance, variant, { minSplitWork });
   warm(be);
   return be;
+}
+
+// Worker threads need SharedArrayBuffer, Workers, Atomics.wait on this thread and the threads build.
+function threadsAvailable(): boolean {
+  return typeof SharedArrayBuffer === "function" && typeof Worker === "function" &&
+    typeof Atomics?.wait === "function" && typeof Blob === "function" &&
+    typeof URL?.createObjectURL === "function" && WebAssembly.validate(wasmBytes("threads") as BufferSource);
 }
