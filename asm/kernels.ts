@@ -214,6 +214,7 @@ export function ddsWorkspace(M: i32, inBlocks: i32, nnz: i32, b: i32): usize {
  *   ptr = rowPtr, idx = colIdx (blk unused): `Y (+)= X·Wᵀ`.
  * transW = 0, the backward: x is (M, inBlocks*b) = (M,N), y is (M,K), walking
  *   ptr = colPtr, idx = rowIdx, blk = blockIdx: `Y (+)= X·W`.
+ * Only output block columns o0 <= o < o1 of y are written (two threads take one range each).
  */
 export function dds(
   x: usize,
@@ -230,8 +231,10 @@ export function dds(
   transW: i32,
   beta: i32,
   ws: usize,
+  o0: i32,
+  o1: i32,
 ): void {
-  if (M <= 0) return;
+  if (M <= 0 || o1 <= o0) return;
   const bq = cdiv(b, 4), npb = cdiv(b, NR), bb = b * b;
   const inCols = inBlocks * b, outCols = outBlocks * b;
   const kTot4 = inBlocks * bq;
@@ -243,18 +246,21 @@ export function dds(
   for (let j = 0; j < inBlocks; j++) {
     packA(xp + (<usize> (j * bq * MR) << 4), x + (<usize> (j * b) << 2), inCols, 1, M, b, pstride);
   }
-  // W blocks as NR-column panels of op(W block).
+  // The W blocks this range walks, as NR-column panels of op(W block), in walk order.
   const wPanel = <usize> (NR * bq * 4) << 2;
-  for (let e = 0; e < nnz; e++) {
-    const src = w + (<usize> (e * bb) << 2);
-    if (transW) packB(wp + <usize> (e * npb) * wPanel, src, 1, b, b, b);
-    else packB(wp + <usize> (e * npb) * wPanel, src, b, 1, b, b);
+  const e0 = load<i32>(ptr + (<usize> o0 << 2)), e1 = load<i32>(ptr + (<usize> o1 << 2));
+  for (let e = e0; e < e1; e++) {
+    const wb = transW ? e : load<i32>(blk + (<usize> e << 2));
+    const src = w + (<usize> (wb * bb) << 2);
+    const dst = wp + <usize> ((e - e0) * npb) * wPanel;
+    if (transW) packB(dst, src, 1, b, b, b);
+    else packB(dst, src, b, 1, b, b);
   }
   const ldc = <usize> outCols << 2;
   const mps = cdiv(M, MR);
   for (let mc = 0; mc < mps; mc += MCD / MR) {
     const mcEnd = min(mps, mc + MCD / MR);
-    for (let o = 0; o < outBlocks; o++) {
+    for (let o = o0; o < o1; o++) {
       const s0 = load<i32>(ptr + (<usize> o << 2)), s1 = load<i32>(ptr + (<usize> (o + 1) << 2));
       const ns = s1 - s0;
       for (let p = 0; p < npb; p++) {
@@ -262,10 +268,9 @@ export function dds(
         for (let t = 0; t < ns; t++) {
           const e = s0 + t;
           const inBlk = load<i32>(idx + (<usize> e << 2));
-          const wb = transW ? e : load<i32>(blk + (<usize> e << 2));
           const sp = segs + <usize> (t * 12);
           store<u32>(sp, <u32> (inBlk * bq * MR) << 4);
-          store<u32>(sp, <u32> (wp + <usize> (wb * npb + p) * wPanel), 4);
+          store<u32>(sp, <u32> (wp + <usize> ((e - e0) * npb + p) * wPanel), 4);
           store<u32>(sp, <u32> bq, 8);
         }
         let cp = y + (<usize> (mc * MR * outCols + o * b + p * NR) << 2);

@@ -143,3 +143,79 @@ for (const { d, butterflySize, nFactors } of SPARSE.densities) {
     be.gemm(dh, v, dx, { M, N: K, K: r, transA: false, transB: false, accumulate: true });
   });
 }
+
+// ------------------------------------------------ two threads against one
+{
+  const be2 = await createWasmBackend({ threads: 2 });
+  for (const s of SHAPES) {
+    const group = `threads gemm ${shapeName(s)} (${be2.threads} threads)`;
+    for (const [label, b] of [["1 thread", be], ["2 threads", be2]] as const) {
+      const a = buf(b, s.M * s.K), w = buf(b, s.K * s.N), c = b.alloc(s.M * s.N);
+      Deno.bench({ group, name: label, baseline: b === be }, () => {
+        b.gemm(a, w, c, { M: s.M, N: s.N, K: s.K, transA: false, transB: false, accumulate: false });
+      });
+    }
+  }
+  const s = SPARSE.shape, { M, K, N } = s;
+  const { butterflySize, nFactors } = SPARSE.densities[0];
+  const l = butterflyLayout(s, SPARSE.block, butterflySize, nFactors);
+  const tag = `${shapeName(s)} b${SPARSE.block} butterfly d=${densityOf(l).toFixed(4)}`;
+  for (const transW of [true, false]) {
+    const group = `threads dds ${transW ? "fwd" : "bwd"} ${tag}`;
+    for (const [label, b] of [["1 thread", be], ["2 threads", be2]] as const) {
+      const x = buf(b, M * (transW ? K : N)), y = b.alloc(M * (transW ? N : K));
+      const w = buf(b, l.nnz * l.block * l.block);
+      Deno.bench({ group, name: label, baseline: b === be }, () => {
+        b.dds(x, w, y, { M, layout: l, transW, accumulate: false });
+      });
+    }
+  }
+}
+
+// ------------------------------------------- elementwise (128x1024 = 131072)
+{
+  const n = 128 * 1024;
+  const x = buf(be, n), y = be.alloc(n), dy = buf(be, n), dx = be.alloc(n), m = be.alloc(n), v = be.alloc(n);
+  const group = "elementwise 131072 elements";
+  Deno.bench(
+    { group, name: "copy", baseline: true },
+    () => be.copy(x, y, { size: n, srcOffset: 0, dstOffset: 0 }),
+  );
+  for (const op of ["relu", "gelu", "sigmoid", "tanh", "exp"] as const) {
+    Deno.bench({ group, name: `unary ${op}` }, () => be.unary(op, x, y, { size: n }));
+    Deno.bench({ group, name: `unaryGrad ${op}` }, () => {
+      be.unaryGrad(op, x, y, dy, dx, { size: n, accumulate: false });
+    });
+  }
+  Deno.bench(
+    { group, name: "binary add row" },
+    () => be.binary("add", x, dy, y, { M: 128, N: 1024, bcast: "row" }),
+  );
+  Deno.bench(
+    { group, name: "scale" },
+    () => be.scale(x, y, { size: n, alpha: 2, beta: 1, accumulate: true }),
+  );
+  Deno.bench({ group, name: "sumRows" }, () => be.sumRows(x, y, { M: 128, N: 1024, accumulate: false }));
+  Deno.bench({ group, name: "adamw" }, () => {
+    be.adamw(y, dy, m, v, {
+      size: n,
+      lr: 1e-9,
+      beta1: 0.9,
+      beta2: 0.999,
+      eps: 1e-8,
+      weightDecay: 0.01,
+      step: 3,
+    });
+  });
+  Deno.bench({ group, name: "sgd momentum" }, () => {
+    be.sgd(y, dy, m, {
+      size: n,
+      lr: 1e-9,
+      momentum: 0.9,
+      dampening: 0,
+      nesterov: false,
+      weightDecay: 0.01,
+      first: false,
+    });
+  });
+}

@@ -9,7 +9,7 @@ import { buildModules } from "../asm/build.ts";
 import { JsBackend } from "../src/backends/js.ts";
 import type { Backend, BackendBuffer, BlockLayout } from "../src/backends/types.ts";
 import { createWasmBackend, pickWasmVariant, WasmBackend, wasmBytes } from "../src/backends/wasm.ts";
-import { flatBlockButterfly } from "../src/masks/patterns.ts";
+import { flatBlockButterfly, randomMask } from "../src/masks/patterns.ts";
 import { Rng } from "../src/random.ts";
 import { assertClose, assertEquals, assertOk, assertRejects } from "./_assert.ts";
 
@@ -79,6 +79,60 @@ Deno.test("wasm: two threads load with no permissions, split products, and dispo
   const c = be.alloc(M * N);
   be.gemm(be.upload(a), be.upload(b), c, { M, N, K, transA: false, transB: false, accumulate: false });
   assertClose(be.readSync(c), out[1], { atol: 0, rtol: 0, label: "gemm after dispose" });
+});
+
+Deno.test("wasm: 2 threads equal 1 thread bit for bit on random edge shapes (no shared scratch races)", async () => {
+  const two = await createWasmBackend({ threads: 2, minSplitWork: 0 });
+  const one = await createWasmBackend({ variant: "relaxed" });
+  const rng = new Rng(11);
+  const rand = (n: number) => Float32Array.from({ length: n }, () => rng.normal());
+  try {
+    // the first 20 run long on both threads with edge tiles everywhere (N % 8 != 0, block 4 < the tile)
+    for (let it = 0; it < 80; it++) {
+      const big = it < 20;
+      const M = big ? 65 : 1 + rng.int(70), N = big ? 37 : 1 + rng.int(70), K = big ? 130 : 1 + rng.int(40);
+      const transA = rng.int(2) === 1, transB = rng.int(2) === 1, accumulate = rng.int(2) === 1;
+      const a = rand(M * K), b = rand(K * N), c0 = rand(M * N);
+      const out = [two, one].map((x) => {
+        const c = x.upload(c0);
+        x.gemm(x.upload(a), x.upload(b), c, { M, N, K, transA, transB, accumulate, alpha: 0.75 });
+        return x.readSync(c);
+      });
+      assertClose(out[0], out[1], {
+        atol: 0,
+        rtol: 0,
+        label: `gemm M=${M} N=${N} K=${K} ${transA} ${transB}`,
+      });
+    }
+    for (let it = 0; it < 50; it++) {
+      const big = it < 20;
+      const block = big ? 4 : [4, 8, 16][rng.int(3)];
+      const rows = big ? 8 : 1 + rng.int(6), cols = big ? 8 : 1 + rng.int(6);
+      const mask = randomMask({
+        outFeatures: rows * block,
+        inFeatures: cols * block,
+        block,
+        density: 0.5,
+        seed: it,
+      });
+      const l = mask.toBSR();
+      const M = big ? 257 : 1 + rng.int(40), transW = rng.int(2) === 1, accumulate = rng.int(2) === 1;
+      const inF = transW ? cols * block : rows * block, outF = transW ? rows * block : cols * block;
+      const x = rand(M * inF), w = rand(l.nnz * block * block), y0 = rand(M * outF);
+      const out = [two, one].map((be) => {
+        const y = be.upload(y0);
+        be.dds(be.upload(x), be.upload(w), y, { M, layout: l, transW, accumulate });
+        return be.readSync(y);
+      });
+      assertClose(out[0], out[1], {
+        atol: 0,
+        rtol: 0,
+        label: `dds M=${M} b=${block} ${rows}x${cols} ${transW}`,
+      });
+    }
+  } finally {
+    two.dispose();
+  }
 });
 
 Deno.test("wasm: the allocator reuses freed memory, coalesces, and survives growth", async () => {

@@ -130,7 +130,7 @@ self.onmessage = async (e) => {
       if (op === 1) {
         k.gemm(i32[4], i32[5], i32[6], i32[7], i32[8], i32[9], i32[10], i32[11], i32[12], f32[13], i32[14], i32[15], i32[16], i32[17]);
       } else if (op === 2) {
-        k.dds(i32[4], i32[5], i32[6], i32[7], i32[8], i32[9], i32[10], i32[11], i32[12], i32[13], i32[14], i32[15], i32[16], i32[17]);
+        k.dds(i32[4], i32[5], i32[6], i32[7], i32[8], i32[9], i32[10], i32[11], i32[12], i32[13], i32[14], i32[15], i32[16], i32[17], i32[18], i32[19]);
       } else if (op !== 3) {
         throw new Error("unknown job " + op);
       }
@@ -546,35 +546,20 @@ export class WasmBackend implements Backend {
     const inBlocks = transW ? l.cols : l.rows, outBlocks = transW ? l.rows : l.cols;
     const ptr = transW ? rowPtr : colPtr, idx = transW ? colIdx : rowIdx, tw = transW ? 1 : 0;
     const acc = accumulate ? 1 : 0, b = l.block, nnz = l.nnz;
-    // Two threads: split the rows of X and Y at a multiple of the 8-row register tile.
-    const split = this.#thread && M * nnz * b * b >= this.minSplitWork ? splitPoint(M) : 0;
-    const ws = this.#workspace(this.#k.ddsWorkspace(split || M, inBlocks, nnz, b));
+    const ws = this.#workspace(this.#k.ddsWorkspace(M, inBlocks, nnz, b));
+    // Two threads: each takes a range of output block columns holding about half the kept blocks, so
+    // each packs only its own blocks of W (X is packed by both).
+    const split = this.#thread && M * nnz * b * b >= this.minSplitWork
+      ? balancedSplit(transW ? l.rowPtr : l.colPtr)
+      : 0;
     if (split === 0) {
-      this.#k.dds(px, pw, py, M, inBlocks, outBlocks, b, nnz, ptr, idx, blockIdx, tw, acc, ws);
+      this.#k.dds(px, pw, py, M, inBlocks, outBlocks, b, nnz, ptr, idx, blockIdx, tw, acc, ws, 0, outBlocks);
       return;
     }
-    const ws2 = this.#workspace(this.#k.ddsWorkspace(M - split, inBlocks, nnz, b), 1);
-    const x2 = px + split * inBlocks * b * 4, y2 = py + split * outBlocks * b * 4;
-    this.#thread!.post(2, [
-      x2,
-      pw,
-      y2,
-      M - split,
-      inBlocks,
-      outBlocks,
-      b,
-      nnz,
-      ptr,
-      idx,
-      blockIdx,
-      tw,
-      acc,
-      ws2,
-    ]);
-    this.#together(
-      "dds",
-      () => this.#k.dds(px, pw, py, split, inBlocks, outBlocks, b, nnz, ptr, idx, blockIdx, tw, acc, ws),
-    );
+    const ws2 = this.#workspace(this.#k.ddsWorkspace(M, inBlocks, nnz, b), 1);
+    const args = [px, pw, py, M, inBlocks, outBlocks, b, nnz, ptr, idx, blockIdx, tw, acc];
+    this.#thread!.post(2, [...args, ws2, split, outBlocks]);
+    this.#together("dds", () => this.#k.dds(...args, ws, 0, split));
   }
 
   sdd(a: BackendBuffer, b: BackendBuffer, w: BackendBuffer, p: SddParams): void {
@@ -815,6 +800,15 @@ export class WasmBackend implements Backend {
 function splitPoint(n: number): number {
   const s = Math.ceil(n / 16) * 8;
   return s >= 8 && s < n ? s : 0;
+}
+
+// The block row (of a BSR walk with these pointers) that splits the kept blocks about in half; 0 when
+// no split leaves work on both sides.
+function balancedSplit(ptr: Int32Array): number {
+  const rows = ptr.length - 1, half = ptr[rows] / 2;
+  let o = 1;
+  while (o < rows && ptr[o] < half) o++;
+  return o < rows && ptr[o] > 0 ? o : 0;
 }
 
 // Runs the hot kernels a few times so they leave V8's baseline tier before real work.
