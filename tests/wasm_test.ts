@@ -11,7 +11,7 @@ import type { Backend, BackendBuffer, BlockLayout } from "../src/backends/types.
 import { createWasmBackend, pickWasmVariant, WasmBackend, wasmBytes } from "../src/backends/wasm.ts";
 import { flatBlockButterfly, randomMask } from "../src/masks/patterns.ts";
 import { Rng } from "../src/random.ts";
-import { assertClose, assertEquals, assertOk, assertRejects } from "./_assert.ts";
+import { assertClose, assertEquals, assertOk, assertRejects, assertThrows } from "./_assert.ts";
 
 Deno.test("wasm: committed asm/generated modules match a fresh build of asm/", async () => {
   const fresh = await buildModules();
@@ -132,6 +132,22 @@ Deno.test("wasm: 2 threads equal 1 thread bit for bit on random edge shapes (no 
     }
   } finally {
     two.dispose();
+  }
+});
+
+Deno.test("wasm: a failure on the worker thread surfaces as an Error naming the kernel", async () => {
+  // Sizes the backend trusts (ops validate them): rows past the end of memory land in the worker's half only.
+  const be = await createWasmBackend({ threads: 2, minSplitWork: 0 });
+  try {
+    const N = 8, K = 8, M = Math.ceil((1.3 * be.memoryBytes) / (N * 4));
+    const a = be.alloc(16), b = be.alloc(64), c = be.alloc(16);
+    assertThrows(
+      () => be.gemm(a, b, c, { M, N, K, transA: false, transB: false, accumulate: false }),
+      Error,
+      "wasm backend: the worker thread failed in gemm: memory access out of bounds",
+    );
+  } finally {
+    be.dispose();
   }
 });
 
