@@ -42,7 +42,8 @@ export interface WasmBackendOptions {
    * Threads for the products `gemm` and `dds`: 1 (the default), 2 (the calling thread and one Worker), or
    * "auto" (min(2, navigator.hardwareConcurrency)). Where SharedArrayBuffer, Workers or the threads build
    * are unavailable the backend runs on 1 thread: read {@link WasmBackend.threads} for what you got.
-   * More threads need the relaxed build.
+   * More threads need the relaxed build. With 2 threads, call {@link WasmBackend.dispose} when done: a live
+   * Worker keeps the event loop, and so the process, running.
    */
   threads?: 1 | 2 | "auto";
   /**
@@ -859,6 +860,11 @@ function warm(be: WasmBackend): void {
  * const x = be.upload(new Float32Array([1, 2, 3, 4]));
  * be.scale(x, x, { size: 4, alpha: 2, beta: 0, accumulate: false });
  * console.log(await be.read(x)); // Float32Array [2, 4, 6, 8]
+ *
+ * // gemm and dds split between this thread and one Worker; dispose() stops the Worker
+ * const be2 = await createWasmBackend({ threads: 2 });
+ * console.log(be2.threads); // 2 where SharedArrayBuffer and Workers exist, else 1
+ * be2.dispose();
  * ```
  */
 export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<WasmBackend> {
