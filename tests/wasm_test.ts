@@ -135,6 +135,30 @@ Deno.test("wasm: 2 threads equal 1 thread bit for bit on random edge shapes (no 
   }
 });
 
+Deno.test("wasm: an idle worker leaves (so an undisposed backend lets the process exit) and comes back", async () => {
+  const two = await createWasmBackend({ threads: 2, minSplitWork: 0 });
+  const one = await createWasmBackend({ variant: "relaxed" });
+  const rng = new Rng(3);
+  const M = 65, N = 37, K = 130;
+  const a = Float32Array.from({ length: M * K }, () => rng.normal());
+  const b = Float32Array.from({ length: K * N }, () => rng.normal());
+  const gemm = (be: WasmBackend) => {
+    const c = be.alloc(M * N);
+    be.gemm(be.upload(a), be.upload(b), c, { M, N, K, transA: false, transB: false, accumulate: false });
+    return be.readSync(c);
+  };
+  const want = gemm(one);
+  try {
+    for (let round = 0; round < 2; round++) {
+      assertClose(gemm(two), want, { atol: 0, rtol: 0, label: `round ${round}` });
+      await new Promise((r) => setTimeout(r, 1200)); // past the 1 s idle limit
+    }
+    assertEquals(two.threads, 2);
+  } finally {
+    two.dispose();
+  }
+});
+
 Deno.test("wasm: a failure on the worker thread surfaces as an Error naming the kernel", async () => {
   // Sizes the backend trusts (ops validate them): rows past the end of memory land in the worker's half only.
   const be = await createWasmBackend({ threads: 2, minSplitWork: 0 });

@@ -42,8 +42,9 @@ export interface WasmBackendOptions {
    * Threads for the products `gemm` and `dds`: 1 (the default), 2 (the calling thread and one Worker), or
    * "auto" (min(2, navigator.hardwareConcurrency)). Where SharedArrayBuffer, Workers or the threads build
    * are unavailable the backend runs on 1 thread: read {@link WasmBackend.threads} for what you got.
-   * More threads need the relaxed build. With 2 threads, call {@link WasmBackend.dispose} when done: a live
-   * Worker keeps the event loop, and so the process, running.
+   * More threads need the relaxed build. The Worker leaves after 1 s idle (so a backend nobody
+   * disposes lets the process exit) and the next product starts another (about 20 ms);
+   * {@link WasmBackend.dispose} stops it at once.
    */
   threads?: 1 | 2 | "auto";
   /**
@@ -103,25 +104,41 @@ export function pickWasmVariant(
 
 // The Worker's program: instantiate the shared module, then serve jobs posted in the control block.
 // Control block (Int32 slots at `ctrl`): 0 job sequence, 1 finished sequence, 2 status (0 ok, 1 failed),
-// 3 kernel (1 gemm, 2 dds, 3 quit), 4.. arguments (slot 13 is gemm's alpha as float32); bytes 128..255
-// hold the error text of a failed job.
+// 3 kernel (1 gemm, 2 dds, 3 quit), 4..19 arguments (slot 13 is gemm's alpha as float32), 20 the
+// worker's state (0 idle, 1 gone, 2 claimed for a job); bytes 128..255 hold the error text of a failed
+// job. An idle worker leaves after WORKER_IDLE_MS, so a backend nobody disposes does not keep the
+// process alive for ever; the next product starts a new one (tens of ms) without waiting for it.
 const WORKER_SOURCE = `
 self.onmessage = async (e) => {
-  const { module, memory, ctrl } = e.data;
+  const { module, memory, ctrl, idleMs } = e.data;
+  let seen = e.data.seen;
+  const i32 = new Int32Array(memory.buffer, ctrl, 64);
+  const f32 = new Float32Array(memory.buffer, ctrl, 64);
+  const bytes = new Uint8Array(memory.buffer, ctrl + 128, 128);
   let k;
   try {
     k = (await WebAssembly.instantiate(module, { env: { memory } })).exports;
   } catch (err) {
-    self.postMessage({ error: String(err && err.message || err) });
+    const text = String(err && err.message || err);
+    // a restart while the main thread waits: answer its job with the failure
+    bytes.fill(0);
+    bytes.set(new TextEncoder().encode(text).subarray(0, 127));
+    Atomics.store(i32, 2, 1);
+    Atomics.store(i32, 1, Atomics.load(i32, 0));
+    Atomics.notify(i32, 1);
+    self.postMessage({ error: text });
     return;
   }
-  const i32 = new Int32Array(memory.buffer, ctrl, 64);
-  const f32 = new Float32Array(memory.buffer, ctrl, 64);
-  const bytes = new Uint8Array(memory.buffer, ctrl + 128, 128);
   self.postMessage({ ready: true });
-  let seen = 0;
   for (;;) {
-    Atomics.wait(i32, 0, seen);
+    if (Atomics.load(i32, 0) === seen && Atomics.wait(i32, 0, seen, idleMs) === "timed-out") {
+      // idle: leave (state idle -> gone) unless the main thread has just claimed this worker for a job
+      if (Atomics.compareExchange(i32, 20, 0, 1) === 0) {
+        self.close();
+        return;
+      }
+      continue;
+    }
     const s = Atomics.load(i32, 0);
     if (s === seen) continue;
     seen = s;
@@ -142,6 +159,7 @@ self.onmessage = async (e) => {
       bytes.set(msg);
     }
     Atomics.store(i32, 2, status);
+    Atomics.store(i32, 20, 0); // idle again, before the main thread can see the job done
     Atomics.store(i32, 1, s);
     Atomics.notify(i32, 1);
     if (op === 3) {
@@ -153,21 +171,38 @@ self.onmessage = async (e) => {
 `;
 
 const CTRL_BYTES = 256;
+const WORKER_IDLE_MS = 1000;
 // A worker that has not finished its half of a product within this time is taken for dead.
 const JOB_TIMEOUT_MS = 120_000;
 
 /** One Worker that shares the backend's memory and runs half of a product on request. */
 class WorkerThread {
   #worker: Worker;
+  #module: WebAssembly.Module;
   #mem: WebAssembly.Memory;
   #ctrl: number;
   #seq = 0;
   #pending = false;
+  /** Workers started after the first one (each after an idle exit). */
+  restarts = 0;
 
-  private constructor(worker: Worker, mem: WebAssembly.Memory, ctrl: number) {
+  private constructor(worker: Worker, module: WebAssembly.Module, mem: WebAssembly.Memory, ctrl: number) {
     this.#worker = worker;
+    this.#module = module;
     this.#mem = mem;
     this.#ctrl = ctrl;
+  }
+
+  static #spawn(module: WebAssembly.Module, mem: WebAssembly.Memory, ctrl: number, seen: number): Worker {
+    const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "text/javascript" }));
+    try {
+      const worker = new Worker(url, { type: "module" });
+      worker.postMessage({ module, memory: mem, ctrl, seen, idleMs: WORKER_IDLE_MS });
+      return worker;
+    } finally {
+      // the Worker has its own copy of the URL's target once constructed
+      setTimeout(() => URL.revokeObjectURL(url), 0);
+    }
   }
 
   static async start(
@@ -175,14 +210,7 @@ class WorkerThread {
     mem: WebAssembly.Memory,
     ctrl: number,
   ): Promise<WorkerThread> {
-    const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "text/javascript" }));
-    let worker: Worker;
-    try {
-      worker = new Worker(url, { type: "module" });
-    } finally {
-      // the Worker has its own copy of the URL's target once constructed
-      setTimeout(() => URL.revokeObjectURL(url), 0);
-    }
+    const worker = WorkerThread.#spawn(module, mem, ctrl, 0);
     try {
       await new Promise<void>((resolve, reject) => {
         worker.onmessage = (e: MessageEvent) => {
@@ -193,7 +221,6 @@ class WorkerThread {
           e.preventDefault();
           reject(new Error(`createWasmBackend: the worker thread failed to start: ${e.message}`));
         };
-        worker.postMessage({ module, memory: mem, ctrl });
       });
     } catch (err) {
       worker.terminate();
@@ -201,7 +228,7 @@ class WorkerThread {
     }
     worker.onmessage = null;
     worker.onerror = (e: ErrorEvent) => e.preventDefault();
-    return new WorkerThread(worker, mem, ctrl);
+    return new WorkerThread(worker, module, mem, ctrl);
   }
 
   #i32(): Int32Array {
@@ -212,6 +239,15 @@ class WorkerThread {
   post(kernel: number, ints: number[], floats: [number, number][] = []): void {
     const i32 = this.#i32();
     const f32 = new Float32Array(i32.buffer, this.#ctrl, CTRL_BYTES / 4);
+    if (Atomics.compareExchange(i32, 20, 0, 2) === 1) {
+      // the worker left while idle: start another, which serves the job posted below
+      if (kernel === 3) return;
+      Atomics.store(i32, 20, 2);
+      this.#worker.terminate();
+      this.#worker = WorkerThread.#spawn(this.#module, this.#mem, this.#ctrl, this.#seq);
+      this.#worker.onerror = (e: ErrorEvent) => e.preventDefault();
+      this.restarts++;
+    }
     i32[3] = kernel;
     for (let i = 0; i < ints.length; i++) i32[4 + i] = ints[i];
     for (const [slot, v] of floats) f32[slot] = v;
