@@ -101,6 +101,14 @@ export type {
   UnaryOp,
 } from "./src/backends/types.ts";
 export type { ConcreteName } from "./src/backends/select.ts";
+export {
+  createWasmBackend,
+  type WasmBackend,
+  type WasmBackendOptions,
+  type WasmVariant,
+} from "./src/backends/wasm.ts";
+export { createWebGpuBackend, type WebGpuOptions } from "./src/backends/webgpu.ts";
+export type { Family as WebGpuKernelFamily } from "./src/backends/_webgpu_tiles.ts";
 export { manualSeed, nextSeed, Rng } from "./src/random.ts";
 export { fromArray, type LayerOptions, Module, type NamedBuffer } from "./src/nn/module.ts";
 export {

@@ -54,7 +54,8 @@ async function resolveAuto(): Promise<Backend> {
 }
 
 /**
- * Select the backend that new tensors and ops use.
+ * Select the backend that new tensors and ops use: a name, or a backend you
+ * made yourself (for example `await createWasmBackend({ threads: 2 })`).
  *
  * `"auto"` picks WebGPU only on a hardware adapter, WASM otherwise.
  *
@@ -65,10 +66,16 @@ async function resolveAuto(): Promise<Backend> {
  * console.log(getBackend().name); // "js"
  * ```
  */
-export async function setBackend(name: BackendName): Promise<Backend> {
-  if (name !== "auto" && !(name in factories)) {
+export async function setBackend(name: BackendName | Backend): Promise<Backend> {
+  if (typeof name === "object" && name !== null && typeof (name as Backend).gemm === "function") {
+    current = name as Backend;
+    return current;
+  }
+  if (typeof name !== "string" || (name !== "auto" && !(name in factories))) {
     throw new RangeError(
-      `setBackend: unknown backend "${name}"; expected one of auto, ${Object.keys(factories).join(", ")}`,
+      `setBackend: unknown backend "${name}"; expected one of auto, ${
+        Object.keys(factories).join(", ")
+      } or a Backend`,
     );
   }
   current = name === "auto" ? await resolveAuto() : await loadBackend(name);
@@ -77,8 +84,10 @@ export async function setBackend(name: BackendName): Promise<Backend> {
 
 /** The current backend (the js reference until `setBackend` is called). */
 export function getBackend(): Backend {
-  if (current === undefined) current = live.get("js") ?? new JsBackend();
-  live.set(current.name as ConcreteName, current);
+  if (current === undefined) {
+    current = live.get("js") ?? new JsBackend();
+    live.set("js", current);
+  }
   return current;
 }
 

@@ -95,9 +95,10 @@ function patchify(s: ImageSplit, p = 7): Float32Array {
 }
 
 function mixerSpec(channels: number, depth: number, quick: boolean): Spec {
+  // channel mixing is 128 -> 512: block 16 keeps a butterfly cell (16 x 64) a whole number of tiles
   const pixelfly: LinearKind = {
     kind: "pixelfly",
-    block: 32,
+    block: quick ? 32 : 16,
     butterflySize: 8,
     nFactors: 1,
     rank: quick ? 8 : 16,
@@ -234,8 +235,8 @@ async function main(args: string[]): Promise<void> {
   console.log(`data: ${source}; ${train.n} train / ${test.n} test examples; backend ${be.name}`);
 
   const specs: Spec[] = [];
-  if (values.model !== "mixer") specs.push(mlpSpec(quick ? 256 : 1024, quick));
-  if (values.model !== "mlp") specs.push(mixerSpec(quick ? 64 : 256, quick ? 1 : 2, quick));
+  if (values.model !== "mixer") specs.push(mlpSpec(quick ? 256 : 2048, quick));
+  if (values.model !== "mlp") specs.push(mixerSpec(quick ? 64 : 128, quick ? 1 : 2, quick));
 
   const summary: string[][] = [["model", "params", "FLOPs/example", "s/epoch", "test acc", "speed-up"]];
   const charts: { svg: string; width: number; height: number }[] = [];
