@@ -325,3 +325,18 @@ console.log(be.variant, Array.from(await be.read(c)).join(","), t.threads, ys[0]
 Deno.test("wasm: createWasmBackend returns a WasmBackend", async () => {
   assertOk((await createWasmBackend()) instanceof WasmBackend);
 });
+
+Deno.test("wasm: buffers above 2 GiB of linear memory keep their values (unsigned pointer arithmetic)", async () => {
+  const be = await createWasmBackend({ threads: 1 });
+  try {
+    const big = be.alloc(560 * 2 ** 20); // 2.19 GiB of floats pushes everything after it past 2^31
+    const a = be.upload(Float32Array.of(1, 2, 3, 4)), b = be.upload(Float32Array.of(1, 0, 0, 1));
+    const c = be.alloc(4);
+    be.write(c, Float32Array.of(9), 3);
+    be.gemm(a, b, c, { M: 2, N: 2, K: 2, transA: false, transB: false, accumulate: true });
+    assertEquals(Array.from(await be.read(c)), [1, 2, 3, 13]);
+    be.free(big);
+  } finally {
+    be.dispose();
+  }
+});

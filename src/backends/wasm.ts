@@ -427,7 +427,7 @@ export class WasmBackend implements Backend {
   /** Starts the worker thread (threads build only); called once by createWasmBackend. */
   async startThread(module: WebAssembly.Module): Promise<void> {
     const ctrl = this.#alloc.alloc(CTRL_BYTES);
-    this.#f32().fill(0, ctrl >> 2, (ctrl + CTRL_BYTES) >> 2);
+    this.#f32().fill(0, ctrl >>> 2, (ctrl + CTRL_BYTES) >>> 2);
     this.#thread = await WorkerThread.start(module, this.#mem, ctrl);
     (this as { threads: number }).threads = 2;
   }
@@ -467,7 +467,7 @@ export class WasmBackend implements Backend {
     let off = this.#idx;
     for (const a of parts) {
       ptrs.push(off);
-      view.set(a, off >> 2);
+      view.set(a, off >>> 2);
       off += a.length * 4;
     }
     return ptrs;
@@ -476,26 +476,26 @@ export class WasmBackend implements Backend {
   // --- memory -------------------------------------------------------------
   alloc(size: number): BackendBuffer {
     const ptr = this.#alloc.alloc(size * 4);
-    this.#f32().fill(0, ptr >> 2, (ptr >> 2) + size);
+    this.#f32().fill(0, ptr >>> 2, (ptr >>> 2) + size);
     this.#live++;
     return new WasmBuffer(this, ptr, size);
   }
   upload(data: Float32Array): BackendBuffer {
     const ptr = this.#alloc.alloc(data.length * 4);
-    this.#f32().set(data, ptr >> 2);
+    this.#f32().set(data, ptr >>> 2);
     this.#live++;
     return new WasmBuffer(this, ptr, data.length);
   }
   write(buf: BackendBuffer, data: Float32Array, offset = 0): void {
-    this.#f32().set(data, (this.#p(buf) >> 2) + offset);
+    this.#f32().set(data, (this.#p(buf) >>> 2) + offset);
   }
   read(buf: BackendBuffer): Promise<Float32Array> {
-    const p = this.#p(buf) >> 2;
+    const p = this.#p(buf) >>> 2;
     return Promise.resolve(this.#f32().slice(p, p + buf.size));
   }
   /** A copy of the buffer's values, synchronously (this backend computes synchronously). */
   readSync(buf: BackendBuffer): Float32Array {
-    const p = this.#p(buf) >> 2;
+    const p = this.#p(buf) >>> 2;
     return this.#f32().slice(p, p + buf.size);
   }
   free(buf: BackendBuffer): void {

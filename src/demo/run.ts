@@ -130,7 +130,7 @@ export async function evaluate(
   for (let s = 0; s < test.n; s += B) {
     const n = Math.min(B, test.n - s);
     const x = new Tensor(shape(n), be, be.upload(test.x.slice(s * per, (s + n) * per)));
-    const logits = noGrad(() => model.forward(x));
+    const logits = tidy(() => noGrad(() => model.forward(x)));
     const pred = await argmax(logits);
     for (let i = 0; i < n; i++) if (pred[i] === test.y[s + i]) hit++;
     logits.dispose();
