@@ -31,7 +31,7 @@ async function reference(layer: pf.PixelflyLinear, x: Float32Array): Promise<Flo
   const { rows, block: b, rowPtr, colIdx } = layer.sparse.mask.toBSR();
   const w = p["sparse.weight"], V = p["low_rank.V"], U = p["low_rank.U"];
   const ga = p["gate.weight"], gc = p["gate.bias"][0], bias = p["bias"];
-  const r = layer.lowRank.rank;
+  const r = layer.lowRank!.rank;
   const y = new Float64Array(M * OUT);
   for (let m = 0; m < M; m++) {
     const xm = x.subarray(m * IN, (m + 1) * IN);

@@ -58,6 +58,17 @@ Deno.test("demo --quick trains both models on Fashion-MNIST when it is installed
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("demo --quick --sweep trains at several budgets and plots accuracy against speed-up", async () => {
+  const root = new URL("..", import.meta.url).pathname;
+  const { code, out, dir } = await demo(["--sweep", "--train", "1000", "--test", "300"], root);
+  assertOk(code === 0, `demo exited with ${code}:\n${out}`);
+  assertOk(/sweep: MLP .* at budgets 0.25, 0.5 of dense/.test(out), out);
+  assertOk(/^0\.50 .*x .*%$/m.test(out), `no budget 0.50 row in:\n${out}`);
+  const svg = await Deno.readTextFile(`${dir}/sweep.svg`);
+  assertOk(svg.includes("accuracy vs measured speed-up"), "sweep.svg has its title");
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("demo rejects bad flags with the help text", async () => {
   const { code, out } = await demo(["--epochs", "0"], ".");
   assertOk(code === 2, `expected exit 2, got ${code}`);

@@ -72,6 +72,12 @@ const moduleCases: ModuleCase[] = [
       }),
     x: input([3, 16], 5),
   },
+  {
+    name: "PixelflyLinear rank 0 (sparse only, as a tight budget may choose)",
+    make: (backend) =>
+      new PixelflyLinear(16, 8, { block: 4, butterflySize: 4, nFactors: 1, rank: 0, seed: 13, backend }),
+    x: input([3, 16], 13),
+  },
   { name: "LayerNorm", make: (backend) => new LayerNorm(6, { backend }), x: input([3, 6], 6, { scale: 2 }) },
   {
     name: "MLP with Pixelfly layers",
@@ -199,7 +205,7 @@ Deno.test("PixelflyLinear: a budget's choice builds the layer", async () => {
   const choice = pixelflyBudget({ inFeatures: 1024, outFeatures: 1024, budget: 0.25 });
   const layer = new PixelflyLinear(1024, 1024, { ...choice, seed: 1 });
   assertEquals(layer.sparse.mask.nnz, choice.mask.nnz);
-  assertEquals(layer.lowRank.rank, choice.rank);
+  assertEquals(layer.lowRank!.rank, choice.rank);
   const { sparse, lowRank } = layer.parameterBreakdown;
   assertEquals(sparse + lowRank, choice.params);
   layer.dispose();

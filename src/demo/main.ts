@@ -32,7 +32,7 @@ usage: deno task demo [options]
   --data DIR               folder with the Fashion-MNIST IDX files (else ${FASHION_MNIST_DEBIAN_DIR})
   --train N, --test N      use only the first N examples of each split
   --quick                  a small, fast run (CI): 4000 train / 1000 test examples, 1 epoch, smaller models
-  --sweep                  Pixelfly at several budgets: accuracy against measured speed-up
+  --sweep                  instead: the MLP at several budgets, accuracy against measured speed-up
   --out DIR                where SVG pictures go (out)
   --seed N                 seed of weights and data order (0)
   --help                   this text
@@ -234,6 +234,10 @@ async function main(args: string[]): Promise<void> {
   test = slice(test, nTest);
   console.log(`data: ${source}; ${train.n} train / ${test.n} test examples; backend ${be.name}`);
 
+  if (values.sweep) {
+    await sweep({ train, test, epochs, batch, lr, seed, out: values.out!, be, quick });
+    return;
+  }
   const specs: Spec[] = [];
   if (values.model !== "mixer") specs.push(mlpSpec(quick ? 256 : 2048, quick));
   if (values.model !== "mlp") specs.push(mixerSpec(quick ? 64 : 128, quick ? 1 : 2, quick));
@@ -303,7 +307,6 @@ async function main(args: string[]): Promise<void> {
   const curves = await writeOut(out, "curves.svg", sideBySide(charts));
   const masks = await writeOut(out, "masks.svg", sideBySide(maskSvgs.slice(0, 6)));
   if (curves) console.log(`\nwrote ${curves} and ${masks}`);
-  if (values.sweep) await sweep({ train, test, epochs, batch, lr, seed, out, be, quick });
 }
 
 function slice(s: ImageSplit, n: number): ImageSplit {
@@ -343,7 +346,7 @@ async function sweep(
   },
 ): Promise<void> {
   const hidden = o.quick ? 256 : 1024;
-  const budgets = o.quick ? [0.25, 0.5] : [0.1, 0.2, 0.3, 0.4, 0.6];
+  const budgets = o.quick ? [0.25, 0.5] : [0.15, 0.25, 0.35, 0.5, 0.7];
   const data = {
     train: { x: o.train.images, y: o.train.labels, n: o.train.n },
     test: { x: o.test.images, y: o.test.labels, n: o.test.n },

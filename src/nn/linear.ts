@@ -258,7 +258,7 @@ export interface PixelflyLinearOptions extends LayerOptions {
   butterflySize?: number;
   /** Butterfly factors (2). */
   nFactors?: number;
-  /** Low-rank rank, integer or fraction of min(in, out) (32). */
+  /** Low-rank rank, integer or fraction of min(in, out) (32); 0 drops the low-rank term and the gate. */
   rank?: number;
   /** Per-row gate `g = sigmoid(x·a + c)` (true); 0.5 otherwise. */
   gating?: boolean;
@@ -281,7 +281,7 @@ export interface PixelflyLinearOptions extends LayerOptions {
  * ```ts
  * import { PixelflyLinear, ones } from "@pixelfly/pixelfly";
  * const layer = new PixelflyLinear(256, 512, { seed: 0 });
- * console.log(layer.sparse.mask.density.toFixed(4), layer.lowRank.rank); // "0.1875" 32
+ * console.log(layer.sparse.mask.density.toFixed(4), layer.lowRank!.rank); // "0.1875" 32
  * console.log(layer.forward(ones([4, 256])).shape); // [4, 512]
  * ```
  */
@@ -292,8 +292,8 @@ export class PixelflyLinear extends Module {
   readonly outFeatures: number;
   /** The block-sparse part (child `sparse`). */
   readonly sparse: BlockSparseLinear;
-  /** The low-rank part (child `low_rank`). */
-  readonly lowRank: LowRank;
+  /** The low-rank part (child `low_rank`; absent with rank 0, as a tight budget may choose). */
+  readonly lowRank: LowRank | undefined;
   /** The per-row gate (child `gate`; absent without gating). */
   readonly gate: Linear | undefined;
   /** The bias parameter (absent when built without one). */
@@ -324,7 +324,7 @@ export class PixelflyLinear extends Module {
     );
     const rank = opts.rank ?? 32;
     const maxRank = Math.min(inFeatures, outFeatures);
-    this.lowRank = this.child(
+    this.lowRank = rank === 0 ? undefined : this.child(
       "low_rank",
       new LowRank(inFeatures, outFeatures, {
         rank: rank >= 1 ? Math.min(rank, maxRank) : rank,
@@ -332,7 +332,7 @@ export class PixelflyLinear extends Module {
         backend,
       }),
     );
-    this.gate = opts.gating === false
+    this.gate = opts.gating === false || this.lowRank === undefined
       ? undefined
       : this.child("gate", new Linear(inFeatures, 1, { seed: seed(), backend }));
     this.bias = opts.bias === false
@@ -343,7 +343,9 @@ export class PixelflyLinear extends Module {
   /** Apply the layer to `x`. */
   forward(x: Tensor): Tensor {
     checkInput("PixelflyLinear", x, this.inFeatures);
-    const s = this.sparse.forward(x), l = this.lowRank.forward(x);
+    const s = this.sparse.forward(x);
+    if (this.lowRank === undefined) return this.bias ? add(s, this.bias) : s;
+    const l = this.lowRank.forward(x);
     // (1 − g)·s + g·l = s + g·(l − s)
     const y = this.gate ? add(s, mul(sub(l, s), sigmoid(this.gate.forward(x)))) : affine(add(s, l), 0.5, 0);
     return this.bias ? add(y, this.bias) : y;
@@ -351,7 +353,7 @@ export class PixelflyLinear extends Module {
 
   /** Trainable values of the sparse part, low-rank part and the rest. */
   get parameterBreakdown(): { sparse: number; lowRank: number; other: number } {
-    const sparse = this.sparse.parameterCount(), lowRank = this.lowRank.parameterCount();
+    const sparse = this.sparse.parameterCount(), lowRank = this.lowRank?.parameterCount() ?? 0;
     return { sparse, lowRank, other: this.parameterCount() - sparse - lowRank };
   }
 }
