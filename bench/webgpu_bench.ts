@@ -19,6 +19,13 @@
 import type { BackendBuffer, BlockLayout } from "../src/backends/types.ts";
 import { WebGpuBackend } from "../src/backends/webgpu.ts";
 import { Rng } from "../src/random.ts";
+
+/** An environment variable, or undefined where env access is not granted (plain `deno bench`). */
+function env(name: string): string | undefined {
+  return Deno.permissions.querySync({ name: "env", variable: name }).state === "granted"
+    ? Deno.env.get(name)
+    : undefined;
+}
 import { butterflyLayout, densityOf, PIXELFLY, type Shape, shapeName, SHAPES, SPARSE } from "./_shapes.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -29,7 +36,7 @@ if (adapter === null) {
   // deno-lint-ignore no-explicit-any
   const a = adapter as any;
   const fallback: boolean = a.isFallbackAdapter ?? a.info?.isFallbackAdapter ?? false;
-  const fam = Deno.env.get("PIXELFLY_WEBGPU_FAMILY") as "register" | "workgroup" | undefined;
+  const fam = env("PIXELFLY_WEBGPU_FAMILY") as "register" | "workgroup" | undefined;
   const be = await WebGpuBackend.create({ adapter, family: fam });
   const desc = `${a.info?.description || a.info?.vendor || "adapter"}${fallback ? " (software)" : ""}`;
   console.log(`webgpu_bench: ${desc}, family ${be.family}`);
@@ -41,7 +48,7 @@ if (adapter === null) {
   const opts = fallback ? { n: 3, warmup: 1 } : { n: 20, warmup: 3 };
 
   const shapes: Shape[] = [...SHAPES];
-  if (!fallback || Deno.env.get("PIXELFLY_BENCH_BIG") === "1") shapes.push({ M: 4096, K: 4096, N: 4096 });
+  if (!fallback || env("PIXELFLY_BENCH_BIG") === "1") shapes.push({ M: 4096, K: 4096, N: 4096 });
 
   for (const s of shapes) {
     const { M, K, N } = s;
