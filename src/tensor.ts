@@ -339,6 +339,10 @@ export function tidy<T>(fn: () => T): T {
   let result: T;
   try {
     result = fn();
+  } catch (e) {
+    // a step that throws must not leak what it made before the error
+    for (const t of scope) t.dispose();
+    throw e;
   } finally {
     scopes.pop();
   }
