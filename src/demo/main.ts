@@ -10,7 +10,7 @@ import { parseArgs } from "node:util";
 import { setBackend } from "../backends/select.ts";
 import type { BackendName } from "../backends/types.ts";
 import { FASHION_MNIST_DEBIAN_DIR, type ImageSplit, loadFashionMnist, syntheticImages } from "../io/idx.ts";
-import { GELU, type LinearKind, Sequential } from "../nn/layers.ts";
+import { GELU, type LinearKind, makeLinear, Sequential } from "../nn/layers.ts";
 import { Linear, PixelflyLinear } from "../nn/linear.ts";
 import { MlpMixer } from "../nn/mixer.ts";
 import type { Module } from "../nn/module.ts";
@@ -59,17 +59,7 @@ function mlpSpec(hidden: number, quick: boolean): Spec {
   };
   return {
     name: `MLP 784-${hidden}-${hidden}-10`,
-    build: (linear) => {
-      const mk = (i: number, o: number) =>
-        linear === "dense" ? new Linear(i, o) : new PixelflyLinear(i, o, pixelflyOptions(linear));
-      return new Sequential(
-        mk(784, hidden),
-        new GELU(),
-        mk(hidden, hidden),
-        new GELU(),
-        new Linear(hidden, 10),
-      );
-    },
+    build: (linear) => mlp(hidden, (i, o) => makeLinear(i, o, linear, {})),
     pixelfly,
     shape: (b) => [b, 784],
     prepare: (s) => s.images,
@@ -129,10 +119,9 @@ function mixerSpec(channels: number, depth: number, quick: boolean): Spec {
   };
 }
 
-function pixelflyOptions(k: LinearKind): Omit<Extract<LinearKind, { kind: "pixelfly" }>, "kind"> {
-  if (k === "dense" || k.kind !== "pixelfly") throw new Error("not pixelfly");
-  const { kind: _k, ...rest } = k;
-  return rest;
+/** The demo's MLP, 784-hidden-hidden-10 with GELU; `mk` makes the two large layers. */
+function mlp(hidden: number, mk: (inFeatures: number, outFeatures: number) => Module): Sequential {
+  return new Sequential(mk(784, hidden), new GELU(), mk(hidden, hidden), new GELU(), new Linear(hidden, 10));
 }
 
 function fmt(n: number, digits = 2): string {
@@ -353,18 +342,11 @@ async function sweep(
   };
   const build = (budget?: number) => {
     manualSeed(o.seed);
-    const mk = (i: number, n: number) => {
+    return mlp(hidden, (i, n) => {
       if (budget === undefined) return new Linear(i, n);
       const c = pixelflyBudget({ inFeatures: i, outFeatures: n, budget });
       return new PixelflyLinear(i, n, { block: c.block, mask: c.mask, rank: c.rank });
-    };
-    return new Sequential(
-      mk(784, hidden),
-      new GELU(),
-      mk(hidden, hidden),
-      new GELU(),
-      new Linear(hidden, 10),
-    );
+    });
   };
   console.log(`\nsweep: MLP 784-${hidden}-${hidden}-10 at budgets ${budgets.join(", ")} of dense`);
   const run = async (m: Module) => {
