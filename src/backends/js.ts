@@ -175,7 +175,7 @@ export class JsBackend implements Backend {
 
   dds(x: BackendBuffer, w: BackendBuffer, y: BackendBuffer, p: DdsParams): void {
     const X = d(x), W = d(w), Y = d(y);
-    const { M, layout, transW, accumulate } = p;
+    const { M, layout, transW } = p;
     const b = layout.block, bb = b * b;
     const N = layout.rows * b, K = layout.cols * b;
     const inCols = transW ? K : N, outCols = transW ? N : K;
