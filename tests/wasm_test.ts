@@ -19,7 +19,7 @@ Deno.test("wasm: committed asm/generated modules match a fresh build of asm/", a
     const committed = await Deno.readTextFile(new URL(`../asm/generated/${file}`, import.meta.url));
     assertOk(
       committed === text,
-      `asm/generated/${file} is stale against asm/kernels.ts and asm/_gen_micro.ts: run \`deno task build\``,
+      `asm/generated/${file} is stale against asm/*.ts and asm/_gen_micro.ts: run \`deno task build\``,
     );
   }
 });
