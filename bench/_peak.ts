@@ -91,7 +91,16 @@ function body(kind: "fma" | "muladd", chains: number, unroll: number): number[] 
   code.push(OP.localGet, 2, ...F32X4.splat, OP.localSet, ...uleb(vb));
   for (let i = 0; i < chains; i++) {
     // acc_i = splat(b + i): every chain starts apart
-    code.push(OP.localGet, 2, OP.f32Const, ...f32Bytes(i), OP.f32Add, ...F32X4.splat, OP.localSet, ...uleb(acc(i)));
+    code.push(
+      OP.localGet,
+      2,
+      OP.f32Const,
+      ...f32Bytes(i),
+      OP.f32Add,
+      ...F32X4.splat,
+      OP.localSet,
+      ...uleb(acc(i)),
+    );
   }
   code.push(OP.block, OP.void, OP.loop, OP.void);
   for (let u = 0; u < unroll; u++) {

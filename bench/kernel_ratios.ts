@@ -23,7 +23,15 @@ import { createWasmBackend, type WasmBackend } from "../src/backends/wasm.ts";
 import { Rng } from "../src/random.ts";
 import { type Case, interleave, repsFor } from "./_interleave.ts";
 import { peakCases } from "./_peak.ts";
-import { butterflyLayout, densityOf, randomLayout, type Shape, shapeName, SHAPES, SPARSE } from "./_shapes.ts";
+import {
+  butterflyLayout,
+  densityOf,
+  randomLayout,
+  type Shape,
+  shapeName,
+  SHAPES,
+  SPARSE,
+} from "./_shapes.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -145,10 +153,14 @@ for (const t of threadCounts) {
 }
 
 console.log(`${rows.length} cases, ${rounds} interleaved rounds (medians)`);
-const res = interleave(rows, { rounds, onRound: (r) => Deno.stdout.writeSync(new TextEncoder().encode(`${r + 1} `)) });
+const res = interleave(rows, {
+  rounds,
+  onRound: (r) => Deno.stdout.writeSync(new TextEncoder().encode(`${r + 1} `)),
+});
 console.log("");
 const gf = (r: Row, ms: number) => r.flops! / (ms * 1e6);
-const peak = (name: string, at: "median" | "min") => gf(rows.find((r) => r.name === name)!, res.get(name)![at]);
+const peak = (name: string, at: "median" | "min") =>
+  gf(rows.find((r) => r.name === name)!, res.get(name)![at]);
 console.log(
   "| case | ms (median) | GFLOP/s | of ceiling | time / (density x dense) | best: GFLOP/s | of ceiling | ratio |",
 );

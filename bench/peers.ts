@@ -202,7 +202,9 @@ for (const t of THREADS) {
   await setBackend(backends.get(t)!);
   for (const fn of Object.values(pf.get(t)!)) fn();
 }
-console.log(`${configs.length} configurations x ${ROUNDS} rounds x ${REPS} reps (medians; machine may be shared)`);
+console.log(
+  `${configs.length} configurations x ${ROUNDS} rounds x ${REPS} reps (medians; machine may be shared)`,
+);
 for (let r = 0; r < ROUNDS; r++) {
   for (let i = 0; i < configs.length; i++) {
     const { impl, t } = configs[(i + r) % configs.length];
@@ -235,7 +237,8 @@ const torchInfo = peers.get(1)?.info;
 if (torchInfo) {
   console.log(
     `PyTorch ${torchInfo.torch}, BLAS ${
-      (torchInfo.blas as string[]).find((s) => /openblas|mkl|blis/i.test(s)) ?? (torchInfo.blas as string[])[0] ??
+      (torchInfo.blas as string[]).find((s) => /openblas|mkl|blis/i.test(s)) ??
+        (torchInfo.blas as string[])[0] ??
         "unknown"
     }; one OpenMP thread, OPENBLAS_NUM_THREADS = threads; its layout keeps ${torchInfo.nnz} blocks (density ${torchInfo.density})`,
   );
@@ -248,7 +251,11 @@ console.log("|---|---:|---:|---:|---:|");
 const pairs: [string, Workload, string][] = [
   ["Linear 1024->4096 fwd+bwd b256: pixelfly dense vs torch dense", "linear_dense", "linear_dense"],
   ["PixelflyLinear vs torch dense nn.Linear", "linear_pixelfly", "linear_dense"],
-  ["PixelflyLinear vs torch masked-dense Pixelfly (reference code's CPU path)", "linear_pixelfly", "linear_masked"],
+  [
+    "PixelflyLinear vs torch masked-dense Pixelfly (reference code's CPU path)",
+    "linear_pixelfly",
+    "linear_masked",
+  ],
   ["MLP 784-2048-2048-10 step b128: pixelfly dense vs torch dense", "mlp_dense_step", "mlp_dense_step"],
   ["MLP step: pixelfly Pixelfly vs torch dense", "mlp_pixelfly_step", "mlp_dense_step"],
 ];

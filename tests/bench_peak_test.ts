@@ -29,7 +29,15 @@ Deno.test("peak probe: the module validates and both loops compute their recurre
 });
 
 Deno.test("peak probe: chain and unroll counts out of range are RangeErrors naming the value", () => {
-  assertThrows(() => peakModuleBytes({ fmaChains: 0 }), RangeError, "fmaChains must be an integer in 1..64, got 0");
+  assertThrows(
+    () => peakModuleBytes({ fmaChains: 0 }),
+    RangeError,
+    "fmaChains must be an integer in 1..64, got 0",
+  );
   assertThrows(() => peakModuleBytes({ mulAddChains: 2.5 }), RangeError, "mulAddChains must be an integer");
-  assertThrows(() => peakModuleBytes({ unroll: 65 }), RangeError, "unroll must be an integer in 1..64, got 65");
+  assertThrows(
+    () => peakModuleBytes({ unroll: 65 }),
+    RangeError,
+    "unroll must be an integer in 1..64, got 65",
+  );
 });
