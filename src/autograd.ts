@@ -12,6 +12,7 @@
  */
 import type { Backend, Broadcast, UnaryOp } from "./backends/types.ts";
 import * as ops from "./ops.ts";
+import { _bsrSoftmaxGrad } from "./attention.ts";
 import { noGrad, type OpName, type TapeNode, type TapeNodeOf } from "./tape.ts";
 import { allocTensor, keep, markWritten, type Tensor, tidy } from "./tensor.ts";
 
@@ -195,6 +196,9 @@ const rules: { [K in OpName]: Rule<K> } = {
   },
   softmax({ saved: [y] }, dy) {
     return [softmaxGrad(y, dy)];
+  },
+  bsrSoftmax({ saved: [y], attrs }, dy) {
+    return [_bsrSoftmaxGrad(y, dy, attrs)];
   },
   crossEntropy({ saved: [probs, labels] }, dy) {
     return [crossEntropyGrad(probs, labels, dy)];

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { BinaryOp, BlockLayout, Broadcast, UnaryOp } from "./backends/types.ts";
+import type { BinaryOp, BlockLayout, Broadcast, BsrSoftmaxParams, UnaryOp } from "./backends/types.ts";
 import type { Tensor } from "./tensor.ts";
 
 /** The attributes each recorded op keeps for its gradient rule, by op name. */
@@ -43,6 +43,8 @@ export interface OpAttrs {
   transpose: Record<never, never>;
   /** Softmax over the last axis; the output is saved. */
   softmax: Record<never, never>;
+  /** Row softmax of block-sparse scores (attention); the output is saved. */
+  bsrSoftmax: Omit<BsrSoftmaxParams, "batch">;
   /** Mean cross-entropy; probabilities and labels are saved. */
   crossEntropy: Record<never, never>;
   /** LayerNorm; row means and reciprocal deviations are saved. */
