@@ -1,8 +1,8 @@
 /**
  * Generates the register-blocked GEMM micro-kernel in AssemblyScript source
  * (AssemblyScript has no macros or const generics, so the unrolled body is
- * written by this script). `asm/build.ts` appends it to `asm/kernels.ts`
- * before compiling.
+ * written by this script). `asm/build.ts` writes it as the AssemblyScript module
+ * `asm/generated/micro.ts`, which `asm/gemm.ts` and `asm/sparse.ts` import.
  *
  * The kernel computes one MR x NR tile of C from segments of packed panels:
  * A panels are `[k/4][MR][4]` (one v128 load per row, then a lane splat by

@@ -2,9 +2,9 @@
  * The WASM SIMD backend: AssemblyScript kernels (`asm/`) running on tensors
  * that live in the module's linear memory across ops.
  *
- * Three builds ship inside the module graph as base64 (no fetch, no
+ * Four builds ship inside the module graph as base64 (no fetch, no
  * permissions): SIMD128 with relaxed-SIMD fused multiply-add, plain SIMD128,
- * and the relaxed build on an imported shared memory for worker threads.
+ * and each of those on an imported shared memory for worker threads.
  * {@link createWasmBackend} picks the first one this engine accepts
  * (`WebAssembly.validate`). With `threads: 2`, `gemm` and `dds` split their
  * output between the calling thread and one Worker (made from a `blob:` URL,
@@ -16,7 +16,9 @@
 import { wasmBase64 as relaxedBase64 } from "../../asm/generated/kernels_relaxed.ts";
 import { wasmBase64 as simdBase64 } from "../../asm/generated/kernels_simd.ts";
 import { wasmBase64 as threadsBase64 } from "../../asm/generated/kernels_threads.ts";
+import { wasmBase64 as threadsSimdBase64 } from "../../asm/generated/kernels_threads_simd.ts";
 import { Allocator } from "./_wasm_alloc.ts";
+import { balancedSplit, CTRL_BYTES, splitPoint, WorkerThread } from "./_wasm_threads.ts";
 import type {
   AdamWParams,
   Backend,
@@ -41,8 +43,7 @@ export interface WasmBackendOptions {
   /**
    * Threads for the products `gemm` and `dds`: 1 (the default), 2 (the calling thread and one Worker), or
    * "auto" (min(2, navigator.hardwareConcurrency)). Where SharedArrayBuffer, Workers or the threads build
-   * are unavailable the backend runs on 1 thread: read {@link WasmBackend.threads} for what you got.
-   * More threads need the relaxed build. The Worker leaves after 1 s idle (so a backend nobody
+   * are unavailable the backend runs on 1 thread: read {@link WasmBackend.threads} for what you got. The Worker leaves after 1 s idle (so a backend nobody
    * disposes lets the process exit) and the next product starts another (about 20 ms);
    * {@link WasmBackend.dispose} stops it at once.
    */
@@ -61,7 +62,10 @@ function decodeBase64(s: string): Uint8Array {
   return out;
 }
 
-const byteCache = new Map<WasmVariant | "threads", Uint8Array>();
+/** A build's name: the two builds of {@link WasmVariant} and their shared-memory builds for threads. */
+export type WasmBuild = WasmVariant | "threads" | "threads-simd128";
+
+const byteCache = new Map<WasmBuild, Uint8Array>();
 
 /**
  * The WebAssembly bytes of one build.
@@ -72,11 +76,17 @@ const byteCache = new Map<WasmVariant | "threads", Uint8Array>();
  * console.log(WebAssembly.validate(wasmBytes("simd128") as BufferSource)); // true on engines with SIMD
  * ```
  */
-export function wasmBytes(variant: WasmVariant | "threads"): Uint8Array {
+export function wasmBytes(variant: WasmBuild): Uint8Array {
   let b = byteCache.get(variant);
   if (b === undefined) {
     b = decodeBase64(
-      variant === "relaxed" ? relaxedBase64 : variant === "simd128" ? simdBase64 : threadsBase64,
+      variant === "relaxed"
+        ? relaxedBase64
+        : variant === "simd128"
+        ? simdBase64
+        : variant === "threads"
+        ? threadsBase64
+        : threadsSimdBase64,
     );
     byteCache.set(variant, b);
   }
@@ -98,197 +108,6 @@ export function pickWasmVariant(
   if (validate(wasmBytes("relaxed"))) return "relaxed";
   if (validate(wasmBytes("simd128"))) return "simd128";
   return undefined;
-}
-
-// ------------------------------------------------------------------ threads
-
-// The Worker's program: instantiate the shared module, then serve jobs posted in the control block.
-// Control block (Int32 slots at `ctrl`): 0 job sequence, 1 finished sequence, 2 status (0 ok, 1 failed),
-// 3 kernel (1 gemm, 2 dds, 3 quit), 4..19 arguments (slot 13 is gemm's alpha as float32), 20 the
-// worker's state (0 idle, 1 gone, 2 claimed for a job); bytes 128..255 hold the error text of a failed
-// job. An idle worker leaves after WORKER_IDLE_MS, so a backend nobody disposes does not keep the
-// process alive for ever; the next product starts a new one (tens of ms) without waiting for it.
-const WORKER_SOURCE = `
-self.onmessage = async (e) => {
-  const { module, memory, ctrl, idleMs } = e.data;
-  let seen = e.data.seen;
-  const i32 = new Int32Array(memory.buffer, ctrl, 64);
-  const f32 = new Float32Array(memory.buffer, ctrl, 64);
-  const bytes = new Uint8Array(memory.buffer, ctrl + 128, 128);
-  let k;
-  try {
-    k = (await WebAssembly.instantiate(module, { env: { memory } })).exports;
-  } catch (err) {
-    const text = String(err && err.message || err);
-    // a restart while the main thread waits: answer its job with the failure
-    bytes.fill(0);
-    bytes.set(new TextEncoder().encode(text).subarray(0, 127));
-    Atomics.store(i32, 2, 1);
-    Atomics.store(i32, 1, Atomics.load(i32, 0));
-    Atomics.notify(i32, 1);
-    self.postMessage({ error: text });
-    return;
-  }
-  self.postMessage({ ready: true });
-  for (;;) {
-    if (Atomics.load(i32, 0) === seen && Atomics.wait(i32, 0, seen, idleMs) === "timed-out") {
-      // idle: leave (state idle -> gone) unless the main thread has just claimed this worker for a job
-      if (Atomics.compareExchange(i32, 20, 0, 1) === 0) {
-        self.close();
-        return;
-      }
-      continue;
-    }
-    const s = Atomics.load(i32, 0);
-    if (s === seen) continue;
-    seen = s;
-    const op = i32[3];
-    let status = 0;
-    try {
-      if (op === 1) {
-        k.gemm(i32[4], i32[5], i32[6], i32[7], i32[8], i32[9], i32[10], i32[11], i32[12], f32[13], i32[14], i32[15], i32[16], i32[17]);
-      } else if (op === 2) {
-        k.dds(i32[4], i32[5], i32[6], i32[7], i32[8], i32[9], i32[10], i32[11], i32[12], i32[13], i32[14], i32[15], i32[16], i32[17], i32[18], i32[19]);
-      } else if (op !== 3) {
-        throw new Error("unknown job " + op);
-      }
-    } catch (err) {
-      status = 1;
-      const msg = new TextEncoder().encode(String(err && err.message || err)).subarray(0, 127);
-      bytes.fill(0);
-      bytes.set(msg);
-    }
-    Atomics.store(i32, 2, status);
-    Atomics.store(i32, 20, 0); // idle again, before the main thread can see the job done
-    Atomics.store(i32, 1, s);
-    Atomics.notify(i32, 1);
-    if (op === 3) {
-      self.close();
-      return;
-    }
-  }
-};
-`;
-
-const CTRL_BYTES = 256;
-const WORKER_IDLE_MS = 1000;
-// A worker that has not finished its half of a product within this time is taken for dead.
-const JOB_TIMEOUT_MS = 120_000;
-
-/** One Worker that shares the backend's memory and runs half of a product on request. */
-class WorkerThread {
-  #worker: Worker;
-  #module: WebAssembly.Module;
-  #mem: WebAssembly.Memory;
-  #ctrl: number;
-  #seq = 0;
-  #pending = false;
-  /** Workers started after the first one (each after an idle exit). */
-  restarts = 0;
-
-  private constructor(worker: Worker, module: WebAssembly.Module, mem: WebAssembly.Memory, ctrl: number) {
-    this.#worker = worker;
-    this.#module = module;
-    this.#mem = mem;
-    this.#ctrl = ctrl;
-  }
-
-  static #spawn(module: WebAssembly.Module, mem: WebAssembly.Memory, ctrl: number, seen: number): Worker {
-    const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "text/javascript" }));
-    try {
-      const worker = new Worker(url, { type: "module" });
-      worker.postMessage({ module, memory: mem, ctrl, seen, idleMs: WORKER_IDLE_MS });
-      return worker;
-    } finally {
-      // the Worker has its own copy of the URL's target once constructed
-      setTimeout(() => URL.revokeObjectURL(url), 0);
-    }
-  }
-
-  static async start(
-    module: WebAssembly.Module,
-    mem: WebAssembly.Memory,
-    ctrl: number,
-  ): Promise<WorkerThread> {
-    const worker = WorkerThread.#spawn(module, mem, ctrl, 0);
-    try {
-      await new Promise<void>((resolve, reject) => {
-        worker.onmessage = (e: MessageEvent) => {
-          if (e.data?.ready) resolve();
-          else reject(new Error(`createWasmBackend: the worker thread failed to start: ${e.data?.error}`));
-        };
-        worker.onerror = (e: ErrorEvent) => {
-          e.preventDefault();
-          reject(new Error(`createWasmBackend: the worker thread failed to start: ${e.message}`));
-        };
-      });
-    } catch (err) {
-      worker.terminate();
-      throw err;
-    }
-    worker.onmessage = null;
-    worker.onerror = (e: ErrorEvent) => e.preventDefault();
-    return new WorkerThread(worker, module, mem, ctrl);
-  }
-
-  #i32(): Int32Array {
-    return new Int32Array(this.#mem.buffer, this.#ctrl, CTRL_BYTES / 4);
-  }
-
-  /** Posts a job: kernel 1 gemm, 2 dds, 3 quit; ints go to slots 4.., floats as [slot, value] pairs. */
-  post(kernel: number, ints: number[], floats: [number, number][] = []): void {
-    const i32 = this.#i32();
-    const f32 = new Float32Array(i32.buffer, this.#ctrl, CTRL_BYTES / 4);
-    if (Atomics.compareExchange(i32, 20, 0, 2) === 1) {
-      // the worker left while idle: start another, which serves the job posted below
-      if (kernel === 3) return;
-      Atomics.store(i32, 20, 2);
-      this.#worker.terminate();
-      this.#worker = WorkerThread.#spawn(this.#module, this.#mem, this.#ctrl, this.#seq);
-      this.#worker.onerror = (e: ErrorEvent) => e.preventDefault();
-      this.restarts++;
-    }
-    i32[3] = kernel;
-    for (let i = 0; i < ints.length; i++) i32[4 + i] = ints[i];
-    for (const [slot, v] of floats) f32[slot] = v;
-    this.#pending = true;
-    Atomics.store(i32, 0, ++this.#seq);
-    Atomics.notify(i32, 0);
-  }
-
-  /** Waits for the posted job; throws when it failed or the worker does not answer. */
-  join(what: string): void {
-    if (!this.#pending) return;
-    this.#pending = false;
-    const i32 = this.#i32();
-    const t0 = Date.now();
-    for (;;) {
-      const done = Atomics.load(i32, 1);
-      if (done === this.#seq) break;
-      Atomics.wait(i32, 1, done, 1000);
-      if (Date.now() - t0 > JOB_TIMEOUT_MS) {
-        throw new Error(
-          `wasm backend: the worker thread did not finish its part of ${what} within ${JOB_TIMEOUT_MS} ms`,
-        );
-      }
-    }
-    if (Atomics.load(i32, 2) !== 0) {
-      const bytes = new Uint8Array(i32.buffer, this.#ctrl + 128, 128);
-      const end = bytes.indexOf(0);
-      const msg = new TextDecoder().decode(bytes.slice(0, end < 0 ? 128 : end));
-      throw new Error(`wasm backend: the worker thread failed in ${what}: ${msg}`);
-    }
-  }
-
-  /** Asks the worker to quit and terminates it. */
-  stop(): void {
-    try {
-      this.post(3, []);
-    } finally {
-      this.#pending = false;
-      this.#worker.terminate();
-    }
-  }
 }
 
 /** The kernel exports of asm/kernels.ts (byte addresses and element counts). */
@@ -329,6 +148,11 @@ const BCAST: Record<Broadcast, number> = { full: 0, row: 1, col: 2, scalar: 3 };
 const UNARY: Record<UnaryOp, number> = { relu: 0, gelu: 1, sigmoid: 2, tanh: 3, exp: 4, log: 5, neg: 6 };
 
 const PAGE = 65536;
+// Pages the threads builds' shared memory may grow to (2 GiB; asm/build.ts's --maximumMemory).
+const SHARED_MAX_PAGES = 32768;
+
+// Thrown by the allocator's grow callback; the backend turns it into a RangeError with the figures.
+class OutOfMemory extends Error {}
 
 /** A buffer of the wasm backend: `size` float32 values at byte `ptr` of linear memory. */
 export class WasmBuffer implements BackendBuffer {
@@ -363,6 +187,8 @@ export class WasmBackend implements Backend {
   #idx = 0;
   #idxBytes = 0;
   #live = 0;
+  #liveBytes = 0;
+  #maxBytes: number;
 
   /** Made by {@link createWasmBackend}; `memory` is the shared memory of the threads build. */
   constructor(
@@ -377,14 +203,47 @@ export class WasmBackend implements Backend {
     this.#mem = opts.memory ?? this.#k.memory;
     this.#view = new Float32Array(this.#mem.buffer);
     this.#iview = new Int32Array(this.#mem.buffer);
-    this.#alloc = new Allocator(this.#k.heapBase(), (bytes) => {
-      const have = this.#mem.buffer.byteLength;
-      if (bytes > have) {
-        const pages = Math.ceil((bytes - have) / PAGE);
-        // grow by at least an eighth, so a slowly growing heap does not grow on every alloc
-        this.#mem.grow(Math.max(pages, Math.ceil(have / PAGE / 8)));
+    // the shared memory's maximum is set by createWasmBackend; an unshared one may grow to 4 GiB (wasm32)
+    this.#maxBytes = (opts.memory ? SHARED_MAX_PAGES : 65536) * PAGE;
+    this.#alloc = new Allocator(this.#k.heapBase(), (bytes) => this.#grow(bytes));
+  }
+
+  // Grows linear memory to at least `bytes`: by at least an eighth (so a slowly growing heap does not grow
+  // on every alloc) but never past the maximum; throws OutOfMemory when even the exact amount fails.
+  #grow(bytes: number): void {
+    const have = this.#mem.buffer.byteLength;
+    if (bytes <= have) return;
+    const pages = Math.ceil((bytes - have) / PAGE);
+    if (bytes <= this.#maxBytes) {
+      const room = (this.#maxBytes - have) / PAGE;
+      const ahead = Math.min(room, Math.max(pages, Math.ceil(have / PAGE / 8)));
+      for (const n of ahead > pages ? [ahead, pages] : [pages]) {
+        try {
+          this.#mem.grow(n);
+          return;
+        } catch {
+          // the engine refused this much (the host is short of memory): try the exact amount next
+        }
       }
-    });
+    }
+    throw new OutOfMemory();
+  }
+
+  // Reserves `bytes` of linear memory; a RangeError that says what is live when memory is exhausted.
+  #reserve(bytes: number, what: string): number {
+    try {
+      return this.#alloc.alloc(bytes);
+    } catch (err) {
+      if (!(err instanceof OutOfMemory)) throw err;
+      const have = this.#mem.buffer.byteLength, holes = this.#alloc.freeBelowTop;
+      throw new RangeError(
+        `wasm backend: out of memory in ${what}: ${bytes} bytes requested, ` +
+          `${this.#maxBytes - this.#alloc.top} available above the heap top ` +
+          `(linear memory ${have} of at most ${this.#maxBytes} bytes; free holes ${holes.total} bytes, ` +
+          `the largest ${holes.largest}); ${this.#live} live buffers hold ${this.#liveBytes} bytes. ` +
+          `Release what you no longer need: wrap each step in tidy(() => ...) or call dispose() on tensors`,
+      );
+    }
   }
 
   /** Bytes of linear memory (it only grows). */
@@ -426,7 +285,7 @@ export class WasmBackend implements Backend {
 
   /** Starts the worker thread (threads build only); called once by createWasmBackend. */
   async startThread(module: WebAssembly.Module): Promise<void> {
-    const ctrl = this.#alloc.alloc(CTRL_BYTES);
+    const ctrl = this.#reserve(CTRL_BYTES, "createWasmBackend");
     this.#f32().fill(0, ctrl >>> 2, (ctrl + CTRL_BYTES) >>> 2);
     this.#thread = await WorkerThread.start(module, this.#mem, ctrl);
     (this as { threads: number }).threads = 2;
@@ -437,7 +296,7 @@ export class WasmBackend implements Backend {
     if (bytes > this.#wsBytes[slot]) {
       if (this.#wsBytes[slot] > 0) this.#alloc.free(this.#ws[slot], this.#wsBytes[slot]);
       this.#wsBytes[slot] = Math.max(bytes, Math.ceil(this.#wsBytes[slot] * 1.25));
-      this.#ws[slot] = this.#alloc.alloc(this.#wsBytes[slot]);
+      this.#ws[slot] = this.#reserve(this.#wsBytes[slot], "a kernel's workspace");
     }
     return this.#ws[slot];
   }
@@ -460,7 +319,7 @@ export class WasmBackend implements Backend {
     if (total > this.#idxBytes) {
       if (this.#idxBytes > 0) this.#alloc.free(this.#idx, this.#idxBytes);
       this.#idxBytes = Math.max(total, Math.ceil(this.#idxBytes * 1.25));
-      this.#idx = this.#alloc.alloc(this.#idxBytes);
+      this.#idx = this.#reserve(this.#idxBytes, "a block layout's indices");
     }
     const view = this.#i32();
     const ptrs: number[] = [];
@@ -475,15 +334,17 @@ export class WasmBackend implements Backend {
 
   // --- memory -------------------------------------------------------------
   alloc(size: number): BackendBuffer {
-    const ptr = this.#alloc.alloc(size * 4);
+    const ptr = this.#reserve(size * 4, "alloc");
     this.#f32().fill(0, ptr >>> 2, (ptr >>> 2) + size);
     this.#live++;
+    this.#liveBytes += size * 4;
     return new WasmBuffer(this, ptr, size);
   }
   upload(data: Float32Array): BackendBuffer {
-    const ptr = this.#alloc.alloc(data.length * 4);
+    const ptr = this.#reserve(data.length * 4, "upload");
     this.#f32().set(data, ptr >>> 2);
     this.#live++;
+    this.#liveBytes += data.length * 4;
     return new WasmBuffer(this, ptr, data.length);
   }
   write(buf: BackendBuffer, data: Float32Array, offset = 0): void {
@@ -503,11 +364,13 @@ export class WasmBackend implements Backend {
     this.#alloc.free(ptr, buf.size * 4);
     (buf as WasmBuffer).ptr = -1;
     this.#live--;
+    this.#liveBytes -= buf.size * 4;
   }
   flush(): void {}
   dispose(): void {
     // The instance and its memory go with the last reference to this object; the worker stops now.
     this.#live = 0;
+    this.#liveBytes = 0;
     const t = this.#thread;
     this.#thread = undefined;
     (this as { threads: number }).threads = 1;
@@ -833,21 +696,6 @@ export class WasmBackend implements Backend {
   }
 }
 
-// Where two threads split n rows or columns: half, rounded up to the register tile (8); 0 when too small.
-function splitPoint(n: number): number {
-  const s = Math.ceil(n / 16) * 8;
-  return s >= 8 && s < n ? s : 0;
-}
-
-// The block row (of a BSR walk with these pointers) that splits the kept blocks about in half; 0 when
-// no split leaves work on both sides.
-function balancedSplit(ptr: Int32Array): number {
-  const rows = ptr.length - 1, half = ptr[rows] / 2;
-  let o = 1;
-  while (o < rows && ptr[o] < half) o++;
-  return o < rows && ptr[o] > 0 ? o : 0;
-}
-
 // Runs the hot kernels a few times so they leave V8's baseline tier before real work.
 function warm(be: WasmBackend): void {
   const n = 64, b = 16;
@@ -920,12 +768,10 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
     throw new RangeError(`createWasmBackend: minSplitWork must be a number >= 0, got ${minSplitWork}`);
   }
   const want = threads === "auto" ? Math.min(2, globalThis.navigator?.hardwareConcurrency ?? 1) : threads;
-  if (want > 1 && variant !== "relaxed") {
-    throw new RangeError(`createWasmBackend: threads > 1 needs the relaxed build, got variant ${variant}`);
-  }
-  if (want > 1 && threadsAvailable()) {
-    const module = await WebAssembly.compile(wasmBytes("threads") as BufferSource);
-    const memory = new WebAssembly.Memory({ initial: 16, maximum: 32768, shared: true });
+  const build = variant === "relaxed" ? "threads" : "threads-simd128";
+  if (want > 1 && threadsAvailable(build)) {
+    const module = await WebAssembly.compile(wasmBytes(build) as BufferSource);
+    const memory = new WebAssembly.Memory({ initial: 16, maximum: SHARED_MAX_PAGES, shared: true });
     const instance = await WebAssembly.instantiate(module, { env: { memory } });
     const be = new WasmBackend(instance, variant, { memory, minSplitWork });
     await be.startThread(module);
@@ -943,8 +789,8 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
 }
 
 // Worker threads need SharedArrayBuffer, Workers, Atomics.wait on this thread and the threads build.
-function threadsAvailable(): boolean {
+function threadsAvailable(build: WasmBuild): boolean {
   return typeof SharedArrayBuffer === "function" && typeof Worker === "function" &&
     typeof Atomics?.wait === "function" && typeof Blob === "function" &&
-    typeof URL?.createObjectURL === "function" && WebAssembly.validate(wasmBytes("threads") as BufferSource);
+    typeof URL?.createObjectURL === "function" && WebAssembly.validate(wasmBytes(build) as BufferSource);
 }

@@ -1,0 +1,237 @@
+// deno-fmt-ignore-file: deno fmt drops AssemblyScript decorators (@inline)
+// @ts-nocheck: AssemblyScript source, compiled by asm/build.ts (not by Deno).
+// deno-lint-ignore-file
+//
+// Reductions and row-wise kernels (softmax, cross-entropy, layer norm, gather/scatter of rows).
+
+/** x is (M,N), y is (N): `y (+)= Σ_rows x` (float64 accumulators, two lanes per v128). */
+export function sumRows(x: usize, y: usize, M: i32, N: i32, beta: i32): void {
+  const rowb = <usize> N << 2;
+  let j = 0;
+  for (; j + 8 <= N; j += 8) {
+    let s0 = f64x2.splat(0), s1 = f64x2.splat(0), s2 = f64x2.splat(0), s3 = f64x2.splat(0);
+    let p = x + (<usize> j << 2);
+    for (let i = 0; i < M; i++) {
+      const a = v128.load(p), b = v128.load(p, 16);
+      s0 = f64x2.add(s0, f64x2.promote_low_f32x4(a));
+      s1 = f64x2.add(s1, f64x2.promote_low_f32x4(v128.shuffle<f32>(a, a, 2, 3, 2, 3)));
+      s2 = f64x2.add(s2, f64x2.promote_low_f32x4(b));
+      s3 = f64x2.add(s3, f64x2.promote_low_f32x4(v128.shuffle<f32>(b, b, 2, 3, 2, 3)));
+      p += rowb;
+    }
+    const q = y + (<usize> j << 2);
+    if (beta) {
+      const a = v128.load(q), b = v128.load(q, 16);
+      s0 = f64x2.add(s0, f64x2.promote_low_f32x4(a));
+      s1 = f64x2.add(s1, f64x2.promote_low_f32x4(v128.shuffle<f32>(a, a, 2, 3, 2, 3)));
+      s2 = f64x2.add(s2, f64x2.promote_low_f32x4(b));
+      s3 = f64x2.add(s3, f64x2.promote_low_f32x4(v128.shuffle<f32>(b, b, 2, 3, 2, 3)));
+    }
+    const d0 = f32x4.demote_f64x2_zero(s0), d1 = f32x4.demote_f64x2_zero(s1);
+    const d2 = f32x4.demote_f64x2_zero(s2), d3 = f32x4.demote_f64x2_zero(s3);
+    v128.store(q, v128.shuffle<f32>(d0, d1, 0, 1, 4, 5));
+    v128.store(q, v128.shuffle<f32>(d2, d3, 0, 1, 4, 5), 16);
+  }
+  for (; j < N; j++) {
+    let s: f64 = 0;
+    for (let i = 0; i < M; i++) s += <f64> load<f32>(x + (<usize> (i * N + j) << 2));
+    const q = y + (<usize> j << 2);
+    store<f32>(q, <f32> ((beta ? <f64> load<f32>(q) : 0) + s));
+  }
+}
+
+/** x is (M,N), y is (M): `y (+)= Σ_cols x`. */
+export function sumCols(x: usize, y: usize, M: i32, N: i32, beta: i32): void {
+  for (let i = 0; i < M; i++) {
+    let s: f64 = 0;
+    const p = x + (<usize> (i * N) << 2);
+    for (let j = 0; j < N; j++) s += <f64> load<f32>(p + (<usize> j << 2));
+    const q = y + (<usize> i << 2);
+    store<f32>(q, <f32> ((beta ? <f64> load<f32>(q) : 0) + s));
+  }
+}
+
+/** x is (size), out is (1): `out (+)= Σ x²`. */
+export function sumSquares(x: usize, out: usize, size: i32, beta: i32): void {
+  let s: f64 = 0;
+  for (let i = 0; i < size; i++) {
+    const v = <f64> load<f32>(x + (<usize> i << 2));
+    s += v * v;
+  }
+  store<f32>(out, <f32> ((beta ? <f64> load<f32>(out) : 0) + s));
+}
+
+// Row softmax of x into y; returns log Σ exp(x - max) + max (the logsumexp).
+function softmaxRow(x: usize, y: usize, N: i32): f64 {
+  let mx: f64 = -Infinity;
+  for (let j = 0; j < N; j++) mx = Math.max(mx, <f64> load<f32>(x + (<usize> j << 2)));
+  let s: f64 = 0;
+  for (let j = 0; j < N; j++) s += Math.exp(<f64> load<f32>(x + (<usize> j << 2)) - mx);
+  const lse = mx + Math.log(s);
+  for (let j = 0; j < N; j++) {
+    const o = <usize> j << 2;
+    store<f32>(y + o, <f32> (Math.exp(<f64> load<f32>(x + o) - mx) / s));
+  }
+  return lse;
+}
+
+/** x, y are (M,N): row softmax (y may alias x). */
+export function softmax(x: usize, y: usize, M: i32, N: i32): void {
+  for (let i = 0; i < M; i++) {
+    const o = <usize> (i * N) << 2;
+    softmaxRow(x + o, y + o, N);
+  }
+}
+
+/** y, dy, dx are (M,N): `dx (+)= y ⊙ (dy − Σ_row dy⊙y)`. */
+export function softmaxGrad(y: usize, dy: usize, dx: usize, M: i32, N: i32, beta: i32): void {
+  for (let i = 0; i < M; i++) {
+    const r = <usize> (i * N) << 2;
+    let dot: f64 = 0;
+    for (let j = 0; j < N; j++) {
+      const o = r + (<usize> j << 2);
+      dot += <f64> load<f32>(dy + o) * <f64> load<f32>(y + o);
+    }
+    for (let j = 0; j < N; j++) {
+      const o = r + (<usize> j << 2);
+      const g = <f64> load<f32>(y + o) * (<f64> load<f32>(dy + o) - dot);
+      store<f32>(dx + o, <f32> ((beta ? <f64> load<f32>(dx + o) : 0) + g));
+    }
+  }
+}
+
+/** logits, probs are (M,N), labels, losses (M). */
+export function crossEntropy(
+  logits: usize,
+  labels: usize,
+  probs: usize,
+  losses: usize,
+  M: i32,
+  N: i32,
+): void {
+  for (let i = 0; i < M; i++) {
+    const o = <usize> (i * N) << 2;
+    // read the label's logit first: probs may alias logits
+    const lab = <i32> load<f32>(labels + (<usize> i << 2));
+    const xl = <f64> load<f32>(logits + o + (<usize> lab << 2));
+    const lse = softmaxRow(logits + o, probs + o, N);
+    store<f32>(losses + (<usize> i << 2), <f32> (lse - xl));
+  }
+}
+
+/** probs, dlogits are (M,N), labels and dlosses (M): `dlogits (+)= (probs − onehot) * dlosses[row]`. */
+export function crossEntropyGrad(
+  probs: usize,
+  labels: usize,
+  dlosses: usize,
+  dlogits: usize,
+  M: i32,
+  N: i32,
+  beta: i32,
+): void {
+  for (let i = 0; i < M; i++) {
+    const lab = <i32> load<f32>(labels + (<usize> i << 2));
+    const dl = <f64> load<f32>(dlosses + (<usize> i << 2));
+    const r = <usize> (i * N) << 2;
+    for (let j = 0; j < N; j++) {
+      const o = r + (<usize> j << 2);
+      const g = (<f64> load<f32>(probs + o) - (j == lab ? 1.0 : 0.0)) * dl;
+      store<f32>(dlogits + o, <f32> ((beta ? <f64> load<f32>(dlogits + o) : 0) + g));
+    }
+  }
+}
+
+/** x, y are (M,N), gamma, beta (N), mean, rstd (M). */
+export function layerNorm(
+  x: usize,
+  gamma: usize,
+  bt: usize,
+  y: usize,
+  mean: usize,
+  rstd: usize,
+  M: i32,
+  N: i32,
+  eps: f64,
+): void {
+  for (let i = 0; i < M; i++) {
+    const r = <usize> (i * N) << 2;
+    let s: f64 = 0;
+    for (let j = 0; j < N; j++) s += <f64> load<f32>(x + r + (<usize> j << 2));
+    const mu = s / <f64> N;
+    let v: f64 = 0;
+    for (let j = 0; j < N; j++) {
+      const d = <f64> load<f32>(x + r + (<usize> j << 2)) - mu;
+      v += d * d;
+    }
+    const rs = 1 / Math.sqrt(v / <f64> N + eps);
+    store<f32>(mean + (<usize> i << 2), <f32> mu);
+    store<f32>(rstd + (<usize> i << 2), <f32> rs);
+    for (let j = 0; j < N; j++) {
+      const o = <usize> j << 2;
+      const val = (<f64> load<f32>(x + r + o) - mu) * rs * <f64> load<f32>(gamma + o) +
+        <f64> load<f32>(bt + o);
+      store<f32>(y + r + o, <f32> val);
+    }
+  }
+}
+
+/** The LayerNorm backward: dx (+)=, dgamma +=, dbeta +=. */
+export function layerNormGrad(
+  dy: usize,
+  x: usize,
+  gamma: usize,
+  mean: usize,
+  rstd: usize,
+  dx: usize,
+  dgamma: usize,
+  dbeta: usize,
+  M: i32,
+  N: i32,
+  beta: i32,
+): void {
+  for (let i = 0; i < M; i++) {
+    const r = <usize> (i * N) << 2;
+    const mu = <f64> load<f32>(mean + (<usize> i << 2)), rs = <f64> load<f32>(rstd + (<usize> i << 2));
+    let sd: f64 = 0, sdx: f64 = 0;
+    for (let j = 0; j < N; j++) {
+      const o = <usize> j << 2;
+      const xh = (<f64> load<f32>(x + r + o) - mu) * rs;
+      const d = <f64> load<f32>(dy + r + o);
+      const g = d * <f64> load<f32>(gamma + o);
+      sd += g;
+      sdx += g * xh;
+      store<f32>(dgamma + o, <f32> (<f64> load<f32>(dgamma + o) + d * xh));
+      store<f32>(dbeta + o, <f32> (<f64> load<f32>(dbeta + o) + d));
+    }
+    sd /= <f64> N;
+    sdx /= <f64> N;
+    for (let j = 0; j < N; j++) {
+      const o = <usize> j << 2;
+      const xh = (<f64> load<f32>(x + r + o) - mu) * rs;
+      const g = <f64> load<f32>(dy + r + o) * <f64> load<f32>(gamma + o);
+      const v = rs * (g - sd - xh * sdx);
+      store<f32>(dx + r + o, <f32> ((beta ? <f64> load<f32>(dx + r + o) : 0) + v));
+    }
+  }
+}
+
+/** table is (rows,N), idx (M), out (M,N): out[i] = table[idx[i]]. */
+export function gatherRows(table: usize, idx: usize, out: usize, M: i32, N: i32): void {
+  const rowb = <usize> N << 2;
+  for (let i = 0; i < M; i++) {
+    const t = <i32> load<f32>(idx + (<usize> i << 2));
+    memory.copy(out + <usize> i * rowb, table + <usize> t * rowb, rowb);
+  }
+}
+
+/** dtable[idx[i]] += dout[i]. */
+export function scatterAddRows(dout: usize, idx: usize, dtable: usize, M: i32, N: i32): void {
+  for (let i = 0; i < M; i++) {
+    const t = <usize> <i32> load<f32>(idx + (<usize> i << 2));
+    const src = dout + (<usize> (i * N) << 2), dst = dtable + ((t * <usize> N) << 2);
+    for (let j = 0; j < N; j++) {
+      const o = <usize> j << 2;
+      store<f32>(dst + o, load<f32>(dst + o) + load<f32>(src + o));
+    }
+  }
+}

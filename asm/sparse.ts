@@ -1,0 +1,163 @@
+// deno-fmt-ignore-file: deno fmt drops AssemblyScript decorators (@inline)
+// @ts-nocheck: AssemblyScript source, compiled by asm/build.ts (not by Deno).
+// deno-lint-ignore-file
+//
+// The block-sparse products: dds (dense = dense x sparse) and sdd (sparse = dense x dense on the kept
+// blocks), over BSR layouts, built on the packing and micro-kernel of gemm.ts.
+import { cdiv } from "./_common.ts";
+import { packA, packB } from "./gemm.ts";
+import { micro, MR, NR } from "./generated/micro.ts";
+
+// Rows of X swept per block row in dds (keeps that slice of packed X in L2).
+const MCD: i32 = 64;
+/** Workspace bytes `dds` needs. */
+export function ddsWorkspace(M: i32, inBlocks: i32, nnz: i32, b: i32): usize {
+  const bq = cdiv(b, 4);
+  const xp = cdiv(M, MR) * MR * inBlocks * bq * 4;
+  const wp = nnz * cdiv(b, NR) * NR * bq * 4;
+  return (<usize> (xp + wp) << 2) + <usize> nnz * 12 + 64;
+}
+
+/**
+ * Block-sparse dense = dense x sparse over a BSR weight w (nnz,b,b).
+ * transW = 1, the forward: x is (M, inBlocks*b), y is (M, outBlocks*b), walking
+ *   ptr = rowPtr, idx = colIdx (blk unused): `Y (+)= X·Wᵀ`.
+ * transW = 0, the backward: x is (M, inBlocks*b) = (M,N), y is (M,K), walking
+ *   ptr = colPtr, idx = rowIdx, blk = blockIdx: `Y (+)= X·W`.
+ * Only output block columns o0 <= o < o1 of y are written (two threads take one range each).
+ */
+export function dds(
+  x: usize,
+  w: usize,
+  y: usize,
+  M: i32,
+  inBlocks: i32,
+  outBlocks: i32,
+  b: i32,
+  nnz: i32,
+  ptr: usize,
+  idx: usize,
+  blk: usize,
+  transW: i32,
+  beta: i32,
+  ws: usize,
+  o0: i32,
+  o1: i32,
+): void {
+  if (M <= 0 || o1 <= o0) return;
+  const bq = cdiv(b, 4), npb = cdiv(b, NR), bb = b * b;
+  const inCols = inBlocks * b, outCols = outBlocks * b;
+  const kTot4 = inBlocks * bq;
+  const pstride = <usize> (kTot4 * MR) << 4;
+  const xp = ws;
+  const wp = xp + <usize> cdiv(M, MR) * pstride;
+  const segs = wp + (<usize> (nnz * npb * NR * bq * 4) << 2);
+  // X as MR-row panels, each block column padded to whole k/4 groups.
+  for (let j = 0; j < inBlocks; j++) {
+    packA(xp + (<usize> (j * bq * MR) << 4), x + (<usize> (j * b) << 2), inCols, 1, M, b, pstride);
+  }
+  // The W blocks this range walks, as NR-column panels of op(W block), in walk order.
+  const wPanel = <usize> (NR * bq * 4) << 2;
+  const e0 = load<i32>(ptr + (<usize> o0 << 2)), e1 = load<i32>(ptr + (<usize> o1 << 2));
+  for (let e = e0; e < e1; e++) {
+    const wb = transW ? e : load<i32>(blk + (<usize> e << 2));
+    const src = w + (<usize> (wb * bb) << 2);
+    const dst = wp + <usize> ((e - e0) * npb) * wPanel;
+    if (transW) packB(dst, src, 1, b, b, b);
+    else packB(dst, src, b, 1, b, b);
+  }
+  const ldc = <usize> outCols << 2;
+  const mps = cdiv(M, MR);
+  for (let mc = 0; mc < mps; mc += MCD / MR) {
+    const mcEnd = min(mps, mc + MCD / MR);
+    for (let o = o0; o < o1; o++) {
+      const s0 = load<i32>(ptr + (<usize> o << 2)), s1 = load<i32>(ptr + (<usize> (o + 1) << 2));
+      const ns = s1 - s0;
+      for (let p = 0; p < npb; p++) {
+        const nr = min(NR, b - p * NR);
+        for (let t = 0; t < ns; t++) {
+          const e = s0 + t;
+          const inBlk = load<i32>(idx + (<usize> e << 2));
+          const sp = segs + <usize> (t * 12);
+          store<u32>(sp, <u32> (inBlk * bq * MR) << 4);
+          store<u32>(sp, <u32> (wp + <usize> ((e - e0) * npb + p) * wPanel), 4);
+          store<u32>(sp, <u32> bq, 8);
+        }
+        let cp = y + (<usize> (mc * MR * outCols + o * b + p * NR) << 2);
+        for (let ip = mc; ip < mcEnd; ip++) {
+          micro(xp + <usize> ip * pstride, segs, ns, cp, ldc, 1, beta, min(MR, M - ip * MR), nr);
+          cp += ldc * MR;
+        }
+      }
+    }
+  }
+}
+
+/** Workspace bytes `sdd` needs (64 bytes of segment descriptor, then the packed panels). */
+export function sddWorkspace(rows: i32, cols: i32, b: i32, K: i32): usize {
+  const k4 = cdiv(K, 4);
+  const ap = rows * cdiv(b, MR) * MR * k4 * 4;
+  const bp = cols * cdiv(b, NR) * NR * k4 * 4;
+  return 64 + (<usize> (ap + bp) << 2);
+}
+
+/**
+ * a is (R,K) or (K,R), bm is (K,C) or (C,K), w is (nnz,b,b) on the layout
+ * (rowPtr, colIdx; colPtr of the transposed walk): `W (+)= op(A)·op(B)` on the kept blocks only.
+ */
+export function sdd(
+  a: usize,
+  bm: usize,
+  w: usize,
+  rows: i32,
+  cols: i32,
+  b: i32,
+  K: i32,
+  transA: i32,
+  transB: i32,
+  rowPtr: usize,
+  colIdx: usize,
+  colPtr: usize,
+  beta: i32,
+  ws: usize,
+): void {
+  const R = rows * b, C = cols * b;
+  const ars = transA ? 1 : K, acs = transA ? R : 1;
+  const brs = transB ? 1 : C, bcs = transB ? K : 1;
+  const k4 = cdiv(K, 4), mpb = cdiv(b, MR), npb = cdiv(b, NR), bb = b * b;
+  const aPanel = <usize> (k4 * MR) << 4, bPanel = <usize> (k4 * NR) << 4;
+  // the segment descriptor lives in the workspace: each thread has its own (no static scratch)
+  const seg = ws;
+  const ap = ws + 64;
+  const bp = ap + <usize> (rows * mpb) * aPanel;
+  // Pack only the block rows that keep some block.
+  for (let i = 0; i < rows; i++) {
+    if (load<i32>(rowPtr + (<usize> (i + 1) << 2)) > load<i32>(rowPtr + (<usize> i << 2))) {
+      packA(ap + <usize> (i * mpb) * aPanel, a + (<usize> (i * b * ars) << 2), ars, acs, b, K, aPanel);
+    }
+  }
+  // Pack only the block columns some kept block uses.
+  for (let j = 0; j < cols; j++) {
+    if (load<i32>(colPtr + (<usize> (j + 1) << 2)) > load<i32>(colPtr + (<usize> j << 2))) {
+      packB(bp + <usize> (j * npb) * bPanel, bm + (<usize> (j * b * bcs) << 2), brs, bcs, K, b);
+    }
+  }
+  const ldc = <usize> b << 2;
+  for (let i = 0; i < rows; i++) {
+    const s0 = load<i32>(rowPtr + (<usize> i << 2)), s1 = load<i32>(rowPtr + (<usize> (i + 1) << 2));
+    for (let e = s0; e < s1; e++) {
+      const j = load<i32>(colIdx + (<usize> e << 2));
+      for (let p = 0; p < npb; p++) {
+        const nr = min(NR, b - p * NR);
+        store<u32>(seg, 0);
+        store<u32>(seg, <u32> (bp + <usize> (j * npb + p) * bPanel), 4);
+        store<u32>(seg, <u32> k4, 8);
+        let cp = w + (<usize> (e * bb + p * NR) << 2);
+        for (let ip = 0; ip < mpb; ip++) {
+          micro(ap + <usize> (i * mpb + ip) * aPanel, seg, 1, cp, ldc, 1, beta, min(MR, b - ip * MR), nr);
+          cp += ldc * MR;
+        }
+      }
+    }
+  }
+}
