@@ -26,6 +26,7 @@ import type {
   BinaryOp,
   BlockLayout,
   Broadcast,
+  BsrSoftmaxParams,
   DdsParams,
   GemmParams,
   SddParams,
@@ -131,6 +132,8 @@ interface Kernels {
   copy(src: number, dst: number, size: number): void;
   transpose(x: number, y: number, B: number, M: number, N: number): void;
   softmax(x: number, y: number, M: number, N: number): void;
+  bsrSoftmax(...args: number[]): void;
+  bsrSoftmaxGrad(...args: number[]): void;
   softmaxGrad(y: number, dy: number, dx: number, M: number, N: number, beta: number): void;
   crossEntropy(logits: number, labels: number, probs: number, losses: number, M: number, N: number): void;
   crossEntropyGrad(...args: number[]): void;
@@ -452,14 +455,20 @@ export class WasmBackend implements Backend {
     const split = this.#thread && M * nnz * b * b >= this.minSplitWork
       ? balancedSplit(transW ? l.rowPtr : l.colPtr)
       : 0;
-    if (split === 0) {
-      this.#k.dds(px, pw, py, M, inBlocks, outBlocks, b, nnz, ptr, idx, blockIdx, tw, acc, ws, 0, outBlocks);
-      return;
+    const ws2 = split === 0 ? 0 : this.#workspace(this.#k.ddsWorkspace(M, inBlocks, nnz, b), 1);
+    // batched (attention): one product per batch entry on the one layout, at byte strides
+    const sX = (p.strideX ?? M * inBlocks * b) * 4, sW = (p.strideW ?? nnz * b * b) * 4;
+    const sY = (p.strideY ?? M * outBlocks * b) * 4;
+    for (let t = 0; t < (p.batch ?? 1); t++) {
+      const X = px + t * sX, W = pw + t * sW, Y = py + t * sY;
+      if (split === 0) {
+        this.#k.dds(X, W, Y, M, inBlocks, outBlocks, b, nnz, ptr, idx, blockIdx, tw, acc, ws, 0, outBlocks);
+        continue;
+      }
+      const args = [X, W, Y, M, inBlocks, outBlocks, b, nnz, ptr, idx, blockIdx, tw, acc];
+      this.#thread!.post(2, [...args, ws2, split, outBlocks]);
+      this.#together("dds", () => this.#k.dds(...args, ws, 0, split));
     }
-    const ws2 = this.#workspace(this.#k.ddsWorkspace(M, inBlocks, nnz, b), 1);
-    const args = [px, pw, py, M, inBlocks, outBlocks, b, nnz, ptr, idx, blockIdx, tw, acc];
-    this.#thread!.post(2, [...args, ws2, split, outBlocks]);
-    this.#together("dds", () => this.#k.dds(...args, ws, 0, split));
   }
 
   sdd(a: BackendBuffer, b: BackendBuffer, w: BackendBuffer, p: SddParams): void {
@@ -467,21 +476,67 @@ export class WasmBackend implements Backend {
     const pa = this.#p(a), pb = this.#p(b), pw = this.#p(w);
     const [rowPtr, colIdx, colPtr] = this.#layout(l);
     const ws = this.#workspace(this.#k.sddWorkspace(l.rows, l.cols, l.block, K));
-    this.#k.sdd(
-      pa,
-      pb,
-      pw,
-      l.rows,
-      l.cols,
-      l.block,
-      K,
-      transA ? 1 : 0,
-      transB ? 1 : 0,
+    const R = l.rows * l.block, C = l.cols * l.block;
+    const sA = (p.strideA ?? R * K) * 4,
+      sB = (p.strideB ?? K * C) * 4,
+      sW = (p.strideW ?? l.nnz * l.block ** 2) * 4;
+    for (let t = 0; t < (p.batch ?? 1); t++) {
+      this.#k.sdd(
+        pa + t * sA,
+        pb + t * sB,
+        pw + t * sW,
+        l.rows,
+        l.cols,
+        l.block,
+        K,
+        transA ? 1 : 0,
+        transB ? 1 : 0,
+        rowPtr,
+        colIdx,
+        colPtr,
+        accumulate ? 1 : 0,
+        ws,
+      );
+    }
+  }
+
+  bsrSoftmax(x: BackendBuffer, y: BackendBuffer, p: BsrSoftmaxParams): void {
+    const l = p.layout, [rowPtr, colIdx] = this.#layout(l);
+    const f = p.causal ? 1 : 0;
+    this.#k.bsrSoftmax(
+      this.#p(x),
+      this.#p(y),
       rowPtr,
       colIdx,
-      colPtr,
-      accumulate ? 1 : 0,
-      ws,
+      l.rows,
+      l.nnz,
+      l.block,
+      p.batch,
+      p.L,
+      p.S,
+      f,
+      p.scale,
+    );
+  }
+  bsrSoftmaxGrad(
+    y: BackendBuffer,
+    dy: BackendBuffer,
+    dx: BackendBuffer,
+    p: BsrSoftmaxParams & { accumulate: boolean },
+  ): void {
+    const l = p.layout, [rowPtr] = this.#layout(l);
+    const acc = p.accumulate ? 1 : 0;
+    this.#k.bsrSoftmaxGrad(
+      this.#p(y),
+      this.#p(dy),
+      this.#p(dx),
+      rowPtr,
+      l.rows,
+      l.nnz,
+      l.block,
+      p.batch,
+      p.scale,
+      acc,
     );
   }
 

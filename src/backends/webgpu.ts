@@ -16,6 +16,7 @@
  */
 import * as S from "../../wgsl/generated/shaders.ts";
 import { constPrelude, type Consts, ddsTiles, type Family, gemmTiles } from "./_webgpu_tiles.ts";
+import { batchedDds, batchedSdd } from "./_webgpu_attention.ts";
 import { BINARY_CODE, BROADCAST_CODE, UNARY_CODE } from "./op_table.ts";
 import type {
   AdamWParams,
@@ -24,6 +25,7 @@ import type {
   BinaryOp,
   BlockLayout,
   Broadcast,
+  BsrSoftmaxParams,
   DdsParams,
   GemmParams,
   SddParams,
@@ -39,7 +41,7 @@ export interface WebGpuOptions {
   family?: Family;
 }
 
-type ShaderName = "OPS" | "GEMM_REG" | "GEMM_WG" | "DDS_REG" | "DDS_WG";
+type ShaderName = "OPS" | "GEMM_REG" | "GEMM_WG" | "DDS_REG" | "DDS_WG" | "ATTENTION";
 
 /** Workgroup width of the kernels in ops.wgsl. */
 const OPS_WG = 64;
@@ -618,6 +620,7 @@ export class WebGpuBackend implements Backend {
   }
 
   dds(x: BackendBuffer, w: BackendBuffer, y: BackendBuffer, p: DdsParams): void {
+    if ((p.batch ?? 1) !== 1) return batchedDds(this, x, w, y, p);
     this.#check("dds");
     const { M, layout, transW, accumulate } = p;
     const b = layout.block;
@@ -654,6 +657,7 @@ export class WebGpuBackend implements Backend {
   }
 
   sdd(a: BackendBuffer, b: BackendBuffer, w: BackendBuffer, p: SddParams): void {
+    if ((p.batch ?? 1) !== 1) return batchedSdd(this, a, b, w, p);
     this.#check("sdd");
     const { layout, K, transA, transB, accumulate } = p;
     const blk = layout.block;
@@ -789,6 +793,29 @@ export class WebGpuBackend implements Backend {
 
   // --- rows -----------------------------------------------------------------
 
+  bsrSoftmax(x: BackendBuffer, y: BackendBuffer, p: BsrSoftmaxParams): void {
+    this.#attention("bsrSoftmax", [x, y], p, 0);
+  }
+  bsrSoftmaxGrad(
+    y: BackendBuffer,
+    dy: BackendBuffer,
+    dx: BackendBuffer,
+    p: BsrSoftmaxParams & { accumulate: boolean },
+  ): void {
+    this.#attention("bsrSoftmaxGrad", [y, dy, dx], p, p.accumulate ? 1 : 0);
+  }
+  // wgsl/attention.wgsl: storage 1..3 the tiles (the third a placeholder for bsrSoftmax), 4 the layout
+  #attention(entry: string, bufs: BackendBuffer[], p: BsrSoftmaxParams, acc: number): void {
+    this.#check(entry);
+    const l = p.layout, rows = p.batch * l.rows * l.block;
+    if (rows === 0 || l.nnz === 0) return;
+    const gb = bufs.map((b) => this.#buf(b, entry));
+    if (gb.length === 2) gb.push(this.#dummy);
+    const lb = this.#layoutBuf(l);
+    const u = [l.rows, l.block, l.nnz, p.L, p.S, p.causal ? 1 : 0, lb.off[0], lb.off[1]];
+    const pipe = this.#pipeline("ATTENTION", entry, {});
+    this.#dispatch(pipe, [...gb, lb.buf], u, [p.scale, acc, p.batch], [groups1d(rows), 1, 1]);
+  }
   softmax(x: BackendBuffer, y: BackendBuffer, p: { M: number; N: number }): void {
     if (p.M === 0) return;
     this.#ops("softmax", [x, y], [p.M, p.N], [], groups1d(p.M), "softmax");
