@@ -319,4 +319,3 @@ for (const entry of backendsUnderTest) {
     }
   });
 }
-
