@@ -10,7 +10,7 @@ import { add, crossEntropy, gather, matmul, reshape } from "../ops.ts";
 import { noGrad } from "../autograd.ts";
 import type { SequenceMaskFactory } from "../masks/sequence.ts";
 import { Rng } from "../random.ts";
-import { keep, Tensor, tidy } from "../tensor.ts";
+import { keep, Tensor, tensor, tidy } from "../tensor.ts";
 import { linearFlops } from "../train.ts";
 import { type ProjectionKinds, type ScoreMaskOptions, TransformerBlock } from "./attention.ts";
 import { Dropout, Embedding, LayerNorm, type LinearKind } from "./layers.ts";
@@ -182,7 +182,7 @@ export class GPT extends Module {
       return ids;
     }
     const { flat, B, L } = checkIds(op, ids, this.config.vocabSize);
-    return new Tensor([B, L], be, be.upload(flat));
+    return tensor(flat, [B, L], { backend: be });
   }
 
   /** Logits (B, L, vocabSize) for token ids (B, L): a tensor or nested arrays. */
