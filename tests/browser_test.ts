@@ -159,6 +159,23 @@ Deno.test({
 });
 
 Deno.test({
+  name: "browser: two wasm threads in a Worker keep working after the helper thread's idle exit",
+  ...opts,
+  // PENDING (wasm backend, found here): the helper thread leaves after 1 s idle, and the next product spawns
+  // a new one and blocks in Atomics.wait at once. Chromium cannot start a nested Worker while its parent is
+  // blocked, so the product waits for JOB_TIMEOUT_MS (120 s) and throws. Deno starts it fine.
+  ignore: true,
+  async fn() {
+    const want = await deno();
+    await withSite("iso", async (run) => {
+      const r: Run = await run(inWorker("trainRun", { backend: "wasm", threads: 2, pauseMs: 1500 }));
+      assertEquals(r.result.backend.threads, 2);
+      assertEquals(r.result.losses, want, "after the idle pause");
+    });
+  },
+});
+
+Deno.test({
   name:
     "browser: threads 2 and auto on an isolated page's main thread fall back to one thread (no Atomics.wait)",
   ...opts,
