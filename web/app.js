@@ -193,6 +193,10 @@ function start() {
   }
   $("speedup").textContent = "-";
   const p = params();
+  $("sweep-note").textContent = p.sweepSteps > 0
+    ? `Each model trains ${p.sweepSteps} steps on the same batches, all stepping in turn so that they are timed under ` +
+      `the same load; ms/step is the median. Budgets: ${p.budgets.join(", ")}.`
+    : "No sweep (sweepSteps=0).";
   setState("starting", `starting: ${p.steps} steps of batch ${p.batch}, hidden ${p.hidden}`);
   worker = new Worker("./worker.js", { type: "module" });
   worker.onerror = (e) => {
@@ -235,9 +239,9 @@ function start() {
       case "eval":
         state.accuracy[m.model].push([m.step, m.accuracy]);
         draw();
-        if (m.model === "pixelfly" && m.step === p.steps && p.sweepSteps > 0) {
-          setState("sweep", "budget sweep");
-        }
+        break;
+      case "sweep-step":
+        setState("sweep", `budget sweep: step ${m.step} of ${m.of} (every budget steps in turn)`);
         break;
       case "sweep":
         state.sweep.push(m);

@@ -220,34 +220,39 @@ async function run(p) {
   dense.dispose();
   fly.dispose();
 
-  // 2. the budget sweep: the same MLP at several parameter budgets, accuracy against measured speed-up
+  // 2. the budget sweep: the same MLP at several parameter budgets, accuracy against measured speed-up.
+  // All models step in turn on the same batches (rotating the order), so every one is timed under the same load.
   if (p.sweepSteps > 0) {
-    const runBudget = async (budget) => {
+    const build = (budget) => {
       pf.manualSeed(p.seed);
       const model = mlp(p.hidden, (i, o) => {
-        if (budget === undefined) return new pf.Linear(i, o);
+        if (budget === "dense") return new pf.Linear(i, o);
         const c = pf.pixelflyBudget({ inFeatures: i, outFeatures: o, budget });
         return new pf.PixelflyLinear(i, o, { block: c.block, mask: c.mask, rank: c.rank });
       });
-      const t = trainer(model, be, p.lr), times = [];
-      for (let s = 0; s < p.sweepSteps; s++) {
-        const [xb, yb] = next(s);
-        const r = await t.step(xb, yb);
-        if (s >= warm) times.push(r.ms);
-      }
-      const out = {
-        params: model.parameterCount(),
-        ms: median(times),
-        accuracy: await t.evaluate(data.test),
-      };
-      t.dispose();
-      return out;
+      return { budget, params: model.parameterCount(), t: trainer(model, be, p.lr), times: [] };
     };
-    const d = await runBudget(undefined);
-    post("sweep", { budget: "dense", ...d, speedup: 1 });
-    for (const b of p.budgets) {
-      const r = await runBudget(b);
-      post("sweep", { budget: b, ...r, speedup: d.ms / r.ms });
+    const runs = ["dense", ...p.budgets].map(build);
+    for (let s = 0; s < p.sweepSteps; s++) {
+      const [xb, yb] = next(s);
+      for (let k = 0; k < runs.length; k++) {
+        const r = runs[(k + s) % runs.length];
+        const { ms } = await r.t.step(xb, yb);
+        if (s >= warm) r.times.push(ms);
+      }
+      post("sweep-step", { step: s + 1, of: p.sweepSteps });
+    }
+    const denseMs = median(runs[0].times);
+    for (const r of runs) {
+      const ms = median(r.times);
+      post("sweep", {
+        budget: r.budget,
+        params: r.params,
+        ms,
+        speedup: r.budget === "dense" ? 1 : denseMs / ms,
+        accuracy: await r.t.evaluate(data.test),
+      });
+      r.t.dispose();
     }
   }
   await pf.setBackend("js");
