@@ -144,9 +144,15 @@ function copyIn(dst: Uint8Array, at: number, data: Float32Array | Int32Array | U
   }
 }
 
-function checkShape(op: string, name: string, shape: unknown, where: string): number[] {
+function checkShape(
+  op: string,
+  name: string,
+  shape: unknown,
+  where: string,
+  NotArray: typeof TypeError | typeof RangeError = TypeError,
+): number[] {
   if (!Array.isArray(shape)) {
-    throw new TypeError(`${op}: ${where} "${name}" has shape ${fmtShape(shape)}, which is not an array`);
+    throw new NotArray(`${op}: ${where} "${name}" has shape ${fmtShape(shape)}, which is not an array`);
   }
   for (const d of shape) {
     if (typeof d !== "number" || !Number.isSafeInteger(d) || d < 0) {
@@ -267,11 +273,14 @@ export function encodeSafetensors(
 }
 
 /**
- * Decode safetensors bytes into tensors and metadata, validating everything:
- * a clear `RangeError` or `TypeError` names the problem (truncated file, header
- * length beyond the file, invalid JSON, unsupported dtype, shape that does not
- * match the byte length, overlapping, out-of-range or gapped offsets, non-string
- * metadata). Each tensor's data is copied into its own aligned typed array.
+ * Decode safetensors bytes into tensors and metadata, validating every
+ * declared size against the byte length before allocating anything: a
+ * `RangeError` names the problem (truncated file, header length beyond the
+ * file, invalid UTF-8 or JSON, unsupported dtype, shape that does not match
+ * the byte length, overlapping, out-of-range or gapped offsets, non-string
+ * metadata); a `TypeError` only when `bytes` is not a `Uint8Array`. Each
+ * tensor's data is copied into its own aligned typed array, so the decoded
+ * tensors never take more than the file's size.
  *
  * @example
  * ```ts
@@ -312,10 +321,10 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsFile {
   try {
     text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes.subarray(8, 8 + n));
   } catch {
-    throw new TypeError(`${op}: the ${n}-byte header is not valid UTF-8`);
+    throw new RangeError(`${op}: the ${n}-byte header is not valid UTF-8`);
   }
   if (!text.startsWith("{")) {
-    throw new TypeError(
+    throw new RangeError(
       `${op}: the header must be a JSON object starting with "{", got ${JSON.stringify(text.slice(0, 20))}`,
     );
   }
@@ -323,10 +332,10 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsFile {
   try {
     header = JSON.parse(text);
   } catch (e) {
-    throw new TypeError(`${op}: the ${n}-byte header is not valid JSON: ${(e as Error).message}`);
+    throw new RangeError(`${op}: the ${n}-byte header is not valid JSON: ${(e as Error).message}`);
   }
   if (header === null || typeof header !== "object" || Array.isArray(header)) {
-    throw new TypeError(
+    throw new RangeError(
       `${op}: the header must be a JSON object, got ${JSON.stringify(header).slice(0, 40)}`,
     );
   }
@@ -336,31 +345,31 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsFile {
   for (const [name, info] of Object.entries(header as Record<string, unknown>)) {
     if (name === "__metadata__") {
       if (info === null || typeof info !== "object" || Array.isArray(info)) {
-        throw new TypeError(
+        throw new RangeError(
           `${op}: __metadata__ must be an object of string -> string, got ${JSON.stringify(info)}`,
         );
       }
       for (const [k, v] of Object.entries(info as Record<string, unknown>)) {
         if (typeof v !== "string") {
-          throw new TypeError(`${op}: metadata "${k}" must be a string, got ${JSON.stringify(v)}`);
+          throw new RangeError(`${op}: metadata "${k}" must be a string, got ${JSON.stringify(v)}`);
         }
         setOwn(metadata, k, v);
       }
       continue;
     }
     if (info === null || typeof info !== "object" || Array.isArray(info)) {
-      throw new TypeError(`${op}: tensor "${name}" must be an object { dtype, shape, data_offsets }`);
+      throw new RangeError(`${op}: tensor "${name}" must be an object { dtype, shape, data_offsets }`);
     }
     const { dtype, shape, data_offsets: offs } = info as Record<string, unknown>;
     if (!isDtype(dtype)) {
       const known = typeof dtype === "string" && OTHER_DTYPES.has(dtype);
-      throw new TypeError(
+      throw new RangeError(
         `${op}: tensor "${name}" has ${known ? "unsupported" : "unknown"} dtype ${
           JSON.stringify(dtype)
         }; supported: F32, I32, U8`,
       );
     }
-    checkShape(op, name, shape, "tensor");
+    checkShape(op, name, shape, "tensor", RangeError);
     if (
       !Array.isArray(offs) || offs.length !== 2 ||
       !offs.every((o) => typeof o === "number" && Number.isSafeInteger(o) && o >= 0)
