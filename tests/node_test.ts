@@ -10,12 +10,13 @@
  */
 import * as pf from "../mod.ts";
 import { trainRun } from "./_bundle_run.js";
-import { bundleText } from "./_browser.ts";
+import { bundleText, readmeBlock } from "./_browser.ts";
 import { assertEquals, assertOk } from "./_assert.ts";
 
 function nodeVersion(): string | undefined {
   try {
-    const out = new Deno.Command("node", { args: ["--version"], stdout: "piped", stderr: "null" }).outputSync();
+    const out = new Deno.Command("node", { args: ["--version"], stdout: "piped", stderr: "null" })
+      .outputSync();
     return out.success ? new TextDecoder().decode(out.stdout).trim() : undefined;
   } catch {
     return undefined;
@@ -50,7 +51,12 @@ for (const o of ${JSON.stringify(runs)}) {
 console.log(JSON.stringify(out));
 `,
     );
-    const cmd = new Deno.Command("node", { args: [...flags, `${dir}/run.mjs`], cwd: dir, stdout: "piped", stderr: "piped" });
+    const cmd = new Deno.Command("node", {
+      args: [...flags, `${dir}/run.mjs`],
+      cwd: dir,
+      stdout: "piped",
+      stderr: "piped",
+    });
     const child = cmd.spawn();
     const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
     const res = await child.output().finally(() => clearTimeout(timer));
@@ -86,7 +92,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "node: with --experimental-wasm-relaxed-simd the bundle runs the relaxed build, Deno's losses bit for bit",
+  name:
+    "node: with --experimental-wasm-relaxed-simd the bundle runs the relaxed build, Deno's losses bit for bit",
   ignore: NODE === undefined,
   async fn() {
     const [wasm] = await inNode([{ backend: "wasm" }], ["--experimental-wasm-relaxed-simd"]);
@@ -106,7 +113,9 @@ Deno.test({
     const plain = await inNode(runs);
     const relaxed = await inNode(runs, ["--experimental-wasm-relaxed-simd"]);
     const cores = navigator.hardwareConcurrency;
-    for (const [label, results] of [["node", plain], ["node --experimental-wasm-relaxed-simd", relaxed]] as const) {
+    for (
+      const [label, results] of [["node", plain], ["node --experimental-wasm-relaxed-simd", relaxed]] as const
+    ) {
       results.forEach((r, i) => {
         const w = ok(r, `${label} threads ${runs[i].threads}`);
         assertEquals(w.backend.threads, runs[i].threads === 2 ? 2 : Math.min(2, cores), `${label}: threads`);
@@ -114,7 +123,38 @@ Deno.test({
     }
     const denoSimd = await trainRun(pf, { backend: "wasm", variant: "simd128" });
     const denoRelaxed = await trainRun(pf, { backend: "wasm" });
-    for (const r of plain) assertEquals(ok(r, "node").losses, denoSimd.losses, "node threads vs Deno 1 thread");
-    for (const r of relaxed) assertEquals(ok(r, "node").losses, denoRelaxed.losses, "relaxed: node threads vs Deno");
+    for (const r of plain) {
+      assertEquals(ok(r, "node").losses, denoSimd.losses, "node threads vs Deno 1 thread");
+    }
+    for (const r of relaxed) {
+      assertEquals(ok(r, "node").losses, denoRelaxed.losses, "relaxed: node threads vs Deno");
+    }
+  },
+});
+
+Deno.test({
+  name: "node: the README's Node lines work as pasted",
+  ignore: NODE === undefined,
+  async fn() {
+    const lines = (await readmeBlock("sh")).trim().split("\n");
+    assertEquals(lines[0], "deno task bundle");
+    const line = lines.find((l) => l.startsWith("node "))!;
+    const dir = await Deno.makeTempDir({ prefix: "pixelfly_readme_node_" });
+    try {
+      await Deno.mkdir(`${dir}/dist`);
+      await Deno.writeTextFile(`${dir}/dist/pixelfly.js`, await bundleText());
+      const res = await new Deno.Command("bash", {
+        args: ["-c", line],
+        cwd: dir,
+        stdout: "piped",
+        stderr: "piped",
+      })
+        .output();
+      const out = new TextDecoder().decode(res.stdout), err = new TextDecoder().decode(res.stderr);
+      assertOk(res.success, `the README's node line failed: ${err}`);
+      assertOk(/^\[ 4, 256 \] (simd128|relaxed)$/.test(out.trim()), `it printed: ${out}`);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 });
