@@ -197,9 +197,6 @@ Deno.test({
 Deno.test({
   name: "browser: WebGPU on SwiftShader in Chromium trains, losses close to Deno's wasm",
   ...opts,
-  // PENDING (issue 13 item 1, the kernels helper's WGSL bindings): Chromium rejects a dispatch that binds one
-  // buffer twice as read-write ("Writable storage buffer binding aliasing"). Re-enabled once main has it.
-  ignore: true,
   async fn() {
     const want = await deno();
     await withSite("iso", async (run) => {
