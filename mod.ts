@@ -23,6 +23,8 @@ export {
   type CreateOptions,
   full,
   keep,
+  memory,
+  type MemoryInfo,
   ones,
   randn,
   type RandomOptions,
@@ -64,8 +66,16 @@ export {
   tanh,
   transpose,
 } from "./src/ops.ts";
-export { backward, isGradEnabled, noGrad, type TapeNode } from "./src/autograd.ts";
-export { BlockMask } from "./src/masks/block_mask.ts";
+export { backward, type BackwardOptions } from "./src/autograd.ts";
+export {
+  isGradEnabled,
+  noGrad,
+  type OpAttrs,
+  type OpName,
+  type TapeNode,
+  type TapeNodeOf,
+} from "./src/tape.ts";
+export { BlockMask, validateLayout } from "./src/masks/block_mask.ts";
 export {
   blockDiagonal,
   butterflyFactor,
