@@ -23,6 +23,8 @@ export {
   type CreateOptions,
   full,
   keep,
+  memory,
+  type MemoryInfo,
   ones,
   randn,
   type RandomOptions,
@@ -64,8 +66,16 @@ export {
   tanh,
   transpose,
 } from "./src/ops.ts";
-export { backward, isGradEnabled, noGrad, type TapeNode } from "./src/autograd.ts";
-export { BlockMask } from "./src/masks/block_mask.ts";
+export { backward, type BackwardOptions } from "./src/autograd.ts";
+export {
+  isGradEnabled,
+  noGrad,
+  type OpAttrs,
+  type OpName,
+  type TapeNode,
+  type TapeNodeOf,
+} from "./src/tape.ts";
+export { BlockMask, validateLayout } from "./src/masks/block_mask.ts";
 export {
   blockDiagonal,
   butterflyFactor,
@@ -94,6 +104,7 @@ export type {
   BinaryOp,
   BlockLayout,
   Broadcast,
+  BsrSoftmaxParams,
   DdsParams,
   GemmParams,
   SddParams,
@@ -147,3 +158,15 @@ export { AdamW, type AdamWOptions } from "./src/optim/adamw.ts";
 export { clipGradNorm, gradNorm } from "./src/optim/clip.ts";
 export { cosineSchedule, type CosineScheduleOptions } from "./src/optim/schedule.ts";
 export { accuracy, argmax, linearFlops } from "./src/train.ts";
+export { type AttentionOptions, scaledDotProductAttention } from "./src/attention.ts";
+export {
+  attentionMask,
+  type AttentionMaskOptions,
+  bigBirdMask,
+  butterflySequenceMask,
+  causalMask,
+  globalTokensMask,
+  localMask,
+  randomTilesMask,
+  type SequenceMaskFactory,
+} from "./src/masks/sequence.ts";

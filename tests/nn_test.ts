@@ -289,7 +289,7 @@ Deno.test("layers reject bad inputs with clear errors", () => {
   assertThrows(
     () => new Embedding(3, 2, { backend: be }).lookup([3]),
     RangeError,
-    "gather: index 0 is 3, but the table has rows [0, 3)",
+    "gather: idx[0] is 3, but the table has rows [0, 3)",
   );
 });
 

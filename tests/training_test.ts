@@ -16,7 +16,8 @@ import {
   reshape,
   Sequential,
   sumCols,
-  Tensor,
+  type Tensor,
+  tensor,
   tidy,
   TransformerBlock,
   transpose,
@@ -76,7 +77,7 @@ async function lossDrop(
   steps: number,
 ) {
   const opt = new AdamW(model.parameters(), { lr: 1e-2, weightDecay: 0 });
-  const xt = new Tensor(shape, be, be.upload(x));
+  const xt = tensor(x, shape, { backend: be });
   const losses: number[] = [];
   for (let s = 0; s < steps; s++) {
     opt.zeroGrad();

@@ -27,6 +27,7 @@ import type {
   BinaryOp,
   BlockLayout,
   Broadcast,
+  BsrSoftmaxParams,
   DdsParams,
   GemmParams,
   SddParams,
@@ -136,6 +137,8 @@ interface Kernels {
   copy(src: number, dst: number, size: number): void;
   transpose(x: number, y: number, B: number, M: number, N: number): void;
   softmax(x: number, y: number, M: number, N: number): void;
+  bsrSoftmax(...args: number[]): void;
+  bsrSoftmaxGrad(...args: number[]): void;
   softmaxGrad(y: number, dy: number, dx: number, M: number, N: number, beta: number): void;
   crossEntropy(logits: number, labels: number, probs: number, losses: number, M: number, N: number): void;
   crossEntropyGrad(...args: number[]): void;
@@ -512,16 +515,28 @@ export class WasmBackend implements Backend {
     // Threads take ranges of output block columns holding about equal numbers of kept blocks, so each
     // packs only its own blocks of W (X is packed by each).
     const cuts = balancedSplit(transW ? l.rowPtr : l.colPtr, this.#parts(M * nnz * b * b));
-    const args = [px, pw, py, M, inBlocks, outBlocks, b, nnz, ptr, idx, blockIdx, tw, acc];
-    this.#run(
-      "dds",
-      cuts.slice(1).map((e, t) => [
-        ...args,
-        this.#workspace(this.#k.ddsWorkspace(M, inBlocks, nnz, b), t),
-        cuts[t],
-        e,
-      ]),
-    );
+    const ws = cuts.slice(1).map((_, t) => this.#workspace(this.#k.ddsWorkspace(M, inBlocks, nnz, b), t));
+    // batched (attention): one product per batch entry on the one layout, at byte strides
+    const sX = (p.strideX ?? M * inBlocks * b) * 4, sW = (p.strideW ?? nnz * b * b) * 4;
+    const sY = (p.strideY ?? M * outBlocks * b) * 4;
+    for (let i = 0; i < (p.batch ?? 1); i++) {
+      const args = [
+        px + i * sX,
+        pw + i * sW,
+        py + i * sY,
+        M,
+        inBlocks,
+        outBlocks,
+        b,
+        nnz,
+        ptr,
+        idx,
+        blockIdx,
+        tw,
+        acc,
+      ];
+      this.#run("dds", cuts.slice(1).map((e, t) => [...args, ws[t], cuts[t], e]));
+    }
   }
 
   sdd(a: BackendBuffer, b: BackendBuffer, w: BackendBuffer, p: SddParams): void {
@@ -530,17 +545,70 @@ export class WasmBackend implements Backend {
     const [rowPtr, colIdx] = this.#layout(l);
     // Threads take ranges of block rows holding about equal numbers of kept blocks.
     const cuts = balancedSplit(l.rowPtr, this.#parts(l.nnz * l.block * l.block * K));
-    const args = [pa, pb, pw, l.rows, l.cols, l.block, K, transA ? 1 : 0, transB ? 1 : 0, rowPtr, colIdx];
-    const acc = accumulate ? 1 : 0;
-    this.#run(
-      "sdd",
-      cuts.slice(1).map((e, t) => [
-        ...args,
+    const ws = cuts.slice(1).map((_, t) =>
+      this.#workspace(this.#k.sddWorkspace(l.rows, l.cols, l.block, K), t)
+    );
+    const R = l.rows * l.block, C = l.cols * l.block;
+    const sA = (p.strideA ?? R * K) * 4,
+      sB = (p.strideB ?? K * C) * 4,
+      sW = (p.strideW ?? l.nnz * l.block ** 2) * 4;
+    const ta = transA ? 1 : 0, tb = transB ? 1 : 0, acc = accumulate ? 1 : 0;
+    for (let i = 0; i < (p.batch ?? 1); i++) {
+      const args = [
+        pa + i * sA,
+        pb + i * sB,
+        pw + i * sW,
+        l.rows,
+        l.cols,
+        l.block,
+        K,
+        ta,
+        tb,
+        rowPtr,
+        colIdx,
         acc,
-        this.#workspace(this.#k.sddWorkspace(l.rows, l.cols, l.block, K), t),
-        cuts[t],
-        e,
-      ]),
+      ];
+      this.#run("sdd", cuts.slice(1).map((e, t) => [...args, ws[t], cuts[t], e]));
+    }
+  }
+
+  bsrSoftmax(x: BackendBuffer, y: BackendBuffer, p: BsrSoftmaxParams): void {
+    const l = p.layout, [rowPtr, colIdx] = this.#layout(l);
+    const f = p.causal ? 1 : 0;
+    this.#k.bsrSoftmax(
+      this.#p(x),
+      this.#p(y),
+      rowPtr,
+      colIdx,
+      l.rows,
+      l.nnz,
+      l.block,
+      p.batch,
+      p.L,
+      p.S,
+      f,
+      p.scale,
+    );
+  }
+  bsrSoftmaxGrad(
+    y: BackendBuffer,
+    dy: BackendBuffer,
+    dx: BackendBuffer,
+    p: BsrSoftmaxParams & { accumulate: boolean },
+  ): void {
+    const l = p.layout, [rowPtr] = this.#layout(l);
+    const acc = p.accumulate ? 1 : 0;
+    this.#k.bsrSoftmaxGrad(
+      this.#p(y),
+      this.#p(dy),
+      this.#p(dx),
+      rowPtr,
+      l.rows,
+      l.nnz,
+      l.block,
+      p.batch,
+      p.scale,
+      acc,
     );
   }
 
