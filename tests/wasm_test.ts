@@ -199,7 +199,17 @@ async function threadsMatchOne(threads: number, seed: number): Promise<number> {
         rand(l.nnz * block * block),
         rand(Mx * outF),
       ], (be, [x, w, y]) => be.dds(x, w, y, { M: Mx, layout: l, transW, accumulate }));
+      same(`dds batch 3 M=${Mx} b=${block} ${rows}x${cols} ${transW}`, [
+        rand(3 * Mx * inF),
+        rand(3 * l.nnz * block * block),
+        rand(3 * Mx * outF),
+      ], (be, [x, w, y]) => be.dds(x, w, y, { M: Mx, layout: l, transW, accumulate, batch: 3 }));
       const Ks = big ? 129 : dim(40);
+      same(`sdd batch 2 K=${Ks} b=${block} ${rows}x${cols}`, [
+        rand(2 * rows * block * Ks),
+        rand(2 * Ks * cols * block),
+        rand(2 * l.nnz * block * block),
+      ], (be, [a, b, w]) => be.sdd(a, b, w, { layout: l, K: Ks, transA, transB, accumulate, batch: 2 }));
       same(`sdd K=${Ks} b=${block} ${rows}x${cols} ${transA} ${transB}`, [
         rand(rows * block * Ks),
         rand(Ks * cols * block),
