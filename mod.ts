@@ -95,7 +95,14 @@ export {
   type PixelflyBudgetOptions,
   type PixelflyChoice,
 } from "./src/masks/budget.ts";
-export { availableBackends, getBackend, loadBackend, setBackend } from "./src/backends/select.ts";
+export {
+  availableBackends,
+  type BackendInfo,
+  backendInfo,
+  getBackend,
+  loadBackend,
+  setBackend,
+} from "./src/backends/select.ts";
 export type {
   AdamWParams,
   Backend,
@@ -112,6 +119,7 @@ export type {
   UnaryOp,
 } from "./src/backends/types.ts";
 export type { ConcreteName } from "./src/backends/select.ts";
+export { BINARY_OPS, BROADCASTS, UNARY_OPS } from "./src/backends/op_table.ts";
 export {
   createWasmBackend,
   type WasmBackend,
