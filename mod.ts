@@ -94,6 +94,7 @@ export type {
   BinaryOp,
   BlockLayout,
   Broadcast,
+  BsrSoftmaxParams,
   DdsParams,
   GemmParams,
   SddParams,
@@ -147,3 +148,15 @@ export { AdamW, type AdamWOptions } from "./src/optim/adamw.ts";
 export { clipGradNorm, gradNorm } from "./src/optim/clip.ts";
 export { cosineSchedule, type CosineScheduleOptions } from "./src/optim/schedule.ts";
 export { accuracy, argmax, linearFlops } from "./src/train.ts";
+export { type AttentionOptions, scaledDotProductAttention } from "./src/attention.ts";
+export {
+  attentionMask,
+  type AttentionMaskOptions,
+  bigBirdMask,
+  butterflySequenceMask,
+  causalMask,
+  globalTokensMask,
+  localMask,
+  randomTilesMask,
+  type SequenceMaskFactory,
+} from "./src/masks/sequence.ts";

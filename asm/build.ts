@@ -2,8 +2,8 @@
  * Builds the WASM kernels: the entry `asm/kernels.ts` and the files it imports
  * (`gemm.ts`, `sparse.ts`, `rows.ts`, `elementwise.ts`, `optim.ts`, `_common.ts`)
  * plus the micro-kernel that `asm/_gen_micro.ts` generates (committed as the
- * AssemblyScript file `asm/generated/micro.ts`), compiled three times by
- * AssemblyScript (SIMD + relaxed-SIMD FMA, plain SIMD128, and SIMD + relaxed-SIMD
+ * AssemblyScript file `asm/generated/micro.ts`), compiled four times by
+ * AssemblyScript (SIMD + relaxed-SIMD FMA, plain SIMD128, and each of those two
  * on a shared imported memory for Workers), written as base64 inside generated TS
  * modules in `asm/generated/`.
  *
@@ -17,7 +17,7 @@ import asc from "assemblyscript/asc";
 import { microKernelSource } from "./_gen_micro.ts";
 
 /**
- * The three builds: generated file name, extra `--enable` features, extra flags, description. The
+ * The four builds: generated file name, extra `--enable` features, extra flags, description. The
  * threads build imports one shared memory (`env.memory`) that the main thread and its Workers share.
  */
 export const VARIANTS = [
@@ -33,6 +33,12 @@ export const VARIANTS = [
     features: ["simd", "relaxed-simd", "threads"],
     flags: ["--sharedMemory", "--importMemory", "--initialMemory", "16", "--maximumMemory", "32768"],
     what: "SIMD128 + relaxed-SIMD FMA on an imported shared memory (16 to 32768 pages)",
+  },
+  {
+    file: "kernels_threads_simd.ts",
+    features: ["simd", "threads"],
+    flags: ["--sharedMemory", "--importMemory", "--initialMemory", "16", "--maximumMemory", "32768"],
+    what: "plain SIMD128 (mul + add) on an imported shared memory (16 to 32768 pages)",
   },
 ] as const;
 

@@ -44,7 +44,7 @@ const KT: usize = memory.data<f32>([
 // e^x for x in [-87.3, 88.0] (clamped outside): 2^n · p(r) with x = n·ln2 + r, |r| ≤ ln2/2, Cephes'
 // expf polynomial (relative error about 2e-7). NaN stays NaN.
 // @ts-ignore: decorator
-@inline function exp4(x: v128): v128 {
+@inline export function exp4(x: v128): v128 {
   x = f32x4.pmax(f32x4.pmin(x, kc(0)), kc(1));
   const t = madd(x, kc(2), kc(12)); // n + 1.5·2^23
   const n = f32x4.sub(t, kc(12));

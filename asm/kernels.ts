@@ -11,6 +11,7 @@
 //   rows.ts         reductions and row kernels (softmax, cross-entropy, layer norm, gather/scatter)
 //   elementwise.ts  binary, unary, unaryGrad, scale, fill, copy, transpose
 //   optim.ts        adamw, sgd, clipScale
+//   attention.ts    bsrSoftmax, bsrSoftmaxGrad (block-sparse attention's row softmax)
 import { gemmWorkspace, gemm } from "./gemm.ts";
 import { ddsWorkspace, dds, sddWorkspace, sdd } from "./sparse.ts";
 import {
@@ -28,6 +29,7 @@ import {
 } from "./rows.ts";
 import { binary, unary, unaryGrad, scale, fill, copy, transpose } from "./elementwise.ts";
 import { adamw, sgd, clipScale } from "./optim.ts";
+import { bsrSoftmax, bsrSoftmaxGrad } from "./attention.ts";
 
 export {
   gemmWorkspace,
@@ -57,6 +59,8 @@ export {
   adamw,
   sgd,
   clipScale,
+  bsrSoftmax,
+  bsrSoftmaxGrad,
 };
 
 /** Start of the memory TypeScript may manage. */

@@ -10,9 +10,6 @@ import { micro, MR, NR } from "./generated/micro.ts";
 
 // Rows of X swept per block row in dds (keeps that slice of packed X in L2).
 const MCD: i32 = 64;
-
-const SEG1: usize = memory.data(16, 16);
-
 /** Workspace bytes `dds` needs. */
 export function ddsWorkspace(M: i32, inBlocks: i32, nnz: i32, b: i32): usize {
   const bq = cdiv(b, 4);
@@ -96,12 +93,12 @@ export function dds(
   }
 }
 
-/** Workspace bytes `sdd` needs. */
+/** Workspace bytes `sdd` needs (64 bytes of segment descriptor, then the packed panels). */
 export function sddWorkspace(rows: i32, cols: i32, b: i32, K: i32): usize {
   const k4 = cdiv(K, 4);
   const ap = rows * cdiv(b, MR) * MR * k4 * 4;
   const bp = cols * cdiv(b, NR) * NR * k4 * 4;
-  return <usize> (ap + bp) << 2;
+  return 64 + (<usize> (ap + bp) << 2);
 }
 
 /**
@@ -129,8 +126,10 @@ export function sdd(
   const brs = transB ? 1 : C, bcs = transB ? K : 1;
   const k4 = cdiv(K, 4), mpb = cdiv(b, MR), npb = cdiv(b, NR), bb = b * b;
   const aPanel = <usize> (k4 * MR) << 4, bPanel = <usize> (k4 * NR) << 4;
-  const ap = ws;
-  const bp = ws + <usize> (rows * mpb) * aPanel;
+  // the segment descriptor lives in the workspace: each thread has its own (no static scratch)
+  const seg = ws;
+  const ap = ws + 64;
+  const bp = ap + <usize> (rows * mpb) * aPanel;
   // Pack only the block rows that keep some block.
   for (let i = 0; i < rows; i++) {
     if (load<i32>(rowPtr + (<usize> (i + 1) << 2)) > load<i32>(rowPtr + (<usize> i << 2))) {
@@ -150,12 +149,12 @@ export function sdd(
       const j = load<i32>(colIdx + (<usize> e << 2));
       for (let p = 0; p < npb; p++) {
         const nr = min(NR, b - p * NR);
-        store<u32>(SEG1, 0);
-        store<u32>(SEG1, <u32> (bp + <usize> (j * npb + p) * bPanel), 4);
-        store<u32>(SEG1, <u32> k4, 8);
+        store<u32>(seg, 0);
+        store<u32>(seg, <u32> (bp + <usize> (j * npb + p) * bPanel), 4);
+        store<u32>(seg, <u32> k4, 8);
         let cp = w + (<usize> (e * bb + p * NR) << 2);
         for (let ip = 0; ip < mpb; ip++) {
-          micro(ap + <usize> (i * mpb + ip) * aPanel, SEG1, 1, cp, ldc, 1, beta, min(MR, b - ip * MR), nr);
+          micro(ap + <usize> (i * mpb + ip) * aPanel, seg, 1, cp, ldc, 1, beta, min(MR, b - ip * MR), nr);
           cp += ldc * MR;
         }
       }

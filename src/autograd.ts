@@ -11,6 +11,7 @@
  */
 import type { BlockLayout, Broadcast, UnaryOp } from "./backends/types.ts";
 import * as ops from "./ops.ts";
+import { _bsrSoftmaxGrad } from "./attention.ts";
 import { _setBackwardHook, keep, type Tensor } from "./tensor.ts";
 
 /** What a recorded op leaves on its output for backward. */
@@ -181,6 +182,9 @@ const rules: Record<string, Rule> = {
   },
   softmax({ saved: [y] }, dy) {
     return [ops._softmaxGrad(y, dy)];
+  },
+  bsrSoftmax({ saved: [y], attrs }, dy) {
+    return [_bsrSoftmaxGrad(y, dy, attrs as unknown as Parameters<typeof _bsrSoftmaxGrad>[2])];
   },
   crossEntropy({ inputs: [logits], saved: [probs, labels] }, dy) {
     return [ops._crossEntropyGrad(probs, labels, dy, logits.shape[0])];

@@ -175,24 +175,29 @@ export function dds(
   const layout = layoutOf(op, mask);
   const be = sameBackend(op, x, w);
   const b = layout.block, N = layout.rows * b, K = layout.cols * b;
-  checkBlockWeight(op, w, layout);
+  // batched: x (batch, M, ·) and w (batch, nnz, b, b), one product per batch entry on the one layout
+  const batched = x.rank === 3 && w.rank === 4;
+  const batch = batched ? x.shape[0] : 1;
+  if (batched && w.shape[0] !== batch) {
+    throw new RangeError(`${op}: batch sizes differ: x [${x.shape}] and w [${w.shape}]`);
+  }
+  checkBlockWeight(op, w, layout, batched ? 1 : 0);
   const inCols = transW ? K : N, outCols = transW ? N : K;
-  if (x.rank !== 2 || x.shape[1] !== inCols) {
+  if (x.rank !== (batched ? 3 : 2) || x.shape.at(-1) !== inCols) {
     throw new RangeError(
-      `${op}: x [${x.shape}] must be (M, ${inCols}) for a ${N}x${K} block-sparse weight${
-        transW ? "" : " (transW false)"
-      }`,
+      `${op}: x [${x.shape}] must be (M, ${inCols}) (or (batch, M, ${inCols}) with w (batch, nnz, b, b)) ` +
+        `for a ${N}x${K} block-sparse weight${transW ? "" : " (transW false)"}`,
     );
   }
-  const M = x.shape[0];
-  const out = _zeros([M, outCols], be);
-  if (M > 0) be.dds(x.buffer, w.buffer, out.buffer, { M, layout, transW, accumulate: false });
+  const M = x.shape.at(-2)!;
+  const out = _zeros(batched ? [batch, M, outCols] : [M, outCols], be);
+  if (M * batch > 0) be.dds(x.buffer, w.buffer, out.buffer, { M, layout, transW, accumulate: false, batch });
   return record(out, "dds", [x, w], [], { layout, transW });
 }
 
-function checkBlockWeight(op: string, w: Tensor, layout: BlockLayout): void {
-  const b = layout.block;
-  if (w.rank !== 3 || w.shape[0] !== layout.nnz || w.shape[1] !== b || w.shape[2] !== b) {
+function checkBlockWeight(op: string, w: Tensor, layout: BlockLayout, lead = 0): void {
+  const b = layout.block, s = w.shape.slice(lead);
+  if (s.length !== 3 || s[0] !== layout.nnz || s[1] !== b || s[2] !== b) {
     throw new RangeError(
       `${op}: weight [${w.shape}] must be (nnz, block, block) = (${layout.nnz}, ${b}, ${b}) for the mask`,
     );
@@ -223,19 +228,28 @@ export function sdd(
   const layout = layoutOf(op, mask);
   const be = sameBackend(op, a, b);
   const blk = layout.block, R = layout.rows * blk, C = layout.cols * blk;
-  if (a.rank !== 2 || b.rank !== 2) {
-    throw new RangeError(`${op}: a and b must be 2-D, got shapes [${a.shape}] and [${b.shape}]`);
+  // batched: a and b (batch, ·, ·) give w (batch, nnz, b, b), one product per batch entry on the one layout
+  const batched = a.rank === 3 && b.rank === 3;
+  if (!batched && (a.rank !== 2 || b.rank !== 2)) {
+    throw new RangeError(
+      `${op}: a and b must be 2-D (or both 3-D, batched), got shapes [${a.shape}] and [${b.shape}]`,
+    );
   }
-  const aR = transA ? a.shape[1] : a.shape[0], K = transA ? a.shape[0] : a.shape[1];
-  const bK = transB ? b.shape[1] : b.shape[0], bC = transB ? b.shape[0] : b.shape[1];
+  const batch = batched ? a.shape[0] : 1;
+  if (batched && b.shape[0] !== batch) {
+    throw new RangeError(`${op}: batch sizes differ: a [${a.shape}] and b [${b.shape}]`);
+  }
+  const [a0, a1] = a.shape.slice(-2), [b0, b1] = b.shape.slice(-2);
+  const aR = transA ? a1 : a0, K = transA ? a0 : a1;
+  const bK = transB ? b1 : b0, bC = transB ? b0 : b1;
   if (aR !== R || bC !== C || bK !== K) {
     throw new RangeError(
       `${op}: op(a) is ${aR}x${K} and op(b) is ${bK}x${bC}, but the mask needs ${R}xK times Kx${C}`,
     );
   }
-  const out = _zeros([layout.nnz, blk, blk], be);
-  if (layout.nnz > 0) {
-    be.sdd(a.buffer, b.buffer, out.buffer, { layout, K, transA, transB, accumulate: false });
+  const out = _zeros(batched ? [batch, layout.nnz, blk, blk] : [layout.nnz, blk, blk], be);
+  if (layout.nnz * batch > 0) {
+    be.sdd(a.buffer, b.buffer, out.buffer, { layout, K, transA, transB, accumulate: false, batch });
   }
   return record(out, "sdd", [a, b], [], { layout, transA, transB });
 }

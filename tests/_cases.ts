@@ -12,6 +12,7 @@ import type { Backend, BackendBuffer, BinaryOp, Broadcast, UnaryOp } from "../sr
 import { BlockMask } from "../src/masks/block_mask.ts";
 import { flatBlockButterfly, randomMask } from "../src/masks/patterns.ts";
 import { Rng } from "../src/random.ts";
+import { attentionCases } from "./_attention_cases.ts";
 
 /** One kernel call with its seeded buffers. */
 export interface KernelCase {
@@ -487,7 +488,13 @@ function unaryRef(op: UnaryOp, x: number): number {
 /** Every kernel case, built from one seed. */
 export function kernelCases(seed = 1234): KernelCase[] {
   const rng = new Rng(seed);
-  return [...gemmCases(rng), ...blockSparseCases(rng), ...rowsCases(rng), ...elementwiseCases(rng)];
+  return [
+    ...gemmCases(rng),
+    ...blockSparseCases(rng),
+    ...rowsCases(rng),
+    ...elementwiseCases(rng),
+    ...attentionCases(),
+  ];
 }
 
 /** Run a case on a backend: upload, enqueue, read the outputs back, free. */

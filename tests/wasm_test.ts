@@ -45,12 +45,61 @@ Deno.test("wasm: both builds validate and load; the pick follows WebAssembly.val
     RangeError,
     'threads must be 1, 2 or "auto", got 3',
   );
-  await assertRejects(
-    () => createWasmBackend({ variant: "simd128", threads: 2 }),
-    RangeError,
-    "threads > 1 needs the relaxed build",
-  );
   await assertRejects(() => createWasmBackend({ minSplitWork: -1 }), RangeError, "minSplitWork must be");
+});
+
+Deno.test('wasm: threads work on the simd128 build too ("auto" on engines without relaxed SIMD)', async () => {
+  // an engine without relaxed SIMD picks simd128; threads "auto" and 2 must not throw there
+  for (const threads of ["auto", 2] as const) {
+    const be = await createWasmBackend({ variant: "simd128", threads, minSplitWork: 0 });
+    const one = await createWasmBackend({ variant: "simd128" });
+    try {
+      assertEquals(be.variant, "simd128");
+      assertEquals(be.threads, threads === 2 ? 2 : Math.min(2, navigator.hardwareConcurrency));
+      const rng = new Rng(9);
+      const M = 40, N = 24, K = 37;
+      const a = Float32Array.from({ length: M * K }, () => rng.normal());
+      const b = Float32Array.from({ length: K * N }, () => rng.normal());
+      const out = [be, one].map((x) => {
+        const c = x.alloc(M * N);
+        x.gemm(x.upload(a), x.upload(b), c, { M, N, K, transA: false, transB: false, accumulate: false });
+        return x.readSync(c);
+      });
+      assertClose(out[0], out[1], { atol: 0, rtol: 0, label: `simd128 gemm, threads ${threads}` });
+    } finally {
+      be.dispose();
+    }
+  }
+});
+
+Deno.test("wasm: heap growth stops at the memory maximum; exhaustion is a RangeError with the figures", async () => {
+  // The threads build's shared memory has a 2 GiB maximum. Growing by an eighth from 1.8 GiB would pass
+  // it: an allocation that fits below the maximum must still succeed.
+  const be = await createWasmBackend({ threads: 2 });
+  try {
+    const big = be.alloc(1.8 * 2 ** 30 / 4);
+    const fits = be.alloc(64 * 2 ** 20 / 4);
+    be.write(fits, Float32Array.of(5), 2 ** 20);
+    assertEquals((await be.read(fits))[2 ** 20], 5);
+    const err = assertThrows(
+      () => be.alloc(300 * 2 ** 20 / 4),
+      RangeError,
+      "wasm backend: out of memory in alloc",
+    );
+    for (
+      const want of ["314572800 bytes requested", "of at most 2147483648 bytes", "2 live buffers", "tidy("]
+    ) {
+      assertOk(err.message.includes(want), `missing "${want}" in: ${err.message}`);
+    }
+    // nothing changed: the backend still allocates and computes
+    be.free(fits);
+    const c = be.upload(Float32Array.of(1, 2)), d = be.alloc(2);
+    be.scale(c, d, { size: 2, alpha: 3, beta: 0, accumulate: false });
+    assertEquals(Array.from(await be.read(d)), [3, 6]);
+    be.free(big);
+  } finally {
+    be.dispose();
+  }
 });
 
 Deno.test("wasm: two threads load with no permissions, split products, and dispose stops the worker", async () => {
@@ -303,8 +352,9 @@ const t = await createWasmBackend({ threads: 2, minSplitWork: 0 });
 const x = t.upload(new Float32Array(64 * 64).fill(1)), y = t.alloc(64 * 64);
 t.gemm(x, x, y, { M: 64, N: 64, K: 64, transA: false, transB: false, accumulate: false });
 const ys = await t.read(y);
+const threads = t.threads; // read before dispose(), which drops to 1 thread
 t.dispose();
-console.log(be.variant, Array.from(await be.read(c)).join(","), t.threads, ys[0], ys[64 * 64 - 1]);`;
+console.log(be.variant, Array.from(await be.read(c)).join(","), threads, ys[0], ys[64 * 64 - 1]);`;
   const dir = await Deno.makeTempDir();
   try {
     const file = `${dir}/load.ts`;
@@ -316,7 +366,7 @@ console.log(be.variant, Array.from(await be.read(c)).join(","), t.threads, ys[0]
     }).output();
     const text = new TextDecoder().decode(out.stdout).trim();
     assertOk(out.success, `deno run failed: ${new TextDecoder().decode(out.stderr)}`);
-    assertEquals(text, "relaxed 1,2,3,4 1 64 64");
+    assertEquals(text, "relaxed 1,2,3,4 2 64 64");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

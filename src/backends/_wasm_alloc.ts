@@ -8,7 +8,10 @@
 /** Alignment of every allocation, in bytes (a cache line). */
 export const ALIGN = 64;
 
-/** Best-fit free list over `[base, top)`; `grow(bytes)` must make the memory at least that large. */
+/**
+ * Best-fit free list over `[base, top)`; `grow(bytes)` must make the memory at least that large (or throw,
+ * leaving the allocator as it was).
+ */
 export class Allocator {
   #free: { off: number; size: number }[] = [];
   #top: number;
@@ -24,9 +27,14 @@ export class Allocator {
     return this.#top;
   }
 
-  /** Number of free holes below top (for tests). */
-  get holes(): number {
-    return this.#free.length;
+  /** Bytes in free holes below top, and the largest such hole. */
+  get freeBelowTop(): { total: number; largest: number } {
+    let total = 0, largest = 0;
+    for (const f of this.#free) {
+      total += f.size;
+      largest = Math.max(largest, f.size);
+    }
+    return { total, largest };
   }
 
   /** The rounded size actually reserved for a request of `bytes`. */

@@ -87,8 +87,6 @@ export class WorkerThread {
   #ctrl: number;
   #seq = 0;
   #pending = false;
-  /** Workers started after the first one (each after an idle exit). */
-  restarts = 0;
 
   private constructor(worker: Worker, module: WebAssembly.Module, mem: WebAssembly.Memory, ctrl: number) {
     this.#worker = worker;
@@ -150,7 +148,6 @@ export class WorkerThread {
       this.#worker.terminate();
       this.#worker = WorkerThread.#spawn(this.#module, this.#mem, this.#ctrl, this.#seq);
       this.#worker.onerror = (e: ErrorEvent) => e.preventDefault();
-      this.restarts++;
     }
     i32[3] = kernel;
     for (let i = 0; i < ints.length; i++) i32[4 + i] = ints[i];

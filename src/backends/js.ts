@@ -11,12 +11,14 @@ import type {
   BackendBuffer,
   BinaryOp,
   Broadcast,
+  BsrSoftmaxParams,
   DdsParams,
   GemmParams,
   SddParams,
   SgdParams,
   UnaryOp,
 } from "./types.ts";
+import { bsrSoftmaxGradRef, bsrSoftmaxRef } from "./_js_attention.ts";
 
 /** Storage of the js backend: float32, or float64 for gradient checks. */
 type Values = Float32Array | Float64Array;
@@ -173,13 +175,33 @@ export class JsBackend implements Backend {
 
   dds(x: BackendBuffer, w: BackendBuffer, y: BackendBuffer, p: DdsParams): void {
     const X = d(x), W = d(w), Y = d(y);
-    const { M, layout, transW, accumulate } = p;
+    const { M, layout, transW } = p;
     const b = layout.block, bb = b * b;
     const N = layout.rows * b, K = layout.cols * b;
     const inCols = transW ? K : N, outCols = transW ? N : K;
     const acc = new Float64Array(b);
+    const sX = p.strideX ?? M * inCols, sW = p.strideW ?? layout.nnz * bb, sY = p.strideY ?? M * outCols;
+    for (let t = 0; t < (p.batch ?? 1); t++) {
+      this.#dds1(X, W, Y, t * sX, t * sW, t * sY, p, acc);
+    }
+  }
+
+  #dds1(
+    X: Values,
+    W: Values,
+    Y: Values,
+    oX: number,
+    oW: number,
+    oY: number,
+    p: DdsParams,
+    acc: Float64Array,
+  ) {
+    const { M, layout, transW, accumulate } = p;
+    const b = layout.block, bb = b * b;
+    const N = layout.rows * b, K = layout.cols * b;
+    const inCols = transW ? K : N, outCols = transW ? N : K;
     for (let m = 0; m < M; m++) {
-      const xRow = m * inCols, yRow = m * outCols;
+      const xRow = oX + m * inCols, yRow = oY + m * outCols;
       // transW: output block column i gathers the kept blocks (i, j) of block row i.
       // !transW: output block column j gathers the kept blocks (i, j) of block column j.
       const outBlocks = transW ? layout.rows : layout.cols;
@@ -190,7 +212,7 @@ export class JsBackend implements Backend {
         for (let e = start; e < end; e++) {
           if (transW) {
             // Y[m, ob*b + r] += Σ_c X[m, j*b + c] * Wblk[r, c]
-            const j = layout.colIdx[e], wo = e * bb;
+            const j = layout.colIdx[e], wo = oW + e * bb;
             for (let r = 0; r < b; r++) {
               let s = 0;
               for (let c = 0; c < b; c++) s += X[xRow + j * b + c] * W[wo + r * b + c];
@@ -198,7 +220,7 @@ export class JsBackend implements Backend {
             }
           } else {
             // Y[m, ob*b + c] += Σ_r X[m, i*b + r] * Wblk[r, c]
-            const i = layout.rowIdx[e], wo = layout.blockIdx[e] * bb;
+            const i = layout.rowIdx[e], wo = oW + layout.blockIdx[e] * bb;
             for (let c = 0; c < b; c++) {
               let s = 0;
               for (let r = 0; r < b; r++) s += X[xRow + i * b + r] * W[wo + r * b + c];
@@ -219,21 +241,25 @@ export class JsBackend implements Backend {
     const { layout, K, transA, transB, accumulate } = p;
     const blk = layout.block, bb = blk * blk;
     const R = layout.rows * blk, C = layout.cols * blk;
-    for (let i = 0; i < layout.rows; i++) {
-      for (let e = layout.rowPtr[i]; e < layout.rowPtr[i + 1]; e++) {
-        const j = layout.colIdx[e];
-        for (let r = 0; r < blk; r++) {
-          const row = i * blk + r;
-          for (let c = 0; c < blk; c++) {
-            const col = j * blk + c;
-            let s = 0;
-            for (let k = 0; k < K; k++) {
-              const av = transA ? A[k * R + row] : A[row * K + k];
-              const bv = transB ? B[col * K + k] : B[k * C + col];
-              s += av * bv;
+    const sA = p.strideA ?? R * K, sB = p.strideB ?? K * C, sW = p.strideW ?? layout.nnz * bb;
+    for (let t = 0; t < (p.batch ?? 1); t++) {
+      const oA = t * sA, oB = t * sB, oW = t * sW;
+      for (let i = 0; i < layout.rows; i++) {
+        for (let e = layout.rowPtr[i]; e < layout.rowPtr[i + 1]; e++) {
+          const j = layout.colIdx[e];
+          for (let r = 0; r < blk; r++) {
+            const row = i * blk + r;
+            for (let c = 0; c < blk; c++) {
+              const col = j * blk + c;
+              let s = 0;
+              for (let k = 0; k < K; k++) {
+                const av = transA ? A[oA + k * R + row] : A[oA + row * K + k];
+                const bv = transB ? B[oB + col * K + k] : B[oB + k * C + col];
+                s += av * bv;
+              }
+              const o = oW + e * bb + r * blk + c;
+              W[o] = (accumulate ? W[o] : 0) + s;
             }
-            const o = e * bb + r * blk + c;
-            W[o] = (accumulate ? W[o] : 0) + s;
           }
         }
       }
@@ -348,6 +374,17 @@ export class JsBackend implements Backend {
         DX[o + j] = (p.accumulate ? DX[o + j] : 0) + Y[o + j] * (DY[o + j] - dot);
       }
     }
+  }
+  bsrSoftmax(x: BackendBuffer, y: BackendBuffer, p: BsrSoftmaxParams): void {
+    bsrSoftmaxRef(d(x), d(y), p);
+  }
+  bsrSoftmaxGrad(
+    y: BackendBuffer,
+    dy: BackendBuffer,
+    dx: BackendBuffer,
+    p: BsrSoftmaxParams & { accumulate: boolean },
+  ): void {
+    bsrSoftmaxGradRef(d(y), d(dy), d(dx), p);
   }
   crossEntropy(
     logits: BackendBuffer,

@@ -93,6 +93,14 @@ export interface DdsParams {
   transW: boolean;
   /** Add into Y instead of overwriting it. */
   accumulate: boolean;
+  /** Number of independent products on the one layout (1 when omitted): attention's batch x heads. */
+  batch?: number;
+  /** Elements between consecutive X matrices of the batch (the stored matrix size when omitted). */
+  strideX?: number;
+  /** Elements between consecutive W value sets of the batch (nnz·b² when omitted). */
+  strideW?: number;
+  /** Elements between consecutive Y matrices of the batch (the stored matrix size when omitted). */
+  strideY?: number;
 }
 
 /** Sizes for {@link Backend.sdd}: sparse = dense x dense on the kept blocks. */
@@ -107,6 +115,34 @@ export interface SddParams {
   transB: boolean;
   /** Add into W instead of overwriting it. */
   accumulate: boolean;
+  /** Number of independent products on the one layout (1 when omitted): attention's batch x heads. */
+  batch?: number;
+  /** Elements between consecutive A matrices of the batch (the stored matrix size when omitted). */
+  strideA?: number;
+  /** Elements between consecutive B matrices of the batch (the stored matrix size when omitted). */
+  strideB?: number;
+  /** Elements between consecutive W value sets of the batch (nnz·b² when omitted). */
+  strideW?: number;
+}
+
+/**
+ * Sizes for {@link Backend.bsrSoftmax} and {@link Backend.bsrSoftmaxGrad}: a row softmax of
+ * `batch` block-sparse (L, S) score matrices stored as (batch, nnz, b, b) on one layout
+ * (layout.rows = ceil(L/b), layout.cols = ceil(S/b)).
+ */
+export interface BsrSoftmaxParams {
+  /** The scores' block layout (query tiles x key tiles). */
+  layout: BlockLayout;
+  /** Number of score matrices (batch x heads). */
+  batch: number;
+  /** Query positions; rows at or past L are padding and come out 0. */
+  L: number;
+  /** Key positions; columns at or past S are padding and come out 0. */
+  S: number;
+  /** Key j never attends query i when j > i (the entry comes out 0). */
+  causal: boolean;
+  /** The scores are multiplied by this before the softmax. */
+  scale: number;
 }
 
 /** Elementwise binary operations. */
@@ -242,6 +278,19 @@ export interface Backend {
     dy: BackendBuffer,
     dx: BackendBuffer,
     p: { M: number; N: number; accumulate: boolean },
+  ): void;
+  /**
+   * x, y are (batch,nnz,b,b) on `p.layout`: `y = softmax(scale·x)` over each row's kept entries
+   * (max-subtracted; padded, causal-masked and dropped entries are 0; a row with none is all 0).
+   * y may alias x.
+   */
+  bsrSoftmax(x: BackendBuffer, y: BackendBuffer, p: BsrSoftmaxParams): void;
+  /** y, dy, dx are (batch,nnz,b,b): `dx (+)= scale · y ⊙ (dy − Σ_row dy⊙y)` over each row's kept entries. */
+  bsrSoftmaxGrad(
+    y: BackendBuffer,
+    dy: BackendBuffer,
+    dx: BackendBuffer,
+    p: BsrSoftmaxParams & { accumulate: boolean },
   ): void;
   /**
    * logits, probs are (M,N), labels and losses (M): `probs = softmax(logits)`,

@@ -2,9 +2,9 @@
  * The WASM SIMD backend: AssemblyScript kernels (`asm/`) running on tensors
  * that live in the module's linear memory across ops.
  *
- * Three builds ship inside the module graph as base64 (no fetch, no
+ * Four builds ship inside the module graph as base64 (no fetch, no
  * permissions): SIMD128 with relaxed-SIMD fused multiply-add, plain SIMD128,
- * and the relaxed build on an imported shared memory for worker threads.
+ * and each of those on an imported shared memory for worker threads.
  * {@link createWasmBackend} picks the first one this engine accepts
  * (`WebAssembly.validate`). With `threads: 2`, `gemm` and `dds` split their
  * output between the calling thread and one Worker (made from a `blob:` URL,
@@ -16,6 +16,7 @@
 import { wasmBase64 as relaxedBase64 } from "../../asm/generated/kernels_relaxed.ts";
 import { wasmBase64 as simdBase64 } from "../../asm/generated/kernels_simd.ts";
 import { wasmBase64 as threadsBase64 } from "../../asm/generated/kernels_threads.ts";
+import { wasmBase64 as threadsSimdBase64 } from "../../asm/generated/kernels_threads_simd.ts";
 import { Allocator } from "./_wasm_alloc.ts";
 import { balancedSplit, CTRL_BYTES, splitPoint, WorkerThread } from "./_wasm_threads.ts";
 import type {
@@ -25,6 +26,7 @@ import type {
   BinaryOp,
   BlockLayout,
   Broadcast,
+  BsrSoftmaxParams,
   DdsParams,
   GemmParams,
   SddParams,
@@ -42,8 +44,7 @@ export interface WasmBackendOptions {
   /**
    * Threads for the products `gemm` and `dds`: 1 (the default), 2 (the calling thread and one Worker), or
    * "auto" (min(2, navigator.hardwareConcurrency)). Where SharedArrayBuffer, Workers or the threads build
-   * are unavailable the backend runs on 1 thread: read {@link WasmBackend.threads} for what you got.
-   * More threads need the relaxed build. The Worker leaves after 1 s idle (so a backend nobody
+   * are unavailable the backend runs on 1 thread: read {@link WasmBackend.threads} for what you got. The Worker leaves after 1 s idle (so a backend nobody
    * disposes lets the process exit) and the next product starts another (about 20 ms);
    * {@link WasmBackend.dispose} stops it at once.
    */
@@ -62,7 +63,10 @@ function decodeBase64(s: string): Uint8Array {
   return out;
 }
 
-const byteCache = new Map<WasmVariant | "threads", Uint8Array>();
+/** A build's name: the two builds of {@link WasmVariant} and their shared-memory builds for threads. */
+export type WasmBuild = WasmVariant | "threads" | "threads-simd128";
+
+const byteCache = new Map<WasmBuild, Uint8Array>();
 
 /**
  * The WebAssembly bytes of one build.
@@ -73,11 +77,17 @@ const byteCache = new Map<WasmVariant | "threads", Uint8Array>();
  * console.log(WebAssembly.validate(wasmBytes("simd128") as BufferSource)); // true on engines with SIMD
  * ```
  */
-export function wasmBytes(variant: WasmVariant | "threads"): Uint8Array {
+export function wasmBytes(variant: WasmBuild): Uint8Array {
   let b = byteCache.get(variant);
   if (b === undefined) {
     b = decodeBase64(
-      variant === "relaxed" ? relaxedBase64 : variant === "simd128" ? simdBase64 : threadsBase64,
+      variant === "relaxed"
+        ? relaxedBase64
+        : variant === "simd128"
+        ? simdBase64
+        : variant === "threads"
+        ? threadsBase64
+        : threadsSimdBase64,
     );
     byteCache.set(variant, b);
   }
@@ -122,6 +132,8 @@ interface Kernels {
   copy(src: number, dst: number, size: number): void;
   transpose(x: number, y: number, B: number, M: number, N: number): void;
   softmax(x: number, y: number, M: number, N: number): void;
+  bsrSoftmax(...args: number[]): void;
+  bsrSoftmaxGrad(...args: number[]): void;
   softmaxGrad(y: number, dy: number, dx: number, M: number, N: number, beta: number): void;
   crossEntropy(logits: number, labels: number, probs: number, losses: number, M: number, N: number): void;
   crossEntropyGrad(...args: number[]): void;
@@ -139,6 +151,11 @@ const BCAST: Record<Broadcast, number> = { full: 0, row: 1, col: 2, scalar: 3 };
 const UNARY: Record<UnaryOp, number> = { relu: 0, gelu: 1, sigmoid: 2, tanh: 3, exp: 4, log: 5, neg: 6 };
 
 const PAGE = 65536;
+// Pages the threads builds' shared memory may grow to (2 GiB; asm/build.ts's --maximumMemory).
+const SHARED_MAX_PAGES = 32768;
+
+// Thrown by the allocator's grow callback; the backend turns it into a RangeError with the figures.
+class OutOfMemory extends Error {}
 
 /** A buffer of the wasm backend: `size` float32 values at byte `ptr` of linear memory. */
 export class WasmBuffer implements BackendBuffer {
@@ -173,6 +190,8 @@ export class WasmBackend implements Backend {
   #idx = 0;
   #idxBytes = 0;
   #live = 0;
+  #liveBytes = 0;
+  #maxBytes: number;
 
   /** Made by {@link createWasmBackend}; `memory` is the shared memory of the threads build. */
   constructor(
@@ -187,14 +206,47 @@ export class WasmBackend implements Backend {
     this.#mem = opts.memory ?? this.#k.memory;
     this.#view = new Float32Array(this.#mem.buffer);
     this.#iview = new Int32Array(this.#mem.buffer);
-    this.#alloc = new Allocator(this.#k.heapBase(), (bytes) => {
-      const have = this.#mem.buffer.byteLength;
-      if (bytes > have) {
-        const pages = Math.ceil((bytes - have) / PAGE);
-        // grow by at least an eighth, so a slowly growing heap does not grow on every alloc
-        this.#mem.grow(Math.max(pages, Math.ceil(have / PAGE / 8)));
+    // the shared memory's maximum is set by createWasmBackend; an unshared one may grow to 4 GiB (wasm32)
+    this.#maxBytes = (opts.memory ? SHARED_MAX_PAGES : 65536) * PAGE;
+    this.#alloc = new Allocator(this.#k.heapBase(), (bytes) => this.#grow(bytes));
+  }
+
+  // Grows linear memory to at least `bytes`: by at least an eighth (so a slowly growing heap does not grow
+  // on every alloc) but never past the maximum; throws OutOfMemory when even the exact amount fails.
+  #grow(bytes: number): void {
+    const have = this.#mem.buffer.byteLength;
+    if (bytes <= have) return;
+    const pages = Math.ceil((bytes - have) / PAGE);
+    if (bytes <= this.#maxBytes) {
+      const room = (this.#maxBytes - have) / PAGE;
+      const ahead = Math.min(room, Math.max(pages, Math.ceil(have / PAGE / 8)));
+      for (const n of ahead > pages ? [ahead, pages] : [pages]) {
+        try {
+          this.#mem.grow(n);
+          return;
+        } catch {
+          // the engine refused this much (the host is short of memory): try the exact amount next
+        }
       }
-    });
+    }
+    throw new OutOfMemory();
+  }
+
+  // Reserves `bytes` of linear memory; a RangeError that says what is live when memory is exhausted.
+  #reserve(bytes: number, what: string): number {
+    try {
+      return this.#alloc.alloc(bytes);
+    } catch (err) {
+      if (!(err instanceof OutOfMemory)) throw err;
+      const have = this.#mem.buffer.byteLength, holes = this.#alloc.freeBelowTop;
+      throw new RangeError(
+        `wasm backend: out of memory in ${what}: ${bytes} bytes requested, ` +
+          `${this.#maxBytes - this.#alloc.top} available above the heap top ` +
+          `(linear memory ${have} of at most ${this.#maxBytes} bytes; free holes ${holes.total} bytes, ` +
+          `the largest ${holes.largest}); ${this.#live} live buffers hold ${this.#liveBytes} bytes. ` +
+          `Release what you no longer need: wrap each step in tidy(() => ...) or call dispose() on tensors`,
+      );
+    }
   }
 
   /** Bytes of linear memory (it only grows). */
@@ -236,7 +288,7 @@ export class WasmBackend implements Backend {
 
   /** Starts the worker thread (threads build only); called once by createWasmBackend. */
   async startThread(module: WebAssembly.Module): Promise<void> {
-    const ctrl = this.#alloc.alloc(CTRL_BYTES);
+    const ctrl = this.#reserve(CTRL_BYTES, "createWasmBackend");
     this.#f32().fill(0, ctrl >>> 2, (ctrl + CTRL_BYTES) >>> 2);
     this.#thread = await WorkerThread.start(module, this.#mem, ctrl);
     (this as { threads: number }).threads = 2;
@@ -247,7 +299,7 @@ export class WasmBackend implements Backend {
     if (bytes > this.#wsBytes[slot]) {
       if (this.#wsBytes[slot] > 0) this.#alloc.free(this.#ws[slot], this.#wsBytes[slot]);
       this.#wsBytes[slot] = Math.max(bytes, Math.ceil(this.#wsBytes[slot] * 1.25));
-      this.#ws[slot] = this.#alloc.alloc(this.#wsBytes[slot]);
+      this.#ws[slot] = this.#reserve(this.#wsBytes[slot], "a kernel's workspace");
     }
     return this.#ws[slot];
   }
@@ -270,7 +322,7 @@ export class WasmBackend implements Backend {
     if (total > this.#idxBytes) {
       if (this.#idxBytes > 0) this.#alloc.free(this.#idx, this.#idxBytes);
       this.#idxBytes = Math.max(total, Math.ceil(this.#idxBytes * 1.25));
-      this.#idx = this.#alloc.alloc(this.#idxBytes);
+      this.#idx = this.#reserve(this.#idxBytes, "a block layout's indices");
     }
     const view = this.#i32();
     const ptrs: number[] = [];
@@ -285,15 +337,17 @@ export class WasmBackend implements Backend {
 
   // --- memory -------------------------------------------------------------
   alloc(size: number): BackendBuffer {
-    const ptr = this.#alloc.alloc(size * 4);
+    const ptr = this.#reserve(size * 4, "alloc");
     this.#f32().fill(0, ptr >>> 2, (ptr >>> 2) + size);
     this.#live++;
+    this.#liveBytes += size * 4;
     return new WasmBuffer(this, ptr, size);
   }
   upload(data: Float32Array): BackendBuffer {
-    const ptr = this.#alloc.alloc(data.length * 4);
+    const ptr = this.#reserve(data.length * 4, "upload");
     this.#f32().set(data, ptr >>> 2);
     this.#live++;
+    this.#liveBytes += data.length * 4;
     return new WasmBuffer(this, ptr, data.length);
   }
   write(buf: BackendBuffer, data: Float32Array, offset = 0): void {
@@ -313,11 +367,13 @@ export class WasmBackend implements Backend {
     this.#alloc.free(ptr, buf.size * 4);
     (buf as WasmBuffer).ptr = -1;
     this.#live--;
+    this.#liveBytes -= buf.size * 4;
   }
   flush(): void {}
   dispose(): void {
     // The instance and its memory go with the last reference to this object; the worker stops now.
     this.#live = 0;
+    this.#liveBytes = 0;
     const t = this.#thread;
     this.#thread = undefined;
     (this as { threads: number }).threads = 1;
@@ -399,14 +455,20 @@ export class WasmBackend implements Backend {
     const split = this.#thread && M * nnz * b * b >= this.minSplitWork
       ? balancedSplit(transW ? l.rowPtr : l.colPtr)
       : 0;
-    if (split === 0) {
-      this.#k.dds(px, pw, py, M, inBlocks, outBlocks, b, nnz, ptr, idx, blockIdx, tw, acc, ws, 0, outBlocks);
-      return;
+    const ws2 = split === 0 ? 0 : this.#workspace(this.#k.ddsWorkspace(M, inBlocks, nnz, b), 1);
+    // batched (attention): one product per batch entry on the one layout, at byte strides
+    const sX = (p.strideX ?? M * inBlocks * b) * 4, sW = (p.strideW ?? nnz * b * b) * 4;
+    const sY = (p.strideY ?? M * outBlocks * b) * 4;
+    for (let t = 0; t < (p.batch ?? 1); t++) {
+      const X = px + t * sX, W = pw + t * sW, Y = py + t * sY;
+      if (split === 0) {
+        this.#k.dds(X, W, Y, M, inBlocks, outBlocks, b, nnz, ptr, idx, blockIdx, tw, acc, ws, 0, outBlocks);
+        continue;
+      }
+      const args = [X, W, Y, M, inBlocks, outBlocks, b, nnz, ptr, idx, blockIdx, tw, acc];
+      this.#thread!.post(2, [...args, ws2, split, outBlocks]);
+      this.#together("dds", () => this.#k.dds(...args, ws, 0, split));
     }
-    const ws2 = this.#workspace(this.#k.ddsWorkspace(M, inBlocks, nnz, b), 1);
-    const args = [px, pw, py, M, inBlocks, outBlocks, b, nnz, ptr, idx, blockIdx, tw, acc];
-    this.#thread!.post(2, [...args, ws2, split, outBlocks]);
-    this.#together("dds", () => this.#k.dds(...args, ws, 0, split));
   }
 
   sdd(a: BackendBuffer, b: BackendBuffer, w: BackendBuffer, p: SddParams): void {
@@ -414,21 +476,67 @@ export class WasmBackend implements Backend {
     const pa = this.#p(a), pb = this.#p(b), pw = this.#p(w);
     const [rowPtr, colIdx, colPtr] = this.#layout(l);
     const ws = this.#workspace(this.#k.sddWorkspace(l.rows, l.cols, l.block, K));
-    this.#k.sdd(
-      pa,
-      pb,
-      pw,
-      l.rows,
-      l.cols,
-      l.block,
-      K,
-      transA ? 1 : 0,
-      transB ? 1 : 0,
+    const R = l.rows * l.block, C = l.cols * l.block;
+    const sA = (p.strideA ?? R * K) * 4,
+      sB = (p.strideB ?? K * C) * 4,
+      sW = (p.strideW ?? l.nnz * l.block ** 2) * 4;
+    for (let t = 0; t < (p.batch ?? 1); t++) {
+      this.#k.sdd(
+        pa + t * sA,
+        pb + t * sB,
+        pw + t * sW,
+        l.rows,
+        l.cols,
+        l.block,
+        K,
+        transA ? 1 : 0,
+        transB ? 1 : 0,
+        rowPtr,
+        colIdx,
+        colPtr,
+        accumulate ? 1 : 0,
+        ws,
+      );
+    }
+  }
+
+  bsrSoftmax(x: BackendBuffer, y: BackendBuffer, p: BsrSoftmaxParams): void {
+    const l = p.layout, [rowPtr, colIdx] = this.#layout(l);
+    const f = p.causal ? 1 : 0;
+    this.#k.bsrSoftmax(
+      this.#p(x),
+      this.#p(y),
       rowPtr,
       colIdx,
-      colPtr,
-      accumulate ? 1 : 0,
-      ws,
+      l.rows,
+      l.nnz,
+      l.block,
+      p.batch,
+      p.L,
+      p.S,
+      f,
+      p.scale,
+    );
+  }
+  bsrSoftmaxGrad(
+    y: BackendBuffer,
+    dy: BackendBuffer,
+    dx: BackendBuffer,
+    p: BsrSoftmaxParams & { accumulate: boolean },
+  ): void {
+    const l = p.layout, [rowPtr] = this.#layout(l);
+    const acc = p.accumulate ? 1 : 0;
+    this.#k.bsrSoftmaxGrad(
+      this.#p(y),
+      this.#p(dy),
+      this.#p(dx),
+      rowPtr,
+      l.rows,
+      l.nnz,
+      l.block,
+      p.batch,
+      p.scale,
+      acc,
     );
   }
 
@@ -715,12 +823,10 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
     throw new RangeError(`createWasmBackend: minSplitWork must be a number >= 0, got ${minSplitWork}`);
   }
   const want = threads === "auto" ? Math.min(2, globalThis.navigator?.hardwareConcurrency ?? 1) : threads;
-  if (want > 1 && variant !== "relaxed") {
-    throw new RangeError(`createWasmBackend: threads > 1 needs the relaxed build, got variant ${variant}`);
-  }
-  if (want > 1 && threadsAvailable()) {
-    const module = await WebAssembly.compile(wasmBytes("threads") as BufferSource);
-    const memory = new WebAssembly.Memory({ initial: 16, maximum: 32768, shared: true });
+  const build = variant === "relaxed" ? "threads" : "threads-simd128";
+  if (want > 1 && threadsAvailable(build)) {
+    const module = await WebAssembly.compile(wasmBytes(build) as BufferSource);
+    const memory = new WebAssembly.Memory({ initial: 16, maximum: SHARED_MAX_PAGES, shared: true });
     const instance = await WebAssembly.instantiate(module, { env: { memory } });
     const be = new WasmBackend(instance, variant, { memory, minSplitWork });
     await be.startThread(module);
@@ -738,8 +844,8 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
 }
 
 // Worker threads need SharedArrayBuffer, Workers, Atomics.wait on this thread and the threads build.
-function threadsAvailable(): boolean {
+function threadsAvailable(build: WasmBuild): boolean {
   return typeof SharedArrayBuffer === "function" && typeof Worker === "function" &&
     typeof Atomics?.wait === "function" && typeof Blob === "function" &&
-    typeof URL?.createObjectURL === "function" && WebAssembly.validate(wasmBytes("threads") as BufferSource);
+    typeof URL?.createObjectURL === "function" && WebAssembly.validate(wasmBytes(build) as BufferSource);
 }

@@ -16,6 +16,7 @@
  */
 import * as S from "../../wgsl/generated/shaders.ts";
 import { constPrelude, type Consts, ddsTiles, type Family, gemmTiles } from "./_webgpu_tiles.ts";
+import { batchedDds, batchedSdd } from "./_webgpu_attention.ts";
 import type {
   AdamWParams,
   Backend,
@@ -23,6 +24,7 @@ import type {
   BinaryOp,
   BlockLayout,
   Broadcast,
+  BsrSoftmaxParams,
   DdsParams,
   GemmParams,
   SddParams,
@@ -38,7 +40,7 @@ export interface WebGpuOptions {
   family?: Family;
 }
 
-type ShaderName = "OPS" | "GEMM_REG" | "GEMM_WG" | "DDS_REG" | "DDS_WG";
+type ShaderName = "OPS" | "GEMM_REG" | "GEMM_WG" | "DDS_REG" | "DDS_WG" | "ATTENTION";
 
 const UNARY: Record<UnaryOp, number> = { relu: 0, gelu: 1, sigmoid: 2, tanh: 3, exp: 4, log: 5, neg: 6 };
 const BINARY: Record<BinaryOp, number> = { add: 0, sub: 1, mul: 2, div: 3 };
@@ -531,6 +533,7 @@ export class WebGpuBackend implements Backend {
   }
 
   dds(x: BackendBuffer, w: BackendBuffer, y: BackendBuffer, p: DdsParams): void {
+    if ((p.batch ?? 1) !== 1) return batchedDds(this, x, w, y, p);
     this.#check("dds");
     const { M, layout, transW, accumulate } = p;
     const b = layout.block;
@@ -568,6 +571,7 @@ export class WebGpuBackend implements Backend {
   }
 
   sdd(a: BackendBuffer, b: BackendBuffer, w: BackendBuffer, p: SddParams): void {
+    if ((p.batch ?? 1) !== 1) return batchedSdd(this, a, b, w, p);
     this.#check("sdd");
     const { layout, K, transA, transB, accumulate } = p;
     const blk = layout.block;
@@ -694,6 +698,29 @@ export class WebGpuBackend implements Backend {
 
   // --- rows -----------------------------------------------------------------
 
+  bsrSoftmax(x: BackendBuffer, y: BackendBuffer, p: BsrSoftmaxParams): void {
+    this.#attention("bsrSoftmax", [x, y], p, 0);
+  }
+  bsrSoftmaxGrad(
+    y: BackendBuffer,
+    dy: BackendBuffer,
+    dx: BackendBuffer,
+    p: BsrSoftmaxParams & { accumulate: boolean },
+  ): void {
+    this.#attention("bsrSoftmaxGrad", [y, dy, dx], p, p.accumulate ? 1 : 0);
+  }
+  // wgsl/attention.wgsl: storage b1..b3 the tiles (the third a placeholder for bsrSoftmax), b4 the layout
+  #attention(entry: string, bufs: BackendBuffer[], p: BsrSoftmaxParams, acc: number): void {
+    this.#check(entry);
+    const l = p.layout, rows = p.batch * l.rows * l.block;
+    if (rows === 0 || l.nnz === 0) return;
+    const gb = bufs.map((b) => this.#buf(b, entry));
+    if (gb.length === 2) gb.push(this.#dummy);
+    const lb = this.#layoutBuf(l);
+    const u = [l.rows, l.block, l.nnz, p.L, p.S, p.causal ? 1 : 0, lb.off[0], lb.off[1]];
+    const pipe = this.#pipeline("ATTENTION", entry, {}, 4);
+    this.#dispatch(pipe, 4, [...gb, lb.buf], u, [p.scale, acc, p.batch], [groups1d(rows), 1, 1]);
+  }
   softmax(x: BackendBuffer, y: BackendBuffer, p: { M: number; N: number }): void {
     if (p.M === 0) return;
     this.#ops("softmax", [x, y], [p.M, p.N], [], groups1d(p.M), "softmax");

@@ -1,0 +1,180 @@
+/**
+ * The kernel targets of the wasm backend, measured as ratios in one
+ * interleaved run (robust on a machine shared with other work):
+ * - the WASM ceiling of this machine (`bench/_peak.ts`: register-only
+ *   `relaxed_madd` and mul+add loops), and dense `gemm` on each shape of
+ *   `bench/_shapes.ts` as a fraction of it (relaxed build against the FMA
+ *   ceiling, simd128 build against the mul+add ceiling);
+ * - `dds` forward, `dds` backward and `sdd` at densities 1/4, 3/16 and 1/8
+ *   (flat butterfly and random layouts, block 32, 256x1024x4096) as
+ *   time ÷ (density × dense gemm time of the same product).
+ *
+ * Each figure is given twice: from the medians of the rounds, and from the best round of each case
+ * (closer to what the kernel does alone when other processes share the machine).
+ *
+ * Run: `deno task bench:kernels [--threads 1,2] [--rounds 11] [--filter REGEX]`
+ * (`--threads` lists the thread counts to measure; each count gets its own backend and its own rows).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import type { BackendBuffer, BlockLayout } from "../src/backends/types.ts";
+import { createWasmBackend, type WasmBackend } from "../src/backends/wasm.ts";
+import { Rng } from "../src/random.ts";
+import { type Case, interleave, repsFor } from "./_interleave.ts";
+import { peakCases } from "./_peak.ts";
+import {
+  butterflyLayout,
+  densityOf,
+  randomLayout,
+  type Shape,
+  shapeName,
+  SHAPES,
+  SPARSE,
+} from "./_shapes.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    threads: { type: "string", default: "1" },
+    rounds: { type: "string", default: "11" },
+    filter: { type: "string", default: "" },
+    "no-simd128": { type: "boolean", default: false },
+  },
+});
+const threadCounts = values.threads.split(",").map(Number);
+const rounds = Number(values.rounds);
+const filter = new RegExp(values.filter);
+
+const rng = new Rng(1);
+function rnd(n: number): Float32Array {
+  return Float32Array.from({ length: n }, () => rng.uniform() - 0.5);
+}
+
+interface Row extends Case {
+  /** The case whose time, scaled by `density`, is this case's reference. */
+  baseline?: string;
+  density?: number;
+  /** Ceiling to divide GFLOP/s by. */
+  ceiling?: "peak fma" | "peak mul+add";
+}
+const rows: Row[] = [];
+function add(row: Row): void {
+  if (row.name.startsWith("peak") || filter.test(row.name)) {
+    row.reps = repsFor(row.fn);
+    rows.push(row);
+  }
+}
+
+for (const c of await peakCases()) add(c);
+
+function gemmCase(be: WasmBackend, s: Shape, tag: string, ceiling: Row["ceiling"]): void {
+  const a = be.upload(rnd(s.M * s.K)), w = be.upload(rnd(s.K * s.N)), c = be.alloc(s.M * s.N);
+  add({
+    name: `gemm ${shapeName(s)} ${tag}`,
+    fn: () => be.gemm(a, w, c, { M: s.M, N: s.N, K: s.K, transA: false, transB: false, accumulate: false }),
+    flops: 2 * s.M * s.K * s.N,
+    ceiling,
+  });
+}
+
+function sparseCases(be: WasmBackend, tag: string): void {
+  const s = SPARSE.shape, { M, K, N } = s, b = SPARSE.block;
+  const buf = (n: number): BackendBuffer => be.upload(rnd(n));
+  const x = buf(M * K), dy = buf(M * N), y = be.alloc(M * N), dx = be.alloc(M * K);
+  const wDense = buf(N * K), dwDense = be.alloc(N * K);
+  const sh = shapeName(s);
+  const fwd = `dense fwd ${sh} ${tag}`, bwd = `dense bwd ${sh} ${tag}`, wgt = `dense sdd ${sh} ${tag}`;
+  const flops = 2 * M * K * N;
+  add({
+    name: fwd,
+    fn: () => be.gemm(x, wDense, y, { M, N, K, transA: false, transB: true, accumulate: false }),
+    flops,
+    ceiling: "peak fma",
+  });
+  add({
+    name: bwd,
+    fn: () => be.gemm(dy, wDense, dx, { M, N: K, K: N, transA: false, transB: false, accumulate: false }),
+    flops,
+    ceiling: "peak fma",
+  });
+  add({
+    name: wgt,
+    fn: () => be.gemm(dy, x, dwDense, { M: N, N: K, K: M, transA: true, transB: false, accumulate: false }),
+    flops,
+    ceiling: "peak fma",
+  });
+  const settings: [number, number, number][] = [[0.25, 16, 3], [0.1875, 16, 2], [0.125, 32, 3]];
+  for (const [d, B, f] of settings) {
+    const layouts: [string, BlockLayout][] = [
+      [`butterfly B${B} f${f}`, butterflyLayout(s, b, B, f)],
+      ["random", randomLayout(s, b, d)],
+    ];
+    for (const [lname, l] of layouts) {
+      const dens = densityOf(l);
+      const w = buf(l.nnz * b * b), dw = be.alloc(l.nnz * b * b);
+      const name = (k: string) => `${k} d=${dens.toFixed(4)} ${lname} ${tag}`;
+      add({
+        name: name("dds fwd"),
+        fn: () => be.dds(x, w, y, { M, layout: l, transW: true, accumulate: false }),
+        flops: flops * dens,
+        baseline: fwd,
+        density: dens,
+      });
+      add({
+        name: name("dds bwd"),
+        fn: () => be.dds(dy, w, dx, { M, layout: l, transW: false, accumulate: false }),
+        flops: flops * dens,
+        baseline: bwd,
+        density: dens,
+      });
+      add({
+        name: name("sdd"),
+        fn: () => be.sdd(dy, x, dw, { layout: l, K: M, transA: true, transB: false, accumulate: false }),
+        flops: flops * dens,
+        baseline: wgt,
+        density: dens,
+      });
+    }
+  }
+}
+
+const backends: WasmBackend[] = [];
+for (const t of threadCounts) {
+  const be = await createWasmBackend({ threads: t as 1 });
+  backends.push(be);
+  const tag = `${be.threads}t`;
+  for (const s of SHAPES) gemmCase(be, s, tag, "peak fma");
+  if (t === 1 && !values["no-simd128"]) {
+    const be128 = await createWasmBackend({ variant: "simd128" });
+    for (const s of SHAPES) gemmCase(be128, s, "1t simd128", "peak mul+add");
+  }
+  sparseCases(be, tag);
+}
+
+console.log(`${rows.length} cases, ${rounds} interleaved rounds (medians)`);
+const res = interleave(rows, {
+  rounds,
+  onRound: (r) => Deno.stdout.writeSync(new TextEncoder().encode(`${r + 1} `)),
+});
+console.log("");
+const gf = (r: Row, ms: number) => r.flops! / (ms * 1e6);
+const peak = (name: string, at: "median" | "min") =>
+  gf(rows.find((r) => r.name === name)!, res.get(name)![at]);
+console.log(
+  "| case | ms (median) | GFLOP/s | of ceiling | time / (density x dense) | best: GFLOP/s | of ceiling | ratio |",
+);
+console.log(`|---|---:|---:|---:|---:|---:|---:|---:|`);
+for (const r of rows) {
+  const t = res.get(r.name)!;
+  const cols: string[] = [];
+  for (const at of ["median", "min"] as const) {
+    const g = r.flops ? gf(r, t[at]) : NaN;
+    const frac = r.ceiling ? (g / peak(r.ceiling, at)).toFixed(3) : "";
+    const base = r.baseline ? res.get(r.baseline) : undefined;
+    const ratio = base ? (t[at] / (r.density! * base[at])).toFixed(3) : "";
+    cols.push(...(at === "median" ? [t.median.toFixed(3)] : []), g.toFixed(1), frac, ratio);
+  }
+  console.log(`| ${r.name} | ${cols.join(" | ")} |`);
+}
+for (const be of backends) be.dispose();
