@@ -23,6 +23,8 @@ export {
   type CreateOptions,
   full,
   keep,
+  memory,
+  type MemoryInfo,
   ones,
   randn,
   type RandomOptions,
@@ -64,8 +66,16 @@ export {
   tanh,
   transpose,
 } from "./src/ops.ts";
-export { backward, isGradEnabled, noGrad, type TapeNode } from "./src/autograd.ts";
-export { BlockMask } from "./src/masks/block_mask.ts";
+export { backward, type BackwardOptions } from "./src/autograd.ts";
+export {
+  isGradEnabled,
+  noGrad,
+  type OpAttrs,
+  type OpName,
+  type TapeNode,
+  type TapeNodeOf,
+} from "./src/tape.ts";
+export { BlockMask, validateLayout } from "./src/masks/block_mask.ts";
 export {
   blockDiagonal,
   butterflyFactor,
@@ -85,7 +95,14 @@ export {
   type PixelflyBudgetOptions,
   type PixelflyChoice,
 } from "./src/masks/budget.ts";
-export { availableBackends, getBackend, loadBackend, setBackend } from "./src/backends/select.ts";
+export {
+  availableBackends,
+  type BackendInfo,
+  backendInfo,
+  getBackend,
+  loadBackend,
+  setBackend,
+} from "./src/backends/select.ts";
 export type {
   AdamWParams,
   Backend,
@@ -102,6 +119,7 @@ export type {
   UnaryOp,
 } from "./src/backends/types.ts";
 export type { ConcreteName } from "./src/backends/select.ts";
+export { BINARY_OPS, BROADCASTS, UNARY_OPS } from "./src/backends/op_table.ts";
 export {
   createWasmBackend,
   type WasmBackend,
@@ -135,8 +153,10 @@ export {
   Sequential,
 } from "./src/nn/layers.ts";
 export {
+  type AttentionCache,
   MultiHeadAttention,
   type MultiHeadAttentionOptions,
+  type ProjectionKinds,
   type ScoreMaskOptions,
   TransformerBlock,
   type TransformerBlockOptions,
@@ -149,6 +169,8 @@ export { clipGradNorm, gradNorm } from "./src/optim/clip.ts";
 export { cosineSchedule, type CosineScheduleOptions } from "./src/optim/schedule.ts";
 export { accuracy, argmax, linearFlops } from "./src/train.ts";
 export { type AttentionOptions, scaledDotProductAttention } from "./src/attention.ts";
+export { type GenerateOptions, GPT, type GPTConfig } from "./src/nn/gpt.ts";
+export { toPatches, ViT, type ViTConfig } from "./src/nn/vit.ts";
 export {
   attentionMask,
   type AttentionMaskOptions,

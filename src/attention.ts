@@ -17,22 +17,10 @@
  * @module
  */
 import type { Backend, BlockLayout, BsrSoftmaxParams } from "./backends/types.ts";
-import { record } from "./autograd.ts";
+import { record } from "./tape.ts";
 import { BlockMask } from "./masks/block_mask.ts";
-import {
-  _zeros,
-  add,
-  affine,
-  dds,
-  matmul,
-  padLast,
-  reshape,
-  sdd,
-  sliceLast,
-  softmax,
-  transpose,
-} from "./ops.ts";
-import { keep, Tensor } from "./tensor.ts";
+import { add, affine, dds, matmul, padLast, reshape, sdd, sliceLast, softmax, transpose } from "./ops.ts";
+import { allocTensor, keep, Tensor } from "./tensor.ts";
 
 /** Options of {@link scaledDotProductAttention}. */
 export interface AttentionOptions {
@@ -60,15 +48,15 @@ function checkTensor(op: string, name: string, t: unknown): asserts t is Tensor 
  * @internal The block-sparse row softmax of (batch, nnz, b, b) scores, recorded on the tape.
  */
 export function _bsrSoftmax(x: Tensor, attrs: SoftmaxAttrs): Tensor {
-  const y = _zeros(x.shape, x.backend);
+  const y = allocTensor("bsrSoftmax", x.shape, x.backend);
   const batch = x.size / (attrs.layout.nnz * attrs.layout.block ** 2);
   if (x.size > 0) x.backend.bsrSoftmax(x.buffer, y.buffer, { ...attrs, batch });
-  return record(y, "bsrSoftmax", [x], [y], attrs as unknown as Record<string, unknown>);
+  return record(y, "bsrSoftmax", [x], attrs, { saved: [y] });
 }
 
 /** @internal The block-sparse softmax backward: `scale · y ⊙ (dy − Σ_row dy⊙y)`. */
 export function _bsrSoftmaxGrad(y: Tensor, dy: Tensor, attrs: SoftmaxAttrs): Tensor {
-  const dx = _zeros(y.shape, y.backend);
+  const dx = allocTensor("bsrSoftmax", y.shape, y.backend);
   const batch = y.size / (attrs.layout.nnz * attrs.layout.block ** 2);
   if (y.size > 0) {
     y.backend.bsrSoftmaxGrad(y.buffer, dy.buffer, dx.buffer, { ...attrs, batch, accumulate: false });
@@ -101,7 +89,7 @@ function causalBias(L: number, S: number, be: Backend): Tensor {
   if (!t) {
     const d = new Float32Array(L * S);
     for (let i = 0; i < L; i++) for (let j = i + 1; j < S; j++) d[i * S + j] = -1e9;
-    t = keep(new Tensor([L * S], be, be.upload(d)));
+    t = keep(allocTensor("attention", [L * S], be, d));
     m.set(key, t);
   }
   return t;

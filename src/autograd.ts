@@ -1,75 +1,91 @@
 /**
- * The tape and the gradient rules, written once above all backends.
+ * The gradient rules, written once above all backends, and the backward
+ * pass that applies them.
  *
- * Every recorded op leaves a {@link TapeNode} on its output: the op's name,
- * its inputs, what it saved for backward, and its attributes. `backward`
- * walks the nodes in reverse topological order and applies the rule of each
- * op, written as calls of other ops (as candle's backprop.rs and tfjs's
- * gradient files do). Rules run with recording off.
+ * Every recorded op leaves a {@link TapeNode} on its output (see `tape.ts`).
+ * `backward` walks the nodes in reverse topological order and applies the
+ * rule of each op, written as calls of other ops (as candle's backprop.rs and
+ * tfjs's gradient files do). Rules run with recording off. The rules table is
+ * typed by op name, so each rule sees exactly the attributes its op recorded.
  *
  * @module
  */
-import type { BlockLayout, Broadcast, UnaryOp } from "./backends/types.ts";
+import type { Backend, Broadcast, UnaryOp } from "./backends/types.ts";
 import * as ops from "./ops.ts";
 import { _bsrSoftmaxGrad } from "./attention.ts";
-import { _setBackwardHook, keep, type Tensor } from "./tensor.ts";
+import { noGrad, type OpName, type TapeNode, type TapeNodeOf } from "./tape.ts";
+import { allocTensor, keep, markWritten, type Tensor, tidy } from "./tensor.ts";
 
-/** What a recorded op leaves on its output for backward. */
-export interface TapeNode {
-  /** The op's name: the key of its gradient rule. */
-  op: string;
-  /** The op's tensor inputs, in order; gradients flow to those that require them. */
-  inputs: Tensor[];
-  /** Tensors the rule needs besides the inputs (outputs, statistics). */
-  saved: Tensor[];
-  /** Non-tensor attributes (flags, sizes, layouts). */
-  attrs: Record<string, unknown>;
+export { isGradEnabled, noGrad, type TapeNode } from "./tape.ts";
+
+// --- backward-only kernels (no tape) -----------------------------------------
+
+function zerosOn(shape: readonly number[], be: Backend): Tensor {
+  return allocTensor("backward", shape, be);
 }
 
-let recording = true;
-
-/** Whether ops record on the tape now. */
-export function isGradEnabled(): boolean {
-  return recording;
-}
-
-/**
- * Run `fn` without recording: for evaluation and parameter updates.
- *
- * @example
- * ```ts
- * import { matmul, noGrad, randn } from "@pixelfly/pixelfly";
- * const w = randn([2, 2], { seed: 1, requiresGrad: true });
- * const y = noGrad(() => matmul(w, w));
- * console.log(y.requiresGrad); // false
- * ```
- */
-export function noGrad<T>(fn: () => T): T {
-  const was = recording;
-  recording = false;
-  try {
-    return fn();
-  } finally {
-    recording = was;
-  }
-}
-
-/** Record `out` as produced by `op` when recording is on and an input needs gradients. */
-export function record(
-  out: Tensor,
-  op: string,
-  inputs: Tensor[],
-  saved: Tensor[] = [],
-  attrs: Record<string, unknown> = {},
-): Tensor {
-  if (recording && inputs.some((t) => t.requiresGrad)) {
-    out.requiresGrad = true;
-    out.node = { op, inputs, saved, attrs };
+/** A one-element tensor broadcast to a shape. */
+function broadcastScalar(s: Tensor, shape: readonly number[]): Tensor {
+  const out = zerosOn(shape, s.backend);
+  if (out.size > 0) {
+    s.backend.binary("add", out.buffer, s.buffer, out.buffer, { M: 1, N: out.size, bcast: "scalar" });
   }
   return out;
 }
 
-type Rule = (node: TapeNode, dy: Tensor) => (Tensor | undefined)[];
+/** `dy * f'(x)` for the unary rules. */
+function unaryGrad(op: UnaryOp, x: Tensor, y: Tensor, dy: Tensor): Tensor {
+  const dx = zerosOn(x.shape, x.backend);
+  if (x.size > 0) {
+    x.backend.unaryGrad(op, x.buffer, y.buffer, dy.buffer, dx.buffer, { size: x.size, accumulate: false });
+  }
+  return dx;
+}
+
+/** The softmax backward. */
+function softmaxGrad(y: Tensor, dy: Tensor): Tensor {
+  const N = y.shape.at(-1)!, M = y.size / N;
+  const dx = zerosOn(y.shape, y.backend);
+  y.backend.softmaxGrad(y.buffer, dy.buffer, dx.buffer, { M, N, accumulate: false });
+  return dx;
+}
+
+/** The cross-entropy backward: (probs − onehot) · dy / M. */
+function crossEntropyGrad(probs: Tensor, labels: Tensor, dy: Tensor): Tensor {
+  const [M, N] = probs.shape, be = probs.backend;
+  const dl = broadcastScalar(dy, [M]);
+  be.scale(dl.buffer, dl.buffer, { size: M, alpha: 1 / M, beta: 0, accumulate: false });
+  const dx = zerosOn([M, N], be);
+  be.crossEntropyGrad(probs.buffer, labels.buffer, dl.buffer, dx.buffer, { M, N, accumulate: false });
+  dl.dispose();
+  return dx;
+}
+
+/** The LayerNorm backward: [dx, dgamma, dbeta]. */
+function layerNormGrad(dy: Tensor, x: Tensor, gamma: Tensor, mu: Tensor, rs: Tensor): Tensor[] {
+  const N = x.shape.at(-1)!, M = x.size / N, be = x.backend;
+  const dx = zerosOn(x.shape, be), dg = zerosOn(gamma.shape, be), db = zerosOn(gamma.shape, be);
+  be.layerNormGrad(dy.buffer, x.buffer, gamma.buffer, mu.buffer, rs.buffer, dx.buffer, dg.buffer, db.buffer, {
+    M,
+    N,
+    accumulate: false,
+  });
+  return [dx, dg, db];
+}
+
+/** The gather backward: rows of dy added into a zero table at the saved (checked) ids. */
+function scatterAdd(dy: Tensor, idx: Tensor, shape: readonly number[]): Tensor {
+  const N = shape[1], M = idx.size;
+  const dt = zerosOn(shape, dy.backend);
+  if (M > 0) dy.backend.scatterAddRows(dy.buffer, idx.buffer, dt.buffer, { M, N });
+  return dt;
+}
+
+/** `acc += g` in place (gradient accumulation into a leaf's `.grad`). */
+function addInto(acc: Tensor, g: Tensor): void {
+  markWritten(acc);
+  acc.backend.binary("add", acc.buffer, g.buffer, acc.buffer, { M: 1, N: acc.size, bcast: "full" });
+}
 
 /** The reduction of a broadcast gradient back to the second operand's shape. */
 function reduceTo(g: Tensor, b: Tensor, bcast: Broadcast): Tensor {
@@ -85,25 +101,26 @@ function reduceTo(g: Tensor, b: Tensor, bcast: Broadcast): Tensor {
   }
 }
 
-const rules: Record<string, Rule> = {
-  matmul({ inputs: [a, b], attrs }, dy) {
-    const { transA, transB } = attrs as { transA: boolean; transB: boolean };
-    const need = [a.requiresGrad, b.requiresGrad];
+// --- the rules -----------------------------------------------------------------
+
+type Rule<K extends OpName> = (node: TapeNodeOf<K>, dy: Tensor) => (Tensor | undefined)[];
+
+const rules: { [K in OpName]: Rule<K> } = {
+  matmul({ inputs: [a, b], attrs: { transA, transB } }, dy) {
     // C = op(A)·op(B): dop(A) = dC·op(B)ᵀ, dop(B) = op(A)ᵀ·dC, then undo the transposes.
-    const da = !need[0]
+    const da = !a.requiresGrad
       ? undefined
       : transA
       ? ops.matmul(b, dy, { transA: transB, transB: true })
       : ops.matmul(dy, b, { transA: false, transB: !transB });
-    const db = !need[1]
+    const db = !b.requiresGrad
       ? undefined
       : transB
       ? ops.matmul(dy, a, { transA: true, transB: transA })
       : ops.matmul(a, dy, { transA: !transA, transB: false });
     return [da, db];
   },
-  dds({ inputs: [x, w], attrs }, dy) {
-    const { layout, transW } = attrs as { layout: BlockLayout; transW: boolean };
+  dds({ inputs: [x, w], attrs: { layout, transW } }, dy) {
     // Y = X·Wᵀ: dX = dY·W, dW = dYᵀ·X.   Y = X·W: dX = dY·Wᵀ, dW = Xᵀ·dY.
     const dx = x.requiresGrad ? ops.dds(dy, w, layout, { transW: !transW }) : undefined;
     const dw = !w.requiresGrad
@@ -113,8 +130,7 @@ const rules: Record<string, Rule> = {
       : ops.sdd(x, dy, layout, { transA: true, transB: false });
     return [dx, dw];
   },
-  sdd({ inputs: [a, b], attrs }, dw) {
-    const { layout, transA, transB } = attrs as { layout: BlockLayout; transA: boolean; transB: boolean };
+  sdd({ inputs: [a, b], attrs: { layout, transA, transB } }, dw) {
     // W = op(A)·op(B) on the mask: dop(A) = dW·op(B)ᵀ, dop(B) = op(A)ᵀ·dW, with dW block-sparse.
     let da: Tensor | undefined, db: Tensor | undefined;
     if (a.requiresGrad) {
@@ -129,78 +145,75 @@ const rules: Record<string, Rule> = {
     }
     return [da, db];
   },
-  binary({ inputs: [a, b], attrs }, dy) {
-    const { op, bcast } = attrs as { op: string; bcast: Broadcast };
-    let da: Tensor | undefined, db: Tensor | undefined;
+  binary({ inputs: [a, b], attrs: { op, bcast } }, dy) {
     switch (op) {
       case "add":
-        da = a.requiresGrad ? dy : undefined;
-        db = b.requiresGrad ? reduceTo(dy, b, bcast) : undefined;
-        break;
+        return [a.requiresGrad ? dy : undefined, b.requiresGrad ? reduceTo(dy, b, bcast) : undefined];
       case "sub":
-        da = a.requiresGrad ? dy : undefined;
-        db = b.requiresGrad ? ops.neg(reduceTo(dy, b, bcast)) : undefined;
-        break;
+        return [
+          a.requiresGrad ? dy : undefined,
+          b.requiresGrad ? ops.neg(reduceTo(dy, b, bcast)) : undefined,
+        ];
       case "mul":
-        da = a.requiresGrad ? ops.mul(dy, b) : undefined;
-        db = b.requiresGrad ? reduceTo(ops.mul(dy, a), b, bcast) : undefined;
-        break;
+        return [
+          a.requiresGrad ? ops.mul(dy, b) : undefined,
+          b.requiresGrad ? reduceTo(ops.mul(dy, a), b, bcast) : undefined,
+        ];
       case "div":
-        da = a.requiresGrad ? ops.div(dy, b) : undefined;
-        db = b.requiresGrad ? ops.neg(reduceTo(ops.div(ops.mul(dy, a), ops.mul(b, b)), b, bcast)) : undefined;
-        break;
+        return [
+          a.requiresGrad ? ops.div(dy, b) : undefined,
+          b.requiresGrad ? ops.neg(reduceTo(ops.div(ops.mul(dy, a), ops.mul(b, b)), b, bcast)) : undefined,
+        ];
     }
-    return [da, db];
   },
-  affine({ attrs }, dy) {
-    return [ops.affine(dy, attrs.alpha as number, 0)];
+  affine({ attrs: { alpha } }, dy) {
+    return [ops.affine(dy, alpha, 0)];
   },
-  unary({ inputs: [x], saved: [y], attrs }, dy) {
-    return [ops._unaryGrad(attrs.op as UnaryOp, x, y, dy)];
+  unary({ inputs: [x], saved: [y], attrs: { op } }, dy) {
+    return [unaryGrad(op, x, y, dy)];
   },
   sum({ inputs: [x] }, dy) {
-    return [ops.broadcastScalar(dy, x.shape)];
+    return [broadcastScalar(dy, x.shape)];
   },
   sumRows({ inputs: [x] }, dy) {
-    return [ops.add(ops._zeros(x.shape, x.backend), dy)];
+    return [ops.add(zerosOn(x.shape, x.backend), dy)];
   },
   sumCols({ inputs: [x] }, dy) {
     const [M, N] = x.shape;
-    return [ops.add(ops._zeros([M, N], x.backend), ops.reshape(dy, [M, 1]))];
+    return [ops.add(zerosOn([M, N], x.backend), ops.reshape(dy, [M, 1]))];
   },
   reshape({ inputs: [x] }, dy) {
     return [ops.reshape(dy, x.shape)];
   },
-  padLast({ attrs }, dy) {
-    return [ops.sliceLast(dy, attrs.k as number)];
+  padLast({ attrs: { k } }, dy) {
+    return [ops.sliceLast(dy, k)];
   },
-  sliceLast({ attrs }, dy) {
-    return [ops.padLast(dy, attrs.n as number)];
+  sliceLast({ attrs: { n } }, dy) {
+    return [ops.padLast(dy, n)];
   },
   transpose(_node, dy) {
     return [ops.transpose(dy)];
   },
   softmax({ saved: [y] }, dy) {
-    return [ops._softmaxGrad(y, dy)];
+    return [softmaxGrad(y, dy)];
   },
   bsrSoftmax({ saved: [y], attrs }, dy) {
-    return [_bsrSoftmaxGrad(y, dy, attrs as unknown as Parameters<typeof _bsrSoftmaxGrad>[2])];
+    return [_bsrSoftmaxGrad(y, dy, attrs)];
   },
-  crossEntropy({ inputs: [logits], saved: [probs, labels] }, dy) {
-    return [ops._crossEntropyGrad(probs, labels, dy, logits.shape[0])];
+  crossEntropy({ saved: [probs, labels] }, dy) {
+    return [crossEntropyGrad(probs, labels, dy)];
   },
   layerNorm({ inputs: [x, gamma, beta], saved: [mean, rstd] }, dy) {
-    const [dx, dg, db] = ops._layerNormGrad(dy, x, gamma, mean, rstd);
+    const [dx, dg, db] = layerNormGrad(dy, x, gamma, mean, rstd);
     return [dx, gamma.requiresGrad ? dg : undefined, beta.requiresGrad ? db : undefined];
   },
   gather({ inputs: [table], saved: [idx] }, dy) {
-    return [ops._scatterAdd(dy, idx, table.shape)];
+    return [scatterAdd(dy, idx, table.shape)];
   },
 };
 
-/** Whether a gradient rule exists for this op name (tests use it). */
-export function hasRule(op: string): boolean {
-  return op in rules;
+function ruleOf(node: TapeNode): (node: TapeNode, dy: Tensor) => (Tensor | undefined)[] {
+  return rules[node.op] as (node: TapeNode, dy: Tensor) => (Tensor | undefined)[];
 }
 
 /** Tensors reachable from `root` through tape nodes, inputs before outputs. */
@@ -221,13 +234,31 @@ function topoOrder(root: Tensor): Tensor[] {
   return order;
 }
 
+/** Options of {@link backward}. */
+export interface BackwardOptions {
+  /** Keep the graph (and what its ops saved) for another backward pass (false). */
+  retainGraph?: boolean;
+}
+
 /**
  * Reverse-mode autograd from `root`. The gradients of leaves (tensors that
  * require grad and were not made by a recorded op) accumulate into `.grad`
- * (kept out of `tidy` scopes); intermediate gradients belong to the enclosing
- * `tidy` scope, so a training step inside `tidy` frees them all.
+ * (kept out of `tidy` scopes and step scopes). Every intermediate gradient is
+ * freed before `backward` returns, and so is the graph, as PyTorch does: what
+ * the ops made for backward (softmax probabilities, LayerNorm statistics,
+ * copied ids) is released, and a second pass through the same graph throws
+ * unless `retainGraph` is set. The tensors themselves (the loss, the logits)
+ * stay valid.
+ *
+ * @example
+ * ```ts
+ * import { backward, mul, sum, tensor } from "@pixelfly/pixelfly";
+ * const x = tensor([1, 2, 3], [3], { requiresGrad: true });
+ * backward(sum(mul(x, x)));
+ * console.log(await x.grad!.data()); // Float32Array(3) [2, 4, 6]
+ * ```
  */
-export function backward(root: Tensor, grad?: Tensor): void {
+export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}): void {
   if (!root.requiresGrad) {
     throw new Error(
       `backward: tensor [${root.shape}] does not require grad (no parameter contributed to it)`,
@@ -243,37 +274,72 @@ export function backward(root: Tensor, grad?: Tensor): void {
       `backward: gradient shape [${grad.shape}] does not match tensor shape [${root.shape}]`,
     );
   }
-  noGrad(() => {
-    const order = topoOrder(root);
-    const grads = new Map<number, Tensor>();
-    grads.set(root.id, grad ?? ops._full(root.shape, 1, root.backend));
-    for (let k = order.length - 1; k >= 0; k--) {
-      const t = order[k];
-      const g = grads.get(t.id);
-      if (g === undefined) continue;
-      grads.delete(t.id);
-      const node = t.node;
-      if (node === undefined) {
-        // a leaf: accumulate into .grad
-        // .grad is always a fresh copy: rules may hand the same tensor to several inputs
-        if (t.grad === undefined) t.grad = keep(ops.affine(g, 1, 0));
-        else ops.addInto(t.grad, g);
-        continue;
-      }
-      const rule = rules[node.op];
-      if (rule === undefined) throw new Error(`backward: no gradient rule for op "${node.op}"`);
-      const gs = rule(node, ops.reshape(g, t.shape));
-      node.inputs.forEach((input, i) => {
-        const gi = gs[i];
-        if (gi === undefined || !input.requiresGrad) return;
-        const gShaped = gi.size === input.size && gi.shape.join() !== input.shape.join()
-          ? ops.reshape(gi, input.shape)
-          : gi;
-        const prev = grads.get(input.id);
-        grads.set(input.id, prev === undefined ? gShaped : ops.add(prev, gShaped));
-      });
+  const order = topoOrder(root);
+  for (const t of order) {
+    if (t.node?.freed) {
+      throw new Error(
+        `backward: the graph through ${t} (op ${t.node.op}) was freed by an earlier backward(); ` +
+          `run the forward pass again, or pass { retainGraph: true } to the first backward`,
+      );
     }
-  });
+  }
+  try {
+    // tidy frees every intermediate gradient; the leaves' .grad are kept out of it
+    tidy(() =>
+      noGrad(() => {
+        const grads = new Map<number, Tensor>();
+        grads.set(root.id, grad ?? broadcastScalar(scalarOne(root.backend), root.shape));
+        for (let k = order.length - 1; k >= 0; k--) {
+          const t = order[k];
+          const g = grads.get(t.id);
+          if (g === undefined) continue;
+          grads.delete(t.id);
+          const node = t.node;
+          if (node === undefined) {
+            // a leaf: accumulate into .grad (always a fresh copy: rules may hand one tensor to several inputs)
+            if (t.grad === undefined) t.grad = keep(ops.affine(g, 1, 0));
+            else addInto(t.grad, g);
+            continue;
+          }
+          const gs = ruleOf(node)(node, ops.reshape(g, t.shape));
+          node.inputs.forEach((input, i) => {
+            const gi = gs[i];
+            if (gi === undefined || !input.requiresGrad) return;
+            const gShaped = gi.size === input.size && gi.shape.join() !== input.shape.join()
+              ? ops.reshape(gi, input.shape)
+              : gi;
+            const prev = grads.get(input.id);
+            grads.set(input.id, prev === undefined ? gShaped : ops.add(prev, gShaped));
+          });
+        }
+      })
+    );
+  } finally {
+    if (!opts.retainGraph) freeGraph(order);
+  }
 }
 
-_setBackwardHook(backward);
+/** Free what the ops of a graph saved for backward and mark the nodes used up. */
+function freeGraph(order: Tensor[]): void {
+  for (const t of order) {
+    const node = t.node;
+    if (node === undefined || node.freed) continue;
+    for (const s of node.owned) s.dispose();
+    node.freed = true;
+    node.inputs = [];
+    node.saved = [];
+    node.owned = [];
+  }
+}
+
+const ones = new WeakMap<Backend, Tensor>();
+
+/** A kept one-element tensor holding 1 on a backend (the implicit output gradient). */
+function scalarOne(be: Backend): Tensor {
+  let t = ones.get(be);
+  if (t === undefined || t.disposed) {
+    t = keep(allocTensor("backward", [1], be, new Float32Array([1])));
+    ones.set(be, t);
+  }
+  return t;
+}

@@ -5,9 +5,10 @@
  * @module
  */
 import type { Backend, BinaryOp, BlockLayout, Broadcast, UnaryOp } from "./backends/types.ts";
-import { record } from "./autograd.ts";
-import { BlockMask } from "./masks/block_mask.ts";
-import { Tensor } from "./tensor.ts";
+import { record } from "./tape.ts";
+import { BlockMask, validateLayout } from "./masks/block_mask.ts";
+import { allocTensor, integerSummary, Tensor } from "./tensor.ts";
+import { describeValue as describe } from "./validate.ts";
 
 // --- helpers ----------------------------------------------------------------
 
@@ -16,44 +17,35 @@ function checkTensor(op: string, name: string, t: unknown): asserts t is Tensor 
   if (t.disposed) throw new Error(`${op}: ${name} [${t.shape}] was disposed`);
 }
 
-function describe(v: unknown): string {
-  if (v === null) return "null";
-  if (Array.isArray(v)) return "an array";
-  return typeof v === "object" ? (v.constructor?.name ?? "an object") : `${typeof v} ${String(v)}`;
-}
-
-function sameBackend(op: string, ...ts: Tensor[]): Backend {
+function sameBackend(op: string, names: string[], ...ts: Tensor[]): Backend {
   const be = ts[0].backend;
-  for (const t of ts) {
+  ts.forEach((t, i) => {
     if (t.backend !== be) {
-      throw new Error(
-        `${op}: tensors live on different backends (${be.name} and ${t.backend.name}); move them with toBackend first`,
+      throw new RangeError(
+        `${op}: ${names[0]} lives on ${backendLabel(be)} but ${names[i]} on ${backendLabel(t.backend)}; ` +
+          `move one with \`await ${names[i]}.to(backend)\` first`,
       );
     }
-  }
+  });
   return be;
 }
 
-/** A new zero tensor on a backend (no tape). */
-export function _zeros(shape: readonly number[], be: Backend): Tensor {
-  return new Tensor(shape, be, be.alloc(shape.reduce((a, b) => a * b, 1)));
-}
+const backendIds = new WeakMap<Backend, number>();
+let nextBackendId = 1;
 
-/** A new tensor filled with `value` on a backend (no tape). */
-export function _full(shape: readonly number[], value: number, be: Backend): Tensor {
-  const t = _zeros(shape, be);
-  if (value !== 0) be.fill(t.buffer, { size: t.size, value });
-  return t;
+/** A backend's name, with an instance number so two backends of one kind read differently. */
+function backendLabel(be: Backend): string {
+  let id = backendIds.get(be);
+  if (id === undefined) backendIds.set(be, id = nextBackendId++);
+  return `${be.name} backend #${id}`;
 }
 
 function layoutOf(op: string, mask: BlockMask | BlockLayout): BlockLayout {
-  if (mask instanceof BlockMask) return mask.toBSR();
-  if (
-    mask && typeof mask === "object" && mask.rowPtr instanceof Int32Array && mask.colIdx instanceof Int32Array
-  ) {
-    return mask;
-  }
-  throw new TypeError(`${op}: mask must be a BlockMask or a BlockLayout, got ${describe(mask)}`);
+  return validateLayout(op, mask instanceof BlockMask ? mask.toBSR() : mask);
+}
+
+function _zeros(shape: readonly number[], be: Backend): Tensor {
+  return allocTensor("ops", shape, be);
 }
 
 // --- shape ops --------------------------------------------------------------
@@ -70,7 +62,7 @@ function layoutOf(op: string, mask: BlockMask | BlockLayout): BlockLayout {
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   checkTensor("reshape", "x", x);
   if (shape.length === x.shape.length && shape.every((d, i) => d === x.shape[i])) return x;
-  return record(x.view(shape), "reshape", [x]);
+  return record(x.view(shape), "reshape", [x], {});
 }
 
 /**
@@ -90,7 +82,7 @@ export function transpose(x: Tensor): Tensor {
   const M = x.shape.at(-2)!, N = x.shape.at(-1)!, B = x.size / (M * N || 1);
   const out = _zeros([...x.shape.slice(0, -2), N, M], x.backend);
   x.backend.transpose(x.buffer, out.buffer, { B, M, N });
-  return record(out, "transpose", [x]);
+  return record(out, "transpose", [x], {});
 }
 
 // --- products ---------------------------------------------------------------
@@ -118,7 +110,7 @@ export function matmul(a: Tensor, b: Tensor, { transA = false, transB = false }:
   const op = "matmul";
   checkTensor(op, "a", a);
   checkTensor(op, "b", b);
-  const be = sameBackend(op, a, b);
+  const be = sameBackend(op, ["a", "b"], a, b);
   if (a.rank === 3 && b.rank === 2 && !transA) {
     const [B, M, K] = a.shape;
     const y = matmul(reshape(a, [B * M, K]), b, { transB });
@@ -147,7 +139,7 @@ export function matmul(a: Tensor, b: Tensor, { transA = false, transB = false }:
   if (M * N > 0) {
     be.gemm(a.buffer, b.buffer, out.buffer, { M, N, K, transA, transB, accumulate: false, batch });
   }
-  return record(out, "matmul", [a, b], [], { transA, transB });
+  return record(out, "matmul", [a, b], { transA, transB });
 }
 
 /**
@@ -173,7 +165,7 @@ export function dds(
   checkTensor(op, "x", x);
   checkTensor(op, "w", w);
   const layout = layoutOf(op, mask);
-  const be = sameBackend(op, x, w);
+  const be = sameBackend(op, ["x", "w"], x, w);
   const b = layout.block, N = layout.rows * b, K = layout.cols * b;
   // batched: x (batch, M, ·) and w (batch, nnz, b, b), one product per batch entry on the one layout
   const batched = x.rank === 3 && w.rank === 4;
@@ -192,7 +184,7 @@ export function dds(
   const M = x.shape.at(-2)!;
   const out = _zeros(batched ? [batch, M, outCols] : [M, outCols], be);
   if (M * batch > 0) be.dds(x.buffer, w.buffer, out.buffer, { M, layout, transW, accumulate: false, batch });
-  return record(out, "dds", [x, w], [], { layout, transW });
+  return record(out, "dds", [x, w], { layout, transW });
 }
 
 function checkBlockWeight(op: string, w: Tensor, layout: BlockLayout, lead = 0): void {
@@ -226,7 +218,7 @@ export function sdd(
   checkTensor(op, "a", a);
   checkTensor(op, "b", b);
   const layout = layoutOf(op, mask);
-  const be = sameBackend(op, a, b);
+  const be = sameBackend(op, ["a", "b"], a, b);
   const blk = layout.block, R = layout.rows * blk, C = layout.cols * blk;
   // batched: a and b (batch, ·, ·) give w (batch, nnz, b, b), one product per batch entry on the one layout
   const batched = a.rank === 3 && b.rank === 3;
@@ -251,7 +243,7 @@ export function sdd(
   if (layout.nnz * batch > 0) {
     be.sdd(a.buffer, b.buffer, out.buffer, { layout, K, transA, transB, accumulate: false, batch });
   }
-  return record(out, "sdd", [a, b], [], { layout, transA, transB });
+  return record(out, "sdd", [a, b], { layout, transA, transB });
 }
 
 /**
@@ -313,8 +305,12 @@ function binary(op: BinaryOp, a: Tensor | number, b: Tensor | number): Tensor {
   if (typeof a === "number" && typeof b === "number") {
     throw new TypeError(`${op}: at least one operand must be a Tensor, got two numbers`);
   }
+  for (const [name, v] of [["a", a], ["b", b]] as const) {
+    if (typeof v === "number" && !Number.isFinite(v)) {
+      throw new RangeError(`${op}: scalar ${name} must be finite, got ${v}`);
+    }
+  }
   if (typeof b === "number") {
-    if (!Number.isFinite(b) && op !== "mul") throw new RangeError(`${op}: scalar must be finite, got ${b}`);
     checkTensor(op, "a", a);
     const t = a as Tensor;
     switch (op) {
@@ -344,11 +340,11 @@ function binary(op: BinaryOp, a: Tensor | number, b: Tensor | number): Tensor {
   }
   checkTensor(op, "a", a);
   checkTensor(op, "b", b);
-  const be = sameBackend(op, a, b);
+  const be = sameBackend(op, ["a", "b"], a, b);
   const { bcast, M, N } = broadcastKind(op, a, b);
   const out = _zeros(a.shape, be);
   if (a.size > 0) be.binary(op, a.buffer, b.buffer, out.buffer, { M, N, bcast });
-  return record(out, "binary", [a, b], [], { op, bcast });
+  return record(out, "binary", [a, b], { op, bcast });
 }
 
 /**
@@ -420,29 +416,14 @@ export function affine(x: Tensor, alpha: number, beta: number): Tensor {
   }
   const out = _zeros(x.shape, x.backend);
   if (x.size > 0) x.backend.scale(x.buffer, out.buffer, { size: x.size, alpha, beta, accumulate: false });
-  return record(out, "affine", [x], [], { alpha });
-}
-
-/** `acc += g` in place, off the tape (gradient accumulation). */
-export function addInto(acc: Tensor, g: Tensor): void {
-  if (acc.size !== g.size) throw new RangeError(`addInto: sizes differ, [${acc.shape}] and [${g.shape}]`);
-  acc.backend.binary("add", acc.buffer, g.buffer, acc.buffer, { M: 1, N: acc.size, bcast: "full" });
+  return record(out, "affine", [x], { alpha });
 }
 
 function unary(op: UnaryOp, x: Tensor): Tensor {
   checkTensor(op, "x", x);
   const out = _zeros(x.shape, x.backend);
   if (x.size > 0) x.backend.unary(op, x.buffer, out.buffer, { size: x.size });
-  return record(out, "unary", [x], [out], { op });
-}
-
-/** @internal `dy * f'(x)` for the unary rules. */
-export function _unaryGrad(op: UnaryOp, x: Tensor, y: Tensor, dy: Tensor): Tensor {
-  const dx = _zeros(x.shape, x.backend);
-  if (x.size > 0) {
-    x.backend.unaryGrad(op, x.buffer, y.buffer, dy.buffer, dx.buffer, { size: x.size, accumulate: false });
-  }
-  return dx;
+  return record(out, "unary", [x], { op }, { saved: [out] });
 }
 
 /**
@@ -551,7 +532,7 @@ export function sum(x: Tensor): Tensor {
   checkTensor("sum", "x", x);
   const out = _zeros([1], x.backend);
   if (x.size > 0) x.backend.sumRows(x.buffer, out.buffer, { M: x.size, N: 1, accumulate: false });
-  return record(out, "sum", [x]);
+  return record(out, "sum", [x], {});
 }
 
 /**
@@ -584,7 +565,7 @@ export function sumRows(x: Tensor): Tensor {
   const [M, N] = x.shape;
   const out = _zeros([N], x.backend);
   x.backend.sumRows(x.buffer, out.buffer, { M, N, accumulate: false });
-  return record(out, "sumRows", [x]);
+  return record(out, "sumRows", [x], {});
 }
 
 /**
@@ -602,16 +583,7 @@ export function sumCols(x: Tensor): Tensor {
   const [M, N] = x.shape;
   const out = _zeros([M], x.backend);
   x.backend.sumCols(x.buffer, out.buffer, { M, N, accumulate: false });
-  return record(out, "sumCols", [x]);
-}
-
-/** @internal A one-element tensor broadcast to a shape. */
-export function broadcastScalar(s: Tensor, shape: readonly number[]): Tensor {
-  const out = _zeros(shape, s.backend);
-  if (out.size > 0) {
-    s.backend.binary("add", out.buffer, s.buffer, out.buffer, { M: 1, N: out.size, bcast: "scalar" });
-  }
-  return out;
+  return record(out, "sumCols", [x], {});
 }
 
 // --- rows -------------------------------------------------------------------
@@ -638,45 +610,53 @@ export function softmax(x: Tensor): Tensor {
   const [M, N] = rowsOf("softmax", x);
   const out = _zeros(x.shape, x.backend);
   x.backend.softmax(x.buffer, out.buffer, { M, N });
-  return record(out, "softmax", [x], [out]);
+  return record(out, "softmax", [x], {}, { saved: [out] });
 }
 
-/** @internal The softmax backward. */
-export function _softmaxGrad(y: Tensor, dy: Tensor): Tensor {
-  const N = y.shape.at(-1)!, M = y.size / N;
-  const dx = _zeros(y.shape, y.backend);
-  y.backend.softmaxGrad(y.buffer, dy.buffer, dx.buffer, { M, N, accumulate: false });
-  return dx;
-}
-
-function labelsTensor(
+/**
+ * Integer data (class labels, row ids) entering a kernel: checked here, on the
+ * host, before any backend sees it. An array is checked element by element;
+ * a Tensor must hold host-checked values (one made by `tensor()` or another
+ * creation helper from host data and never written in place): its summary
+ * names the first bad position. Returns the tensor the kernel reads and
+ * whether the op made it (then the op owns it).
+ */
+function indexData(
   op: string,
-  labels: Tensor | ArrayLike<number>,
-  M: number,
-  N: number,
+  name: string,
+  v: Tensor | ArrayLike<number>,
+  limit: number,
+  rule: string,
   be: Backend,
-): Tensor {
-  if (labels instanceof Tensor) {
-    if (labels.size !== M) {
-      throw new RangeError(`${op}: labels [${labels.shape}] must hold ${M} entries, one per row`);
+): { t: Tensor; made: boolean } {
+  if (v instanceof Tensor) {
+    checkTensor(op, name, v);
+    const s = integerSummary(v);
+    if (s === undefined) {
+      throw new TypeError(
+        `${op}: ${name} (${v}) was computed on the backend or written in place, so its values cannot be ` +
+          `checked before the kernel reads them; pass an array or a tensor made with tensor(...)`,
+      );
     }
-    return labels;
-  }
-  if (labels === null || typeof labels !== "object" || typeof labels.length !== "number") {
-    throw new TypeError(
-      `${op}: labels must be a Tensor or an array of class indices, got ${describe(labels)}`,
-    );
-  }
-  if (labels.length !== M) throw new RangeError(`${op}: got ${labels.length} labels for ${M} rows of logits`);
-  const f = new Float32Array(M);
-  for (let i = 0; i < M; i++) {
-    const l = labels[i];
-    if (!Number.isInteger(l) || l < 0 || l >= N) {
-      throw new RangeError(`${op}: label ${i} is ${l}, but classes are integers in [0, ${N})`);
+    if (s.bad >= 0) throw new RangeError(`${op}: ${name}[${s.bad}] is ${s.badValue}, but ${rule}`);
+    if (s.size > 0 && s.min < 0) throw new RangeError(`${op}: ${name}[${s.minAt}] is ${s.min}, but ${rule}`);
+    if (s.size > 0 && s.max >= limit) {
+      throw new RangeError(`${op}: ${name}[${s.maxAt}] is ${s.max}, but ${rule}`);
     }
-    f[i] = l;
+    return { t: v, made: false };
   }
-  return new Tensor([M], be, be.upload(f));
+  if (v === null || typeof v !== "object" || typeof v.length !== "number") {
+    throw new TypeError(`${op}: ${name} must be a Tensor or an array of integers, got ${describe(v)}`);
+  }
+  const f = new Float32Array(v.length);
+  for (let i = 0; i < v.length; i++) {
+    const x = v[i];
+    if (typeof x !== "number" || !Number.isInteger(x) || x < 0 || x >= limit) {
+      throw new RangeError(`${op}: ${name}[${i}] is ${typeof x === "number" ? x : describe(x)}, but ${rule}`);
+    }
+    f[i] = x;
+  }
+  return { t: allocTensor(op, [f.length], be, f), made: true };
 }
 
 /**
@@ -697,25 +677,26 @@ export function crossEntropy(logits: Tensor, labels: Tensor | ArrayLike<number>)
     throw new RangeError(`${op}: logits must be 2-D (M, N) and non-empty, got shape [${logits.shape}]`);
   }
   const [M, N] = logits.shape, be = logits.backend;
-  const lab = labelsTensor(op, labels, M, N, be);
+  if (labels instanceof Tensor) {
+    checkTensor(op, "labels", labels);
+    sameBackend(op, ["logits", "labels"], logits, labels);
+    if (labels.size !== M) {
+      throw new RangeError(`${op}: labels [${labels.shape}] must hold ${M} entries, one per row of logits`);
+    }
+  } else if (labels !== null && typeof labels === "object" && labels.length !== M) {
+    throw new RangeError(`${op}: got ${labels.length} labels for ${M} rows of logits`);
+  }
+  const { t: lab, made } = indexData(op, "labels", labels, N, `classes are integers in [0, ${N})`, be);
   const probs = _zeros([M, N], be), losses = _zeros([M], be);
   be.crossEntropy(logits.buffer, lab.buffer, probs.buffer, losses.buffer, { M, N });
   const out = _zeros([1], be);
   be.sumRows(losses.buffer, out.buffer, { M, N: 1, accumulate: false });
   be.scale(out.buffer, out.buffer, { size: 1, alpha: 1 / M, beta: 0, accumulate: false });
   losses.dispose();
-  return record(out, "crossEntropy", [logits], [probs, lab]);
-}
-
-/** @internal The cross-entropy backward: (probs − onehot) · dy / M. */
-export function _crossEntropyGrad(probs: Tensor, labels: Tensor, dy: Tensor, M: number): Tensor {
-  const N = probs.shape[1], be = probs.backend;
-  const dl = broadcastScalar(dy, [M]);
-  be.scale(dl.buffer, dl.buffer, { size: M, alpha: 1 / M, beta: 0, accumulate: false });
-  const dx = _zeros([M, N], be);
-  be.crossEntropyGrad(probs.buffer, labels.buffer, dl.buffer, dx.buffer, { M, N, accumulate: false });
-  dl.dispose();
-  return dx;
+  return record(out, "crossEntropy", [logits], {}, {
+    saved: [probs, lab],
+    owned: made ? [probs, lab] : [probs],
+  });
 }
 
 /**
@@ -752,7 +733,7 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): T
   checkTensor(op, "x", x);
   checkTensor(op, "gamma", gamma);
   checkTensor(op, "beta", beta);
-  const be = sameBackend(op, x, gamma, beta);
+  const be = sameBackend(op, ["x", "gamma", "beta"], x, gamma, beta);
   const [M, N] = rowsOf(op, x);
   if (gamma.size !== N || beta.size !== N) {
     throw new RangeError(
@@ -762,19 +743,7 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): T
   if (!(eps > 0)) throw new RangeError(`${op}: eps must be positive, got ${eps}`);
   const y = _zeros(x.shape, be), mu = _zeros([M], be), rs = _zeros([M], be);
   be.layerNorm(x.buffer, gamma.buffer, beta.buffer, y.buffer, mu.buffer, rs.buffer, { M, N, eps });
-  return record(y, "layerNorm", [x, gamma, beta], [mu, rs]);
-}
-
-/** @internal The LayerNorm backward: [dx, dgamma, dbeta]. */
-export function _layerNormGrad(dy: Tensor, x: Tensor, gamma: Tensor, mu: Tensor, rs: Tensor): Tensor[] {
-  const N = x.shape.at(-1)!, M = x.size / N, be = x.backend;
-  const dx = _zeros(x.shape, be), dg = _zeros(gamma.shape, be), db = _zeros(gamma.shape, be);
-  be.layerNormGrad(dy.buffer, x.buffer, gamma.buffer, mu.buffer, rs.buffer, dx.buffer, dg.buffer, db.buffer, {
-    M,
-    N,
-    accumulate: false,
-  });
-  return [dx, dg, db];
+  return record(y, "layerNorm", [x, gamma, beta], { eps }, { saved: [mu, rs], owned: [mu, rs] });
 }
 
 /**
@@ -794,38 +763,16 @@ export function gather(table: Tensor, idx: ArrayLike<number> | Tensor): Tensor {
     throw new RangeError(`${op}: table must be 2-D (rows, N), got shape [${table.shape}]`);
   }
   const [rows, N] = table.shape, be = table.backend;
-  let ix: Tensor, lead: readonly number[];
   if (idx instanceof Tensor) {
     checkTensor(op, "idx", idx);
-    sameBackend(op, table, idx);
-    ix = idx;
-    lead = idx.shape;
-  } else {
-    if (idx === null || typeof idx !== "object" || typeof idx.length !== "number") {
-      throw new TypeError(`${op}: idx must be a Tensor or an array of row indices, got ${describe(idx)}`);
-    }
-    const f = new Float32Array(idx.length);
-    for (let i = 0; i < idx.length; i++) {
-      if (!Number.isInteger(idx[i]) || idx[i] < 0 || idx[i] >= rows) {
-        throw new RangeError(`${op}: index ${i} is ${idx[i]}, but the table has rows [0, ${rows})`);
-      }
-      f[i] = idx[i];
-    }
-    ix = new Tensor([f.length], be, be.upload(f));
-    lead = [f.length];
+    sameBackend(op, ["table", "idx"], table, idx);
   }
+  const { t: ix, made } = indexData(op, "idx", idx, rows, `the table has rows [0, ${rows})`, be);
+  const lead = idx instanceof Tensor ? idx.shape : [ix.size];
   const M = ix.size;
   const out = _zeros([...lead, N], be);
   if (M > 0) be.gatherRows(table.buffer, ix.buffer, out.buffer, { M, N });
-  return record(out, "gather", [table], [ix]);
-}
-
-/** @internal The gather backward. */
-export function _scatterAdd(dy: Tensor, idx: Tensor, shape: readonly number[]): Tensor {
-  const N = shape[1], M = idx.size;
-  const dt = _zeros(shape, dy.backend);
-  if (M > 0) dy.backend.scatterAddRows(dy.buffer, idx.buffer, dt.buffer, { M, N });
-  return dt;
+  return record(out, "gather", [table], {}, { saved: [ix], owned: made ? [ix] : [] });
 }
 
 // --- padding ------------------------------------------------------------------
@@ -861,7 +808,7 @@ export function padLast(x: Tensor, n: number): Tensor {
     throw new RangeError(`padLast: n must be an integer >= the last dimension ${k}, got ${n}`);
   }
   if (n === k) return x;
-  return record(resizeLast(x, n), "padLast", [x], [], { k });
+  return record(resizeLast(x, n), "padLast", [x], { k });
 }
 
 /**
@@ -880,5 +827,5 @@ export function sliceLast(x: Tensor, k: number): Tensor {
     throw new RangeError(`sliceLast: k must be an integer in [1, ${n}], got ${k}`);
   }
   if (n === k) return x;
-  return record(resizeLast(x, k), "sliceLast", [x], [], { n });
+  return record(resizeLast(x, k), "sliceLast", [x], { n });
 }

@@ -8,26 +8,105 @@
  *
  * @module
  */
+import { backward as runBackward } from "./autograd.ts";
 import { getBackend } from "./backends/select.ts";
 import type { Backend, BackendBuffer } from "./backends/types.ts";
 import { Rng } from "./random.ts";
-import type { TapeNode } from "./autograd.ts";
+import type { TapeNode } from "./tape.ts";
+
+/**
+ * What a tensor made from host data is known to hold: whether every value is
+ * an integer, and where the extremes are. Ids and labels are checked against
+ * it before a kernel reads them (`gather`, `crossEntropy`).
+ */
+export interface IntegerSummary {
+  /** Number of values. */
+  size: number;
+  /** The smallest value and its first position. */
+  min: number;
+  /** Position of `min`. */
+  minAt: number;
+  /** The largest value and its first position. */
+  max: number;
+  /** Position of `max`. */
+  maxAt: number;
+  /** The first position holding a value that is not an integer (NaN, ±Infinity, 0.5), or -1. */
+  bad: number;
+  /** The value at `bad`. */
+  badValue: number;
+}
+
+function summarize(d: Float32Array): IntegerSummary {
+  const s: IntegerSummary = {
+    size: d.length,
+    min: Infinity,
+    minAt: -1,
+    max: -Infinity,
+    maxAt: -1,
+    bad: -1,
+    badValue: 0,
+  };
+  for (let i = 0; i < d.length; i++) {
+    const v = d[i];
+    if (!Number.isInteger(v)) {
+      s.bad = i;
+      s.badValue = v;
+      return s;
+    }
+    if (v < s.min) {
+      s.min = v;
+      s.minAt = i;
+    }
+    if (v > s.max) {
+      s.max = v;
+      s.maxAt = i;
+    }
+  }
+  return s;
+}
+
+/** Live buffers and values of tensors on one backend. */
+interface Usage {
+  buffers: number;
+  values: number;
+}
+const usage = new Map<Backend, Usage>();
+
+function usageOf(be: Backend): Usage {
+  let u = usage.get(be);
+  if (u === undefined) usage.set(be, u = { buffers: 0, values: 0 });
+  return u;
+}
 
 /** Shared storage of tensors that view the same buffer (reshape). */
 class Storage {
   refs = 1;
-  constructor(readonly backend: Backend, public buffer: BackendBuffer | undefined) {}
+  /** Known contents of host-made data, until something writes in place. */
+  summary: IntegerSummary | undefined;
+  readonly values: number;
+  constructor(readonly backend: Backend, public buffer: BackendBuffer | undefined) {
+    this.values = buffer?.size ?? 0;
+    const u = usageOf(backend);
+    u.buffers++;
+    u.values += this.values;
+  }
   release(): void {
     if (--this.refs === 0 && this.buffer !== undefined) {
-      this.backend.free(this.buffer);
+      const u = usageOf(this.backend);
+      u.buffers--;
+      u.values -= this.values;
+      const b = this.buffer;
       this.buffer = undefined;
+      this.summary = undefined;
+      this.backend.free(b);
     }
   }
 }
 
-const finalizer = new FinalizationRegistry<Storage>((s) => {
+const finalizer = new FinalizationRegistry<{ storage: Storage; id: number }>(({ storage, id }) => {
+  tracked.delete(id);
   try {
-    s.release();
+    storage.release();
   } catch {
     // a backend disposed before its tensors were collected: nothing to free
   }
@@ -36,7 +115,14 @@ const finalizer = new FinalizationRegistry<Storage>((s) => {
 /** The open `tidy` scopes, innermost last. */
 const scopes: Set<Tensor>[] = [];
 
+/** Every live tensor that no `keep` exempts, by id (ids grow, so the map is in creation order). */
+const tracked = new Map<number, WeakRef<Tensor>>();
+
 let nextId = 1;
+
+// set by Tensor's static block: module-private access to #storage and release
+let releaseTensor: (t: Tensor, reason: string) => void;
+let storageOf: (t: Tensor) => Storage;
 
 /**
  * An n-dimensional float32 array on a backend.
@@ -57,21 +143,30 @@ export class Tensor {
   readonly size: number;
   /** The backend that owns the buffer. */
   readonly backend: Backend;
-  /** A process-unique id (for debugging and tapes). */
+  /** A process-unique id (for debugging and tapes); ids grow in creation order. */
   readonly id: number = nextId++;
   /** Whether gradients flow to this tensor. */
   requiresGrad = false;
   /** The accumulated gradient, after `backward()`. */
   grad: Tensor | undefined;
-  /** Optimizers skip decoupled weight decay on this parameter (as the reference does for sparse weights). */
+  /**
+   * Optimizers skip decoupled weight decay on this parameter. Layers set it
+   * on biases, norm parameters and embeddings (as fly's optimizer grouping
+   * does); set it yourself to exempt any other parameter.
+   */
   noWeightDecay = false;
   /** The tape node that produced this tensor, when it was made by a recorded op. */
   node: TapeNode | undefined;
   #storage: Storage;
+  #disposed = false;
+  #releasedBy: string | undefined;
 
   /** Wrap a backend buffer (used by ops; most code uses the creation helpers). */
   constructor(shape: readonly number[], backend: Backend, buffer: BackendBuffer, storage?: Storage) {
     const size = checkShape("Tensor", shape);
+    if (buffer === null || typeof buffer !== "object" || typeof buffer.size !== "number") {
+      throw new TypeError(`Tensor: buffer must be a BackendBuffer, got ${buffer}`);
+    }
     if (buffer.size < size) {
       throw new RangeError(`Tensor: buffer holds ${buffer.size} values but shape [${shape}] needs ${size}`);
     }
@@ -80,22 +175,26 @@ export class Tensor {
     this.backend = backend;
     if (storage) storage.refs++;
     this.#storage = storage ?? new Storage(backend, buffer);
-    finalizer.register(this, this.#storage, this);
+    finalizer.register(this, { storage: this.#storage, id: this.id }, this);
+    tracked.set(this.id, new WeakRef(this));
     scopes.at(-1)?.add(this);
   }
 
-  /** The backend buffer; throws once the tensor is disposed. */
+  /** The backend buffer; throws once the tensor is disposed or released. */
   get buffer(): BackendBuffer {
     const b = this.#storage.buffer;
     if (b === undefined || this.#disposed) {
-      throw new Error(`Tensor ${this.id} [${this.shape}] was disposed and cannot be used`);
+      throw new Error(
+        this.#releasedBy === undefined
+          ? `Tensor ${this.id} [${this.shape}] was disposed and cannot be used`
+          : `Tensor ${this.id} [${this.shape}] was released by ${this.#releasedBy}: a training step frees ` +
+            `what the previous step created and nobody kept; call keep(t) on a tensor you hold across steps`,
+      );
     }
     return b;
   }
 
-  #disposed = false;
-
-  /** Whether `dispose()` was called. */
+  /** Whether `dispose()` was called (or a step scope released the tensor). */
   get disposed(): boolean {
     return this.#disposed;
   }
@@ -119,6 +218,29 @@ export class Tensor {
     return (await this.data())[0];
   }
 
+  /**
+   * A copy of this tensor on another backend (a leaf: no gradient history;
+   * `requiresGrad` and `noWeightDecay` are carried over).
+   *
+   * @example
+   * ```ts
+   * import { loadBackend, tensor } from "@pixelfly/pixelfly";
+   * const wasm = await loadBackend("wasm");
+   * const t = await tensor([1, 2]).to(wasm);
+   * console.log(t.backend.name, await t.data()); // "wasm" Float32Array(2) [1, 2]
+   * ```
+   */
+  async to(backend: Backend): Promise<Tensor> {
+    if (backend === null || typeof backend !== "object" || typeof backend.upload !== "function") {
+      throw new TypeError(`Tensor.to: backend must be a Backend, got ${backend}`);
+    }
+    const d = await this.data();
+    const t = allocTensor("Tensor.to", this.shape, backend, d);
+    t.requiresGrad = this.requiresGrad;
+    t.noWeightDecay = this.noWeightDecay;
+    return t;
+  }
+
   /** A tensor of another shape with the same values, sharing the buffer. */
   view(shape: readonly number[]): Tensor {
     const size = checkShape("view", shape);
@@ -135,6 +257,7 @@ export class Tensor {
     if (this.#disposed) return;
     this.#disposed = true;
     finalizer.unregister(this);
+    tracked.delete(this.id);
     for (const s of scopes) s.delete(this);
     this.#storage.release();
     if (this.grad && !this.grad.#disposed) this.grad.dispose();
@@ -142,9 +265,14 @@ export class Tensor {
     this.node = undefined;
   }
 
-  /** Run reverse-mode autograd from this scalar (or with an explicit output gradient). */
-  backward(grad?: Tensor): void {
-    backwardHook(this, grad);
+  /**
+   * Run reverse-mode autograd from this scalar (or with an explicit output
+   * gradient). Frees the graph afterwards, as PyTorch does: what the ops saved
+   * for backward is released and a second `backward()` through the same graph
+   * throws, unless `retainGraph` is set.
+   */
+  backward(grad?: Tensor, opts: { retainGraph?: boolean } = {}): void {
+    runBackward(this, grad, opts);
   }
 
   /** A short description. */
@@ -153,16 +281,85 @@ export class Tensor {
       this.requiresGrad ? ", requiresGrad" : ""
     })`;
   }
+
+  static {
+    releaseTensor = (t, reason) => {
+      if (t.#disposed) return;
+      t.dispose();
+      t.#releasedBy = reason;
+    };
+    storageOf = (t) => t.#storage;
+  }
 }
 
-/** Set by autograd.ts (avoids an import cycle at module evaluation). */
-let backwardHook: (t: Tensor, grad?: Tensor) => void = () => {
-  throw new Error("backward: autograd is not loaded");
-};
+/**
+ * The integer summary of a tensor made from host data, or undefined when its
+ * values are unknown on the host (computed by an op, or written in place).
+ */
+export function integerSummary(t: Tensor): IntegerSummary | undefined {
+  return t.requiresGrad ? undefined : storageOf(t).summary;
+}
 
-/** @internal Installed by autograd.ts. */
-export function _setBackwardHook(fn: (t: Tensor, grad?: Tensor) => void): void {
-  backwardHook = fn;
+/** Forget what is known about a tensor's values: something is about to write it in place. */
+export function markWritten(t: Tensor): void {
+  storageOf(t).summary = undefined;
+}
+
+/**
+ * The id the next tensor will get: optimizers mark their steps with it, and
+ * {@link releaseCreatedBetween} frees what a step created.
+ */
+export function tensorWatermark(): number {
+  return nextId;
+}
+
+/**
+ * Dispose every live tensor with an id in [from, to) that no `keep` exempts,
+ * recording `reason` so that a later use names who released it. Returns the
+ * number released.
+ */
+export function releaseCreatedBetween(from: number, to: number, reason: string): number {
+  let n = 0;
+  for (const [id, ref] of tracked) {
+    if (id >= to) break;
+    if (id < from) continue;
+    const t = ref.deref();
+    if (t === undefined) {
+      tracked.delete(id);
+      continue;
+    }
+    releaseTensor(t, reason);
+    n++;
+  }
+  return n;
+}
+
+/** What tensors hold on a backend: live buffers and bytes (4 per float32 value). */
+export interface MemoryInfo {
+  /** The backend's name. */
+  backend: string;
+  /** Buffers held by live tensors (views share one). */
+  buffers: number;
+  /** Bytes of those buffers. */
+  bytes: number;
+}
+
+/**
+ * The buffers and bytes that live tensors hold on a backend (the current one
+ * when omitted), for leak checks and for out-of-memory messages.
+ *
+ * @example
+ * ```ts
+ * import { memory, ones, tidy } from "@pixelfly/pixelfly";
+ * const before = memory().buffers;
+ * tidy(() => { ones([1000]); });
+ * console.log(memory().buffers === before); // true
+ * ```
+ */
+export function memory(backend?: Backend): MemoryInfo {
+  const be = backend ?? getBackend();
+  const u = usageOf(be);
+  return { backend: be.name, buffers: u.buffers, bytes: u.values * 4 };
 }
 
 /** Validate a shape and return its element count. */
@@ -186,13 +383,48 @@ export interface CreateOptions {
   requiresGrad?: boolean;
 }
 
-function make(op: string, data: Float32Array, shape: readonly number[], opts: CreateOptions): Tensor {
+/**
+ * The one creation path: check the shape (and the data's length), allocate
+ * on the backend and wrap. Memory exhaustion becomes a RangeError naming the
+ * op, the bytes asked for and what is live. Host data gets an integer summary
+ * (so it may serve as ids or labels).
+ */
+export function allocTensor(op: string, shape: readonly number[], be: Backend, data?: Float32Array): Tensor {
   const size = checkShape(op, shape);
-  if (data.length !== size) {
+  if (data !== undefined && data.length !== size) {
     throw new RangeError(`${op}: data has ${data.length} values but shape [${shape}] needs ${size}`);
   }
-  const be = opts.backend ?? getBackend();
-  const t = new Tensor(shape, be, be.upload(data));
+  let buf: BackendBuffer;
+  try {
+    buf = data === undefined ? be.alloc(size) : be.upload(data);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    const u = usageOf(be);
+    throw new RangeError(
+      `${op}: out of memory on the ${be.name} backend asking for ${
+        size * 4
+      } bytes (shape [${shape}]) while ` +
+        `${u.buffers} tensor buffers holding ${u.values * 4} bytes are live; free intermediates with ` +
+        `tidy(() => ...) or dispose(), or call backward() and opt.step() so a training step releases them ` +
+        `(${e.message})`,
+      { cause: e },
+    );
+  }
+  const t = new Tensor(shape, be, buf);
+  if (data !== undefined) storageOf(t).summary = summarize(data);
+  return t;
+}
+
+function make(
+  op: string,
+  data: Float32Array | undefined,
+  shape: readonly number[],
+  opts: CreateOptions,
+): Tensor {
+  if (opts === null || typeof opts !== "object") {
+    throw new TypeError(`${op}: options must be an object, got ${opts}`);
+  }
+  const t = allocTensor(op, shape, opts.backend ?? getBackend(), data);
   t.requiresGrad = opts.requiresGrad ?? false;
   return t;
 }
@@ -225,11 +457,7 @@ export function tensor(data: ArrayLike<number>, shape?: readonly number[], opts:
  * ```
  */
 export function zeros(shape: readonly number[], opts: CreateOptions = {}): Tensor {
-  const size = checkShape("zeros", shape);
-  const be = opts.backend ?? getBackend();
-  const t = new Tensor(shape, be, be.alloc(size));
-  t.requiresGrad = opts.requiresGrad ?? false;
-  return t;
+  return make("zeros", undefined, shape, opts);
 }
 
 /**
@@ -347,6 +575,9 @@ export function tidy<T>(fn: () => T): T {
     scopes.pop();
   }
   if (result instanceof Promise) {
+    // free what fn made before its first await, and keep its later failure from surfacing unhandled
+    for (const t of scope) t.dispose();
+    result.catch(() => {});
     throw new TypeError("tidy: fn must be synchronous; await outside tidy and read data after it returns");
   }
   const kept = new Set<Tensor>();
@@ -376,6 +607,8 @@ export function tidy<T>(fn: () => T): T {
  * ```
  */
 export function keep<T extends Tensor>(t: T): T {
+  if (!(t instanceof Tensor)) throw new TypeError(`keep: t must be a Tensor, got ${t}`);
   for (const s of scopes) s.delete(t);
+  tracked.delete(t.id);
   return t;
 }

@@ -8,7 +8,8 @@
  *
  * @module
  */
-import type { Backend, BackendBuffer, BinaryOp, Broadcast, UnaryOp } from "../src/backends/types.ts";
+import { BINARY_OPS, BROADCASTS, UNARY_OPS } from "../src/backends/op_table.ts";
+import type { Backend, BackendBuffer, Broadcast, UnaryOp } from "../src/backends/types.ts";
 import { BlockMask } from "../src/masks/block_mask.ts";
 import { flatBlockButterfly, randomMask } from "../src/masks/patterns.ts";
 import { Rng } from "../src/random.ts";
@@ -162,9 +163,17 @@ function blockSparseCases(rng: Rng): KernelCase[] {
             ...productTol(N),
           });
         }
-        // sdd: W (+)= op(A)·op(B) with inner dimension M (dW = dYᵀ·X) and the other transposes.
-        for (const [transA, transB] of [[true, false], [false, false], [false, true], [true, true]]) {
-          const accumulate = transA !== transB;
+        // sdd: W (+)= op(A)·op(B) with inner dimension M (dW = dYᵀ·X) and the other transposes;
+        // training's dW = dYᵀ·X is transA true, transB false, both with and without accumulate.
+        for (
+          const [transA, transB, accumulate] of [
+            [true, false, false],
+            [true, false, true],
+            [false, false, false],
+            [false, true, true],
+            [true, true, false],
+          ]
+        ) {
           cases.push({
             op: "sdd",
             name: `${name} b=${block} inner=${M} transA=${transA} transB=${transB} acc=${accumulate}`,
@@ -248,6 +257,13 @@ function rowsCases(rng: Rng): KernelCase[] {
     }
     cases.push({
       op: "softmax",
+      name: `M=${M} N=${N} in place (y aliases x)`,
+      buffers: [randn(rng, M * N, 3)],
+      outputs: [0],
+      run: (be, [x]) => be.softmax(x, x, { M, N }),
+    });
+    cases.push({
+      op: "softmax",
       name: `M=${M} N=${N} (large logits)`,
       buffers: [randn(rng, M * N, 30), new Float32Array(M * N)],
       outputs: [1],
@@ -323,18 +339,17 @@ function softmaxRows(x: Float32Array, M: number, N: number): Float32Array {
 function elementwiseCases(rng: Rng): KernelCase[] {
   const cases: KernelCase[] = [];
   const shapes: [number, number][] = [[1, 1], [3, 5], [4, 4], [7, 33], [64, 130]];
-  const unaries: UnaryOp[] = ["relu", "gelu", "sigmoid", "tanh", "exp", "log", "neg"];
-  const bcasts: [Broadcast, (M: number, N: number) => number][] = [
-    ["full", (M, N) => M * N],
-    ["row", (_, N) => N],
-    ["col", (M) => M],
-    ["scalar", () => 1],
-  ];
+  const bLength: Record<Broadcast, (M: number, N: number) => number> = {
+    full: (M, N) => M * N,
+    row: (_, N) => N,
+    col: (M) => M,
+    scalar: () => 1,
+  };
   for (const [M, N] of shapes) {
     const size = M * N;
-    for (const op of ["add", "sub", "mul", "div"] as BinaryOp[]) {
-      for (const [bcast, len] of bcasts) {
-        const b = randn(rng, len(M, N));
+    for (const op of BINARY_OPS) {
+      for (const bcast of BROADCASTS) {
+        const b = randn(rng, bLength[bcast](M, N));
         if (op === "div") {
           for (let i = 0; i < b.length; i++) b[i] = Math.sign(b[i] || 1) * (0.5 + Math.abs(b[i]));
         }
@@ -354,7 +369,7 @@ function elementwiseCases(rng: Rng): KernelCase[] {
         run: (be, [x, y]) => be.binary(op, x, y, x, { M, N, bcast: "row" }),
       });
     }
-    for (const op of unaries) {
+    for (const op of UNARY_OPS) {
       const x = randn(rng, size, 2);
       if (op === "log") { for (let i = 0; i < size; i++) x[i] = 0.1 + Math.abs(x[i]); }
       cases.push({
@@ -363,6 +378,15 @@ function elementwiseCases(rng: Rng): KernelCase[] {
         buffers: [x, new Float32Array(size)],
         outputs: [1],
         run: (be, [a, y]) => be.unary(op, a, y, { size }),
+        atol: 1e-5,
+        rtol: 1e-5,
+      });
+      cases.push({
+        op: "unary",
+        name: `${op} in place (y aliases x) size=${size}`,
+        buffers: [x.slice()],
+        outputs: [0],
+        run: (be, [a]) => be.unary(op, a, a, { size }),
         atol: 1e-5,
         rtol: 1e-5,
       });

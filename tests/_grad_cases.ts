@@ -5,6 +5,7 @@
  * @module
  */
 import * as ops from "../src/ops.ts";
+import { BINARY_OPS, BROADCASTS, UNARY_OPS, type UnaryOp } from "../src/backends/op_table.ts";
 import { BlockMask } from "../src/masks/block_mask.ts";
 import { flatBlockButterfly } from "../src/masks/patterns.ts";
 import type { Tensor } from "../src/tensor.ts";
@@ -22,6 +23,18 @@ const rect = BlockMask.fromFunction(2, 3, 4, (i, j) => (i + j) % 2 === 0);
 
 let seed = 1;
 const s = () => seed++;
+
+/** The public op behind each unary op of the table (a new table entry fails to type-check until added). */
+const unaryPublic: Record<UnaryOp, (x: Tensor) => Tensor> = {
+  relu: ops.relu,
+  gelu: ops.gelu,
+  sigmoid: ops.sigmoid,
+  tanh: ops.tanh,
+  exp: ops.exp,
+  log: ops.log,
+  neg: ops.neg,
+};
+const bcastShape = { full: [3, 4], row: [4], col: [3, 1], scalar: [1] } as const;
 
 export const gradCases: GradCase[] = [
   ...([[false, false], [true, false], [false, true], [true, true]] as const).map(([transA, transB]) => ({
@@ -59,18 +72,21 @@ export const gradCases: GradCase[] = [
     build: ([x, w, b]) => ops.blockSparseLinear(x, w, mask, b),
     inputs: [input([2, 3, 16], s()), input([mask.nnz, 4, 4], s()), input([16], s())],
   },
-  ...(["add", "sub", "mul", "div"] as const).flatMap((op) =>
-    ([["full", [3, 4]], ["row", [4]], ["col", [3, 1]], ["scalar", [1]]] as const).map(([bc, shape]) => ({
+  ...BINARY_OPS.flatMap((op) =>
+    BROADCASTS.map((bc) => ({
       name: `${op} ${bc}`,
       build: ([a, b]: Tensor[]) => ops[op](a, b),
-      inputs: [input([3, 4], s()), input([...shape], s(), op === "div" ? { awayFromZero: 0.5 } : {})],
+      inputs: [
+        input([3, 4], s()),
+        input([...bcastShape[bc]], s(), op === "div" ? { awayFromZero: 0.5 } : {}),
+      ],
     }))
   ),
   { name: "add number", build: ([a]) => ops.add(ops.sub(1, a), 2), inputs: [input([5], s())] },
   { name: "affine", build: ([a]) => ops.affine(a, -3, 2), inputs: [input([5], s())] },
-  ...(["relu", "gelu", "sigmoid", "tanh", "exp", "log", "neg"] as const).map((op) => ({
+  ...UNARY_OPS.map((op) => ({
     name: op,
-    build: ([a]: Tensor[]) => ops[op](a),
+    build: ([a]: Tensor[]) => unaryPublic[op](a),
     inputs: [input([7], s(), op === "log" ? { positive: true } : { awayFromZero: 0.05 })],
   })),
   { name: "sum", build: ([a]) => ops.sum(a), inputs: [input([3, 4], s())] },

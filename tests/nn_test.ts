@@ -18,7 +18,7 @@ import { flatBlockButterfly } from "../src/masks/patterns.ts";
 import { Module } from "../src/nn/module.ts";
 import { Tensor } from "../src/tensor.ts";
 import { assertEquals, assertOk, assertThrows } from "./_assert.ts";
-import { backendsUnderTest } from "./_backends.ts";
+import { backendsUnderTest, disposing } from "./_backends.ts";
 import {
   checkModuleAgainstReference,
   checkModuleFiniteDifferences,
@@ -134,11 +134,15 @@ Deno.test("layer gradients match float64 finite differences", async (t) => {
 });
 
 for (const entry of backendsUnderTest) {
-  Deno.test(`layer gradients on ${entry.label} match the reference`, async (t) => {
-    const be = await entry.make();
-    if (be === undefined) return;
-    for (const c of moduleCases) await t.step(c.name, () => checkModuleAgainstReference(c, be));
-  });
+  Deno.test(
+    { name: `layer gradients on ${entry.label} match the reference`, ignore: entry.ignore },
+    async (t) => {
+      const be = await entry.make();
+      if (be === undefined) return;
+      using _dispose = disposing(be);
+      for (const c of moduleCases) await t.step(c.name, () => checkModuleAgainstReference(c, be));
+    },
+  );
 }
 
 Deno.test("parameter names follow PyTorch module paths", () => {
@@ -289,7 +293,7 @@ Deno.test("layers reject bad inputs with clear errors", () => {
   assertThrows(
     () => new Embedding(3, 2, { backend: be }).lookup([3]),
     RangeError,
-    "gather: index 0 is 3, but the table has rows [0, 3)",
+    "gather: idx[0] is 3, but the table has rows [0, 3)",
   );
 });
 

@@ -16,7 +16,8 @@ import {
   reshape,
   Sequential,
   sumCols,
-  Tensor,
+  type Tensor,
+  tensor,
   tidy,
   TransformerBlock,
   transpose,
@@ -25,7 +26,7 @@ import { JsBackend } from "../src/backends/js.ts";
 import type { Backend } from "../src/backends/types.ts";
 import { Rng } from "../src/random.ts";
 import { assertOk } from "./_assert.ts";
-import { backendsUnderTest } from "./_backends.ts";
+import { backendsUnderTest, disposing } from "./_backends.ts";
 
 /** A seeded task: inputs (n, ...shape) and labels from a random teacher. */
 function task(n: number, features: number, classes: number, seed: number) {
@@ -76,7 +77,7 @@ async function lossDrop(
   steps: number,
 ) {
   const opt = new AdamW(model.parameters(), { lr: 1e-2, weightDecay: 0 });
-  const xt = new Tensor(shape, be, be.upload(x));
+  const xt = tensor(x, shape, { backend: be });
   const losses: number[] = [];
   for (let s = 0; s < steps; s++) {
     opt.zeroGrad();
@@ -162,9 +163,10 @@ for (const k of kinds) {
 }
 
 for (const entry of backendsUnderTest) {
-  Deno.test(`small models learn on ${entry.label}`, async (t) => {
+  Deno.test({ name: `small models learn on ${entry.label}`, ignore: entry.ignore }, async (t) => {
     const be = await entry.make();
     if (be === undefined) return;
+    using _dispose = disposing(be);
     for (const k of kinds) {
       await t.step(k.name, async () => {
         const { first, last } = await k.run(be);

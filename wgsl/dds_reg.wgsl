@@ -5,10 +5,10 @@
 // Constants TM, TN, WGX, WGY, TRANS_W are prepended.
 // u0 M, u1 inCols, u2 outCols, u3 blk, u4 accumulate, u5 offset of rowPtr|colPtr in idx,
 // u6 offset of colIdx|rowIdx, u7 offset of blockIdx (transposed walk only).
-@group(0) @binding(1) var<storage, read_write> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> w: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
-@group(0) @binding(4) var<storage, read_write> idx: array<i32>;
+@group(0) @binding(4) var<storage, read> idx: array<i32>;
 
 @compute @workgroup_size(WGX, WGY, 1)
 fn dds(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {

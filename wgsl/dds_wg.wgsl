@@ -6,10 +6,10 @@
 // Constants BM, BN, BK (divides blk), TM, TN, WGX, WGY, TRANS_W are prepended.
 // Slots as f32_dds__register: u0 M, u1 inCols, u2 outCols, u3 blk, u4 accumulate,
 // u5 offset of rowPtr|colPtr, u6 offset of colIdx|rowIdx, u7 offset of blockIdx.
-@group(0) @binding(1) var<storage, read_write> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> w: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
-@group(0) @binding(4) var<storage, read_write> idx: array<i32>;
+@group(0) @binding(4) var<storage, read> idx: array<i32>;
 
 const NT: u32 = WGX * WGY;
 var<workgroup> xs: array<f32, BK * BM>;

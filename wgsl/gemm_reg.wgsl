@@ -6,10 +6,10 @@
 // Tile constants (TM, TN, WGX, WGY, TRANS_A, TRANS_B, SDD) are prepended by the backend.
 // u0 M, u1 N, u2 K, u3 strideA, u4 strideB, u5 strideC, u6 accumulate, u7 blk; f0 alpha;
 // f1, f2 (as u32 bits) offsets of rowOf and colIdx in idx.
-@group(0) @binding(1) var<storage, read_write> a: array<f32>;
-@group(0) @binding(2) var<storage, read_write> b: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
-@group(0) @binding(4) var<storage, read_write> idx: array<i32>;
+@group(0) @binding(4) var<storage, read> idx: array<i32>;
 
 @compute @workgroup_size(WGX, WGY, 1)
 fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>) {

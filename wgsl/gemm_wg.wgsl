@@ -5,10 +5,10 @@
 // Tile constants (BM, BN, BK, TM, TN, WGX, WGY, TRANS_A, TRANS_B, SDD) are prepended.
 // Slots as f32_gemm__register: u0 M, u1 N, u2 K, u3..u5 strides, u6 accumulate, u7 blk;
 // f0 alpha; f1, f2 (u32 bits) offsets of rowOf and colIdx in idx.
-@group(0) @binding(1) var<storage, read_write> a: array<f32>;
-@group(0) @binding(2) var<storage, read_write> b: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
-@group(0) @binding(4) var<storage, read_write> idx: array<i32>;
+@group(0) @binding(4) var<storage, read> idx: array<i32>;
 
 const NT: u32 = WGX * WGY;
 var<workgroup> as_: array<f32, BK * BM>;

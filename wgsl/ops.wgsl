@@ -2,12 +2,21 @@
 // so every entry point compiles fast on software adapters. 1-D kernels use a grid-stride loop
 // over WG-wide workgroups; row kernels give one invocation a whole row (or column).
 // Each entry point opens with its shape line and its uniform slots.
-@group(0) @binding(1) var<storage, read_write> b1: array<f32>;
-@group(0) @binding(2) var<storage, read_write> b2: array<f32>;
-@group(0) @binding(3) var<storage, read_write> b3: array<f32>;
-@group(0) @binding(4) var<storage, read_write> b4: array<f32>;
-@group(0) @binding(5) var<storage, read_write> b5: array<f32>;
-@group(0) @binding(6) var<storage, read_write> b6: array<f32>;
+// Binding i is declared twice: r<i> read-only, w<i> read_write. An entry point uses one of the two,
+// so its inputs are read-only bindings and only its outputs are writable (browsers reject a dispatch
+// that binds one buffer to two bindings when either is writable: in-place ops have their own entries).
+@group(0) @binding(1) var<storage, read> r1: array<f32>;
+@group(0) @binding(2) var<storage, read> r2: array<f32>;
+@group(0) @binding(3) var<storage, read> r3: array<f32>;
+@group(0) @binding(4) var<storage, read> r4: array<f32>;
+@group(0) @binding(5) var<storage, read> r5: array<f32>;
+@group(0) @binding(6) var<storage, read> r6: array<f32>;
+@group(0) @binding(1) var<storage, read_write> w1: array<f32>;
+@group(0) @binding(2) var<storage, read_write> w2: array<f32>;
+@group(0) @binding(3) var<storage, read_write> w3: array<f32>;
+@group(0) @binding(4) var<storage, read_write> w4: array<f32>;
+@group(0) @binding(5) var<storage, read_write> w5: array<f32>;
+@group(0) @binding(6) var<storage, read_write> w6: array<f32>;
 
 const WG: u32 = 64u;
 const SQRT_2_OVER_PI: f32 = 0.7978845608028654;
@@ -21,111 +30,143 @@ fn tanh_(x: f32) -> f32 {
   return tanh(clamp(x, -15.0, 15.0));
 }
 
-// op codes: 0 relu, 1 gelu, 2 sigmoid, 3 tanh, 4 exp, 5 log, 6 neg
+// The op codes (UNARY_*, BINARY_*, BCAST_*) are constants generated from src/backends/op_table.ts
+// (OP_CODES in the generated module), prepended by the backend.
 fn unary_f(op: u32, x: f32) -> f32 {
   switch op {
-    case 0u: { return max(x, 0.0); }
-    case 1u: { return 0.5 * x * (1.0 + tanh_(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))); }
-    case 2u: { return 1.0 / (1.0 + exp(-x)); }
-    case 3u: { return tanh_(x); }
-    case 4u: { return exp(x); }
-    case 5u: { return log(x); }
-    default: { return -x; }
+    case UNARY_RELU: { return max(x, 0.0); }
+    case UNARY_GELU: { return 0.5 * x * (1.0 + tanh_(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))); }
+    case UNARY_SIGMOID: { return 1.0 / (1.0 + exp(-x)); }
+    case UNARY_TANH: { return tanh_(x); }
+    case UNARY_EXP: { return exp(x); }
+    case UNARY_LOG: { return log(x); }
+    case UNARY_NEG: { return -x; }
+    default: { return 0.0; }
   }
 }
 
 fn unary_d(op: u32, x: f32, y: f32) -> f32 {
   switch op {
-    case 0u: { return select(0.0, 1.0, x > 0.0); }
-    case 1u: {
+    case UNARY_RELU: { return select(0.0, 1.0, x > 0.0); }
+    case UNARY_GELU: {
       let t = tanh_(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x));
       let du = SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044715 * x * x);
       return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du;
     }
-    case 2u: { return y * (1.0 - y); }
-    case 3u: { return 1.0 - y * y; }
-    case 4u: { return y; }
-    case 5u: { return 1.0 / x; }
-    default: { return -1.0; }
+    case UNARY_SIGMOID: { return y * (1.0 - y); }
+    case UNARY_TANH: { return 1.0 - y * y; }
+    case UNARY_EXP: { return y; }
+    case UNARY_LOG: { return 1.0 / x; }
+    case UNARY_NEG: { return -1.0; }
+    default: { return 0.0; }
   }
 }
 
-// b1 x is (u0): every element set to f0.
+// Broadcast index of b for output element o of an (M, N) result.
+fn bcast_index(bcast: u32, o: u32, N: u32) -> u32 {
+  switch bcast {
+    case BCAST_ROW: { return o % N; }
+    case BCAST_COL: { return o / N; }
+    case BCAST_SCALAR: { return 0u; }
+    default: { return o; }
+  }
+}
+
+fn binary_f(op: u32, x: f32, z: f32) -> f32 {
+  switch op {
+    case BINARY_ADD: { return x + z; }
+    case BINARY_SUB: { return x - z; }
+    case BINARY_MUL: { return x * z; }
+    default: { return x / z; }
+  }
+}
+
+// w1 x is (u0): every element set to f0.
 @compute @workgroup_size(WG)
 fn fill(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
   for (var i = g.x; i < p.u0; i += stride(nw)) {
-    b1[i] = p.f0;
+    w1[i] = p.f0;
   }
 }
 
-// b1 src, b2 dst: dst[u2 + i] = src[u1 + i] for i < u0 (ranges must not overlap).
+// r1 src, w2 dst: dst[u2 + i] = src[u1 + i] for i < u0 (ranges must not overlap).
 @compute @workgroup_size(WG)
 fn copy(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
   for (var i = g.x; i < p.u0; i += stride(nw)) {
-    b2[p.u2 + i] = b1[p.u1 + i];
+    w2[p.u2 + i] = r1[p.u1 + i];
   }
 }
 
-// b1 a is (M,N), b2 b broadcast per u3 (0 full, 1 row, 2 col, 3 scalar), b3 out is (M,N):
-// out = a op b with op u2 (0 add, 1 sub, 2 mul, 3 div); u0 M, u1 N.
+// r1 a is (M,N), r2 b broadcast per u3 (a BCAST_* code), w3 out is (M,N):
+// out = a op b with op u2 (a BINARY_* code); u0 M, u1 N.
 @compute @workgroup_size(WG)
 fn binary(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
   let N = p.u1;
   let total = p.u0 * N;
   for (var o = g.x; o < total; o += stride(nw)) {
-    var bi = o;
-    switch p.u3 {
-      case 1u: { bi = o % N; }
-      case 2u: { bi = o / N; }
-      case 3u: { bi = 0u; }
-      default: {}
-    }
-    let x = b1[o];
-    let z = b2[bi];
-    var v: f32;
-    switch p.u2 {
-      case 0u: { v = x + z; }
-      case 1u: { v = x - z; }
-      case 2u: { v = x * z; }
-      default: { v = x / z; }
-    }
-    b3[o] = v;
+    w3[o] = binary_f(p.u2, r1[o], r2[bcast_index(p.u3, o, N)]);
   }
 }
 
-// b1 x, b2 y are (u0): y = f(x), op u1.
+// binary in place: w1 a (and out) is (M,N), r2 b broadcast per u3; a = a op b with op u2.
+@compute @workgroup_size(WG)
+fn binaryInPlace(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+  let N = p.u1;
+  let total = p.u0 * N;
+  for (var o = g.x; o < total; o += stride(nw)) {
+    w1[o] = binary_f(p.u2, w1[o], r2[bcast_index(p.u3, o, N)]);
+  }
+}
+
+// r1 x, w2 y are (u0): y = f(x), op u1 (a UNARY_* code).
 @compute @workgroup_size(WG)
 fn unary(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
   for (var i = g.x; i < p.u0; i += stride(nw)) {
-    b2[i] = unary_f(p.u1, b1[i]);
+    w2[i] = unary_f(p.u1, r1[i]);
   }
 }
 
-// b1 x, b2 y, b3 dy, b4 dx are (u0): dx (+)= dy * f'(x); op u1, accumulate u2.
+// unary in place: w1 x is (u0): x = f(x), op u1.
+@compute @workgroup_size(WG)
+fn unaryInPlace(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+  for (var i = g.x; i < p.u0; i += stride(nw)) {
+    w1[i] = unary_f(p.u1, w1[i]);
+  }
+}
+
+// r1 x, r2 y, r3 dy, w4 dx are (u0): dx (+)= dy * f'(x); op u1, accumulate u2.
 @compute @workgroup_size(WG)
 fn unaryGrad(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
   for (var i = g.x; i < p.u0; i += stride(nw)) {
-    var v = b3[i] * unary_d(p.u1, b1[i], b2[i]);
+    var v = r3[i] * unary_d(p.u1, r1[i], r2[i]);
     if (p.u2 != 0u) {
-      v += b4[i];
+      v += w4[i];
     }
-    b4[i] = v;
+    w4[i] = v;
   }
 }
 
-// b1 x, b2 y are (u0): y (+)= f0 * x + f1; accumulate u1.
+// r1 x, w2 y are (u0): y (+)= f0 * x + f1; accumulate u1.
 @compute @workgroup_size(WG)
 fn scale(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
   for (var i = g.x; i < p.u0; i += stride(nw)) {
-    var v = p.f0 * b1[i] + p.f1;
+    var v = p.f0 * r1[i] + p.f1;
     if (p.u1 != 0u) {
-      v += b2[i];
+      v += w2[i];
     }
-    b2[i] = v;
+    w2[i] = v;
   }
 }
 
-// b1 x is (B,M,N), b2 y is (B,N,M); u0 B, u1 M, u2 N.
+// scale in place: w1 x is (u0): x = f0 * x + f1 (the backend never calls it with accumulate).
+@compute @workgroup_size(WG)
+fn scaleInPlace(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+  for (var i = g.x; i < p.u0; i += stride(nw)) {
+    w1[i] = p.f0 * w1[i] + p.f1;
+  }
+}
+
+// r1 x is (B,M,N), w2 y is (B,N,M); u0 B, u1 M, u2 N.
 @compute @workgroup_size(WG)
 fn transpose(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
   let M = p.u1;
@@ -137,11 +178,11 @@ fn transpose(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroup
     let rem = o % mn;
     let j = rem / M;
     let i = rem % M;
-    b2[o] = b1[t * mn + i * N + j];
+    w2[o] = r1[t * mn + i * N + j];
   }
 }
 
-// b1 x, b2 y are (M,N): row softmax; u0 M, u1 N. One invocation per row.
+// r1 x, w2 y are (M,N): row softmax; u0 M, u1 N. One invocation per row.
 @compute @workgroup_size(WG)
 fn softmax(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
   let N = p.u1;
@@ -149,20 +190,20 @@ fn softmax(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups)
     let o = i * N;
     var mx = -3.0e38;
     for (var j = 0u; j < N; j++) {
-      mx = max(mx, b1[o + j]);
+      mx = max(mx, r1[o + j]);
     }
     var s = 0.0;
     for (var j = 0u; j < N; j++) {
-      s += exp(b1[o + j] - mx);
+      s += exp(r1[o + j] - mx);
     }
     let inv = 1.0 / s;
     for (var j = 0u; j < N; j++) {
-      b2[o + j] = exp(b1[o + j] - mx) * inv;
+      w2[o + j] = exp(r1[o + j] - mx) * inv;
     }
   }
 }
 
-// b1 y, b2 dy, b3 dx are (M,N): dx (+)= y ⊙ (dy − Σ_row dy⊙y); u0 M, u1 N, u2 accumulate.
+// r1 y, r2 dy, w3 dx are (M,N): dx (+)= y ⊙ (dy − Σ_row dy⊙y); u0 M, u1 N, u2 accumulate.
 @compute @workgroup_size(WG)
 fn softmaxGrad(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
   let N = p.u1;
@@ -170,19 +211,19 @@ fn softmaxGrad(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgro
     let o = i * N;
     var dot = 0.0;
     for (var j = 0u; j < N; j++) {
-      dot += b2[o + j] * b1[o + j];
+      dot += r2[o + j] * r1[o + j];
     }
     for (var j = 0u; j < N; j++) {
-      var v = b1[o + j] * (b2[o + j] - dot);
+      var v = r1[o + j] * (r2[o + j] - dot);
       if (p.u2 != 0u) {
-        v += b3[o + j];
+        v += w3[o + j];
       }
-      b3[o + j] = v;
+      w3[o + j] = v;
     }
   }
 }
 
-// b1 logits, b3 probs are (M,N), b2 labels, b4 losses are (M):
+// r1 logits, w3 probs are (M,N), r2 labels, w4 losses are (M):
 // probs = softmax(logits), losses = logsumexp(logits) − logits[label]; u0 M, u1 N.
 @compute @workgroup_size(WG)
 fn crossEntropy(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
@@ -191,21 +232,21 @@ fn crossEntropy(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgr
     let o = i * N;
     var mx = -3.0e38;
     for (var j = 0u; j < N; j++) {
-      mx = max(mx, b1[o + j]);
+      mx = max(mx, r1[o + j]);
     }
     var s = 0.0;
     for (var j = 0u; j < N; j++) {
-      s += exp(b1[o + j] - mx);
+      s += exp(r1[o + j] - mx);
     }
     let inv = 1.0 / s;
     for (var j = 0u; j < N; j++) {
-      b3[o + j] = exp(b1[o + j] - mx) * inv;
+      w3[o + j] = exp(r1[o + j] - mx) * inv;
     }
-    b4[i] = mx + log(s) - b1[o + u32(b2[i])];
+    w4[i] = mx + log(s) - r1[o + u32(r2[i])];
   }
 }
 
-// b1 probs, b4 dlogits are (M,N), b2 labels, b3 dlosses are (M):
+// r1 probs, w4 dlogits are (M,N), r2 labels, r3 dlosses are (M):
 // dlogits (+)= (probs − onehot(labels)) * dlosses[row]; u0 M, u1 N, u2 accumulate.
 @compute @workgroup_size(WG)
 fn crossEntropyGrad(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
@@ -214,15 +255,15 @@ fn crossEntropyGrad(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_wo
   for (var o = g.x; o < total; o += stride(nw)) {
     let i = o / N;
     let j = o % N;
-    var v = (b1[o] - select(0.0, 1.0, j == u32(b2[i]))) * b3[i];
+    var v = (r1[o] - select(0.0, 1.0, j == u32(r2[i]))) * r3[i];
     if (p.u2 != 0u) {
-      v += b4[o];
+      v += w4[o];
     }
-    b4[o] = v;
+    w4[o] = v;
   }
 }
 
-// b1 x, b4 y are (M,N), b2 gamma, b3 beta are (N), b5 mean, b6 rstd are (M):
+// r1 x, w4 y are (M,N), r2 gamma, r3 beta are (N), w5 mean, w6 rstd are (M):
 // y = (x − mean) * rstd * gamma + beta; u0 M, u1 N, f0 eps. One invocation per row.
 @compute @workgroup_size(WG)
 fn layerNorm(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
@@ -232,24 +273,24 @@ fn layerNorm(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroup
     let o = i * N;
     var s = 0.0;
     for (var j = 0u; j < N; j++) {
-      s += b1[o + j];
+      s += r1[o + j];
     }
     let mu = s / fn_;
     var v = 0.0;
     for (var j = 0u; j < N; j++) {
-      let d = b1[o + j] - mu;
+      let d = r1[o + j] - mu;
       v += d * d;
     }
     let rs = 1.0 / sqrt(v / fn_ + p.f0);
-    b5[i] = mu;
-    b6[i] = rs;
+    w5[i] = mu;
+    w6[i] = rs;
     for (var j = 0u; j < N; j++) {
-      b4[o + j] = (b1[o + j] - mu) * rs * b2[j] + b3[j];
+      w4[o + j] = (r1[o + j] - mu) * rs * r2[j] + r3[j];
     }
   }
 }
 
-// b1 dy, b2 x, b6 dx are (M,N), b3 gamma (N), b4 mean, b5 rstd (M):
+// r1 dy, r2 x, w6 dx are (M,N), r3 gamma (N), r4 mean, r5 rstd (M):
 // dx (+)= rstd * (dy⊙gamma − mean(dy⊙gamma) − xhat * mean(dy⊙gamma⊙xhat)); u0 M, u1 N, u2 accumulate.
 @compute @workgroup_size(WG)
 fn layerNormGradX(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
@@ -257,31 +298,31 @@ fn layerNormGradX(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_work
   let fn_ = f32(N);
   for (var i = g.x; i < p.u0; i += stride(nw)) {
     let o = i * N;
-    let mu = b4[i];
-    let rs = b5[i];
+    let mu = r4[i];
+    let rs = r5[i];
     var sd = 0.0;
     var sdx = 0.0;
     for (var j = 0u; j < N; j++) {
-      let xh = (b2[o + j] - mu) * rs;
-      let gg = b1[o + j] * b3[j];
+      let xh = (r2[o + j] - mu) * rs;
+      let gg = r1[o + j] * r3[j];
       sd += gg;
       sdx += gg * xh;
     }
     sd /= fn_;
     sdx /= fn_;
     for (var j = 0u; j < N; j++) {
-      let xh = (b2[o + j] - mu) * rs;
-      let gg = b1[o + j] * b3[j];
+      let xh = (r2[o + j] - mu) * rs;
+      let gg = r1[o + j] * r3[j];
       var v = rs * (gg - sd - xh * sdx);
       if (p.u2 != 0u) {
-        v += b6[o + j];
+        v += w6[o + j];
       }
-      b6[o + j] = v;
+      w6[o + j] = v;
     }
   }
 }
 
-// b1 dy, b2 x are (M,N), b3 mean, b4 rstd (M), b5 dgamma, b6 dbeta (N):
+// r1 dy, r2 x are (M,N), r3 mean, r4 rstd (M), w5 dgamma, w6 dbeta (N):
 // dgamma += Σ_rows dy⊙xhat, dbeta += Σ_rows dy; u0 M, u1 N. One invocation per column.
 @compute @workgroup_size(WG)
 fn layerNormGradGB(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
@@ -290,27 +331,27 @@ fn layerNormGradGB(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_wor
     var sg = 0.0;
     var sb = 0.0;
     for (var i = 0u; i < p.u0; i++) {
-      let dy = b1[i * N + j];
-      sg += dy * (b2[i * N + j] - b3[i]) * b4[i];
+      let dy = r1[i * N + j];
+      sg += dy * (r2[i * N + j] - r3[i]) * r4[i];
       sb += dy;
     }
-    b5[j] += sg;
-    b6[j] += sb;
+    w5[j] += sg;
+    w6[j] += sb;
   }
 }
 
-// b1 table is (rows,N), b2 idx (M), b3 out is (M,N): out[i] = table[idx[i]]; u0 M, u1 N.
+// r1 table is (rows,N), r2 idx (M), w3 out is (M,N): out[i] = table[idx[i]]; u0 M, u1 N.
 @compute @workgroup_size(WG)
 fn gatherRows(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
   let N = p.u1;
   let total = p.u0 * N;
   for (var o = g.x; o < total; o += stride(nw)) {
     let i = o / N;
-    b3[o] = b1[u32(b2[i]) * N + o % N];
+    w3[o] = r1[u32(r2[i]) * N + o % N];
   }
 }
 
-// b1 dout is (M,N), b2 idx (M), b3 dtable is (rows,N): dtable[idx[i]] += dout[i]; u0 M, u1 N,
+// r1 dout is (M,N), r2 idx (M), w3 dtable is (rows,N): dtable[idx[i]] += dout[i]; u0 M, u1 N,
 // u2 column chunks (ceil(N / 32)). One invocation per (i, chunk of 32 columns): only the first
 // occurrence of each index adds, summing every row with that index, so repeated indices add
 // up with no atomics and no race.
@@ -322,10 +363,10 @@ fn scatterAddRows(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_work
   for (var t = g.x; t < total; t += stride(nw)) {
     let i = t / p.u2;
     let j0 = (t % p.u2) * 32u;
-    let r = b2[i];
+    let r = r2[i];
     var first = true;
     for (var k = 0u; k < i; k++) {
-      if (b2[k] == r) {
+      if (r2[k] == r) {
         first = false;
         break;
       }
@@ -338,48 +379,48 @@ fn scatterAddRows(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_work
     for (var j = j0; j < j1; j++) {
       var s = 0.0;
       for (var k = i; k < M; k++) {
-        if (b2[k] == r) {
-          s += b1[k * N + j];
+        if (r2[k] == r) {
+          s += r1[k * N + j];
         }
       }
-      b3[to + j] += s;
+      w3[to + j] += s;
     }
   }
 }
 
-// b1 x is (M,N), b2 y is (N): y (+)= Σ_rows x; u0 M, u1 N, u2 accumulate. One invocation per column.
+// r1 x is (M,N), w2 y is (N): y (+)= Σ_rows x; u0 M, u1 N, u2 accumulate. One invocation per column.
 @compute @workgroup_size(WG)
 fn sumRows(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
   let N = p.u1;
   for (var j = g.x; j < N; j += stride(nw)) {
     var s = 0.0;
     for (var i = 0u; i < p.u0; i++) {
-      s += b1[i * N + j];
+      s += r1[i * N + j];
     }
     if (p.u2 != 0u) {
-      s += b2[j];
+      s += w2[j];
     }
-    b2[j] = s;
+    w2[j] = s;
   }
 }
 
-// b1 x is (M,N), b2 y is (M): y (+)= Σ_cols x; u0 M, u1 N, u2 accumulate. One invocation per row.
+// r1 x is (M,N), w2 y is (M): y (+)= Σ_cols x; u0 M, u1 N, u2 accumulate. One invocation per row.
 @compute @workgroup_size(WG)
 fn sumCols(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
   let N = p.u1;
   for (var i = g.x; i < p.u0; i += stride(nw)) {
     var s = 0.0;
     for (var j = 0u; j < N; j++) {
-      s += b1[i * N + j];
+      s += r1[i * N + j];
     }
     if (p.u2 != 0u) {
-      s += b2[i];
+      s += w2[i];
     }
-    b2[i] = s;
+    w2[i] = s;
   }
 }
 
-// b1 x is (u0), b2 partial is (u1): partial[t] = Σ_{i ≡ t mod u1} x[i]². Pass 1 of sumSquares.
+// r1 x is (u0), w2 partial is (u1): partial[t] = Σ_{i ≡ t mod u1} x[i]². Pass 1 of sumSquares.
 @compute @workgroup_size(WG)
 fn sumSquaresPartial(@builtin(global_invocation_id) g: vec3<u32>) {
   let t = g.x;
@@ -388,69 +429,69 @@ fn sumSquaresPartial(@builtin(global_invocation_id) g: vec3<u32>) {
   }
   var s = 0.0;
   for (var i = t; i < p.u0; i += p.u1) {
-    s += b1[i] * b1[i];
+    s += r1[i] * r1[i];
   }
-  b2[t] = s;
+  w2[t] = s;
 }
 
-// b1 partial is (u0), b2 out is (1): out (+)= Σ partial; u1 accumulate. Pass 2 of sumSquares.
+// r1 partial is (u0), w2 out is (1): out (+)= Σ partial; u1 accumulate. Pass 2 of sumSquares.
 @compute @workgroup_size(1)
 fn sumSquaresFinal() {
   var s = 0.0;
   for (var i = 0u; i < p.u0; i++) {
-    s += b1[i];
+    s += r1[i];
   }
   if (p.u1 != 0u) {
-    s += b2[0];
+    s += w2[0];
   }
-  b2[0] = s;
+  w2[0] = s;
 }
 
-// b1 param, b2 grad, b3 m, b4 v are (u0): one AdamW step. f0 lr, f1 beta1, f2 beta2, f3 eps,
+// w1 param, r2 grad, w3 m, w4 v are (u0): one AdamW step. f0 lr, f1 beta1, f2 beta2, f3 eps,
 // f4 weight decay, f5 1 − beta1^step, f6 1 − beta2^step.
 @compute @workgroup_size(WG)
 fn adamw(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
   for (var i = g.x; i < p.u0; i += stride(nw)) {
-    let gr = b2[i];
-    var w = b1[i] * (1.0 - p.f0 * p.f4);
-    let m = p.f1 * b3[i] + (1.0 - p.f1) * gr;
-    let v = p.f2 * b4[i] + (1.0 - p.f2) * gr * gr;
-    b3[i] = m;
-    b4[i] = v;
+    let gr = r2[i];
+    var w = w1[i] * (1.0 - p.f0 * p.f4);
+    let m = p.f1 * w3[i] + (1.0 - p.f1) * gr;
+    let v = p.f2 * w4[i] + (1.0 - p.f2) * gr * gr;
+    w3[i] = m;
+    w4[i] = v;
     w -= (p.f0 * (m / p.f5)) / (sqrt(v / p.f6) + p.f3);
-    b1[i] = w;
+    w1[i] = w;
   }
 }
 
-// b1 param, b2 grad, b3 momentum are (u0): one SGD step (PyTorch semantics). u1 nesterov,
+// w1 param, r2 grad, w3 momentum are (u0): one SGD step (PyTorch semantics). u1 nesterov,
 // u2 first; f0 lr, f1 momentum, f2 dampening, f3 weight decay.
 @compute @workgroup_size(WG)
 fn sgd(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
   for (var i = g.x; i < p.u0; i += stride(nw)) {
-    var gr = b2[i] + p.f3 * b1[i];
+    var gr = r2[i] + p.f3 * w1[i];
     if (p.f1 != 0.0) {
       var bv: f32;
       if (p.u2 != 0u) {
         bv = gr;
       } else {
-        bv = p.f1 * b3[i] + (1.0 - p.f2) * gr;
+        bv = p.f1 * w3[i] + (1.0 - p.f2) * gr;
       }
-      b3[i] = bv;
+      w3[i] = bv;
       if (p.u1 != 0u) {
         gr = gr + p.f1 * bv;
       } else {
         gr = bv;
       }
     }
-    b1[i] -= p.f0 * gr;
+    w1[i] -= p.f0 * gr;
   }
 }
 
-// b1 g is (u0), b2 normSq is (1): g *= min(1, f0 / (sqrt(normSq) + 1e-6)).
+// w1 g is (u0), r2 normSq is (1): g *= min(1, f0 / (sqrt(normSq) + 1e-6)).
 @compute @workgroup_size(WG)
 fn clipScale(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
-  let f = min(1.0, p.f0 / (sqrt(b2[0]) + 1e-6));
+  let f = min(1.0, p.f0 / (sqrt(r2[0]) + 1e-6));
   for (var i = g.x; i < p.u0; i += stride(nw)) {
-    b1[i] *= f;
+    w1[i] *= f;
   }
 }

@@ -6,7 +6,7 @@
  */
 import { JsBackend } from "./js.ts";
 import { createWasmBackend } from "./wasm.ts";
-import { createWebGpuBackend } from "./webgpu.ts";
+import { createWebGpuBackend, webGpuAbsence } from "./webgpu.ts";
 import type { Backend, BackendName } from "./types.ts";
 
 /** A backend name other than "auto". */
@@ -22,6 +22,25 @@ const factories: Record<ConcreteName, () => Promise<Backend>> = {
 const live = new Map<ConcreteName, Backend>();
 let current: Backend | undefined;
 
+/** What {@link backendInfo} reports: the backend in use, how it was chosen, and why others were not. */
+export interface BackendInfo {
+  /** Name of the backend in use ("js", "wasm", "webgpu", or a custom backend's name). */
+  name: string;
+  /**
+   * How it became current: `default` (nothing chosen yet: the js reference), `name`
+   * (`setBackend("wasm")`), `instance` (`setBackend(backend)`) or `auto` (`setBackend("auto")`).
+   */
+  chosenBy: "default" | "name" | "instance" | "auto";
+  /** With `auto`: each backend preferred over the chosen one, and why it was not chosen. */
+  notChosen: { name: ConcreteName; reason: string }[];
+}
+
+let info: BackendInfo = { name: "js", chosenBy: "default", notChosen: [] };
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
 /** Make (once) and return the backend of that name, without making it current. */
 export async function loadBackend(name: ConcreteName): Promise<Backend> {
   let b = live.get(name);
@@ -32,24 +51,46 @@ export async function loadBackend(name: ConcreteName): Promise<Backend> {
   return b;
 }
 
-/** Pick the best backend for this machine: WebGPU on a hardware adapter, WASM otherwise, js last. */
+/**
+ * Pick the best backend for this machine: WebGPU on a hardware adapter, WASM otherwise, js last.
+ * The reason each better backend was passed over is kept in {@link backendInfo}.
+ */
 async function resolveAuto(): Promise<Backend> {
+  const notChosen: BackendInfo["notChosen"] = [];
+  const done = (b: Backend): Backend => {
+    info = { name: b.name, chosenBy: "auto", notChosen };
+    return b;
+  };
   // deno-lint-ignore no-explicit-any
   const gpu = (globalThis.navigator as any)?.gpu;
-  if (gpu) {
+  if (!gpu) {
+    notChosen.push({ name: "webgpu", reason: webGpuAbsence(false) });
+  } else {
     try {
       const adapter = await gpu.requestAdapter();
       // Deno 2.9 reports the flag on adapter.info only (GPUAdapterInfo.isFallbackAdapter)
       const fallback = adapter?.isFallbackAdapter ?? adapter?.info?.isFallbackAdapter ?? false;
-      if (adapter && !fallback) return await loadBackend("webgpu");
-    } catch {
-      // no usable GPU: fall through to WASM
+      if (!adapter) {
+        notChosen.push({ name: "webgpu", reason: webGpuAbsence(true) });
+      } else if (fallback) {
+        const what = adapter.info?.description || adapter.info?.architecture || adapter.info?.vendor || "";
+        notChosen.push({
+          name: "webgpu",
+          reason: `the WebGPU adapter${what ? ` (${what})` : ""} is a software fallback, slower than WASM ` +
+            `on the CPU; "auto" takes WebGPU only on a hardware adapter (setBackend("webgpu") uses it anyway)`,
+        });
+      } else {
+        return done(await loadBackend("webgpu"));
+      }
+    } catch (e) {
+      notChosen.push({ name: "webgpu", reason: message(e) });
     }
   }
   try {
-    return await loadBackend("wasm");
-  } catch {
-    return await loadBackend("js");
+    return done(await loadBackend("wasm"));
+  } catch (e) {
+    notChosen.push({ name: "wasm", reason: message(e) });
+    return done(await loadBackend("js"));
   }
 }
 
@@ -69,6 +110,7 @@ async function resolveAuto(): Promise<Backend> {
 export async function setBackend(name: BackendName | Backend): Promise<Backend> {
   if (typeof name === "object" && name !== null && typeof (name as Backend).gemm === "function") {
     current = name as Backend;
+    info = { name: current.name, chosenBy: "instance", notChosen: [] };
     return current;
   }
   if (typeof name !== "string" || (name !== "auto" && !(name in factories))) {
@@ -78,8 +120,33 @@ export async function setBackend(name: BackendName | Backend): Promise<Backend> 
       } or a Backend`,
     );
   }
-  current = name === "auto" ? await resolveAuto() : await loadBackend(name);
+  if (name === "auto") {
+    current = await resolveAuto();
+  } else {
+    current = await loadBackend(name);
+    info = { name, chosenBy: "name", notChosen: [] };
+  }
   return current;
+}
+
+/**
+ * The backend in use, how it was chosen, and, after `setBackend("auto")`, why
+ * each better backend was not chosen (no WebGPU adapter, a software adapter,
+ * WASM that failed to start, ...): a fallback is never silent.
+ *
+ * @example
+ * ```ts
+ * import { backendInfo, setBackend } from "@pixelfly/pixelfly";
+ * await setBackend("auto");
+ * const info = backendInfo();
+ * console.log(info.name, info.chosenBy); // for example "wasm auto"
+ * for (const { name, reason } of info.notChosen) console.log(`not ${name}: ${reason}`);
+ * await setBackend("js");
+ * ```
+ */
+export function backendInfo(): BackendInfo {
+  getBackend();
+  return { ...info, notChosen: info.notChosen.map((n) => ({ ...n })) };
 }
 
 /** The current backend (the js reference until `setBackend` is called). */
@@ -111,5 +178,8 @@ export function disposeBackend(name: ConcreteName): void {
   if (b === undefined) return;
   b.dispose();
   live.delete(name);
-  if (current === b) current = undefined;
+  if (current === b) {
+    current = undefined;
+    info = { name: "js", chosenBy: "default", notChosen: [] };
+  }
 }

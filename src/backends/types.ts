@@ -14,6 +14,10 @@
  *
  * @module
  */
+import type { BinaryOp, Broadcast, UnaryOp } from "./op_table.ts";
+
+// The elementwise op names and their codes live in one table (op_table.ts).
+export type { BinaryOp, Broadcast, UnaryOp } from "./op_table.ts";
 
 /** An opaque handle to `size` float32 values owned by one backend. */
 export interface BackendBuffer {
@@ -144,19 +148,6 @@ export interface BsrSoftmaxParams {
   /** The scores are multiplied by this before the softmax. */
   scale: number;
 }
-
-/** Elementwise binary operations. */
-export type BinaryOp = "add" | "sub" | "mul" | "div";
-
-/**
- * How the second operand of {@link Backend.binary} is broadcast over an
- * (M, N) first operand: `full` (M, N), `row` (N) repeated for every row,
- * `col` (M) repeated along every row, `scalar` (1).
- */
-export type Broadcast = "full" | "row" | "col" | "scalar";
-
-/** Elementwise unary operations. `gelu` is the tanh approximation (as GPT-2 and the reference code use). */
-export type UnaryOp = "relu" | "gelu" | "sigmoid" | "tanh" | "exp" | "log" | "neg";
 
 /** Hyper-parameters of one AdamW step (decoupled weight decay, bias-corrected). */
 export interface AdamWParams {

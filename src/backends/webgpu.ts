@@ -17,6 +17,7 @@
 import * as S from "../../wgsl/generated/shaders.ts";
 import { constPrelude, type Consts, ddsTiles, type Family, gemmTiles } from "./_webgpu_tiles.ts";
 import { batchedDds, batchedSdd } from "./_webgpu_attention.ts";
+import { BINARY_CODE, BROADCAST_CODE, UNARY_CODE } from "./op_table.ts";
 import type {
   AdamWParams,
   Backend,
@@ -41,10 +42,6 @@ export interface WebGpuOptions {
 }
 
 type ShaderName = "OPS" | "GEMM_REG" | "GEMM_WG" | "DDS_REG" | "DDS_WG" | "ATTENTION";
-
-const UNARY: Record<UnaryOp, number> = { relu: 0, gelu: 1, sigmoid: 2, tanh: 3, exp: 4, log: 5, neg: 6 };
-const BINARY: Record<BinaryOp, number> = { add: 0, sub: 1, mul: 2, div: 3 };
-const BCAST: Record<Broadcast, number> = { full: 0, row: 1, col: 2, scalar: 3 };
 
 /** Workgroup width of the kernels in ops.wgsl. */
 const OPS_WG = 64;
@@ -87,6 +84,36 @@ function groups1d(n: number, perGroup = OPS_WG): number {
   return Math.max(1, Math.min(MAX_GROUPS_1D, Math.ceil(n / perGroup)));
 }
 
+/** The JavaScript runtime, for messages. */
+export type Runtime = "deno" | "node" | "browser";
+
+function runtime(): Runtime {
+  // deno-lint-ignore no-explicit-any
+  const g = globalThis as any;
+  if (g.Deno !== undefined) return "deno";
+  return g.process?.versions?.node !== undefined ? "node" : "browser";
+}
+
+/**
+ * Why there is no WebGPU adapter, in words that fit the runtime (Node, Deno, a browser):
+ * `hasGpu` tells whether `navigator.gpu` exists (and returned no adapter).
+ */
+export function webGpuAbsence(hasGpu: boolean, where: Runtime = runtime()): string {
+  if (where === "node") {
+    return "Node.js has no navigator.gpu; use the wasm backend, or pass an adapter from a WebGPU " +
+      "binding for Node (for example the `webgpu` npm package) as createWebGpuBackend({ adapter })";
+  }
+  if (where === "deno") {
+    return hasGpu
+      ? "navigator.gpu returned no adapter; on Linux without a GPU install Mesa " +
+        "(libegl1 libegl-mesa0 libgl1-mesa-dri)"
+      : "navigator.gpu is not available in this Deno";
+  }
+  return hasGpu
+    ? "navigator.gpu returned no adapter: this browser or machine offers none"
+    : "navigator.gpu is not available: this browser has WebGPU off, or the page is not a secure context";
+}
+
 /**
  * Make a WebGPU backend on the given (or default) adapter.
  *
@@ -118,8 +145,8 @@ export class WebGpuBackend implements Backend {
 
   #modules = new Map<string, GPUShaderModule>();
   #pipelines = new Map<string, GPUComputePipeline>();
-  #layouts = new Map<number, GPUBindGroupLayout>();
-  #pipelineLayouts = new Map<number, GPUPipelineLayout>();
+  #layouts = new Map<string, GPUBindGroupLayout>();
+  #pipelineLayouts = new Map<string, GPUPipelineLayout>();
   /** Pipelines compiled so far (tests check that a new batch size compiles nothing). */
   pipelinesCompiled = 0;
 
@@ -148,8 +175,12 @@ export class WebGpuBackend implements Backend {
   #ringF32 = new Float32Array(this.#ringCpu);
   #ringUsed = 0;
 
+  /** Index buffers of the layouts in use, released when a layout is garbage-collected. */
   #layoutBufs = new WeakMap<BlockLayout, { buf: GPUBuffer; off: number[] }>();
-  #layoutList: GPUBuffer[] = [];
+  #layoutLive = new Set<GPUBuffer>();
+  #layoutGone = new FinalizationRegistry<GPUBuffer>((buf) => this.#releaseLayoutBuf(buf));
+  /** Buffers to destroy after the next submit (recorded work may still use them). */
+  #pendingDestroy: GPUBuffer[] = [];
   #dummy: GPUBuffer;
   #scratch: GPUBuffer;
 
@@ -179,11 +210,7 @@ export class WebGpuBackend implements Backend {
     const gpu: GPU | undefined = (globalThis.navigator as any)?.gpu;
     const adapter = opts.adapter ?? (gpu ? await gpu.requestAdapter() : null);
     if (!adapter) {
-      throw new Error(
-        "webgpu backend: no WebGPU adapter found (navigator.gpu " +
-          (gpu ? "returned no adapter" : "is not available") +
-          "); on Linux without a GPU install Mesa (libegl1 libegl-mesa0 libgl1-mesa-dri)",
-      );
+      throw new Error(`webgpu backend: no WebGPU adapter found (${webGpuAbsence(gpu !== undefined)})`);
     }
     const fallback = (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter ??
       // deno-lint-ignore no-explicit-any
@@ -197,10 +224,15 @@ export class WebGpuBackend implements Backend {
       "maxComputeWorkgroupSizeY",
       "maxStorageBuffersPerShaderStage",
     ] as const;
+    // Ask for the adapter's own maxima of the limits the kernels can use, never more than it offers
+    // (browsers refuse a device whose requiredLimits exceed the adapter's).
     const requiredLimits: Record<string, number> = {};
     for (const k of want) {
       const v = adapter.limits[k];
-      if (typeof v === "number") requiredLimits[k] = v;
+      if (typeof v === "number" && Number.isFinite(v)) requiredLimits[k] = v;
+    }
+    if (requiredLimits.maxStorageBufferBindingSize > requiredLimits.maxBufferSize) {
+      requiredLimits.maxStorageBufferBindingSize = requiredLimits.maxBufferSize;
     }
     const device = await adapter.requestDevice({ requiredLimits });
     const family = opts.family ?? (fallback ? "register" : "workgroup");
@@ -324,16 +356,19 @@ export class WebGpuBackend implements Backend {
   }
 
   free(buf: BackendBuffer): void {
+    // a buffer of another backend, or one freed already, throws (as on wasm)
+    const gpu = this.#buf(buf, "free");
     const g = buf as GpuBuf;
-    if (!(g instanceof GpuBuf) || g.owner !== this || g.gpu === undefined) return;
     // Work recorded but not yet submitted may still use it: pool it only after the next submit.
-    this.#pendingFree.push(g.gpu);
+    this.#pendingFree.push(gpu);
     this.#pendingFreeCls.push(g.cls);
     g.gpu = undefined;
     if (this.#encoder === null) this.#recycle();
   }
 
   #recycle(): void {
+    for (const b of this.#pendingDestroy) b.destroy();
+    this.#pendingDestroy = [];
     for (let i = 0; i < this.#pendingFree.length; i++) {
       const gpu = this.#pendingFree[i], cls = this.#pendingFreeCls[i];
       if (this.#pooledBytes + cls > POOL_LIMIT_BYTES || this.#disposed) {
@@ -372,7 +407,10 @@ export class WebGpuBackend implements Backend {
     this.#disposed = true;
     for (const b of this.#live) b.destroy();
     for (const l of this.#readPool.values()) for (const b of l) b.destroy();
-    for (const b of this.#layoutList) b.destroy();
+    for (const b of this.#layoutLive) b.destroy();
+    for (const b of this.#pendingDestroy) b.destroy();
+    this.#layoutLive.clear();
+    this.#pendingDestroy = [];
     for (const s of this.#staging) s.destroy();
     this.#live.clear();
     this.#pool.clear();
@@ -401,57 +439,83 @@ export class WebGpuBackend implements Backend {
     }
   }
 
-  #layout(nStorage: number): GPUPipelineLayout {
-    let pl = this.#pipelineLayouts.get(nStorage);
+  /** The pipeline layout of storage bindings 1..n with the given access (`r` read-only, `w` read_write). */
+  #layout(access: string): GPUPipelineLayout {
+    let pl = this.#pipelineLayouts.get(access);
     if (pl) return pl;
     const entries: GPUBindGroupLayoutEntry[] = [{
       binding: 0,
       visibility: GPUShaderStage.COMPUTE,
       buffer: { type: "uniform", hasDynamicOffset: true, minBindingSize: UNIFORM_BYTES },
     }];
-    for (let i = 1; i <= nStorage; i++) {
-      entries.push({ binding: i, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } });
+    for (let i = 0; i < access.length; i++) {
+      entries.push({
+        binding: i + 1,
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type: access[i] === "w" ? "storage" : "read-only-storage" },
+      });
     }
     const bgl = this.device.createBindGroupLayout({ entries });
-    this.#layouts.set(nStorage, bgl);
+    this.#layouts.set(access, bgl);
     pl = this.device.createPipelineLayout({ bindGroupLayouts: [bgl] });
-    this.#pipelineLayouts.set(nStorage, pl);
+    this.#pipelineLayouts.set(access, pl);
     return pl;
   }
 
-  #pipeline(source: ShaderName, entry: string, consts: Consts, nStorage: number): GPUComputePipeline {
+  #pipeline(source: ShaderName, entry: string, consts: Consts): { pipe: GPUComputePipeline; access: string } {
+    const access = S.BINDINGS[source][entry];
     const prelude = constPrelude(consts);
-    const key = `${source}|${entry}|${nStorage}|${prelude}`;
+    const key = `${source}|${entry}|${prelude}`;
     let pipe = this.#pipelines.get(key);
-    if (pipe) return pipe;
+    if (pipe) return { pipe, access };
     const mkey = `${source}|${prelude}`;
     let module = this.#modules.get(mkey);
     if (!module) {
-      module = this.device.createShaderModule({ code: `${prelude}${S.COMMON}\n${S[source]}` });
+      module = this.device.createShaderModule({ code: `${prelude}${S.OP_CODES}${S.COMMON}\n${S[source]}` });
       this.#modules.set(mkey, module);
     }
     pipe = this.device.createComputePipeline({
-      layout: this.#layout(nStorage),
+      label: `${source}:${entry}`,
+      layout: this.#layout(access),
       compute: { module, entryPoint: entry },
     });
     this.pipelinesCompiled++;
     this.#pipelines.set(key, pipe);
-    return pipe;
+    return { pipe, access };
   }
 
   /**
    * Record one dispatch: uniforms u (u32 slots 0..7) and f (f32 slots 8..15), storage buffers
-   * bound at 1..n in order.
+   * bound at 1..n in order with the access the entry point declares.
+   *
+   * Browsers reject a dispatch that binds one buffer twice when either binding is writable
+   * (Deno accepts it). The kernels with an in-place form have their own entry points; anywhere
+   * else a read-only input that is also a writable output is first copied to a scratch buffer.
    */
   #dispatch(
-    pipe: GPUComputePipeline,
-    nStorage: number,
+    kernel: { pipe: GPUComputePipeline; access: string },
     bufs: GPUBuffer[],
     u: number[],
     f: number[],
     groups: [number, number, number],
   ): void {
     if (this.#ringUsed + this.#ringStride > RING_BYTES) this.flush();
+    const { pipe, access } = kernel;
+    const n = access.length;
+    for (let i = 0; i < n; i++) {
+      if (access[i] !== "w") continue;
+      for (let j = 0; j < n; j++) {
+        if (j === i || bufs[j] !== bufs[i]) continue;
+        if (access[j] === "w") {
+          throw new Error(
+            `webgpu backend: one buffer bound to two outputs (bindings ${Math.min(i, j) + 1} and ` +
+              `${Math.max(i, j) + 1}) of ${pipe.label || "a kernel"}`,
+          );
+        }
+        bufs = bufs.slice();
+        bufs[j] = this.#scratchCopy(bufs[i]);
+      }
+    }
     const off = this.#ringUsed;
     const w = off / 4;
     this.#ringU32.fill(0, w, w + 16);
@@ -462,8 +526,8 @@ export class WebGpuBackend implements Backend {
       binding: 0,
       resource: { buffer: this.#ring, size: UNIFORM_BYTES },
     }];
-    for (let i = 0; i < nStorage; i++) entries.push({ binding: i + 1, resource: { buffer: bufs[i] } });
-    const bg = this.device.createBindGroup({ layout: this.#layouts.get(nStorage)!, entries });
+    for (let i = 0; i < n; i++) entries.push({ binding: i + 1, resource: { buffer: bufs[i] } });
+    const bg = this.device.createBindGroup({ layout: this.#layouts.get(access)!, entries });
     this.#enc();
     if (this.#pass === null) this.#pass = this.#encoder!.beginComputePass();
     this.#pass.setPipeline(pipe);
@@ -471,11 +535,22 @@ export class WebGpuBackend implements Backend {
     this.#pass.dispatchWorkgroups(groups[0], groups[1], groups[2]);
   }
 
+  /** A copy of `src` in a scratch buffer destroyed after the next submit (recorded before the pass). */
+  #scratchCopy(src: GPUBuffer): GPUBuffer {
+    const tmp = this.device.createBuffer({
+      size: src.size,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+    });
+    this.#endPass();
+    this.#enc().copyBufferToBuffer(src, 0, tmp, 0, src.size);
+    this.#pendingDestroy.push(tmp);
+    return tmp;
+  }
+
   #ops(entry: string, bufs: BackendBuffer[], u: number[], f: number[], groups: number, op: string): void {
     this.#check(op);
     const gb = bufs.map((b) => this.#buf(b, op));
-    const pipe = this.#pipeline("OPS", entry, {}, gb.length);
-    this.#dispatch(pipe, gb.length, gb, u, f, [groups, 1, 1]);
+    this.#dispatch(this.#pipeline("OPS", entry, {}), gb, u, f, [groups, 1, 1]);
   }
 
   /** Index buffer of a layout: rowPtr, colIdx, colPtr, rowIdx, blockIdx, rowOf (cached per layout). */
@@ -501,10 +576,23 @@ export class WebGpuBackend implements Backend {
       o += a.length;
     }
     buf.unmap();
-    this.#layoutList.push(buf);
     c = { buf, off };
     this.#layoutBufs.set(l, c);
+    this.#layoutLive.add(buf);
+    this.#layoutGone.register(l, buf);
     return c;
+  }
+
+  /** A layout was garbage-collected: destroy its index buffer (after the next submit if work is recorded). */
+  #releaseLayoutBuf(buf: GPUBuffer): void {
+    if (!this.#layoutLive.delete(buf) || this.#disposed) return;
+    if (this.#encoder === null) buf.destroy();
+    else this.#pendingDestroy.push(buf);
+  }
+
+  /** Index buffers of block layouts held on the GPU now (tests check they are released). */
+  get layoutBuffers(): number {
+    return this.#layoutLive.size;
   }
 
   // --- products -------------------------------------------------------------
@@ -518,13 +606,12 @@ export class WebGpuBackend implements Backend {
     const t = gemmTiles(this.family, this.#big);
     const consts: Consts = { ...t, TRANS_A: transA, TRANS_B: transB, SDD: false };
     const src = this.family === "register" ? "GEMM_REG" : "GEMM_WG";
-    const pipe = this.#pipeline(src, "gemm", consts, 4);
+    const pipe = this.#pipeline(src, "gemm", consts);
     const tileM = this.family === "register" ? t.WGY as number * (t.TM as number) : t.BM as number;
     const tileN = this.family === "register" ? t.WGX as number * (t.TN as number) : t.BN as number;
     const sA = p.strideA ?? M * K, sB = p.strideB ?? K * N, sC = p.strideC ?? M * N;
     this.#dispatch(
       pipe,
-      4,
       [ga, gb, gc, this.#dummy],
       [M, N, K, sA, sB, sC, accumulate ? 1 : 0, 0],
       [p.alpha ?? 1],
@@ -547,7 +634,6 @@ export class WebGpuBackend implements Backend {
       this.family === "register" ? "DDS_REG" : "DDS_WG",
       "dds",
       { ...t, TRANS_W: transW },
-      4,
     );
     const [oRowPtr, oColIdx, oColPtr, oRowIdx, oBlockIdx] = lb.off;
     const u = [
@@ -567,7 +653,7 @@ export class WebGpuBackend implements Backend {
     } else {
       groups = [outCols / (t.BN as number), Math.ceil(M / (t.BM as number)), 1];
     }
-    this.#dispatch(pipe, 4, [gx, gw, gy, lb.buf], u, [], groups);
+    this.#dispatch(pipe, [gx, gw, gy, lb.buf], u, [], groups);
   }
 
   sdd(a: BackendBuffer, b: BackendBuffer, w: BackendBuffer, p: SddParams): void {
@@ -581,7 +667,7 @@ export class WebGpuBackend implements Backend {
     const t = gemmTiles(this.family, this.#big, blk);
     const consts: Consts = { ...t, TRANS_A: transA, TRANS_B: transB, SDD: true };
     const src = this.family === "register" ? "GEMM_REG" : "GEMM_WG";
-    const pipe = this.#pipeline(src, "gemm", consts, 4);
+    const pipe = this.#pipeline(src, "gemm", consts);
     const tileM = this.family === "register" ? t.WGY as number * (t.TM as number) : t.BM as number;
     const tileN = this.family === "register" ? t.WGX as number * (t.TN as number) : t.BN as number;
     const R = layout.rows * blk, C = layout.cols * blk;
@@ -595,7 +681,6 @@ export class WebGpuBackend implements Backend {
     }
     this.#dispatch(
       pipe,
-      4,
       [ga, gb, gw, lb.buf],
       [R, C, K, 0, 0, 0, accumulate ? 1 : 0, blk],
       [1, f32[0], f32[1]],
@@ -617,14 +702,10 @@ export class WebGpuBackend implements Backend {
     this.#check("sumSquares");
     const gx = this.#buf(x, "sumSquares"), go = this.#buf(out, "sumSquares");
     const parts = Math.max(1, Math.min(SUMSQ_PARTS, p.size));
-    const p1 = this.#pipeline("OPS", "sumSquaresPartial", {}, 2);
-    this.#dispatch(p1, 2, [gx, this.#scratch], [p.size, parts], [], [Math.ceil(parts / OPS_WG), 1, 1]);
-    const p2 = this.#pipeline("OPS", "sumSquaresFinal", {}, 2);
-    this.#dispatch(p2, 2, [this.#scratch, go], [p.size === 0 ? 0 : parts, p.accumulate ? 1 : 0], [], [
-      1,
-      1,
-      1,
-    ]);
+    const p1 = this.#pipeline("OPS", "sumSquaresPartial", {});
+    this.#dispatch(p1, [gx, this.#scratch], [p.size, parts], [], [Math.ceil(parts / OPS_WG), 1, 1]);
+    const p2 = this.#pipeline("OPS", "sumSquaresFinal", {});
+    this.#dispatch(p2, [this.#scratch, go], [p.size === 0 ? 0 : parts, p.accumulate ? 1 : 0], [], [1, 1, 1]);
   }
 
   // --- elementwise ----------------------------------------------------------
@@ -638,11 +719,14 @@ export class WebGpuBackend implements Backend {
   ): void {
     const n = p.M * p.N;
     if (n === 0) return;
-    this.#ops("binary", [a, b, out], [p.M, p.N, BINARY[op], BCAST[p.bcast]], [], groups1d(n), "binary");
+    const u = [p.M, p.N, BINARY_CODE[op], BROADCAST_CODE[p.bcast]];
+    if (out === a) this.#ops("binaryInPlace", [a, b], u, [], groups1d(n), "binary");
+    else this.#ops("binary", [a, b, out], u, [], groups1d(n), "binary");
   }
   unary(op: UnaryOp, x: BackendBuffer, y: BackendBuffer, p: { size: number }): void {
     if (p.size === 0) return;
-    this.#ops("unary", [x, y], [p.size, UNARY[op]], [], groups1d(p.size), "unary");
+    if (x === y) this.#ops("unaryInPlace", [x], [p.size, UNARY_CODE[op]], [], groups1d(p.size), "unary");
+    else this.#ops("unary", [x, y], [p.size, UNARY_CODE[op]], [], groups1d(p.size), "unary");
   }
   unaryGrad(
     op: UnaryOp,
@@ -656,7 +740,7 @@ export class WebGpuBackend implements Backend {
     this.#ops(
       "unaryGrad",
       [x, y, dy, dx],
-      [p.size, UNARY[op], p.accumulate ? 1 : 0],
+      [p.size, UNARY_CODE[op], p.accumulate ? 1 : 0],
       [],
       groups1d(p.size),
       "unaryGrad",
@@ -668,7 +752,18 @@ export class WebGpuBackend implements Backend {
     p: { size: number; alpha: number; beta: number; accumulate: boolean },
   ): void {
     if (p.size === 0) return;
-    this.#ops("scale", [x, y], [p.size, p.accumulate ? 1 : 0], [p.alpha, p.beta], groups1d(p.size), "scale");
+    if (x === y && !p.accumulate) {
+      this.#ops("scaleInPlace", [x], [p.size], [p.alpha, p.beta], groups1d(p.size), "scale");
+    } else {
+      this.#ops(
+        "scale",
+        [x, y],
+        [p.size, p.accumulate ? 1 : 0],
+        [p.alpha, p.beta],
+        groups1d(p.size),
+        "scale",
+      );
+    }
   }
   fill(x: BackendBuffer, p: { size: number; value: number }): void {
     if (p.size === 0) return;
@@ -709,7 +804,7 @@ export class WebGpuBackend implements Backend {
   ): void {
     this.#attention("bsrSoftmaxGrad", [y, dy, dx], p, p.accumulate ? 1 : 0);
   }
-  // wgsl/attention.wgsl: storage b1..b3 the tiles (the third a placeholder for bsrSoftmax), b4 the layout
+  // wgsl/attention.wgsl: storage 1..3 the tiles (the third a placeholder for bsrSoftmax), 4 the layout
   #attention(entry: string, bufs: BackendBuffer[], p: BsrSoftmaxParams, acc: number): void {
     this.#check(entry);
     const l = p.layout, rows = p.batch * l.rows * l.block;
@@ -718,8 +813,8 @@ export class WebGpuBackend implements Backend {
     if (gb.length === 2) gb.push(this.#dummy);
     const lb = this.#layoutBuf(l);
     const u = [l.rows, l.block, l.nnz, p.L, p.S, p.causal ? 1 : 0, lb.off[0], lb.off[1]];
-    const pipe = this.#pipeline("ATTENTION", entry, {}, 4);
-    this.#dispatch(pipe, 4, [...gb, lb.buf], u, [p.scale, acc, p.batch], [groups1d(rows), 1, 1]);
+    const pipe = this.#pipeline("ATTENTION", entry, {});
+    this.#dispatch(pipe, [...gb, lb.buf], u, [p.scale, acc, p.batch], [groups1d(rows), 1, 1]);
   }
   softmax(x: BackendBuffer, y: BackendBuffer, p: { M: number; N: number }): void {
     if (p.M === 0) return;

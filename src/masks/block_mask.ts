@@ -5,6 +5,7 @@
  * @module
  */
 import type { BlockLayout } from "../backends/types.ts";
+import { checkPositiveInt, describeValue } from "../validate.ts";
 
 /**
  * A boolean mask over a `rows x cols` grid of `block x block` tiles.
@@ -33,13 +34,11 @@ export class BlockMask {
 
   /** A mask from row-major 0/1 bits of length rows*cols (copied). */
   constructor(rows: number, cols: number, block: number, bits: ArrayLike<number | boolean>) {
-    for (const [name, v] of [["rows", rows], ["cols", cols], ["block", block]] as const) {
-      if (typeof v !== "number") {
-        throw new TypeError(`BlockMask: ${name} must be a number, got ${typeof v} ${v}`);
-      }
-      if (!Number.isInteger(v) || v < 1) {
-        throw new RangeError(`BlockMask: ${name} must be a positive integer, got ${v}`);
-      }
+    checkPositiveInt("BlockMask", "rows", rows);
+    checkPositiveInt("BlockMask", "cols", cols);
+    checkPositiveInt("BlockMask", "block", block);
+    if (bits === null || typeof bits !== "object" || typeof bits.length !== "number") {
+      throw new TypeError(`BlockMask: bits must be an array of 0/1 values, got ${describeValue(bits)}`);
     }
     if (bits.length !== rows * cols) {
       throw new RangeError(
@@ -137,7 +136,7 @@ export class BlockMask {
         blockIdx[slot] = k;
       }
     }
-    this.#bsr = Object.freeze({
+    const bsr: BlockLayout = Object.freeze({
       rows,
       cols,
       block: this.block,
@@ -148,7 +147,9 @@ export class BlockMask {
       rowIdx,
       blockIdx,
     });
-    return this.#bsr;
+    fingerprints.set(bsr, fingerprint(bsr)); // valid by construction
+    this.#bsr = bsr;
+    return bsr;
   }
 
   /** A small text picture: one character per tile, `#` kept, `.` dropped. */
@@ -187,4 +188,131 @@ export class BlockMask {
 
 function escapeXml(s: string): string {
   return s.replace(/[<>&"]/g, (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;" })[c]!);
+}
+
+/** Layouts known to be valid, with a fingerprint of their arrays when they were checked. */
+const fingerprints = new WeakMap<object, number>();
+
+/** FNV-1a over the sizes and the five index arrays (a few ns per entry). */
+function fingerprint(l: BlockLayout): number {
+  let h = 0x811c9dc5;
+  const mix = (v: number) => {
+    h = Math.imul(h ^ v, 0x01000193);
+  };
+  mix(l.rows);
+  mix(l.cols);
+  mix(l.block);
+  mix(l.nnz);
+  for (const a of [l.rowPtr, l.colIdx, l.colPtr, l.rowIdx, l.blockIdx]) {
+    mix(a.length);
+    for (let i = 0; i < a.length; i++) mix(a[i]);
+  }
+  return h >>> 0;
+}
+
+/**
+ * Check a block layout before any kernel walks it, and remember that it is
+ * valid: sizes are positive integers; `rowPtr` (rows + 1) starts at 0, never
+ * decreases and ends at nnz; `colIdx` entries are in [0, cols) and strictly
+ * increasing within each block row; the transposed walk (`colPtr`, `rowIdx`,
+ * `blockIdx`) lists every kept block exactly once, by column, rows strictly
+ * increasing. A layout checked before (and every `BlockMask.toBSR()` result)
+ * costs one fingerprint pass; one whose arrays changed since it was checked
+ * is refused (backends cache device copies of layouts, so they must not
+ * change). Returns the layout; throws a TypeError or RangeError naming `op`.
+ *
+ * @example
+ * ```ts
+ * import { BlockMask, validateLayout } from "@pixelfly/pixelfly";
+ * const layout = BlockMask.fromFunction(2, 2, 4, (i, j) => i === j).toBSR();
+ * console.log(validateLayout("dds", layout) === layout); // true
+ * const bad = { ...layout, colIdx: new Int32Array([0, 5]) };
+ * try { validateLayout("dds", bad); } catch (e) { console.log((e as Error).message); }
+ * // dds: layout colIdx[1] is 5, but block columns are in [0, 2)
+ * ```
+ */
+export function validateLayout(op: string, layout: unknown): BlockLayout {
+  if (layout === null || typeof layout !== "object") {
+    throw new TypeError(`${op}: mask must be a BlockMask or a BlockLayout, got ${describeValue(layout)}`);
+  }
+  const l = layout as BlockLayout;
+  const known = fingerprints.get(l);
+  if (known !== undefined) {
+    if (fingerprint(l) !== known) {
+      throw new RangeError(
+        `${op}: the layout's index arrays changed after it was first checked; layouts must not be mutated ` +
+          `(backends cache them): build a new one`,
+      );
+    }
+    return l;
+  }
+  const rows = checkPositiveInt(op, "layout rows", l.rows);
+  const cols = checkPositiveInt(op, "layout cols", l.cols);
+  checkPositiveInt(op, "layout block", l.block);
+  const nnz = l.nnz;
+  if (typeof nnz !== "number" || !Number.isInteger(nnz) || nnz < 0 || nnz > rows * cols) {
+    throw new RangeError(`${op}: layout nnz must be an integer in [0, ${rows * cols}], got ${nnz}`);
+  }
+  const arr = (name: keyof BlockLayout, len: number): Int32Array => {
+    const a = l[name];
+    if (!(a instanceof Int32Array)) {
+      throw new TypeError(`${op}: layout ${name} must be an Int32Array, got ${describeValue(a)}`);
+    }
+    if (a.length !== len) {
+      throw new RangeError(`${op}: layout ${name} has ${a.length} entries but must have ${len}`);
+    }
+    return a;
+  };
+  const rowPtr = arr("rowPtr", rows + 1), colIdx = arr("colIdx", nnz);
+  const colPtr = arr("colPtr", cols + 1), rowIdx = arr("rowIdx", nnz), blockIdx = arr("blockIdx", nnz);
+  const ptrs = (name: string, p: Int32Array) => {
+    if (p[0] !== 0) throw new RangeError(`${op}: layout ${name}[0] is ${p[0]}, but must be 0`);
+    for (let i = 1; i < p.length; i++) {
+      if (p[i] < p[i - 1]) {
+        throw new RangeError(`${op}: layout ${name}[${i}] is ${p[i]}, below ${name}[${i - 1}] = ${p[i - 1]}`);
+      }
+    }
+    if (p[p.length - 1] !== nnz) {
+      throw new RangeError(`${op}: layout ${name}[${p.length - 1}] is ${p[p.length - 1]}, but nnz is ${nnz}`);
+    }
+  };
+  ptrs("rowPtr", rowPtr);
+  ptrs("colPtr", colPtr);
+  const rowOf = new Int32Array(nnz);
+  for (let i = 0; i < rows; i++) {
+    for (let e = rowPtr[i]; e < rowPtr[i + 1]; e++) {
+      const j = colIdx[e];
+      if (j < 0 || j >= cols) {
+        throw new RangeError(`${op}: layout colIdx[${e}] is ${j}, but block columns are in [0, ${cols})`);
+      }
+      if (e > rowPtr[i] && j <= colIdx[e - 1]) {
+        throw new RangeError(
+          `${op}: layout colIdx[${e}] is ${j}, not above colIdx[${e - 1}] = ${
+            colIdx[e - 1]
+          } in block row ${i} (columns must be sorted and unique)`,
+        );
+      }
+      rowOf[e] = i;
+    }
+  }
+  const seen = new Uint8Array(nnz);
+  for (let j = 0; j < cols; j++) {
+    for (let s = colPtr[j]; s < colPtr[j + 1]; s++) {
+      const e = blockIdx[s], i = rowIdx[s];
+      if (e < 0 || e >= nnz || seen[e] || colIdx[e] !== j || rowOf[e] !== i) {
+        throw new RangeError(
+          `${op}: layout transposed walk is inconsistent at slot ${s} (block column ${j}): blockIdx ${e}, ` +
+            `rowIdx ${i} must name a kept block of that column exactly once`,
+        );
+      }
+      if (s > colPtr[j] && i <= rowIdx[s - 1]) {
+        throw new RangeError(
+          `${op}: layout rowIdx[${s}] is ${i}, not above rowIdx[${s - 1}] in block column ${j}`,
+        );
+      }
+      seen[e] = 1;
+    }
+  }
+  fingerprints.set(l, fingerprint(l));
+  return l;
 }

@@ -8,6 +8,7 @@
  */
 import type { BlockMask } from "./block_mask.ts";
 import { flatBlockButterfly } from "./patterns.ts";
+import { checkPositiveInt } from "../validate.ts";
 
 /** The paper's defaults: block 32, butterfly size 16, 2 factors, rank 32. */
 const DEFAULT_BUTTERFLY_SIZE = 16;
@@ -52,13 +53,6 @@ interface Candidate {
   mask: BlockMask;
   /** Kept elements of the sparse part: nnz * block². */
   sparse: number;
-}
-
-function checkPositiveInt(op: string, name: string, v: unknown): asserts v is number {
-  if (typeof v !== "number") throw new TypeError(`${op}: ${name} must be a number, got ${typeof v}`);
-  if (!Number.isInteger(v) || v < 1) {
-    throw new RangeError(`${op}: ${name} must be a positive integer, got ${v}`);
-  }
 }
 
 function checkBudget(op: string, budget: unknown): asserts budget is number {

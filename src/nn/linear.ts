@@ -243,9 +243,10 @@ export class LowRank extends Module {
     this.U = this.param("U", uniformTensor([outFeatures, rank], 1 / Math.sqrt(rank), rng, opts.backend));
   }
 
-  /** Apply the layer to `x`. */
+  /** Apply the layer to `x`: (..., in) -> (..., out); a 1-D (in) input gives (out), as in PyTorch. */
   forward(x: Tensor): Tensor {
     checkInput("LowRank", x, this.inFeatures);
+    if (x.rank === 1) return reshape(this.forward(reshape(x, [1, this.inFeatures])), [this.outFeatures]);
     return matmul(matmul(x, this.V, { transB: true }), this.U, { transB: true });
   }
 }
@@ -340,9 +341,10 @@ export class PixelflyLinear extends Module {
       : this.param("bias", uniformTensor([outFeatures], 1 / Math.sqrt(inFeatures), rng, backend));
   }
 
-  /** Apply the layer to `x`. */
+  /** Apply the layer to `x`: (..., in) -> (..., out); a 1-D (in) input gives (out), as in PyTorch. */
   forward(x: Tensor): Tensor {
     checkInput("PixelflyLinear", x, this.inFeatures);
+    if (x.rank === 1) return reshape(this.forward(reshape(x, [1, this.inFeatures])), [this.outFeatures]);
     const s = this.sparse.forward(x);
     if (this.lowRank === undefined) return this.bias ? add(s, this.bias) : s;
     const l = this.lowRank.forward(x);

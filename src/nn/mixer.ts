@@ -52,6 +52,8 @@ export class MixerBlock extends Module {
     super();
     this.patches = checkPositiveInt("MixerBlock", "patches", patches);
     this.channels = checkPositiveInt("MixerBlock", "channels", channels);
+    checkPositiveInt("MixerBlock", "tokenHidden", opts?.tokenHidden);
+    checkPositiveInt("MixerBlock", "channelHidden", opts.channelHidden);
     const rng = rngFor(opts), backend = opts.backend;
     this.norm1 = this.child("norm1", new LayerNorm(channels, { backend }));
     this.tokenMixing = this.child(
@@ -97,7 +99,7 @@ export interface MlpMixerOptions extends LayerOptions {
   depth: number;
   /** Output classes. */
   classes: number;
-  /** Token-mixing hidden width (channels / 2). */
+  /** Token-mixing hidden width (floor(channels / 2), at least 1). */
   tokenHidden?: number;
   /** Channel-mixing hidden width (4 × channels). */
   channelHidden?: number;
@@ -139,6 +141,12 @@ export class MlpMixer extends Module {
     checkPositiveInt(op, "patchDim", opts.patchDim);
     checkPositiveInt(op, "depth", opts.depth);
     checkPositiveInt(op, "classes", opts.classes);
+    const tokenHidden = checkPositiveInt(
+      op,
+      "tokenHidden",
+      opts.tokenHidden ?? Math.max(1, Math.floor(channels / 2)),
+    );
+    const channelHidden = checkPositiveInt(op, "channelHidden", opts.channelHidden ?? 4 * channels);
     this.#patches = patches;
     this.#channels = channels;
     const rng = rngFor(opts), backend = opts.backend;
@@ -151,8 +159,8 @@ export class MlpMixer extends Module {
       this.blocks.push(this.child(
         `blocks.${i}`,
         new MixerBlock(patches, channels, {
-          tokenHidden: opts.tokenHidden ?? Math.max(1, channels / 2),
-          channelHidden: opts.channelHidden ?? 4 * channels,
+          tokenHidden,
+          channelHidden,
           tokenLinear: opts.tokenLinear ?? opts.linear,
           channelLinear: opts.linear,
           backend,

@@ -6,8 +6,11 @@
  */
 import type { Backend } from "../backends/types.ts";
 import { getBackend } from "../backends/select.ts";
-import { keep, Tensor } from "../tensor.ts";
+import { allocTensor, keep, markWritten, Tensor } from "../tensor.ts";
 import { nextSeed, Rng } from "../random.ts";
+import { checkPositiveInt } from "../validate.ts";
+
+export { checkPositiveInt };
 
 /** A non-trained array stored in checkpoints beside the parameters (a mask's tile bits). */
 export interface NamedBuffer {
@@ -50,7 +53,9 @@ export abstract class Module {
 
   /** Register a trainable parameter under `name` (requiresGrad on, kept out of tidy scopes). */
   protected param(name: string, t: Tensor): Tensor {
+    if (!(t instanceof Tensor)) throw new TypeError(`Module.param: ${name} must be a Tensor, got ${t}`);
     t.requiresGrad = true;
+    markWritten(t); // optimizers write parameters in place
     keep(t);
     this.#params.set(name, t);
     return t;
@@ -124,14 +129,6 @@ export abstract class Module {
   }
 }
 
-/** Check that a value is a positive integer, naming the layer and the argument. */
-export function checkPositiveInt(op: string, name: string, v: unknown): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 1) {
-    throw new RangeError(`${op}: ${name} must be a positive integer, got ${v}`);
-  }
-  return v;
-}
-
 /** An initializer's random source: the given seed or the next global one. */
 export function rngFor(opts: LayerOptions | undefined): Rng {
   return new Rng(opts?.seed ?? nextSeed());
@@ -144,8 +141,20 @@ export function uniformTensor(shape: number[], bound: number, rng: Rng, backend?
   return fromArray(d, shape, backend);
 }
 
-/** A tensor holding `data` on the layer's backend. */
-export function fromArray(data: Float32Array, shape: number[], backend?: Backend): Tensor {
-  const be = backend ?? getBackend();
-  return new Tensor(shape, be, be.upload(data));
+/**
+ * A tensor holding `data` on a backend (the current one when omitted): the
+ * same checks as `tensor()`, so `data` must hold exactly as many values as
+ * the shape.
+ *
+ * @example
+ * ```ts
+ * import { fromArray } from "@pixelfly/pixelfly";
+ * console.log(fromArray(new Float32Array([1, 2, 3, 4]), [2, 2]).shape); // [2, 2]
+ * ```
+ */
+export function fromArray(data: Float32Array, shape: readonly number[], backend?: Backend): Tensor {
+  if (!(data instanceof Float32Array)) {
+    throw new TypeError(`fromArray: data must be a Float32Array, got ${data}`);
+  }
+  return allocTensor("fromArray", shape, backend ?? getBackend(), data);
 }

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { Tensor } from "../tensor.ts";
+import { markWritten, Tensor } from "../tensor.ts";
 
 /** Collect and check an optimizer's parameters: Tensors, at least one, no duplicates. */
 export function collectParams(op: string, params: Iterable<Tensor>): Tensor[] {
@@ -20,6 +20,7 @@ export function collectParams(op: string, params: Iterable<Tensor>): Tensor[] {
     if (seen.has(p)) throw new RangeError(`${op}: params[${i}] (${p}) appears more than once`);
     seen.add(p);
   });
+  list.forEach(markWritten); // the optimizer writes them in place
   return list;
 }
 

@@ -5,8 +5,7 @@
  *
  * @module
  */
-import { _zeros } from "../ops.ts";
-import { keep, type Tensor } from "../tensor.ts";
+import { keep, type Tensor, zeros } from "../tensor.ts";
 import { checkGrad, checkInRange, checkNonNegative, collectParams } from "./_common.ts";
 
 /** Options of {@link AdamW}. */
@@ -132,7 +131,7 @@ export class AdamW {
       const be = p.backend;
       let s = this.#state.get(p);
       if (s === undefined) {
-        s = { m: keep(_zeros([p.size], be)), v: keep(_zeros([p.size], be)), step: 0 };
+        s = { m: keep(zeros([p.size], { backend: be })), v: keep(zeros([p.size], { backend: be })), step: 0 };
         this.#state.set(p, s);
       }
       s.step++;

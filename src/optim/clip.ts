@@ -6,8 +6,7 @@
  */
 import { getBackend } from "../backends/select.ts";
 import type { Backend } from "../backends/types.ts";
-import { _zeros } from "../ops.ts";
-import { Tensor } from "../tensor.ts";
+import { markWritten, Tensor, zeros } from "../tensor.ts";
 
 /**
  * Added to the squared norm before the square root is taken as
@@ -40,6 +39,7 @@ function gradsOf(op: string, params: Iterable<Tensor>): { grads: Tensor[]; backe
         );
       }
       first ??= g;
+      markWritten(g);
       grads.push(g);
     }
     i++;
@@ -49,7 +49,7 @@ function gradsOf(op: string, params: Iterable<Tensor>): { grads: Tensor[]; backe
 
 /** The squared total norm of `grads` in a new (1) tensor on `be`. */
 function normSquared(grads: Tensor[], be: Backend): Tensor {
-  const out = _zeros([1], be);
+  const out = zeros([1], { backend: be });
   grads.forEach((g, k) => be.sumSquares(g.buffer, out.buffer, { size: g.size, accumulate: k > 0 }));
   return out;
 }

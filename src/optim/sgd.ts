@@ -4,8 +4,7 @@
  *
  * @module
  */
-import { _zeros } from "../ops.ts";
-import { keep, type Tensor } from "../tensor.ts";
+import { keep, type Tensor, zeros } from "../tensor.ts";
 import type { Backend } from "../backends/types.ts";
 import { checkGrad, checkInRange, checkNonNegative, collectParams } from "./_common.ts";
 
@@ -136,7 +135,7 @@ export class SGD {
       if (this.#momentum !== 0) {
         let b = this.#buffers.get(p);
         if (b === undefined) {
-          b = keep(_zeros([p.size], be));
+          b = keep(zeros([p.size], { backend: be }));
           this.#buffers.set(p, b);
           first = true;
         }
@@ -144,7 +143,7 @@ export class SGD {
       } else {
         let u = this.#unused.get(be);
         if (u === undefined) {
-          u = keep(_zeros([1], be));
+          u = keep(zeros([1], { backend: be }));
           this.#unused.set(be, u);
         }
         buf = u;
