@@ -180,3 +180,12 @@ export function bundleText(): Promise<string> {
   })();
   return bundled;
 }
+
+/** The fenced block of `lang` in the README's "In browsers and Node" section. */
+export async function readmeBlock(lang: string): Promise<string> {
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  const section = readme.split(/^## /m).find((s) => s.startsWith("In browsers and Node"));
+  const block = section?.match(new RegExp("```" + lang + "\\n([\\s\\S]*?)```"))?.[1];
+  if (!block) throw new Error(`README: no \`\`\`${lang} block in "## In browsers and Node"`);
+  return block;
+}

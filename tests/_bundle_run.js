@@ -15,7 +15,7 @@
  *
  * @param {any} pf the pixelfly module (mod.ts or the bundle)
  * @param {{ backend: "js" | "wasm" | "webgpu", threads?: 1 | 2 | "auto", variant?: string,
- *   steps?: number, seed?: number }} o
+ *   steps?: number, seed?: number, pauseMs?: number }} o (pauseMs: an idle pause before the third step)
  */
 export async function trainRun(pf, o) {
   const steps = o.steps ?? 6, seed = o.seed ?? 7;
@@ -48,6 +48,7 @@ export async function trainRun(pf, o) {
   const losses = [];
   try {
     for (let s = 0; s < steps; s++) {
+      if (s === 2 && o.pauseMs) await new Promise((resolve) => setTimeout(resolve, o.pauseMs));
       opt.zeroGrad();
       const loss = pf.tidy(() => {
         const l = pf.crossEntropy(model.forward(x), y);

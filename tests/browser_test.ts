@@ -16,10 +16,12 @@ import {
   bundleText,
   evaluate,
   NO_BROWSER,
+  readmeBlock,
   serveSite,
   type Site,
   WEBGPU_FLAGS,
   withBrowser,
+  within,
   withPage,
 } from "./_browser.ts";
 import { assertClose, assertEquals, assertOk } from "./_assert.ts";
@@ -159,6 +161,23 @@ Deno.test({
 });
 
 Deno.test({
+  name: "browser: two wasm threads in a Worker keep working after the helper thread's idle exit",
+  ...opts,
+  // PENDING (wasm backend, found here): the helper thread leaves after 1 s idle, and the next product spawns
+  // a new one and blocks in Atomics.wait at once. Chromium cannot start a nested Worker while its parent is
+  // blocked, so the product waits for JOB_TIMEOUT_MS (120 s) and throws. Deno starts it fine.
+  ignore: true,
+  async fn() {
+    const want = await deno();
+    await withSite("iso", async (run) => {
+      const r: Run = await run(inWorker("trainRun", { backend: "wasm", threads: 2, pauseMs: 1500 }));
+      assertEquals(r.result.backend.threads, 2);
+      assertEquals(r.result.losses, want, "after the idle pause");
+    });
+  },
+});
+
+Deno.test({
   name:
     "browser: threads 2 and auto on an isolated page's main thread fall back to one thread (no Atomics.wait)",
   ...opts,
@@ -197,9 +216,6 @@ Deno.test({
 Deno.test({
   name: "browser: WebGPU on SwiftShader in Chromium trains, losses close to Deno's wasm",
   ...opts,
-  // PENDING (issue 13 item 1, the kernels helper's WGSL bindings): Chromium rejects a dispatch that binds one
-  // buffer twice as read-write ("Writable storage buffer binding aliasing"). Re-enabled once main has it.
-  ignore: true,
   async fn() {
     const want = await deno();
     await withSite("iso", async (run) => {
@@ -215,5 +231,31 @@ Deno.test({
         });
       }
     }, WEBGPU_FLAGS);
+  },
+});
+
+Deno.test({
+  name: "browser: the README's HTML snippet works as pasted (logs the output shape)",
+  ...opts,
+  async fn() {
+    const html = `<!doctype html><meta charset="utf-8">\n${await readmeBlock("html")}`;
+    const s = serveSite({ "index.html": html, "pixelfly.js": await bundleText() });
+    try {
+      await withBrowser(async (browser) => {
+        const page = await browser.newPage();
+        try {
+          const logged = new Promise<unknown[]>((resolve, reject) => {
+            page.on("console", (m) => Promise.all(m.args().map((a) => a.jsonValue())).then(resolve, reject));
+            page.on("pageerror", (e) => reject(e));
+          });
+          await page.goto(`${s.origin}/plain/index.html`, { timeout: 30_000 });
+          assertEquals(await within(logged, 60_000, "the snippet's console.log"), [[4, 256]]);
+        } finally {
+          await page.close().catch(() => {});
+        }
+      });
+    } finally {
+      await s.close();
+    }
   },
 });
