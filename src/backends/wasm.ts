@@ -420,9 +420,10 @@ export class WasmBackend implements Backend {
   }
 
   // --- memory -------------------------------------------------------------
-  alloc(size: number): BackendBuffer {
+  alloc(size: number, opts?: { zero?: boolean }): BackendBuffer {
     const ptr = this.#reserve(size * 4, "alloc");
-    this.#f32().fill(0, ptr >>> 2, (ptr >>> 2) + size);
+    // outputs a kernel overwrites skip the fill (6-10x slower than a kernel's own stores on shared memory)
+    if (opts?.zero !== false) this.#f32().fill(0, ptr >>> 2, (ptr >>> 2) + size);
     this.#live++;
     this.#liveBytes += size * 4;
     return new WasmBuffer(this, ptr, size);
