@@ -19,6 +19,7 @@ import { wasmBase64 as threadsBase64 } from "../../asm/generated/kernels_threads
 import { wasmBase64 as threadsSimdBase64 } from "../../asm/generated/kernels_threads_simd.ts";
 import { Allocator } from "./_wasm_alloc.ts";
 import { balancedSplit, CTRL_BYTES, splitPoint, WorkerThread } from "./_wasm_threads.ts";
+import { BINARY_CODE, BROADCAST_CODE, UNARY_CODE } from "./op_table.ts";
 import type {
   AdamWParams,
   Backend,
@@ -145,10 +146,6 @@ interface Kernels {
   sgd(...args: number[]): void;
   clipScale(g: number, normSq: number, size: number, maxNorm: number): void;
 }
-
-const BINARY: Record<BinaryOp, number> = { add: 0, sub: 1, mul: 2, div: 3 };
-const BCAST: Record<Broadcast, number> = { full: 0, row: 1, col: 2, scalar: 3 };
-const UNARY: Record<UnaryOp, number> = { relu: 0, gelu: 1, sigmoid: 2, tanh: 3, exp: 4, log: 5, neg: 6 };
 
 const PAGE = 65536;
 // Pages the threads builds' shared memory may grow to (2 GiB; asm/build.ts's --maximumMemory).
@@ -559,10 +556,10 @@ export class WasmBackend implements Backend {
     out: BackendBuffer,
     p: { M: number; N: number; bcast: Broadcast },
   ): void {
-    this.#k.binary(BINARY[op], this.#p(a), this.#p(b), this.#p(out), p.M, p.N, BCAST[p.bcast]);
+    this.#k.binary(BINARY_CODE[op], this.#p(a), this.#p(b), this.#p(out), p.M, p.N, BROADCAST_CODE[p.bcast]);
   }
   unary(op: UnaryOp, x: BackendBuffer, y: BackendBuffer, p: { size: number }): void {
-    this.#k.unary(UNARY[op], this.#p(x), this.#p(y), p.size);
+    this.#k.unary(UNARY_CODE[op], this.#p(x), this.#p(y), p.size);
   }
   unaryGrad(
     op: UnaryOp,
@@ -573,7 +570,7 @@ export class WasmBackend implements Backend {
     p: { size: number; accumulate: boolean },
   ): void {
     this.#k.unaryGrad(
-      UNARY[op],
+      UNARY_CODE[op],
       this.#p(x),
       this.#p(y),
       this.#p(dy),
