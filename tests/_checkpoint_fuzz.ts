@@ -15,6 +15,7 @@ import {
   Linear,
   load,
   PixelflyLinear,
+  type SafetensorsEntry,
   save,
   Sequential,
 } from "../mod.ts";

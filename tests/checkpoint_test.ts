@@ -4,7 +4,6 @@ import {
   encodeSafetensors,
   Linear,
   load,
-  MLP,
   MlpMixer,
   PixelflyLinear,
   type SafetensorsEntry,
