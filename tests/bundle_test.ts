@@ -130,3 +130,44 @@ console.log(JSON.stringify(out));
     }
   },
 });
+
+Deno.test({
+  name: "bundle: saveFile and loadFile work under Node (node:fs/promises), and the files load in Deno",
+  ignore: !hasNode(),
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "pixelfly_bundle_node_fs_" });
+    try {
+      await bundle({ outfile: `${dir}/pixelfly.js` });
+      const script = `import * as pf from "./pixelfly.js";
+const a = new pf.PixelflyLinear(${IN}, ${OUT}, ${JSON.stringify(LAYER)});
+await pf.saveFile(a, "model.safetensors");
+const b = new pf.PixelflyLinear(${IN}, ${OUT}, { ...${JSON.stringify(LAYER)}, seed: 99 });
+await pf.loadFile(b, "model.safetensors");
+const ya = await a.forward(pf.ones([2, ${IN}])).data(), yb = await b.forward(pf.ones([2, ${IN}])).data();
+let missing;
+try { await pf.loadFile(b, "no-such-file.safetensors"); } catch (e) { missing = e.code ?? e.name; }
+console.log(JSON.stringify({ equal: ya.every((v, i) => v === yb[i]), missing, deno: typeof Deno }));
+`;
+      await Deno.writeTextFile(`${dir}/run.mjs`, script);
+      const res = await new Deno.Command("node", { args: [`${dir}/run.mjs`], cwd: dir }).output();
+      assertOk(res.success, `node exited with ${res.code}: ${new TextDecoder().decode(res.stderr)}`);
+      const out = JSON.parse(new TextDecoder().decode(res.stdout));
+      assertEquals(out, { equal: true, missing: "ENOENT", deno: "undefined" });
+      // the file Node wrote is a checkpoint Deno loads, equal to the same seeded layer made here
+      const here = new pf.PixelflyLinear(IN, OUT, LAYER),
+        other = new pf.PixelflyLinear(IN, OUT, { ...LAYER, seed: 7 });
+      await pf.loadFile(other, `${dir}/model.safetensors`);
+      for (
+        const [[n, p], [, q]] of here.namedParameters().map((e, i) =>
+          [e, other.namedParameters()[i]] as const
+        )
+      ) {
+        assertEquals(await q.data(), await p.data(), n);
+      }
+      const names = await Array.fromAsync(Deno.readDir(dir), (e) => e.name);
+      assertEquals(names.sort(), ["model.safetensors", "pixelfly.js", "run.mjs"], "no temporary file left");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

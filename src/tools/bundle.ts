@@ -4,7 +4,8 @@
  * WASM kernels (base64 in `asm/generated/`) and the WGSL shaders (strings in
  * `wgsl/generated/`) are already in the module graph, so the bundle is the
  * only file to ship: it fetches nothing and touches no `Deno` global at import
- * time (checkpoint files and IDX reading still need Deno when called).
+ * time. `saveFile`/`loadFile` import `node:fs/promises` when called on Node
+ * (kept external); IDX file reading still needs Deno.
  *
  * Run: `deno run --allow-read --allow-write --allow-env --allow-run src/tools/bundle.ts [--outfile PATH] [--minify]`
  *
@@ -58,6 +59,8 @@ export async function bundle(opts: BundleOptions = {}): Promise<BundleResult> {
       bundle: true,
       format: "esm",
       platform: "neutral",
+      // saveFile/loadFile import node:fs/promises on Node only when called (src/io/_fs.ts)
+      external: ["node:*"],
       target: "es2022",
       minify: opts.minify ?? false,
       sourcemap: false,
