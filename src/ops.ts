@@ -444,17 +444,34 @@ export function relu(x: Tensor): Tensor {
   return unary("relu", x);
 }
 
+/** Options of {@link gelu}. */
+export interface GeluOptions {
+  /**
+   * `"none"` (default): the exact GELU `x·Φ(x) = 0.5·x·(1 + erf(x/√2))`, as PyTorch's
+   * `F.gelu` and `nn.GELU()` (which the Pixelfly reference MLPs use). `"tanh"`: the
+   * approximation `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` (PyTorch's
+   * `approximate="tanh"`, GPT-2's).
+   */
+  approximate?: "none" | "tanh";
+}
+
 /**
- * GELU, tanh approximation (as GPT-2 and the Pixelfly reference use).
+ * GELU, exact (erf) by default as in PyTorch; `{ approximate: "tanh" }` for the
+ * tanh approximation.
  *
  * @example
  * ```ts
  * import { gelu, tensor } from "@pixelfly/pixelfly";
- * console.log((await gelu(tensor([0])).data())[0]); // 0
+ * console.log((await gelu(tensor([1])).data())[0].toFixed(4)); // "0.8413"
+ * console.log((await gelu(tensor([1]), { approximate: "tanh" }).data())[0].toFixed(4)); // "0.8412"
  * ```
  */
-export function gelu(x: Tensor): Tensor {
-  return unary("gelu", x);
+export function gelu(x: Tensor, opts: GeluOptions = {}): Tensor {
+  const a = opts?.approximate ?? "none";
+  if (a !== "none" && a !== "tanh") {
+    throw new RangeError(`gelu: approximate must be "none" or "tanh", got ${JSON.stringify(a)}`);
+  }
+  return unary(a === "tanh" ? "geluTanh" : "gelu", x);
 }
 
 /**
@@ -520,6 +537,19 @@ export function log(x: Tensor): Tensor {
  */
 export function neg(x: Tensor): Tensor {
   return unary("neg", x);
+}
+
+/**
+ * The square root, elementwise (NaN below 0; the gradient is infinite at 0, as in PyTorch).
+ *
+ * @example
+ * ```ts
+ * import { sqrt, tensor } from "@pixelfly/pixelfly";
+ * console.log(await sqrt(tensor([4, 9])).data()); // Float32Array(2) [2, 3]
+ * ```
+ */
+export function sqrt(x: Tensor): Tensor {
+  return unary("sqrt", x);
 }
 
 // --- reductions -------------------------------------------------------------
