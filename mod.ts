@@ -154,8 +154,10 @@ export {
   Sequential,
 } from "./src/nn/layers.ts";
 export {
+  type AttentionCache,
   MultiHeadAttention,
   type MultiHeadAttentionOptions,
+  type ProjectionKinds,
   type ScoreMaskOptions,
   TransformerBlock,
   type TransformerBlockOptions,
@@ -168,6 +170,8 @@ export { clipGradNorm, gradNorm } from "./src/optim/clip.ts";
 export { cosineSchedule, type CosineScheduleOptions } from "./src/optim/schedule.ts";
 export { accuracy, argmax, linearFlops } from "./src/train.ts";
 export { type AttentionOptions, scaledDotProductAttention } from "./src/attention.ts";
+export { type GenerateOptions, GPT, type GPTConfig } from "./src/nn/gpt.ts";
+export { toPatches, ViT, type ViTConfig } from "./src/nn/vit.ts";
 export {
   attentionMask,
   type AttentionMaskOptions,

@@ -69,12 +69,13 @@ function summarize(d: Float32Array): IntegerSummary {
 interface Usage {
   buffers: number;
   values: number;
+  finalized: number;
 }
 const usage = new Map<Backend, Usage>();
 
 function usageOf(be: Backend): Usage {
   let u = usage.get(be);
-  if (u === undefined) usage.set(be, u = { buffers: 0, values: 0 });
+  if (u === undefined) usage.set(be, u = { buffers: 0, values: 0, finalized: 0 });
   return u;
 }
 
@@ -106,6 +107,7 @@ class Storage {
 const finalizer = new FinalizationRegistry<{ storage: Storage; id: number }>(({ storage, id }) => {
   tracked.delete(id);
   try {
+    if (storage.refs === 1 && storage.buffer !== undefined) usageOf(storage.backend).finalized++;
     storage.release();
   } catch {
     // a backend disposed before its tensors were collected: nothing to free
@@ -342,6 +344,12 @@ export interface MemoryInfo {
   buffers: number;
   /** Bytes of those buffers. */
   bytes: number;
+  /**
+   * Buffers the garbage collector has freed so far (tensors dropped without
+   * `dispose`, a step scope or `tidy`). `buffers + finalized` does not depend on
+   * when collections run: a leak check that must not rely on them uses it.
+   */
+  finalized: number;
 }
 
 /**
@@ -359,7 +367,7 @@ export interface MemoryInfo {
 export function memory(backend?: Backend): MemoryInfo {
   const be = backend ?? getBackend();
   const u = usageOf(be);
-  return { backend: be.name, buffers: u.buffers, bytes: u.values * 4 };
+  return { backend: be.name, buffers: u.buffers, bytes: u.values * 4, finalized: u.finalized };
 }
 
 /** Validate a shape and return its element count. */
@@ -483,8 +491,14 @@ export function ones(shape: readonly number[], opts: CreateOptions = {}): Tensor
  * ```
  */
 export function full(shape: readonly number[], value: number, opts: CreateOptions = {}): Tensor {
-  const size = checkShape("full", shape);
-  return make("full", new Float32Array(size).fill(value), shape, opts);
+  if (typeof value !== "number") throw new TypeError(`full: value must be a number, got ${typeof value}`);
+  const t = make("full", undefined, shape, opts);
+  const v = Math.fround(value);
+  if (v !== 0 && t.size > 0) t.backend.fill(t.buffer, { size: t.size, value: v });
+  // filled from the host's value: its contents are known, as for data from the host
+  storageOf(t).summary = summarize(t.size > 0 ? Float32Array.of(v) : new Float32Array(0));
+  storageOf(t).summary!.size = t.size;
+  return t;
 }
 
 /** Options of the random creation helpers. */
@@ -507,7 +521,7 @@ export function randn(
   shape: readonly number[],
   opts: RandomOptions & { mean?: number; std?: number },
 ): Tensor {
-  const size = checkShape("randn", shape);
+  const size = hostSize("randn", shape);
   const rng = seeded("randn", opts);
   const d = new Float32Array(size);
   for (let i = 0; i < size; i++) d[i] = rng.normal(opts.mean ?? 0, opts.std ?? 1);
@@ -528,13 +542,26 @@ export function randu(
   shape: readonly number[],
   opts: RandomOptions & { low?: number; high?: number },
 ): Tensor {
-  const size = checkShape("randu", shape);
+  const size = hostSize("randu", shape);
   const rng = seeded("randu", opts);
   const lo = opts.low ?? 0, hi = opts.high ?? 1;
   if (!(hi > lo)) throw new RangeError(`randu: high must exceed low, got low ${lo} and high ${hi}`);
   const d = new Float32Array(size);
   for (let i = 0; i < size; i++) d[i] = rng.uniform(lo, hi);
   return make("randu", d, shape, opts);
+}
+
+/** Values a tensor drawn on the host may hold (4 GiB of float32). */
+const MAX_HOST_VALUES = 2 ** 30;
+
+function hostSize(op: string, shape: readonly number[]): number {
+  const size = checkShape(op, shape);
+  if (size > MAX_HOST_VALUES) {
+    throw new RangeError(
+      `${op}: shape [${shape}] holds ${size} values, more than the ${MAX_HOST_VALUES} a tensor drawn on the host may hold`,
+    );
+  }
+  return size;
 }
 
 function seeded(op: string, opts: RandomOptions): Rng {

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { markWritten, Tensor } from "../tensor.ts";
+import { markWritten, releaseCreatedBetween, Tensor, tensorWatermark } from "../tensor.ts";
 
 /** Collect and check an optimizer's parameters: Tensors, at least one, no duplicates. */
 export function collectParams(op: string, params: Iterable<Tensor>): Tensor[] {
@@ -56,5 +56,42 @@ export function checkGrad(op: string, p: Tensor, g: Tensor): void {
     throw new RangeError(
       `${op}: the gradient of ${p} lives on a different backend (${g.backend.name}) than the parameter (${p.backend.name})`,
     );
+  }
+}
+
+/**
+ * The implicit per-step scope of an optimizer (memory without ceremony).
+ *
+ * Each `step()` marks the tensor ids created since the previous one; at
+ * step k, what was created between steps k-2 and k-1 (the previous
+ * iteration: its inputs, activations, loss) is released, unless `keep` exempts it.
+ * A tensor made in one iteration is therefore valid through the next
+ * `step()` (read the loss after `step()` as usual) and freed at the one
+ * after; using it later throws an error naming the step that released it.
+ * Nothing created before the first step is ever released (the model, the
+ * data you made up front), and parameters, gradients and optimizer state
+ * are kept. A loop of forward, backward, step, zeroGrad thus holds at most
+ * two iterations' tensors, with no `tidy` and no `dispose`.
+ */
+export class StepScope {
+  #name: string;
+  #steps = 0;
+  #prev: number | undefined;
+  #last: number | undefined;
+
+  constructor(name: string) {
+    this.#name = name;
+  }
+
+  /** Close the scope of the iteration before last; called at the start of every step. */
+  step(): void {
+    this.#steps++;
+    const now = tensorWatermark();
+    if (now === this.#last) return; // nothing new since the last step (a second optimizer, or an empty step)
+    if (this.#prev !== undefined && this.#last !== undefined) {
+      releaseCreatedBetween(this.#prev, this.#last, `${this.#name}.step() (its step ${this.#steps})`);
+    }
+    this.#prev = this.#last;
+    this.#last = now;
   }
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import { keep, type Tensor, zeros } from "../tensor.ts";
-import { checkGrad, checkInRange, checkNonNegative, collectParams } from "./_common.ts";
+import { checkGrad, checkInRange, checkNonNegative, collectParams, StepScope } from "./_common.ts";
 
 /** Options of {@link AdamW}. */
 export interface AdamWOptions {
@@ -72,6 +72,7 @@ export class AdamW {
   #weightDecay: number;
   #state = new Map<Tensor, AdamState>();
   #disposed = false;
+  #scope = new StepScope("AdamW");
 
   /** Optimise `params` (each a Tensor, no duplicates). */
   constructor(params: Iterable<Tensor>, options: AdamWOptions = {}) {
@@ -121,9 +122,16 @@ export class AdamW {
     return this.#state.get(param)?.step ?? 0;
   }
 
-  /** Update every parameter that has a gradient, in place. */
+  /**
+   * Update every parameter that has a gradient, in place. Each step also
+   * closes an implicit scope: tensors created between the two previous steps
+   * that nobody `keep`s are released (what this iteration made stays valid
+   * until the next step), so a loop without `tidy` or `dispose` holds at most
+   * two iterations of tensors. Tensors made before the first step are never released.
+   */
   step(): void {
     this.#check("step");
+    this.#scope.step();
     for (const p of this.#params) {
       const g = p.grad;
       if (g === undefined) continue;

@@ -6,7 +6,7 @@
  */
 import { keep, type Tensor, zeros } from "../tensor.ts";
 import type { Backend } from "../backends/types.ts";
-import { checkGrad, checkInRange, checkNonNegative, collectParams } from "./_common.ts";
+import { checkGrad, checkInRange, checkNonNegative, collectParams, StepScope } from "./_common.ts";
 
 /** Options of {@link SGD}. */
 export interface SGDOptions {
@@ -68,6 +68,7 @@ export class SGD {
   /** A one-element stand-in momentum buffer per backend when momentum is 0 (the kernel never touches it). */
   #unused = new Map<Backend, Tensor>();
   #disposed = false;
+  #scope = new StepScope("SGD");
 
   /** Optimise `params` (each a Tensor, no duplicates). */
   constructor(params: Iterable<Tensor>, options: SGDOptions) {
@@ -122,9 +123,16 @@ export class SGD {
     return this.#params;
   }
 
-  /** Update every parameter that has a gradient, in place. */
+  /**
+   * Update every parameter that has a gradient, in place. Each step also
+   * closes an implicit scope: tensors created between the two previous steps
+   * that nobody `keep`s are released (what this iteration made stays valid
+   * until the next step), so a loop without `tidy` or `dispose` holds at most
+   * two iterations of tensors. Tensors made before the first step are never released.
+   */
   step(): void {
     this.#check("step");
+    this.#scope.step();
     for (const p of this.#params) {
       const g = p.grad;
       if (g === undefined) continue;
