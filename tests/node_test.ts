@@ -105,9 +105,7 @@ Deno.test({
 
 Deno.test({
   name: "node: threads 2 and auto run on node:worker_threads with Deno's one-thread losses, never throw",
-  // PENDING (issue 13 item 3, the wasm helper's node:worker_threads support): Node 20 has no global Worker,
-  // and today threads 2 throws "threads > 1 needs the relaxed build" there. Re-enabled once main has it.
-  ignore: true || NODE === undefined,
+  ignore: NODE === undefined,
   async fn() {
     const runs = [{ backend: "wasm", threads: 2 }, { backend: "wasm", threads: "auto" }];
     const plain = await inNode(runs);

@@ -8,11 +8,13 @@
 // The Worker's program: instantiate the shared module, then serve jobs posted in its control block.
 // Control block at `ctrl` (CTRL_BYTES): Int32 slots 0 job sequence, 1 finished sequence, 2 status (0 ok,
 // 1 failed), 3 kernel (an index into `names`; -1 quit), 4 argument count, 5 the worker's state (0 idle,
-// 1 gone, 2 claimed for a job); Float64 arguments from byte ARGS_AT (integers and pointers are exact in
+// 1 gone, 2 claimed for a job, 3 starting); Float64 arguments from byte ARGS_AT (integers and pointers are exact in
 // a double, and the engine converts each to the export's parameter type exactly as a call from the main
 // thread does); bytes ERR_AT.. hold the error text of a failed job. An idle worker leaves after
-// WORKER_IDLE_MS, so a backend nobody disposes does not keep the process alive for ever; the next job
-// starts a new one (tens of ms) without waiting for it.
+// WORKER_IDLE_MS, so a backend nobody disposes does not keep the process alive for ever. The next job
+// starts a new one and, without waiting for it, runs that worker's part on the calling thread (a browser
+// starts a Worker only while its parent's event loop runs, never while the parent blocks in
+// Atomics.wait); the new worker takes parts again once it has started (tens of ms).
 const ARGS_AT = 64;
 const MAX_ARGS = 24;
 const ERR_AT = ARGS_AT + 8 * MAX_ARGS;
@@ -38,14 +40,11 @@ self.onmessage = async (e) => {
     const k = (await WebAssembly.instantiate(module, { env: { memory } })).exports;
     fns = names.map((n) => k[n]);
   } catch (err) {
-    // a restart while the main thread waits: answer its job with the failure
-    fail(err);
-    Atomics.store(i32, 2, 1);
-    Atomics.store(i32, 1, Atomics.load(i32, 0));
-    Atomics.notify(i32, 1);
+    // a restarted worker that cannot run stays "starting": its parts keep running on the main thread
     self.postMessage({ error: String(err && err.message || err) });
     return;
   }
+  Atomics.compareExchange(i32, 5, 3, 0); // a restarted worker: starting -> idle, ready for jobs
   self.postMessage({ ready: true });
   for (;;) {
     if (Atomics.load(i32, 0) === seen && Atomics.wait(i32, 0, seen, idleMs) === "timed-out") {
@@ -284,14 +283,18 @@ export class WorkerThread {
     return new Int32Array(this.#mem.buffer, this.#ctrl, ARGS_AT / 4);
   }
 
-  /** Posts a job: kernel `op` (an index into the names; -1 quits) with up to 24 numeric arguments. */
-  post(op: number, args: readonly number[]): void {
+  /**
+   * Posts a job: kernel `op` (an index into the names; -1 quits) with up to 24 numeric arguments. Returns
+   * false, posting nothing, when the worker cannot take it now (it left while idle, or its replacement is
+   * still starting): the caller then runs that part itself.
+   */
+  post(op: number, args: readonly number[]): boolean {
     if (args.length > MAX_ARGS) throw new Error(`wasm backend: a job takes at most ${MAX_ARGS} arguments`);
     const i32 = this.#i32();
-    if (Atomics.compareExchange(i32, 5, 0, 2) === 1) {
-      // the worker left while idle: start another, which serves the job posted below
-      if (op < 0) return;
-      Atomics.store(i32, 5, 2);
+    const state = Atomics.compareExchange(i32, 5, 0, 2);
+    if (state === 1 && op >= 0) {
+      // the worker left while idle: start another (it marks itself idle once it runs)
+      Atomics.store(i32, 5, 3);
       this.#worker.terminate();
       this.#worker = WorkerThread.#spawn(
         this.#spawner,
@@ -303,6 +306,7 @@ export class WorkerThread {
       );
       this.#worker.listen(null, null);
     }
+    if (state !== 0) return false;
     const f64 = new Float64Array(this.#mem.buffer, this.#ctrl + ARGS_AT, MAX_ARGS);
     i32[3] = op;
     i32[4] = args.length;
@@ -310,6 +314,7 @@ export class WorkerThread {
     this.#pending = true;
     Atomics.store(i32, 0, ++this.#seq);
     Atomics.notify(i32, 0);
+    return true;
   }
 
   /** Waits for the posted job; throws when it failed or the worker does not answer. */

@@ -431,16 +431,22 @@ export class WasmBackend implements Backend {
       return;
     }
     const op = JOBS.indexOf(name);
-    let posted = 0, err: unknown;
+    const posted: WorkerThread[] = [], here = [parts[0]];
+    let err: unknown;
     try {
-      for (; posted < parts.length - 1; posted++) this.#workers[posted].post(op, parts[posted + 1]);
-      k(...parts[0]);
+      for (let t = 1; t < parts.length; t++) {
+        const w = this.#workers[t - 1];
+        // a worker that is restarting after an idle exit cannot take its part now: run it here
+        if (w.post(op, parts[t])) posted.push(w);
+        else here.push(parts[t]);
+      }
+      for (const args of here) k(...args);
     } catch (e) {
       err = e;
     }
-    for (let t = 0; t < posted; t++) {
+    for (const w of posted) {
       try {
-        this.#workers[t].join(name);
+        w.join(name);
       } catch (e) {
         err ??= e;
       }
