@@ -27,6 +27,7 @@ import {
   threadSupport,
   WorkerThread,
 } from "./_wasm_threads.ts";
+import { BINARY_CODE, BROADCAST_CODE, UNARY_CODE } from "./op_table.ts";
 import type {
   AdamWParams,
   Backend,
@@ -208,10 +209,6 @@ type Job = typeof JOBS[number];
 // Work per element in multiply-add equivalents (the unit of minSplitWork), measured against the
 // micro-kernel: a memory-bound pass, a pass with exp/div per element, a row kernel in float64.
 const COST_PASS = 8, COST_MATH = 32, COST_ROW = 64;
-
-const BINARY: Record<BinaryOp, number> = { add: 0, sub: 1, mul: 2, div: 3 };
-const BCAST: Record<Broadcast, number> = { full: 0, row: 1, col: 2, scalar: 3 };
-const UNARY: Record<UnaryOp, number> = { relu: 0, gelu: 1, sigmoid: 2, tanh: 3, exp: 4, log: 5, neg: 6 };
 
 const PAGE = 65536;
 // Pages the threads builds' shared memory may grow to (2 GiB; asm/build.ts's --maximumMemory).
@@ -487,9 +484,10 @@ export class WasmBackend implements Backend {
   }
 
   // --- memory -------------------------------------------------------------
-  alloc(size: number): BackendBuffer {
+  alloc(size: number, opts?: { zero?: boolean }): BackendBuffer {
     const ptr = this.#reserve(size * 4, "alloc");
-    this.#f32().fill(0, ptr >>> 2, (ptr >>> 2) + size);
+    // outputs a kernel overwrites skip the fill (6-10x slower than a kernel's own stores on shared memory)
+    if (opts?.zero !== false) this.#f32().fill(0, ptr >>> 2, (ptr >>> 2) + size);
     this.#live++;
     this.#liveBytes += size * 4;
     return new WasmBuffer(this, ptr, size);
@@ -706,7 +704,7 @@ export class WasmBackend implements Backend {
     out: BackendBuffer,
     p: { M: number; N: number; bcast: Broadcast },
   ): void {
-    const { M, N, bcast } = p, code = BINARY[op], bc = BCAST[bcast];
+    const { M, N, bcast } = p, code = BINARY_CODE[op], bc = BROADCAST_CODE[bcast];
     const pa = this.#p(a), pb = this.#p(b), po = this.#p(out);
     if (bcast === "full" || bcast === "scalar") {
       // one long row: split anywhere at whole v128s
@@ -732,7 +730,7 @@ export class WasmBackend implements Backend {
     ]);
   }
   unary(op: UnaryOp, x: BackendBuffer, y: BackendBuffer, p: { size: number }): void {
-    const code = UNARY[op], px = this.#p(x), py = this.#p(y);
+    const code = UNARY_CODE[op], px = this.#p(x), py = this.#p(y);
     this.#elementwise("unary", p.size, COST_MATH, (o, n) => [code, px + o * 4, py + o * 4, n]);
   }
   unaryGrad(
@@ -743,7 +741,7 @@ export class WasmBackend implements Backend {
     dx: BackendBuffer,
     p: { size: number; accumulate: boolean },
   ): void {
-    const code = UNARY[op], acc = p.accumulate ? 1 : 0;
+    const code = UNARY_CODE[op], acc = p.accumulate ? 1 : 0;
     const px = this.#p(x), py = this.#p(y), pdy = this.#p(dy), pdx = this.#p(dx);
     this.#elementwise("unaryGrad", p.size, COST_MATH, (o, n) => [
       code,
