@@ -150,6 +150,8 @@ interface Kernels {
   gemmWorkspace(): number;
   gemm(...args: number[]): void;
   ddsWorkspace(M: number, inBlocks: number, nnz: number, b: number): number;
+  ddsPackedBytes(nnz: number, b: number): number;
+  ddsPackW(w: number, blk: number, b: number, nnz: number, transW: number, dst: number): void;
   dds(...args: number[]): void;
   sddWorkspace(rows: number, cols: number, b: number, K: number): number;
   sdd(...args: number[]): void;
@@ -217,12 +219,23 @@ const SHARED_MAX_PAGES = 32768;
 // Thrown by the allocator's grow callback; the backend turns it into a RangeError with the figures.
 class OutOfMemory extends Error {}
 
+/** dds' packed copy of one weight in one direction. */
+interface PackedW {
+  ptr: number;
+  bytes: number;
+  /** The weight buffer's version when packed. */
+  version: number;
+  layout: BlockLayout;
+}
+
 /** A buffer of the wasm backend: `size` float32 values at byte `ptr` of linear memory. */
 export class WasmBuffer implements BackendBuffer {
   readonly size: number;
   /** Byte offset in linear memory; -1 once freed. */
   ptr: number;
   readonly owner: WasmBackend;
+  /** Bumped each time a kernel is handed this buffer (dds' packed weights are valid while it stays). */
+  version = 0;
   constructor(owner: WasmBackend, ptr: number, size: number) {
     this.owner = owner;
     this.ptr = ptr;
@@ -368,13 +381,42 @@ export class WasmBackend implements Backend {
     return this.#iview;
   }
 
-  #p(buf: BackendBuffer): number {
+  #p(buf: BackendBuffer, keep = false): number {
     const b = buf as WasmBuffer;
     if (!(b instanceof WasmBuffer) || b.owner !== this) {
       throw new Error("wasm backend: buffer belongs to another backend");
     }
     if (b.ptr < 0) throw new Error("wasm backend: buffer was freed");
+    // Every kernel handed a buffer may write it: only dds reads its weight with keep = true.
+    if (!keep) b.version++;
     return b.ptr;
+  }
+
+  // dds' weights packed in its walk order, per weight buffer and direction (index transW): packed once
+  // per update of the weight, not on every call. Entries go with their buffer's free.
+  #packed = new Map<WasmBuffer, (PackedW | undefined)[]>();
+
+  #packedW(w: WasmBuffer, l: BlockLayout, tw: number, blockIdx: number): number {
+    let entries = this.#packed.get(w);
+    if (entries === undefined) this.#packed.set(w, entries = [undefined, undefined]);
+    const bytes = this.#k.ddsPackedBytes(l.nnz, l.block);
+    let e = entries[tw];
+    if (e !== undefined && e.version === w.version && e.layout === l) return e.ptr;
+    if (e === undefined || e.bytes !== bytes) {
+      if (e !== undefined) this.#alloc.free(e.ptr, e.bytes);
+      entries[tw] = undefined;
+      e = { ptr: this.#reserve(bytes, "dds' packed weight"), bytes, version: -1, layout: l };
+      entries[tw] = e;
+    }
+    this.#k.ddsPackW(w.ptr, blockIdx, l.block, l.nnz, tw, e.ptr);
+    e.version = w.version;
+    e.layout = l;
+    return e.ptr;
+  }
+
+  #dropPacked(w: WasmBuffer): void {
+    for (const e of this.#packed.get(w) ?? []) if (e !== undefined) this.#alloc.free(e.ptr, e.bytes);
+    this.#packed.delete(w);
   }
 
   /**
@@ -513,6 +555,7 @@ export class WasmBackend implements Backend {
   }
   free(buf: BackendBuffer): void {
     const ptr = this.#p(buf);
+    this.#dropPacked(buf as WasmBuffer);
     this.#alloc.free(ptr, buf.size * 4);
     (buf as WasmBuffer).ptr = -1;
     this.#live--;
@@ -523,6 +566,7 @@ export class WasmBackend implements Backend {
     // The instance and its memory go with the last reference to this object; the worker stops now.
     this.#live = 0;
     this.#liveBytes = 0;
+    this.#packed.clear();
     const workers = this.#workers;
     this.#workers = [];
     (this as { threads: number }).threads = 1;
@@ -572,11 +616,13 @@ export class WasmBackend implements Backend {
 
   dds(x: BackendBuffer, w: BackendBuffer, y: BackendBuffer, p: DdsParams): void {
     const { M, layout: l, transW, accumulate } = p;
-    const px = this.#p(x), pw = this.#p(w), py = this.#p(y);
+    const px = this.#p(x), pw = this.#p(w, true), py = this.#p(y);
     const [rowPtr, colIdx, colPtr, rowIdx, blockIdx] = this.#layout(l);
     const inBlocks = transW ? l.cols : l.rows, outBlocks = transW ? l.rows : l.cols;
     const ptr = transW ? rowPtr : colPtr, idx = transW ? colIdx : rowIdx, tw = transW ? 1 : 0;
     const acc = accumulate ? 1 : 0, b = l.block, nnz = l.nnz;
+    // One weight (not a batch of them): its blocks packed once per update (transW | 2 tells the kernel).
+    const packed = (p.batch ?? 1) === 1 && nnz > 0 ? this.#packedW(w as WasmBuffer, l, tw, blockIdx) : 0;
     // Threads take ranges of output block columns holding about equal numbers of kept blocks, so each
     // packs only its own blocks of W (X is packed by each).
     const cuts = balancedSplit(transW ? l.rowPtr : l.colPtr, this.#parts(M * nnz * b * b));
@@ -587,7 +633,7 @@ export class WasmBackend implements Backend {
     for (let i = 0; i < (p.batch ?? 1); i++) {
       const args = [
         px + i * sX,
-        pw + i * sW,
+        packed || pw + i * sW,
         py + i * sY,
         M,
         inBlocks,
@@ -597,7 +643,7 @@ export class WasmBackend implements Backend {
         ptr,
         idx,
         blockIdx,
-        tw,
+        packed ? tw | 2 : tw,
         acc,
       ];
       this.#run("dds", cuts.slice(1).map((e, t) => [...args, ws[t], cuts[t], e]));
