@@ -44,6 +44,7 @@ export {
   exp,
   gather,
   gelu,
+  type GeluOptions,
   layerNorm,
   log,
   matmul,
@@ -59,6 +60,7 @@ export {
   sigmoid,
   sliceLast,
   softmax,
+  sqrt,
   sub,
   sum,
   sumCols,
@@ -153,8 +155,10 @@ export {
   Sequential,
 } from "./src/nn/layers.ts";
 export {
+  type AttentionCache,
   MultiHeadAttention,
   type MultiHeadAttentionOptions,
+  type ProjectionKinds,
   type ScoreMaskOptions,
   TransformerBlock,
   type TransformerBlockOptions,
@@ -167,6 +171,8 @@ export { clipGradNorm, gradNorm } from "./src/optim/clip.ts";
 export { cosineSchedule, type CosineScheduleOptions } from "./src/optim/schedule.ts";
 export { accuracy, argmax, linearFlops } from "./src/train.ts";
 export { type AttentionOptions, scaledDotProductAttention } from "./src/attention.ts";
+export { type GenerateOptions, GPT, type GPTConfig } from "./src/nn/gpt.ts";
+export { toPatches, ViT, type ViTConfig } from "./src/nn/vit.ts";
 export {
   attentionMask,
   type AttentionMaskOptions,

@@ -5,8 +5,8 @@
  * `asm/generated/micro.ts`, which `asm/gemm.ts` and `asm/sparse.ts` import.
  *
  * The kernel computes one MR x NR tile of C from segments of packed panels:
- * A panels are `[k/4][MR][4]` (one v128 load per row, then a lane splat by
- * shuffle), B panels are `[k][NR]`.
+ * A panels are `[k/4][MR][4]` (each value loaded already splat, see {@link SPLAT}),
+ * B panels are `[k][NR]`.
  *
  * @module
  */
@@ -16,16 +16,38 @@ export const MR = 8;
 /** Columns of the register tile (a multiple of 4). */
 export const NR = 8;
 
-function fmaLines(mr: number, nr: number, indent: string): string {
+/**
+ * How the micro-kernel splats A's values across a vector: `"load"` loads each value already splat
+ * (`v128.load32_splat`, one load per row and k), `"shuffle"` loads four k of a row at once and splats
+ * each lane with a shuffle (fewer loads, more shuffles).
+ */
+export type SplatMode = "load" | "shuffle";
+
+/**
+ * The splat mode built. Measured in the micro-kernel alone (L1-resident panels, best of 100 interleaved
+ * runs, `bench/_peak.ts` ceiling in the same run) on an AMD Zen 3 VM: load 34.3 GFLOP/s, shuffle 30.8 at
+ * 8x8 (Zen 3 runs shuffles on one of its two FMA pipes); FACTS.md records the opposite (shuffle 1.2x) on
+ * Zen 4 and Intel. Every load carries a software bounds check under Deno, so the count of loads per FMA
+ * bounds the kernel either way.
+ */
+export const SPLAT: SplatMode = "load";
+
+function fmaLines(mr: number, nr: number, indent: string, mode: SplatMode = SPLAT): string {
   const v = nr / 4;
   const out: string[] = [];
-  for (let r = 0; r < mr; r++) out.push(`${indent}const a${r} = v128.load(a, ${r * 16});`);
+  if (mode === "shuffle") {
+    for (let r = 0; r < mr; r++) out.push(`${indent}const a${r} = v128.load(a, ${r * 16});`);
+  }
   for (let kk = 0; kk < 4; kk++) {
     for (let j = 0; j < v; j++) {
       out.push(`${indent}const b${kk}_${j} = v128.load(b, ${(kk * nr + j * 4) * 4});`);
     }
     for (let r = 0; r < mr; r++) {
-      out.push(`${indent}const s${kk}_${r} = v128.shuffle<f32>(a${r}, a${r}, ${kk}, ${kk}, ${kk}, ${kk});`);
+      out.push(
+        mode === "shuffle"
+          ? `${indent}const s${kk}_${r} = v128.shuffle<f32>(a${r}, a${r}, ${kk}, ${kk}, ${kk}, ${kk});`
+          : `${indent}const s${kk}_${r} = v128.load32_splat(a, ${r * 16 + kk * 4});`,
+      );
       for (let j = 0; j < v; j++) {
         out.push(`${indent}c${r}_${j} = FMA(s${kk}_${r}, b${kk}_${j}, c${r}_${j});`);
       }

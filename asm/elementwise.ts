@@ -4,6 +4,23 @@
 //
 // Elementwise kernels (SIMD128).
 import { madd, splat } from "./_common.ts";
+import {
+  UNARY_RELU,
+  UNARY_GELU,
+  UNARY_GELU_TANH,
+  UNARY_SIGMOID,
+  UNARY_TANH,
+  UNARY_EXP,
+  UNARY_LOG,
+  UNARY_NEG,
+  UNARY_SQRT,
+  BINARY_ADD,
+  BINARY_SUB,
+  BINARY_MUL,
+  BCAST_FULL,
+  BCAST_ROW,
+  BCAST_COL,
+} from "./generated/op_codes.ts";
 
 // f32 SIMD loops, four elements per v128. The tail of a loop (size % 4
 // elements) runs the same vector code on a splatted element, so every element
@@ -34,6 +51,23 @@ const KT: usize = memory.data<f32>([
   88.72283, // 19 above: e^x overflows f32
   -103.9721, // 20 below: e^x underflows to 0
   0.0, // 21
+  4.0, // 22 erf4 clamp (erf is ±1 in f32 beyond)
+  -4.0, // 23
+  -2.72614225801306e-10, // 24..30 erf4 numerator (odd), alpha13 .. alpha1 (Eigen / XLA)
+  2.77068142495902e-08,
+  -2.10102402082508e-06,
+  -5.69250639462346e-05,
+  -7.34990630326855e-04,
+  -2.95459980854025e-03,
+  -1.60960333262415e-02,
+  -1.45660718464996e-05, // 31..35 erf4 denominator (even), beta8 .. beta0
+  -2.13374055278905e-04,
+  -1.68282697438203e-03,
+  -7.37332916720468e-03,
+  -1.42647390514189e-02,
+  0.7071067811865476, // 36 1/sqrt(2)
+  0.5, // 37
+  0.3989422804014327, // 38 1/sqrt(2 pi)
 ], 16);
 
 // @ts-ignore: decorator
@@ -82,25 +116,54 @@ const KT: usize = memory.data<f32>([
   return v128.or(t, v128.and(x, kc(17)));
 }
 
+// erf(x): the rational approximation of Eigen and XLA on x clamped to [-4, 4] (odd degree-13
+// numerator over even degree-8 denominator; a few ulp, relative error about 4e-7 near 0 too).
+// @ts-ignore: decorator
+@inline function erf4(a: v128): v128 {
+  const x = f32x4.pmax(f32x4.pmin(a, kc(22)), kc(23));
+  const x2 = f32x4.mul(x, x);
+  let p = madd(x2, kc(24), kc(25));
+  p = madd(x2, p, kc(26));
+  p = madd(x2, p, kc(27));
+  p = madd(x2, p, kc(28));
+  p = madd(x2, p, kc(29));
+  p = madd(x2, p, kc(30));
+  let q = madd(x2, kc(31), kc(32));
+  q = madd(x2, q, kc(33));
+  q = madd(x2, q, kc(34));
+  q = madd(x2, q, kc(35));
+  return f32x4.div(f32x4.mul(x, p), q);
+}
+
+// Φ(x) = 0.5·(1 + erf(x/√2)), the normal CDF of the exact GELU.
+// @ts-ignore: decorator
+@inline function normalCdf4(x: v128): v128 {
+  return f32x4.mul(kc(37), f32x4.add(kc(11), erf4(f32x4.mul(x, kc(36)))));
+}
+
 // @ts-ignore: decorator
 @inline function unary4(op: i32, x: v128): v128 {
   switch (op) {
-    case 0:
+    case UNARY_RELU:
       return f32x4.pmax(x, kc(21));
-    case 1: // gelu(x) = 0.5x(1 + tanh u) = x·sigmoid(2u)
+    case UNARY_GELU: // x·Φ(x)
+      return f32x4.mul(x, normalCdf4(x));
+    case UNARY_GELU_TANH: // gelu(x) = 0.5x(1 + tanh u) = x·sigmoid(2u)
       return f32x4.div(x, f32x4.add(kc(11), exp4(f32x4.neg(gelu2u(x)))));
-    case 2:
+    case UNARY_SIGMOID:
       return sigmoid4(x);
-    case 3:
+    case UNARY_TANH:
       return tanh4(x);
-    case 4: {
+    case UNARY_SQRT:
+      return f32x4.sqrt(x);
+    case UNARY_EXP: {
       // exp: +Inf above the f32 range, 0 far below it
       const e = exp4(x);
       const big = f32x4.gt(x, kc(19));
       const small = f32x4.lt(x, kc(20));
       return v128.andnot(v128.bitselect(kc(18), e, big), small);
     }
-    case 5: {
+    case UNARY_LOG: {
       // log: scalar per lane (not on a hot path)
       return f32x4.replace_lane(
         f32x4.replace_lane(
@@ -125,9 +188,16 @@ const KT: usize = memory.data<f32>([
 // @ts-ignore: decorator
 @inline function unaryGrad4(op: i32, x: v128, y: v128, dy: v128): v128 {
   switch (op) {
-    case 0:
+    case UNARY_RELU:
       return v128.and(dy, f32x4.gt(x, kc(21)));
-    case 1: {
+    case UNARY_GELU: {
+      // Φ(x) + x·φ(x), φ(x) = e^{−x²/2}/√(2π)
+      const pdf = f32x4.mul(kc(38), exp4(f32x4.neg(f32x4.mul(kc(37), f32x4.mul(x, x)))));
+      return f32x4.mul(dy, madd(x, pdf, normalCdf4(x)));
+    }
+    case UNARY_SQRT:
+      return f32x4.div(f32x4.mul(dy, kc(37)), y);
+    case UNARY_GELU_TANH: {
       // with s = sigmoid(2u): 0.5(1 + tanh u) = s and 0.5x(1 − tanh²u)·u' = 2x·s(1 − s)·u'
       const x2 = f32x4.mul(x, x);
       const s = f32x4.div(kc(11), f32x4.add(kc(11), exp4(f32x4.neg(gelu2u(x)))));
@@ -135,26 +205,26 @@ const KT: usize = memory.data<f32>([
       const d = madd(f32x4.mul(f32x4.mul(x, du2), s), f32x4.sub(kc(11), s), s);
       return f32x4.mul(dy, d);
     }
-    case 2:
+    case UNARY_SIGMOID:
       return f32x4.mul(dy, f32x4.mul(y, f32x4.sub(kc(11), y)));
-    case 3:
+    case UNARY_TANH:
       return f32x4.mul(dy, f32x4.sub(kc(11), f32x4.mul(y, y)));
-    case 4:
+    case UNARY_EXP:
       return f32x4.mul(dy, y);
-    case 5:
+    case UNARY_LOG:
       return f32x4.div(dy, x);
     default:
       return f32x4.neg(dy);
   }
 }
 
-/** a, out are (M,N); b is (M,N) [bcast 0], (N) [1], (M) [2] or (1) [3]; op 0..3 = add, sub, mul, div. */
+/** a, out are (M,N); b is (M,N) [BCAST_FULL], (N) [BCAST_ROW], (M) [BCAST_COL] or (1) [BCAST_SCALAR]; op a BINARY_* code. */
 export function binary(op: i32, a: usize, b: usize, out: usize, M: i32, N: i32, bcast: i32): void {
   const n4 = N & ~3;
   for (let i = 0; i < M; i++) {
     const ar = a + (<usize> (i * N) << 2), orow = out + (<usize> (i * N) << 2);
-    if (bcast <= 1) {
-      const br = bcast == 0 ? b + (<usize> (i * N) << 2) : b;
+    if (bcast == BCAST_FULL || bcast == BCAST_ROW) {
+      const br = bcast == BCAST_FULL ? b + (<usize> (i * N) << 2) : b;
       let j = 0;
       for (; j < n4; j += 4) {
         const o = <usize> j << 2;
@@ -166,7 +236,7 @@ export function binary(op: i32, a: usize, b: usize, out: usize, M: i32, N: i32, 
         store<f32>(orow + o, f32x4.extract_lane(r, 0));
       }
     } else {
-      const bv = v128.load32_splat(bcast == 2 ? b + (<usize> i << 2) : b);
+      const bv = v128.load32_splat(bcast == BCAST_COL ? b + (<usize> i << 2) : b);
       let j = 0;
       for (; j < n4; j += 4) {
         const o = <usize> j << 2;
@@ -182,9 +252,9 @@ export function binary(op: i32, a: usize, b: usize, out: usize, M: i32, N: i32, 
 
 // @ts-ignore: decorator
 @inline function binary4(op: i32, a: v128, b: v128): v128 {
-  if (op == 0) return f32x4.add(a, b);
-  if (op == 1) return f32x4.sub(a, b);
-  if (op == 2) return f32x4.mul(a, b);
+  if (op == BINARY_ADD) return f32x4.add(a, b);
+  if (op == BINARY_SUB) return f32x4.sub(a, b);
+  if (op == BINARY_MUL) return f32x4.mul(a, b);
   return f32x4.div(a, b);
 }
 
@@ -204,29 +274,35 @@ export function binary(op: i32, a: usize, b: usize, out: usize, M: i32, N: i32, 
   }
 }
 
-/** x, y are (size): `y = f(x)`; op 0..6 = relu, gelu, sigmoid, tanh, exp, log, neg. */
+/** x, y are (size): `y = f(x)`; op a UNARY_* code (src/backends/op_table.ts). */
 export function unary(op: i32, x: usize, y: usize, size: i32): void {
   switch (op) {
-    case 0:
-      unaryLoop(0, x, y, size);
+    case UNARY_RELU:
+      unaryLoop(UNARY_RELU, x, y, size);
       break;
-    case 1:
-      unaryLoop(1, x, y, size);
+    case UNARY_GELU:
+      unaryLoop(UNARY_GELU, x, y, size);
       break;
-    case 2:
-      unaryLoop(2, x, y, size);
+    case UNARY_GELU_TANH:
+      unaryLoop(UNARY_GELU_TANH, x, y, size);
       break;
-    case 3:
-      unaryLoop(3, x, y, size);
+    case UNARY_SIGMOID:
+      unaryLoop(UNARY_SIGMOID, x, y, size);
       break;
-    case 4:
-      unaryLoop(4, x, y, size);
+    case UNARY_TANH:
+      unaryLoop(UNARY_TANH, x, y, size);
       break;
-    case 5:
-      unaryLoop(5, x, y, size);
+    case UNARY_EXP:
+      unaryLoop(UNARY_EXP, x, y, size);
+      break;
+    case UNARY_LOG:
+      unaryLoop(UNARY_LOG, x, y, size);
+      break;
+    case UNARY_SQRT:
+      unaryLoop(UNARY_SQRT, x, y, size);
       break;
     default:
-      unaryLoop(6, x, y, size);
+      unaryLoop(UNARY_NEG, x, y, size);
   }
 }
 
@@ -251,26 +327,32 @@ export function unary(op: i32, x: usize, y: usize, size: i32): void {
 /** All (size): `dx (+)= dy * f'(x)` (y = f(x) is given). */
 export function unaryGrad(op: i32, x: usize, y: usize, dy: usize, dx: usize, size: i32, beta: i32): void {
   switch (op) {
-    case 0:
-      unaryGradLoop(0, x, y, dy, dx, size, beta);
+    case UNARY_RELU:
+      unaryGradLoop(UNARY_RELU, x, y, dy, dx, size, beta);
       break;
-    case 1:
-      unaryGradLoop(1, x, y, dy, dx, size, beta);
+    case UNARY_GELU:
+      unaryGradLoop(UNARY_GELU, x, y, dy, dx, size, beta);
       break;
-    case 2:
-      unaryGradLoop(2, x, y, dy, dx, size, beta);
+    case UNARY_GELU_TANH:
+      unaryGradLoop(UNARY_GELU_TANH, x, y, dy, dx, size, beta);
       break;
-    case 3:
-      unaryGradLoop(3, x, y, dy, dx, size, beta);
+    case UNARY_SIGMOID:
+      unaryGradLoop(UNARY_SIGMOID, x, y, dy, dx, size, beta);
       break;
-    case 4:
-      unaryGradLoop(4, x, y, dy, dx, size, beta);
+    case UNARY_TANH:
+      unaryGradLoop(UNARY_TANH, x, y, dy, dx, size, beta);
       break;
-    case 5:
-      unaryGradLoop(5, x, y, dy, dx, size, beta);
+    case UNARY_EXP:
+      unaryGradLoop(UNARY_EXP, x, y, dy, dx, size, beta);
+      break;
+    case UNARY_LOG:
+      unaryGradLoop(UNARY_LOG, x, y, dy, dx, size, beta);
+      break;
+    case UNARY_SQRT:
+      unaryGradLoop(UNARY_SQRT, x, y, dy, dx, size, beta);
       break;
     default:
-      unaryGradLoop(6, x, y, dy, dx, size, beta);
+      unaryGradLoop(UNARY_NEG, x, y, dy, dx, size, beta);
   }
 }
 

@@ -4,9 +4,12 @@
 //
 // Reductions and row-wise kernels (softmax, cross-entropy, layer norm, gather/scatter of rows).
 
-/** x is (M,N), y is (N): `y (+)= Σ_rows x` (float64 accumulators, two lanes per v128). */
-export function sumRows(x: usize, y: usize, M: i32, N: i32, beta: i32): void {
-  const rowb = <usize> N << 2;
+/**
+ * x is (M,N) with row stride ld, y is (N): `y (+)= Σ_rows x` (float64 accumulators, two lanes per v128).
+ * Threads take a range of columns each (x and y offset, ld the full width).
+ */
+export function sumRows(x: usize, y: usize, M: i32, N: i32, beta: i32, ld: i32): void {
+  const rowb = <usize> ld << 2;
   let j = 0;
   for (; j + 8 <= N; j += 8) {
     let s0 = f64x2.splat(0), s1 = f64x2.splat(0), s2 = f64x2.splat(0), s3 = f64x2.splat(0);
@@ -34,7 +37,7 @@ export function sumRows(x: usize, y: usize, M: i32, N: i32, beta: i32): void {
   }
   for (; j < N; j++) {
     let s: f64 = 0;
-    for (let i = 0; i < M; i++) s += <f64> load<f32>(x + (<usize> (i * N + j) << 2));
+    for (let i = 0; i < M; i++) s += <f64> load<f32>(x + (<usize> (i * ld + j) << 2));
     const q = y + (<usize> j << 2);
     store<f32>(q, <f32> ((beta ? <f64> load<f32>(q) : 0) + s));
   }
@@ -175,7 +178,10 @@ export function layerNorm(
   }
 }
 
-/** The LayerNorm backward: dx (+)=, dgamma +=, dbeta +=. */
+/**
+ * The LayerNorm backward: dx (+)= for rows r0 <= i < r1; dgamma +=, dbeta += for columns c0 <= j < c1
+ * (summed over all M rows in row order). Threads take one row range and one column range each.
+ */
 export function layerNormGrad(
   dy: usize,
   x: usize,
@@ -188,20 +194,34 @@ export function layerNormGrad(
   M: i32,
   N: i32,
   beta: i32,
+  r0: i32,
+  r1: i32,
+  c0: i32,
+  c1: i32,
 ): void {
-  for (let i = 0; i < M; i++) {
+  if (c1 > c0) {
+    for (let i = 0; i < M; i++) {
+      const r = <usize> (i * N) << 2;
+      const mu = <f64> load<f32>(mean + (<usize> i << 2)), rs = <f64> load<f32>(rstd + (<usize> i << 2));
+      for (let j = c0; j < c1; j++) {
+        const o = <usize> j << 2;
+        const xh = (<f64> load<f32>(x + r + o) - mu) * rs;
+        const d = <f64> load<f32>(dy + r + o);
+        store<f32>(dgamma + o, <f32> (<f64> load<f32>(dgamma + o) + d * xh));
+        store<f32>(dbeta + o, <f32> (<f64> load<f32>(dbeta + o) + d));
+      }
+    }
+  }
+  for (let i = r0; i < r1; i++) {
     const r = <usize> (i * N) << 2;
     const mu = <f64> load<f32>(mean + (<usize> i << 2)), rs = <f64> load<f32>(rstd + (<usize> i << 2));
     let sd: f64 = 0, sdx: f64 = 0;
     for (let j = 0; j < N; j++) {
       const o = <usize> j << 2;
       const xh = (<f64> load<f32>(x + r + o) - mu) * rs;
-      const d = <f64> load<f32>(dy + r + o);
-      const g = d * <f64> load<f32>(gamma + o);
+      const g = <f64> load<f32>(dy + r + o) * <f64> load<f32>(gamma + o);
       sd += g;
       sdx += g * xh;
-      store<f32>(dgamma + o, <f32> (<f64> load<f32>(dgamma + o) + d * xh));
-      store<f32>(dbeta + o, <f32> (<f64> load<f32>(dbeta + o) + d));
     }
     sd /= <f64> N;
     sdx /= <f64> N;
@@ -224,11 +244,14 @@ export function gatherRows(table: usize, idx: usize, out: usize, M: i32, N: i32)
   }
 }
 
-/** dtable[idx[i]] += dout[i]. */
-export function scatterAddRows(dout: usize, idx: usize, dtable: usize, M: i32, N: i32): void {
+/**
+ * dtable[idx[i]] += dout[i] over N columns; dout and dtable have row stride ld. Threads take a range of
+ * columns each (dout and dtable offset, ld the full width), so rows repeated in idx never race.
+ */
+export function scatterAddRows(dout: usize, idx: usize, dtable: usize, M: i32, N: i32, ld: i32): void {
   for (let i = 0; i < M; i++) {
     const t = <usize> <i32> load<f32>(idx + (<usize> i << 2));
-    const src = dout + (<usize> (i * N) << 2), dst = dtable + ((t * <usize> N) << 2);
+    const src = dout + (<usize> (i * ld) << 2), dst = dtable + ((t * <usize> ld) << 2);
     for (let j = 0; j < N; j++) {
       const o = <usize> j << 2;
       store<f32>(dst + o, load<f32>(dst + o) + load<f32>(src + o));

@@ -93,17 +93,19 @@ export function dds(
   }
 }
 
-/** Workspace bytes `sdd` needs (64 bytes of segment descriptor, then the packed panels). */
+/** Workspace bytes `sdd` needs (64 bytes of segment descriptor, the packed panels, a flag per block column). */
 export function sddWorkspace(rows: i32, cols: i32, b: i32, K: i32): usize {
   const k4 = cdiv(K, 4);
   const ap = rows * cdiv(b, MR) * MR * k4 * 4;
   const bp = cols * cdiv(b, NR) * NR * k4 * 4;
-  return 64 + (<usize> (ap + bp) << 2);
+  return 64 + (<usize> (ap + bp) << 2) + <usize> cols;
 }
 
 /**
  * a is (R,K) or (K,R), bm is (K,C) or (C,K), w is (nnz,b,b) on the layout
- * (rowPtr, colIdx; colPtr of the transposed walk): `W (+)= op(A)·op(B)` on the kept blocks only.
+ * (rowPtr, colIdx): `W (+)= op(A)·op(B)` on the kept blocks only.
+ * Only the kept blocks of block rows r0 <= i < r1 are written (threads take one range each); each call
+ * packs only the rows of A and the columns of B those blocks use, and needs its own ws.
  */
 export function sdd(
   a: usize,
@@ -117,9 +119,10 @@ export function sdd(
   transB: i32,
   rowPtr: usize,
   colIdx: usize,
-  colPtr: usize,
   beta: i32,
   ws: usize,
+  r0: i32,
+  r1: i32,
 ): void {
   const R = rows * b, C = cols * b;
   const ars = transA ? 1 : K, acs = transA ? R : 1;
@@ -130,20 +133,23 @@ export function sdd(
   const seg = ws;
   const ap = ws + 64;
   const bp = ap + <usize> (rows * mpb) * aPanel;
-  // Pack only the block rows that keep some block.
-  for (let i = 0; i < rows; i++) {
-    if (load<i32>(rowPtr + (<usize> (i + 1) << 2)) > load<i32>(rowPtr + (<usize> i << 2))) {
+  const packed = bp + <usize> (cols * npb) * bPanel;
+  memory.fill(packed, 0, <usize> cols);
+  // Pack only the block rows of the range that keep some block, and the block columns their blocks use.
+  for (let i = r0; i < r1; i++) {
+    const s0 = load<i32>(rowPtr + (<usize> i << 2)), s1 = load<i32>(rowPtr + (<usize> (i + 1) << 2));
+    if (s1 > s0) {
       packA(ap + <usize> (i * mpb) * aPanel, a + (<usize> (i * b * ars) << 2), ars, acs, b, K, aPanel);
     }
-  }
-  // Pack only the block columns some kept block uses.
-  for (let j = 0; j < cols; j++) {
-    if (load<i32>(colPtr + (<usize> (j + 1) << 2)) > load<i32>(colPtr + (<usize> j << 2))) {
+    for (let e = s0; e < s1; e++) {
+      const j = load<i32>(colIdx + (<usize> e << 2));
+      if (load<u8>(packed + <usize> j)) continue;
+      store<u8>(packed + <usize> j, 1);
       packB(bp + <usize> (j * npb) * bPanel, bm + (<usize> (j * b * bcs) << 2), brs, bcs, K, b);
     }
   }
   const ldc = <usize> b << 2;
-  for (let i = 0; i < rows; i++) {
+  for (let i = r0; i < r1; i++) {
     const s0 = load<i32>(rowPtr + (<usize> i << 2)), s1 = load<i32>(rowPtr + (<usize> (i + 1) << 2));
     for (let e = s0; e < s1; e++) {
       const j = load<i32>(colIdx + (<usize> e << 2));

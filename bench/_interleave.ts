@@ -6,6 +6,7 @@
  *
  * @module
  */
+import process from "node:process";
 
 /** One timed thing. */
 export interface Case {
@@ -34,6 +35,26 @@ export interface InterleaveOptions {
   warmup?: number;
   /** Called after each round with its number (for progress output). */
   onRound?: (round: number) => void;
+  /** The clock in milliseconds (`performance.now` unless given; see {@link threadCpuClock}). */
+  clock?: () => number;
+}
+
+/**
+ * This process's CPU time in milliseconds (`process.cpuUsage()`, user + system), or undefined where it
+ * cannot be read. On a machine shared with other processes, CPU time leaves out the time the process
+ * waited for a core, so one-thread kernels time more steadily than by the wall clock (caches still
+ * suffer from the neighbours). Only for one-thread work: worker threads' time adds up in it.
+ */
+export function threadCpuClock(): (() => number) | undefined {
+  try {
+    const read = () => {
+      const u = process.cpuUsage();
+      return (u.user + u.system) / 1000;
+    };
+    return Number.isFinite(read()) ? read : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The median of a list of numbers. */
@@ -54,16 +75,16 @@ export function repsFor(fn: () => void, ms = 20): number {
 
 /** Times the cases interleaved; returns each case's samples, median and minimum (ms per call). */
 export function interleave(cases: readonly Case[], opts: InterleaveOptions = {}): Map<string, Timing> {
-  const rounds = opts.rounds ?? 11, warmup = opts.warmup ?? 2;
+  const rounds = opts.rounds ?? 11, warmup = opts.warmup ?? 2, now = opts.clock ?? (() => performance.now());
   for (let w = 0; w < warmup; w++) for (const c of cases) c.fn();
   const samples = new Map<string, number[]>(cases.map((c) => [c.name, []]));
   for (let r = 0; r < rounds; r++) {
     for (let i = 0; i < cases.length; i++) {
       const c = cases[(i + r) % cases.length];
       const reps = c.reps ?? 1;
-      const t0 = performance.now();
+      const t0 = now();
       for (let k = 0; k < reps; k++) c.fn();
-      samples.get(c.name)!.push((performance.now() - t0) / reps);
+      samples.get(c.name)!.push((now() - t0) / reps);
     }
     opts.onRound?.(r);
   }

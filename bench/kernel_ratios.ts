@@ -12,7 +12,8 @@
  * Each figure is given twice: from the medians of the rounds, and from the best round of each case
  * (closer to what the kernel does alone when other processes share the machine).
  *
- * Run: `deno task bench:kernels [--threads 1,2] [--rounds 11] [--filter REGEX]`
+ * Run: `deno task bench:kernels [--threads 1,2] [--rounds 11] [--filter REGEX] [--clock cpu]`
+ * (`--clock cpu` times by the process's CPU time: steadier on a shared machine; one thread only).
  * (`--threads` lists the thread counts to measure; each count gets its own backend and its own rows).
  *
  * @module
@@ -21,7 +22,7 @@ import { parseArgs } from "node:util";
 import type { BackendBuffer, BlockLayout } from "../src/backends/types.ts";
 import { createWasmBackend, type WasmBackend } from "../src/backends/wasm.ts";
 import { Rng } from "../src/random.ts";
-import { type Case, interleave, repsFor } from "./_interleave.ts";
+import { type Case, interleave, repsFor, threadCpuClock } from "./_interleave.ts";
 import { peakCases } from "./_peak.ts";
 import {
   butterflyLayout,
@@ -40,6 +41,7 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "11" },
     filter: { type: "string", default: "" },
     "no-simd128": { type: "boolean", default: false },
+    clock: { type: "string", default: "wall" },
   },
 });
 const threadCounts = values.threads.split(",").map(Number);
@@ -153,7 +155,13 @@ for (const t of threadCounts) {
 }
 
 console.log(`${rows.length} cases, ${rounds} interleaved rounds (medians)`);
+const clock = values.clock === "cpu" ? threadCpuClock() : undefined;
+if (values.clock === "cpu" && (!clock || threadCounts.some((t) => t > 1))) {
+  throw new Error("kernel_ratios: --clock cpu needs --threads 1 (other threads' time would add up)");
+}
+console.log(`clock: ${clock ? "process CPU time" : "wall"}`);
 const res = interleave(rows, {
+  clock,
   rounds,
   onRound: (r) => Deno.stdout.writeSync(new TextEncoder().encode(`${r + 1} `)),
 });

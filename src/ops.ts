@@ -48,6 +48,11 @@ function _zeros(shape: readonly number[], be: Backend): Tensor {
   return allocTensor("ops", shape, be);
 }
 
+// An output the op's kernel overwrites entirely (accumulate false): no zero fill.
+function _empty(shape: readonly number[], be: Backend): Tensor {
+  return allocTensor("ops", shape, be, undefined, false);
+}
+
 // --- shape ops --------------------------------------------------------------
 
 /**
@@ -80,7 +85,7 @@ export function transpose(x: Tensor): Tensor {
     throw new RangeError(`transpose: x must have at least 2 dimensions, got shape [${x.shape}]`);
   }
   const M = x.shape.at(-2)!, N = x.shape.at(-1)!, B = x.size / (M * N || 1);
-  const out = _zeros([...x.shape.slice(0, -2), N, M], x.backend);
+  const out = _empty([...x.shape.slice(0, -2), N, M], x.backend);
   x.backend.transpose(x.buffer, out.buffer, { B, M, N });
   return record(out, "transpose", [x], {});
 }
@@ -135,7 +140,7 @@ export function matmul(a: Tensor, b: Tensor, { transA = false, transB = false }:
         `and op(b) is ${Kb}x${N} (b [${b.shape}]${transB ? " transposed" : ""})`,
     );
   }
-  const out = _zeros(batched ? [batch, M, N] : [M, N], be);
+  const out = _empty(batched ? [batch, M, N] : [M, N], be);
   if (M * N > 0) {
     be.gemm(a.buffer, b.buffer, out.buffer, { M, N, K, transA, transB, accumulate: false, batch });
   }
@@ -182,7 +187,7 @@ export function dds(
     );
   }
   const M = x.shape.at(-2)!;
-  const out = _zeros(batched ? [batch, M, outCols] : [M, outCols], be);
+  const out = _empty(batched ? [batch, M, outCols] : [M, outCols], be);
   if (M * batch > 0) be.dds(x.buffer, w.buffer, out.buffer, { M, layout, transW, accumulate: false, batch });
   return record(out, "dds", [x, w], { layout, transW });
 }
@@ -239,7 +244,7 @@ export function sdd(
       `${op}: op(a) is ${aR}x${K} and op(b) is ${bK}x${bC}, but the mask needs ${R}xK times Kx${C}`,
     );
   }
-  const out = _zeros(batched ? [batch, layout.nnz, blk, blk] : [layout.nnz, blk, blk], be);
+  const out = _empty(batched ? [batch, layout.nnz, blk, blk] : [layout.nnz, blk, blk], be);
   if (layout.nnz * batch > 0) {
     be.sdd(a.buffer, b.buffer, out.buffer, { layout, K, transA, transB, accumulate: false, batch });
   }
@@ -342,7 +347,7 @@ function binary(op: BinaryOp, a: Tensor | number, b: Tensor | number): Tensor {
   checkTensor(op, "b", b);
   const be = sameBackend(op, ["a", "b"], a, b);
   const { bcast, M, N } = broadcastKind(op, a, b);
-  const out = _zeros(a.shape, be);
+  const out = _empty(a.shape, be);
   if (a.size > 0) be.binary(op, a.buffer, b.buffer, out.buffer, { M, N, bcast });
   return record(out, "binary", [a, b], { op, bcast });
 }
@@ -414,14 +419,14 @@ export function affine(x: Tensor, alpha: number, beta: number): Tensor {
   if (!Number.isFinite(alpha) || !Number.isFinite(beta)) {
     throw new RangeError(`affine: alpha and beta must be finite, got ${alpha} and ${beta}`);
   }
-  const out = _zeros(x.shape, x.backend);
+  const out = _empty(x.shape, x.backend);
   if (x.size > 0) x.backend.scale(x.buffer, out.buffer, { size: x.size, alpha, beta, accumulate: false });
   return record(out, "affine", [x], { alpha });
 }
 
 function unary(op: UnaryOp, x: Tensor): Tensor {
   checkTensor(op, "x", x);
-  const out = _zeros(x.shape, x.backend);
+  const out = _empty(x.shape, x.backend);
   if (x.size > 0) x.backend.unary(op, x.buffer, out.buffer, { size: x.size });
   return record(out, "unary", [x], { op }, { saved: [out] });
 }
@@ -439,17 +444,34 @@ export function relu(x: Tensor): Tensor {
   return unary("relu", x);
 }
 
+/** Options of {@link gelu}. */
+export interface GeluOptions {
+  /**
+   * `"none"` (default): the exact GELU `x·Φ(x) = 0.5·x·(1 + erf(x/√2))`, as PyTorch's
+   * `F.gelu` and `nn.GELU()` (which the Pixelfly reference MLPs use). `"tanh"`: the
+   * approximation `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` (PyTorch's
+   * `approximate="tanh"`, GPT-2's).
+   */
+  approximate?: "none" | "tanh";
+}
+
 /**
- * GELU, tanh approximation (as GPT-2 and the Pixelfly reference use).
+ * GELU, exact (erf) by default as in PyTorch; `{ approximate: "tanh" }` for the
+ * tanh approximation.
  *
  * @example
  * ```ts
  * import { gelu, tensor } from "@pixelfly/pixelfly";
- * console.log((await gelu(tensor([0])).data())[0]); // 0
+ * console.log((await gelu(tensor([1])).data())[0].toFixed(4)); // "0.8413"
+ * console.log((await gelu(tensor([1]), { approximate: "tanh" }).data())[0].toFixed(4)); // "0.8412"
  * ```
  */
-export function gelu(x: Tensor): Tensor {
-  return unary("gelu", x);
+export function gelu(x: Tensor, opts: GeluOptions = {}): Tensor {
+  const a = opts?.approximate ?? "none";
+  if (a !== "none" && a !== "tanh") {
+    throw new RangeError(`gelu: approximate must be "none" or "tanh", got ${JSON.stringify(a)}`);
+  }
+  return unary(a === "tanh" ? "geluTanh" : "gelu", x);
 }
 
 /**
@@ -515,6 +537,19 @@ export function log(x: Tensor): Tensor {
  */
 export function neg(x: Tensor): Tensor {
   return unary("neg", x);
+}
+
+/**
+ * The square root, elementwise (NaN below 0; the gradient is infinite at 0, as in PyTorch).
+ *
+ * @example
+ * ```ts
+ * import { sqrt, tensor } from "@pixelfly/pixelfly";
+ * console.log(await sqrt(tensor([4, 9])).data()); // Float32Array(2) [2, 3]
+ * ```
+ */
+export function sqrt(x: Tensor): Tensor {
+  return unary("sqrt", x);
 }
 
 // --- reductions -------------------------------------------------------------
@@ -608,7 +643,7 @@ function rowsOf(op: string, x: Tensor): [number, number] {
 export function softmax(x: Tensor): Tensor {
   checkTensor("softmax", "x", x);
   const [M, N] = rowsOf("softmax", x);
-  const out = _zeros(x.shape, x.backend);
+  const out = _empty(x.shape, x.backend);
   x.backend.softmax(x.buffer, out.buffer, { M, N });
   return record(out, "softmax", [x], {}, { saved: [out] });
 }
@@ -687,7 +722,7 @@ export function crossEntropy(logits: Tensor, labels: Tensor | ArrayLike<number>)
     throw new RangeError(`${op}: got ${labels.length} labels for ${M} rows of logits`);
   }
   const { t: lab, made } = indexData(op, "labels", labels, N, `classes are integers in [0, ${N})`, be);
-  const probs = _zeros([M, N], be), losses = _zeros([M], be);
+  const probs = _empty([M, N], be), losses = _empty([M], be);
   be.crossEntropy(logits.buffer, lab.buffer, probs.buffer, losses.buffer, { M, N });
   const out = _zeros([1], be);
   be.sumRows(losses.buffer, out.buffer, { M, N: 1, accumulate: false });
@@ -741,7 +776,7 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): T
     );
   }
   if (!(eps > 0)) throw new RangeError(`${op}: eps must be positive, got ${eps}`);
-  const y = _zeros(x.shape, be), mu = _zeros([M], be), rs = _zeros([M], be);
+  const y = _empty(x.shape, be), mu = _empty([M], be), rs = _empty([M], be);
   be.layerNorm(x.buffer, gamma.buffer, beta.buffer, y.buffer, mu.buffer, rs.buffer, { M, N, eps });
   return record(y, "layerNorm", [x, gamma, beta], { eps }, { saved: [mu, rs], owned: [mu, rs] });
 }
@@ -770,7 +805,7 @@ export function gather(table: Tensor, idx: ArrayLike<number> | Tensor): Tensor {
   const { t: ix, made } = indexData(op, "idx", idx, rows, `the table has rows [0, ${rows})`, be);
   const lead = idx instanceof Tensor ? idx.shape : [ix.size];
   const M = ix.size;
-  const out = _zeros([...lead, N], be);
+  const out = _empty([...lead, N], be);
   if (M > 0) be.gatherRows(table.buffer, ix.buffer, out.buffer, { M, N });
   return record(out, "gather", [table], {}, { saved: [ix], owned: made ? [ix] : [] });
 }

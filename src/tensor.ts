@@ -400,16 +400,23 @@ export interface CreateOptions {
  * The one creation path: check the shape (and the data's length), allocate
  * on the backend and wrap. Memory exhaustion becomes a RangeError naming the
  * op, the bytes asked for and what is live. Host data gets an integer summary
- * (so it may serve as ids or labels).
+ * (so it may serve as ids or labels). Without data the values are zeros, or unspecified with
+ * `zero = false` (for an output the next kernel overwrites entirely).
  */
-export function allocTensor(op: string, shape: readonly number[], be: Backend, data?: Float32Array): Tensor {
+export function allocTensor(
+  op: string,
+  shape: readonly number[],
+  be: Backend,
+  data?: Float32Array,
+  zero = true,
+): Tensor {
   const size = checkShape(op, shape);
   if (data !== undefined && data.length !== size) {
     throw new RangeError(`${op}: data has ${data.length} values but shape [${shape}] needs ${size}`);
   }
   let buf: BackendBuffer;
   try {
-    buf = data === undefined ? be.alloc(size) : be.upload(data);
+    buf = data === undefined ? be.alloc(size, zero ? undefined : { zero: false }) : be.upload(data);
   } catch (e) {
     if (!(e instanceof RangeError)) throw e;
     const u = usageOf(be);

@@ -9,6 +9,7 @@
  * @module
  */
 import { BINARY_OPS, BROADCASTS, UNARY_OPS } from "../src/backends/op_table.ts";
+import { unaryForward } from "../src/backends/js.ts";
 import type { Backend, BackendBuffer, Broadcast, UnaryOp } from "../src/backends/types.ts";
 import { BlockMask } from "../src/masks/block_mask.ts";
 import { flatBlockButterfly, randomMask } from "../src/masks/patterns.ts";
@@ -371,7 +372,7 @@ function elementwiseCases(rng: Rng): KernelCase[] {
     }
     for (const op of UNARY_OPS) {
       const x = randn(rng, size, 2);
-      if (op === "log") { for (let i = 0; i < size; i++) x[i] = 0.1 + Math.abs(x[i]); }
+      if (op === "log" || op === "sqrt") { for (let i = 0; i < size; i++) x[i] = 0.1 + Math.abs(x[i]); }
       cases.push({
         op: "unary",
         name: `${op} size=${size}`,
@@ -492,10 +493,12 @@ function elementwiseCases(rng: Rng): KernelCase[] {
 
 function unaryRef(op: UnaryOp, x: number): number {
   switch (op) {
+    case "gelu":
+    case "geluTanh":
+    case "sqrt":
+      return unaryForward(op, x);
     case "relu":
       return Math.max(0, x);
-    case "gelu":
-      return 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
     case "sigmoid":
       return 1 / (1 + Math.exp(-x));
     case "tanh":

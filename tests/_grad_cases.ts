@@ -27,7 +27,9 @@ const s = () => seed++;
 /** The public op behind each unary op of the table (a new table entry fails to type-check until added). */
 const unaryPublic: Record<UnaryOp, (x: Tensor) => Tensor> = {
   relu: ops.relu,
-  gelu: ops.gelu,
+  gelu: (x) => ops.gelu(x),
+  geluTanh: (x) => ops.gelu(x, { approximate: "tanh" }),
+  sqrt: ops.sqrt,
   sigmoid: ops.sigmoid,
   tanh: ops.tanh,
   exp: ops.exp,
@@ -87,7 +89,7 @@ export const gradCases: GradCase[] = [
   ...UNARY_OPS.map((op) => ({
     name: op,
     build: ([a]: Tensor[]) => unaryPublic[op](a),
-    inputs: [input([7], s(), op === "log" ? { positive: true } : { awayFromZero: 0.05 })],
+    inputs: [input([7], s(), op === "log" || op === "sqrt" ? { positive: true } : { awayFromZero: 0.05 })],
   })),
   { name: "sum", build: ([a]) => ops.sum(a), inputs: [input([3, 4], s())] },
   { name: "mean", build: ([a]) => ops.mean(a), inputs: [input([3, 4], s())] },

@@ -79,7 +79,11 @@ Deno.test({
           // served cross-origin isolated, so the Worker gets SharedArrayBuffer and two WASM threads
           assertEquals(shown.isolated, true, "COOP/COEP headers make the page cross-origin isolated");
           assertEquals(shown.backend.name, "wasm");
-          assertEquals(shown.backend.threads, Math.min(2, shown.cores), "threads auto in an isolated Worker");
+          assertEquals(
+            shown.backend.threads,
+            Math.min(8, shown.cores),
+            "threads auto (one per core, at most 8)",
+          );
           assertOk(
             shown.text.backend.includes("wasm") && shown.text.backend.includes("is cross-origin isolated"),
           );

@@ -2,10 +2,10 @@
  * The js reference backend against independent dense float64 computations:
  * block-sparse weights are densified and multiplied naively.
  */
-import { JsBackend } from "../src/backends/js.ts";
+import { erfc, JsBackend, unaryDerivative, unaryForward } from "../src/backends/js.ts";
 import type { BlockLayout } from "../src/backends/types.ts";
 import { edgeLayouts } from "./_cases.ts";
-import { assertClose, assertEquals } from "./_assert.ts";
+import { assertClose, assertEquals, assertOk } from "./_assert.ts";
 import { Rng } from "../src/random.ts";
 
 const be = new JsBackend();
@@ -164,4 +164,42 @@ Deno.test("js memory: alloc zeros, write at an offset, read copies", async () =>
   assertEquals(Array.from(r), [0, 0, 0, 1, 2]);
   r[0] = 9;
   assertEquals((await be.read(b))[0], 0);
+});
+
+Deno.test("js: gelu (exact, erf) and geluTanh match Python's float64 math.erf / tanh formulas; erfc in both tails", async () => {
+  const xs: number[] = [];
+  for (let x = -12; x <= 12; x += 0.0625) xs.push(x);
+  xs.push(1e-8, -1e-8, 0.5, -0.5, 3.14159, -7.5);
+  const code = [
+    "import json, math, sys",
+    "xs = json.load(sys.stdin)",
+    "print(json.dumps([[x * 0.5 * math.erfc(-x / math.sqrt(2)), 0.5 * x * (1 + math.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3))), math.erfc(x)] for x in xs]))",
+  ].join("\n");
+  const py = new Deno.Command("/usr/bin/python3", { args: ["-c", code], stdin: "piped", stdout: "piped" })
+    .spawn();
+  const w = py.stdin.getWriter();
+  await w.write(new TextEncoder().encode(JSON.stringify(xs)));
+  await w.close();
+  const out = await py.output();
+  assertOk(out.success, "python3 ran");
+  const ref: [number, number, number][] = JSON.parse(new TextDecoder().decode(out.stdout));
+  xs.forEach((x, i) => {
+    const [g, gt, ec] = ref[i];
+    const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-300);
+    assertOk(
+      rel(unaryForward("gelu", x), g) < 1e-12 || Math.abs(g) < 1e-300,
+      `gelu(${x}): ${unaryForward("gelu", x)} vs ${g}`,
+    );
+    assertOk(rel(unaryForward("geluTanh", x), gt) < 1e-12 || Math.abs(gt) < 1e-300, `geluTanh(${x})`);
+    assertOk(rel(erfc(x), ec) < 1e-12 || ec < 1e-300, `erfc(${x}): ${erfc(x)} vs ${ec}`);
+  });
+  // the derivatives by central differences in float64
+  for (const op of ["gelu", "geluTanh", "sqrt"] as const) {
+    for (const x of [-3.2, -1, -0.3, 0.2, 0.9, 2.5, 4]) {
+      if (op === "sqrt" && x <= 0) continue;
+      const h = 1e-6, fd = (unaryForward(op, x + h) - unaryForward(op, x - h)) / (2 * h);
+      const d = unaryDerivative(op, x, unaryForward(op, x));
+      assertOk(Math.abs(d - fd) < 1e-8 * (1 + Math.abs(fd)), `${op}'(${x}): ${d} vs ${fd}`);
+    }
+  }
 });

@@ -17,7 +17,7 @@ import type { Backend } from "../src/backends/types.ts";
 import { flatBlockButterfly } from "../src/masks/patterns.ts";
 import { Module } from "../src/nn/module.ts";
 import { Tensor } from "../src/tensor.ts";
-import { assertEquals, assertOk, assertThrows } from "./_assert.ts";
+import { assertClose, assertEquals, assertOk, assertThrows } from "./_assert.ts";
 import { backendsUnderTest, disposing } from "./_backends.ts";
 import {
   checkModuleAgainstReference,
@@ -307,4 +307,34 @@ Deno.test("train/eval mode reaches every child; dropout is identity in eval", as
   assertEquals(Array.from(await net.forward(x).data()), Array.from(await net.layers[0].forward(x).data()));
   net.train();
   assertOk(net.layers.every((l) => l.training));
+});
+
+Deno.test("GELU: exact (erf) by default as PyTorch, tanh on request; bad options are RangeErrors", async () => {
+  const { GELU, gelu, tensor } = await import("../mod.ts");
+  const x = tensor([-2, -0.5, 0.5, 1, 3]);
+  const exact = await new GELU().forward(x).data();
+  const approx = await new GELU({ approximate: "tanh" }).forward(x).data();
+  // PyTorch's two definitions in float64 (Python: x/2·erfc(−x/√2) and 0.5x(1 + tanh(√(2/π)(x + 0.044715x³))))
+  const wantExact = [
+    -0.04550026389635844,
+    -0.15426876936299344,
+    0.34573123063700656,
+    0.8413447460685429,
+    2.99595030590511,
+  ];
+  const wantTanh = [
+    -0.04540230591222494,
+    -0.15428599017485606,
+    0.34571400982514394,
+    0.8411919906082768,
+    2.996362607918227,
+  ];
+  assertClose(exact, Float32Array.from(wantExact), { atol: 1e-6, rtol: 1e-6, label: "exact" });
+  assertClose(approx, Float32Array.from(wantTanh), { atol: 1e-6, rtol: 1e-6, label: "tanh" });
+  assertThrows(
+    () => gelu(x, { approximate: "fast" as "tanh" }),
+    RangeError,
+    'gelu: approximate must be "none" or "tanh", got "fast"',
+  );
+  assertThrows(() => new GELU({ approximate: "erf" as "none" }), RangeError, "GELU: approximate");
 });

@@ -30,12 +30,35 @@ fn tanh_(x: f32) -> f32 {
   return tanh(clamp(x, -15.0, 15.0));
 }
 
+// erf(x) in f32: the rational approximation of Eigen and XLA (odd degree-13 numerator over even
+// degree-8 denominator on x clamped to [-4, 4]; a few ulp, relative error 4e-7 near 0 as well).
+fn erf_(a: f32) -> f32 {
+  let x = clamp(a, -4.0, 4.0);
+  let x2 = x * x;
+  var pn = -2.72614225801306e-10 * x2 + 2.77068142495902e-08;
+  pn = pn * x2 - 2.10102402082508e-06;
+  pn = pn * x2 - 5.69250639462346e-05;
+  pn = pn * x2 - 7.34990630326855e-04;
+  pn = pn * x2 - 2.95459980854025e-03;
+  pn = pn * x2 - 1.60960333262415e-02;
+  var q = -1.45660718464996e-05 * x2 - 2.13374055278905e-04;
+  q = q * x2 - 1.68282697438203e-03;
+  q = q * x2 - 7.37332916720468e-03;
+  q = q * x2 - 1.42647390514189e-02;
+  return x * pn / q;
+}
+
+const SQRT1_2: f32 = 0.7071067811865476;
+const INV_SQRT_2PI: f32 = 0.3989422804014327;
+
 // The op codes (UNARY_*, BINARY_*, BCAST_*) are constants generated from src/backends/op_table.ts
 // (OP_CODES in the generated module), prepended by the backend.
 fn unary_f(op: u32, x: f32) -> f32 {
   switch op {
     case UNARY_RELU: { return max(x, 0.0); }
-    case UNARY_GELU: { return 0.5 * x * (1.0 + tanh_(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))); }
+    case UNARY_GELU: { return 0.5 * x * (1.0 + erf_(x * SQRT1_2)); }
+    case UNARY_GELU_TANH: { return 0.5 * x * (1.0 + tanh_(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))); }
+    case UNARY_SQRT: { return sqrt(x); }
     case UNARY_SIGMOID: { return 1.0 / (1.0 + exp(-x)); }
     case UNARY_TANH: { return tanh_(x); }
     case UNARY_EXP: { return exp(x); }
@@ -48,7 +71,9 @@ fn unary_f(op: u32, x: f32) -> f32 {
 fn unary_d(op: u32, x: f32, y: f32) -> f32 {
   switch op {
     case UNARY_RELU: { return select(0.0, 1.0, x > 0.0); }
-    case UNARY_GELU: {
+    case UNARY_GELU: { return 0.5 * (1.0 + erf_(x * SQRT1_2)) + x * INV_SQRT_2PI * exp(-0.5 * x * x); }
+    case UNARY_SQRT: { return 0.5 / y; }
+    case UNARY_GELU_TANH: {
       let t = tanh_(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x));
       let du = SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044715 * x * x);
       return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du;

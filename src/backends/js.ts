@@ -41,6 +41,39 @@ function d(buf: BackendBuffer): Values {
 }
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+
+/** erf(z) for |z| < 2 by its Taylor series (float64, about 1e-16 relative). */
+function erfSeries(z: number): number {
+  const z2 = z * z;
+  let term = z, sum = z;
+  for (let n = 1; n < 200; n++) {
+    term *= -z2 / n;
+    const add = term / (2 * n + 1);
+    sum += add;
+    if (Math.abs(add) < 1e-17 * Math.abs(sum)) break;
+  }
+  return sum * 2 / Math.sqrt(Math.PI);
+}
+
+/**
+ * The complementary error function in float64: the Taylor series of erf below |z| = 2, the
+ * continued fraction of erfc above (about 1e-13 relative or better against Python's math.erfc).
+ */
+export function erfc(z: number): number {
+  if (Number.isNaN(z)) return NaN;
+  if (z < -2) return 2 - erfc(-z);
+  if (z < 2) return 1 - erfSeries(z);
+  if (z > 27) return 0;
+  let t = z;
+  for (let k = 120; k >= 1; k--) t = z + (k / 2) / t;
+  return Math.exp(-z * z) / (Math.sqrt(Math.PI) * t);
+}
+
+/** The standard normal CDF Φ(x) = erfc(−x/√2) / 2, accurate in both tails. */
+function normalCdf(x: number): number {
+  return 0.5 * erfc(-x * Math.SQRT1_2);
+}
 
 /** f(x) of a unary op. */
 export function unaryForward(op: UnaryOp, x: number): number {
@@ -48,7 +81,11 @@ export function unaryForward(op: UnaryOp, x: number): number {
     case "relu":
       return x > 0 ? x : 0;
     case "gelu":
+      return x * normalCdf(x);
+    case "geluTanh":
       return 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)));
+    case "sqrt":
+      return Math.sqrt(x);
     case "sigmoid":
       return 1 / (1 + Math.exp(-x));
     case "tanh":
@@ -67,7 +104,11 @@ export function unaryDerivative(op: UnaryOp, x: number, y: number): number {
   switch (op) {
     case "relu":
       return x > 0 ? 1 : 0;
-    case "gelu": {
+    case "gelu":
+      return normalCdf(x) + x * INV_SQRT_2PI * Math.exp(-0.5 * x * x);
+    case "sqrt":
+      return 0.5 / y;
+    case "geluTanh": {
       const u = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
       const t = Math.tanh(u);
       const du = SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x);

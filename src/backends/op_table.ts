@@ -12,8 +12,12 @@
  */
 
 /**
- * Elementwise unary operations, in code order (code = index). `gelu` is the tanh
- * approximation `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
+ * Elementwise unary operations, in code order (code = index).
+ *
+ * - `gelu`: the exact GELU `x·Φ(x) = 0.5·x·(1 + erf(x/√2))`, PyTorch's `nn.GELU()` default.
+ * - `geluTanh`: the tanh approximation `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`,
+ *   PyTorch's `nn.GELU(approximate="tanh")` (GPT-2's "gelu_new").
+ * - `sqrt`: the square root (its gradient is infinite at 0, as in PyTorch).
  *
  * @example
  * ```ts
@@ -29,6 +33,8 @@ export const UNARY_OPS = [
   "exp",
   "log",
   "neg",
+  "geluTanh",
+  "sqrt",
 ] as const;
 
 /**
@@ -89,10 +95,10 @@ export function opConstants(): [string, number][] {
 
 /**
  * The codes as source declarations for a build: WGSL (`const UNARY_GELU: u32 = 1u;`) or
- * AssemblyScript (`const UNARY_GELU: i32 = 1;`).
+ * AssemblyScript (`export const UNARY_GELU: i32 = 1;`).
  */
 export function opConstantSource(lang: "wgsl" | "asc"): string {
   return opConstants()
-    .map(([k, v]) => lang === "wgsl" ? `const ${k}: u32 = ${v}u;\n` : `const ${k}: i32 = ${v};\n`)
+    .map(([k, v]) => lang === "wgsl" ? `const ${k}: u32 = ${v}u;\n` : `export const ${k}: i32 = ${v};\n`)
     .join("");
 }

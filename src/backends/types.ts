@@ -192,8 +192,11 @@ export interface Backend {
   readonly name: string;
 
   // --- memory -------------------------------------------------------------
-  /** A new buffer of `size` zeros. */
-  alloc(size: number): BackendBuffer;
+  /**
+   * A new buffer of `size` zeros; with `{ zero: false }` its values are unspecified (for an output that
+   * a kernel overwrites entirely), and a backend may skip the fill.
+   */
+  alloc(size: number, opts?: { zero?: boolean }): BackendBuffer;
   /** A new buffer holding a copy of `data`. */
   upload(data: Float32Array): BackendBuffer;
   /** Overwrite `buf` from `data` (same length), starting at element `offset` (0). */

@@ -6,10 +6,11 @@
  * permissions): SIMD128 with relaxed-SIMD fused multiply-add, plain SIMD128,
  * and each of those on an imported shared memory for worker threads.
  * {@link createWasmBackend} picks the first one this engine accepts
- * (`WebAssembly.validate`). With `threads: 2`, `gemm` and `dds` split their
- * output between the calling thread and one Worker (made from a `blob:` URL,
- * so no permission is needed) that shares the memory; they meet with
- * `Atomics.wait`/`Atomics.notify`.
+ * (`WebAssembly.validate`). With `threads: n`, every kernel splits its
+ * output between the calling thread and n - 1 Workers (made from a `blob:`
+ * URL, so no permission is needed) that share the memory; they meet with
+ * `Atomics.wait`/`Atomics.notify`. Each output element is computed by the same
+ * arithmetic whatever the split, so results do not depend on the thread count.
  *
  * @module
  */
@@ -18,7 +19,8 @@ import { wasmBase64 as simdBase64 } from "../../asm/generated/kernels_simd.ts";
 import { wasmBase64 as threadsBase64 } from "../../asm/generated/kernels_threads.ts";
 import { wasmBase64 as threadsSimdBase64 } from "../../asm/generated/kernels_threads_simd.ts";
 import { Allocator } from "./_wasm_alloc.ts";
-import { balancedSplit, CTRL_BYTES, splitPoint, WorkerThread } from "./_wasm_threads.ts";
+import { balancedSplit, CTRL_BYTES, evenSplit, WorkerThread } from "./_wasm_threads.ts";
+import { BINARY_CODE, BROADCAST_CODE, UNARY_CODE } from "./op_table.ts";
 import type {
   AdamWParams,
   Backend,
@@ -42,16 +44,20 @@ export interface WasmBackendOptions {
   /** Which build to load (the fastest one this engine validates when omitted). */
   variant?: WasmVariant;
   /**
-   * Threads for the products `gemm` and `dds`: 1 (the default), 2 (the calling thread and one Worker), or
-   * "auto" (min(2, navigator.hardwareConcurrency)). Where SharedArrayBuffer, Workers or the threads build
-   * are unavailable the backend runs on 1 thread: read {@link WasmBackend.threads} for what you got. The Worker leaves after 1 s idle (so a backend nobody
-   * disposes lets the process exit) and the next product starts another (about 20 ms);
-   * {@link WasmBackend.dispose} stops it at once.
+   * Threads that share every kernel's work: 1 (the default), an integer n up to 64 (the calling thread and
+   * n - 1 Workers; more than `navigator.hardwareConcurrency` runs correctly but only oversubscribes the
+   * cores), or "auto" (one per core, at most 8). Results are bit for bit the same for every count. Where
+   * SharedArrayBuffer, Workers or the threads build are unavailable the backend runs on 1 thread: read
+   * {@link WasmBackend.threads} for what you got. A Worker leaves after 1 s idle (so a backend nobody
+   * disposes lets the process exit) and the next kernel starts another (about 20 ms);
+   * {@link WasmBackend.dispose} stops them at once.
    */
-  threads?: 1 | 2 | "auto";
+  threads?: number | "auto";
   /**
-   * Products smaller than this many multiply-adds (M·N·K for gemm, M·nnz·b² for dds) stay on one
-   * thread, where the hand-off (about 0.1 ms) would cost more than it saves. Default 2^21; tests set 0.
+   * Each thread past the first needs this much work, in multiply-adds (M·N·K for gemm, M·nnz·b² for dds,
+   * K·nnz·b² for sdd; elementwise and row kernels count each element as 4 to 64 of them, by cost), so small
+   * kernels stay on the calling thread, where the hand-off (about 0.1 ms) would cost more than it saves.
+   * Default 2^21; tests set 0 to split everything.
    */
   minSplitWork?: number;
 }
@@ -121,7 +127,7 @@ interface Kernels {
   dds(...args: number[]): void;
   sddWorkspace(rows: number, cols: number, b: number, K: number): number;
   sdd(...args: number[]): void;
-  sumRows(x: number, y: number, M: number, N: number, beta: number): void;
+  sumRows(x: number, y: number, M: number, N: number, beta: number, ld: number): void;
   sumCols(x: number, y: number, M: number, N: number, beta: number): void;
   sumSquares(x: number, out: number, size: number, beta: number): void;
   binary(op: number, a: number, b: number, out: number, M: number, N: number, bcast: number): void;
@@ -140,15 +146,43 @@ interface Kernels {
   layerNorm(...args: number[]): void;
   layerNormGrad(...args: number[]): void;
   gatherRows(table: number, idx: number, out: number, M: number, N: number): void;
-  scatterAddRows(dout: number, idx: number, dtable: number, M: number, N: number): void;
+  scatterAddRows(dout: number, idx: number, dtable: number, M: number, N: number, ld: number): void;
   adamw(...args: number[]): void;
   sgd(...args: number[]): void;
   clipScale(g: number, normSq: number, size: number, maxNorm: number): void;
 }
 
-const BINARY: Record<BinaryOp, number> = { add: 0, sub: 1, mul: 2, div: 3 };
-const BCAST: Record<Broadcast, number> = { full: 0, row: 1, col: 2, scalar: 3 };
-const UNARY: Record<UnaryOp, number> = { relu: 0, gelu: 1, sigmoid: 2, tanh: 3, exp: 4, log: 5, neg: 6 };
+// The kernels the worker threads serve (an index into this list travels in a job's control block).
+const JOBS = [
+  "gemm",
+  "dds",
+  "sdd",
+  "sumRows",
+  "sumCols",
+  "binary",
+  "unary",
+  "unaryGrad",
+  "scale",
+  "fill",
+  "copy",
+  "transpose",
+  "softmax",
+  "softmaxGrad",
+  "crossEntropy",
+  "crossEntropyGrad",
+  "layerNorm",
+  "layerNormGrad",
+  "gatherRows",
+  "scatterAddRows",
+  "adamw",
+  "sgd",
+  "clipScale",
+] as const;
+type Job = typeof JOBS[number];
+
+// Work per element in multiply-add equivalents (the unit of minSplitWork), measured against the
+// micro-kernel: a memory-bound pass, a pass with exp/div per element, a row kernel in float64.
+const COST_PASS = 8, COST_MATH = 32, COST_ROW = 64;
 
 const PAGE = 65536;
 // Pages the threads builds' shared memory may grow to (2 GiB; asm/build.ts's --maximumMemory).
@@ -175,18 +209,18 @@ export class WasmBackend implements Backend {
   readonly name = "wasm";
   /** The build in use. */
   readonly variant: WasmVariant;
-  /** Threads that run `gemm` and `dds`: 2 when a Worker shares the work, else 1. */
+  /** Threads that share the kernels' work: the calling thread plus `threads - 1` Workers. */
   readonly threads: number;
-  /** Products below this many multiply-adds stay on one thread (see {@link WasmBackendOptions}). */
+  /** Work below this many multiply-add equivalents stays on one thread (see {@link WasmBackendOptions}). */
   minSplitWork: number;
   #k: Kernels;
   #mem: WebAssembly.Memory;
   #alloc: Allocator;
   #view: Float32Array;
   #iview: Int32Array;
-  #ws = [0, 0];
-  #wsBytes = [0, 0];
-  #thread: WorkerThread | undefined;
+  #ws: number[] = [0];
+  #wsBytes: number[] = [0];
+  #workers: WorkerThread[] = [];
   #idx = 0;
   #idxBytes = 0;
   #live = 0;
@@ -286,33 +320,80 @@ export class WasmBackend implements Backend {
     return b.ptr;
   }
 
-  /** Starts the worker thread (threads build only); called once by createWasmBackend. */
-  async startThread(module: WebAssembly.Module): Promise<void> {
-    const ctrl = this.#reserve(CTRL_BYTES, "createWasmBackend");
-    this.#f32().fill(0, ctrl >>> 2, (ctrl + CTRL_BYTES) >>> 2);
-    this.#thread = await WorkerThread.start(module, this.#mem, ctrl);
-    (this as { threads: number }).threads = 2;
+  /** Starts `n` worker threads (threads builds only); called once by createWasmBackend. */
+  async startThreads(module: WebAssembly.Module, n: number): Promise<void> {
+    const ctrl = this.#reserve(CTRL_BYTES * n, "createWasmBackend");
+    this.#f32().fill(0, ctrl >>> 2, (ctrl + CTRL_BYTES * n) >>> 2);
+    try {
+      for (let t = 0; t < n; t++) {
+        this.#workers.push(await WorkerThread.start(module, this.#mem, ctrl + t * CTRL_BYTES, JOBS));
+      }
+    } catch (err) {
+      for (const w of this.#workers) w.stop();
+      this.#workers = [];
+      throw err;
+    }
+    (this as { threads: number }).threads = n + 1;
+    this.#ws = new Array(n + 1).fill(0);
+    this.#wsBytes = new Array(n + 1).fill(0);
   }
 
-  // Workspace of the calling thread (slot 0) or of the worker (slot 1).
+  // Workspace of thread `slot` (0 is the calling thread).
   #workspace(bytes: number, slot = 0): number {
-    if (bytes > this.#wsBytes[slot]) {
-      if (this.#wsBytes[slot] > 0) this.#alloc.free(this.#ws[slot], this.#wsBytes[slot]);
-      this.#wsBytes[slot] = Math.max(bytes, Math.ceil(this.#wsBytes[slot] * 1.25));
-      this.#ws[slot] = this.#reserve(this.#wsBytes[slot], "a kernel's workspace");
+    const had = this.#wsBytes[slot];
+    if (bytes > had) {
+      if (had > 0) this.#alloc.free(this.#ws[slot], had);
+      this.#wsBytes[slot] = 0;
+      const size = Math.max(bytes, Math.ceil(had * 1.25));
+      this.#ws[slot] = this.#reserve(size, "a kernel's workspace");
+      this.#wsBytes[slot] = size;
     }
     return this.#ws[slot];
   }
 
-  // Runs `own` here while the worker runs its posted job, then joins; the worker always finishes
-  // before this returns or throws, so no kernel still writes memory after an error.
-  #together(what: string, own: () => void): void {
-    const t = this.#thread!;
-    try {
-      own();
-    } finally {
-      t.join(what);
+  // How many threads work of this size gets: each one past the first needs minSplitWork of it.
+  #parts(work: number): number {
+    if (this.threads === 1) return 1;
+    const m = this.minSplitWork;
+    return m <= 0 ? this.threads : Math.max(1, Math.min(this.threads, Math.floor(work / m)));
+  }
+
+  // Runs kernel `name` once per argument list: the first on this thread, the others on the workers. All
+  // parts finish before this returns or throws, so no kernel still writes memory after an error.
+  #run(name: Job, parts: number[][]): void {
+    const k = this.#k[name] as (...args: number[]) => void;
+    if (parts.length === 1) {
+      k(...parts[0]);
+      return;
     }
+    const op = JOBS.indexOf(name);
+    let posted = 0, err: unknown;
+    try {
+      for (; posted < parts.length - 1; posted++) this.#workers[posted].post(op, parts[posted + 1]);
+      k(...parts[0]);
+    } catch (e) {
+      err = e;
+    }
+    for (let t = 0; t < posted; t++) {
+      try {
+        this.#workers[t].join(name);
+      } catch (e) {
+        err ??= e;
+      }
+    }
+    if (err !== undefined) throw err;
+  }
+
+  // Runs an elementwise kernel over `size` elements split in ranges of whole v128s: args(offset, length).
+  #elementwise(name: Job, size: number, cost: number, args: (o: number, n: number) => number[]): void {
+    const cuts = evenSplit(size, this.#parts(size * cost), 4);
+    this.#run(name, cuts.slice(1).map((e, t) => args(cuts[t], e - cuts[t])));
+  }
+
+  // Runs a row kernel over M rows split in ranges: args(firstRow, rows).
+  #rows(name: Job, M: number, work: number, args: (r: number, n: number) => number[]): void {
+    const cuts = evenSplit(M, this.#parts(work), 1);
+    this.#run(name, cuts.slice(1).map((e, t) => args(cuts[t], e - cuts[t])));
   }
 
   // Copies the layout's index arrays into linear memory: [rowPtr, colIdx, colPtr, rowIdx, blockIdx].
@@ -336,9 +417,10 @@ export class WasmBackend implements Backend {
   }
 
   // --- memory -------------------------------------------------------------
-  alloc(size: number): BackendBuffer {
+  alloc(size: number, opts?: { zero?: boolean }): BackendBuffer {
     const ptr = this.#reserve(size * 4, "alloc");
-    this.#f32().fill(0, ptr >>> 2, (ptr >>> 2) + size);
+    // outputs a kernel overwrites skip the fill (6-10x slower than a kernel's own stores on shared memory)
+    if (opts?.zero !== false) this.#f32().fill(0, ptr >>> 2, (ptr >>> 2) + size);
     this.#live++;
     this.#liveBytes += size * 4;
     return new WasmBuffer(this, ptr, size);
@@ -374,10 +456,10 @@ export class WasmBackend implements Backend {
     // The instance and its memory go with the last reference to this object; the worker stops now.
     this.#live = 0;
     this.#liveBytes = 0;
-    const t = this.#thread;
-    this.#thread = undefined;
+    const workers = this.#workers;
+    this.#workers = [];
     (this as { threads: number }).threads = 1;
-    t?.stop();
+    for (const w of workers) w.stop();
   }
 
   // --- products -----------------------------------------------------------
@@ -388,57 +470,36 @@ export class WasmBackend implements Backend {
     const pa = this.#p(a), pb = this.#p(b), pc = this.#p(c);
     const ta = transA ? 1 : 0, tb = transB ? 1 : 0, acc = accumulate ? 1 : 0;
     const lda = transA ? M : K, ldb = transB ? K : N;
-    const ws = this.#workspace(this.#k.gemmWorkspace());
-    // Two threads: split the larger of M and N at a multiple of the 8-wide register tile.
-    const split = this.#thread && M * N * K >= this.minSplitWork ? splitPoint(Math.max(M, N)) : 0;
-    if (split > 0) this.#workspace(this.#k.gemmWorkspace(), 1);
-    for (let t = 0; t < batch; t++) {
-      const A = pa + t * sA, B = pb + t * sB, C = pc + t * sC;
-      if (split === 0) {
-        this.#k.gemm(A, B, C, M, N, K, ta, tb, acc, alpha, ws, lda, ldb, N);
-      } else if (N >= M) {
-        const B2 = B + split * (transB ? K : 1) * 4;
-        this.#thread!.post(1, [
-          A,
-          B2,
-          C + split * 4,
-          M,
-          N - split,
-          K,
-          ta,
-          tb,
-          acc,
-          0,
-          this.#ws[1],
-          lda,
-          ldb,
-          N,
-        ], [
-          [13, alpha],
-        ]);
-        this.#together("gemm", () => this.#k.gemm(A, B, C, M, split, K, ta, tb, acc, alpha, ws, lda, ldb, N));
-      } else {
-        const A2 = A + split * (transA ? 1 : K) * 4;
-        this.#thread!.post(1, [
-          A2,
-          B,
-          C + split * N * 4,
-          M - split,
-          N,
-          K,
-          ta,
-          tb,
-          acc,
-          0,
-          this.#ws[1],
-          lda,
-          ldb,
-          N,
-        ], [
-          [13, alpha],
-        ]);
-        this.#together("gemm", () => this.#k.gemm(A, B, C, split, N, K, ta, tb, acc, alpha, ws, lda, ldb, N));
-      }
+    // Threads split the larger of M and N at multiples of the 8-wide register tile.
+    const byN = N >= M;
+    const cuts = evenSplit(byN ? N : M, this.#parts(M * N * K), 8);
+    const ws = cuts.slice(1).map((_, t) => this.#workspace(this.#k.gemmWorkspace(), t));
+    for (let i = 0; i < batch; i++) {
+      const A = pa + i * sA, B = pb + i * sB, C = pc + i * sC;
+      this.#run(
+        "gemm",
+        cuts.slice(1).map((e, t) => {
+          const s = cuts[t], n = e - s;
+          return byN
+            ? [A, B + s * (transB ? K : 1) * 4, C + s * 4, M, n, K, ta, tb, acc, alpha, ws[t], lda, ldb, N]
+            : [
+              A + s * (transA ? 1 : K) * 4,
+              B,
+              C + s * N * 4,
+              n,
+              N,
+              K,
+              ta,
+              tb,
+              acc,
+              alpha,
+              ws[t],
+              lda,
+              ldb,
+              N,
+            ];
+        }),
+      );
     }
   }
 
@@ -449,54 +510,63 @@ export class WasmBackend implements Backend {
     const inBlocks = transW ? l.cols : l.rows, outBlocks = transW ? l.rows : l.cols;
     const ptr = transW ? rowPtr : colPtr, idx = transW ? colIdx : rowIdx, tw = transW ? 1 : 0;
     const acc = accumulate ? 1 : 0, b = l.block, nnz = l.nnz;
-    const ws = this.#workspace(this.#k.ddsWorkspace(M, inBlocks, nnz, b));
-    // Two threads: each takes a range of output block columns holding about half the kept blocks, so
-    // each packs only its own blocks of W (X is packed by both).
-    const split = this.#thread && M * nnz * b * b >= this.minSplitWork
-      ? balancedSplit(transW ? l.rowPtr : l.colPtr)
-      : 0;
-    const ws2 = split === 0 ? 0 : this.#workspace(this.#k.ddsWorkspace(M, inBlocks, nnz, b), 1);
+    // Threads take ranges of output block columns holding about equal numbers of kept blocks, so each
+    // packs only its own blocks of W (X is packed by each).
+    const cuts = balancedSplit(transW ? l.rowPtr : l.colPtr, this.#parts(M * nnz * b * b));
+    const ws = cuts.slice(1).map((_, t) => this.#workspace(this.#k.ddsWorkspace(M, inBlocks, nnz, b), t));
     // batched (attention): one product per batch entry on the one layout, at byte strides
     const sX = (p.strideX ?? M * inBlocks * b) * 4, sW = (p.strideW ?? nnz * b * b) * 4;
     const sY = (p.strideY ?? M * outBlocks * b) * 4;
-    for (let t = 0; t < (p.batch ?? 1); t++) {
-      const X = px + t * sX, W = pw + t * sW, Y = py + t * sY;
-      if (split === 0) {
-        this.#k.dds(X, W, Y, M, inBlocks, outBlocks, b, nnz, ptr, idx, blockIdx, tw, acc, ws, 0, outBlocks);
-        continue;
-      }
-      const args = [X, W, Y, M, inBlocks, outBlocks, b, nnz, ptr, idx, blockIdx, tw, acc];
-      this.#thread!.post(2, [...args, ws2, split, outBlocks]);
-      this.#together("dds", () => this.#k.dds(...args, ws, 0, split));
+    for (let i = 0; i < (p.batch ?? 1); i++) {
+      const args = [
+        px + i * sX,
+        pw + i * sW,
+        py + i * sY,
+        M,
+        inBlocks,
+        outBlocks,
+        b,
+        nnz,
+        ptr,
+        idx,
+        blockIdx,
+        tw,
+        acc,
+      ];
+      this.#run("dds", cuts.slice(1).map((e, t) => [...args, ws[t], cuts[t], e]));
     }
   }
 
   sdd(a: BackendBuffer, b: BackendBuffer, w: BackendBuffer, p: SddParams): void {
     const { layout: l, K, transA, transB, accumulate } = p;
     const pa = this.#p(a), pb = this.#p(b), pw = this.#p(w);
-    const [rowPtr, colIdx, colPtr] = this.#layout(l);
-    const ws = this.#workspace(this.#k.sddWorkspace(l.rows, l.cols, l.block, K));
+    const [rowPtr, colIdx] = this.#layout(l);
+    // Threads take ranges of block rows holding about equal numbers of kept blocks.
+    const cuts = balancedSplit(l.rowPtr, this.#parts(l.nnz * l.block * l.block * K));
+    const ws = cuts.slice(1).map((_, t) =>
+      this.#workspace(this.#k.sddWorkspace(l.rows, l.cols, l.block, K), t)
+    );
     const R = l.rows * l.block, C = l.cols * l.block;
     const sA = (p.strideA ?? R * K) * 4,
       sB = (p.strideB ?? K * C) * 4,
       sW = (p.strideW ?? l.nnz * l.block ** 2) * 4;
-    for (let t = 0; t < (p.batch ?? 1); t++) {
-      this.#k.sdd(
-        pa + t * sA,
-        pb + t * sB,
-        pw + t * sW,
+    const ta = transA ? 1 : 0, tb = transB ? 1 : 0, acc = accumulate ? 1 : 0;
+    for (let i = 0; i < (p.batch ?? 1); i++) {
+      const args = [
+        pa + i * sA,
+        pb + i * sB,
+        pw + i * sW,
         l.rows,
         l.cols,
         l.block,
         K,
-        transA ? 1 : 0,
-        transB ? 1 : 0,
+        ta,
+        tb,
         rowPtr,
         colIdx,
-        colPtr,
-        accumulate ? 1 : 0,
-        ws,
-      );
+        acc,
+      ];
+      this.#run("sdd", cuts.slice(1).map((e, t) => [...args, ws[t], cuts[t], e]));
     }
   }
 
@@ -542,12 +612,20 @@ export class WasmBackend implements Backend {
 
   // --- reductions ---------------------------------------------------------
   sumRows(x: BackendBuffer, y: BackendBuffer, p: { M: number; N: number; accumulate: boolean }): void {
-    this.#k.sumRows(this.#p(x), this.#p(y), p.M, p.N, p.accumulate ? 1 : 0);
+    const { M, N } = p, px = this.#p(x), py = this.#p(y), acc = p.accumulate ? 1 : 0;
+    // threads take ranges of columns: each output sums its column in row order, as on one thread
+    const cuts = evenSplit(N, this.#parts(M * N * COST_PASS), 8);
+    this.#run(
+      "sumRows",
+      cuts.slice(1).map((e, t) => [px + cuts[t] * 4, py + cuts[t] * 4, M, e - cuts[t], acc, N]),
+    );
   }
   sumCols(x: BackendBuffer, y: BackendBuffer, p: { M: number; N: number; accumulate: boolean }): void {
-    this.#k.sumCols(this.#p(x), this.#p(y), p.M, p.N, p.accumulate ? 1 : 0);
+    const { M, N } = p, px = this.#p(x), py = this.#p(y), acc = p.accumulate ? 1 : 0;
+    this.#rows("sumCols", M, M * N * COST_PASS, (r, n) => [px + r * N * 4, py + r * 4, n, N, acc]);
   }
   sumSquares(x: BackendBuffer, out: BackendBuffer, p: { size: number; accumulate: boolean }): void {
+    // one float64 sum in element order: stays on one thread, so every thread count gives the same bits
     this.#k.sumSquares(this.#p(x), this.#p(out), p.size, p.accumulate ? 1 : 0);
   }
 
@@ -559,10 +637,34 @@ export class WasmBackend implements Backend {
     out: BackendBuffer,
     p: { M: number; N: number; bcast: Broadcast },
   ): void {
-    this.#k.binary(BINARY[op], this.#p(a), this.#p(b), this.#p(out), p.M, p.N, BCAST[p.bcast]);
+    const { M, N, bcast } = p, code = BINARY_CODE[op], bc = BROADCAST_CODE[bcast];
+    const pa = this.#p(a), pb = this.#p(b), po = this.#p(out);
+    if (bcast === "full" || bcast === "scalar") {
+      // one long row: split anywhere at whole v128s
+      this.#elementwise("binary", M * N, COST_PASS, (o, n) => [
+        code,
+        pa + o * 4,
+        bcast === "full" ? pb + o * 4 : pb,
+        po + o * 4,
+        1,
+        n,
+        bc,
+      ]);
+      return;
+    }
+    this.#rows("binary", M, M * N * COST_PASS, (r, n) => [
+      code,
+      pa + r * N * 4,
+      bcast === "row" ? pb : pb + r * 4,
+      po + r * N * 4,
+      n,
+      N,
+      bc,
+    ]);
   }
   unary(op: UnaryOp, x: BackendBuffer, y: BackendBuffer, p: { size: number }): void {
-    this.#k.unary(UNARY[op], this.#p(x), this.#p(y), p.size);
+    const code = UNARY_CODE[op], px = this.#p(x), py = this.#p(y);
+    this.#elementwise("unary", p.size, COST_MATH, (o, n) => [code, px + o * 4, py + o * 4, n]);
   }
   unaryGrad(
     op: UnaryOp,
@@ -572,40 +674,62 @@ export class WasmBackend implements Backend {
     dx: BackendBuffer,
     p: { size: number; accumulate: boolean },
   ): void {
-    this.#k.unaryGrad(
-      UNARY[op],
-      this.#p(x),
-      this.#p(y),
-      this.#p(dy),
-      this.#p(dx),
-      p.size,
-      p.accumulate ? 1 : 0,
-    );
+    const code = UNARY_CODE[op], acc = p.accumulate ? 1 : 0;
+    const px = this.#p(x), py = this.#p(y), pdy = this.#p(dy), pdx = this.#p(dx);
+    this.#elementwise("unaryGrad", p.size, COST_MATH, (o, n) => [
+      code,
+      px + o * 4,
+      py + o * 4,
+      pdy + o * 4,
+      pdx + o * 4,
+      n,
+      acc,
+    ]);
   }
   scale(
     x: BackendBuffer,
     y: BackendBuffer,
     p: { size: number; alpha: number; beta: number; accumulate: boolean },
   ): void {
-    this.#k.scale(this.#p(x), this.#p(y), p.size, p.alpha, p.beta, p.accumulate ? 1 : 0);
+    const px = this.#p(x), py = this.#p(y), acc = p.accumulate ? 1 : 0;
+    this.#elementwise(
+      "scale",
+      p.size,
+      COST_PASS,
+      (o, n) => [px + o * 4, py + o * 4, n, p.alpha, p.beta, acc],
+    );
   }
   fill(x: BackendBuffer, p: { size: number; value: number }): void {
-    this.#k.fill(this.#p(x), p.size, p.value);
+    const px = this.#p(x);
+    this.#elementwise("fill", p.size, COST_PASS / 2, (o, n) => [px + o * 4, n, p.value]);
   }
   copy(
     src: BackendBuffer,
     dst: BackendBuffer,
     p: { size: number; srcOffset: number; dstOffset: number },
   ): void {
-    this.#k.copy(this.#p(src) + p.srcOffset * 4, this.#p(dst) + p.dstOffset * 4, p.size);
+    const s = this.#p(src) + p.srcOffset * 4, d = this.#p(dst) + p.dstOffset * 4;
+    if (Math.abs(s - d) < p.size * 4) {
+      this.#k.copy(s, d, p.size); // overlapping ranges: one memmove
+      return;
+    }
+    this.#elementwise("copy", p.size, COST_PASS / 2, (o, n) => [s + o * 4, d + o * 4, n]);
   }
   transpose(x: BackendBuffer, y: BackendBuffer, p: { B: number; M: number; N: number }): void {
-    this.#k.transpose(this.#p(x), this.#p(y), p.B, p.M, p.N);
+    const { B, M, N } = p, px = this.#p(x), py = this.#p(y);
+    // threads take whole matrices of the batch
+    this.#rows(
+      "transpose",
+      B,
+      B * M * N * COST_PASS,
+      (r, n) => [px + r * M * N * 4, py + r * M * N * 4, n, M, N],
+    );
   }
 
   // --- rows ---------------------------------------------------------------
   softmax(x: BackendBuffer, y: BackendBuffer, p: { M: number; N: number }): void {
-    this.#k.softmax(this.#p(x), this.#p(y), p.M, p.N);
+    const { M, N } = p, px = this.#p(x), py = this.#p(y);
+    this.#rows("softmax", M, M * N * COST_ROW, (r, n) => [px + r * N * 4, py + r * N * 4, n, N]);
   }
   softmaxGrad(
     y: BackendBuffer,
@@ -613,7 +737,11 @@ export class WasmBackend implements Backend {
     dx: BackendBuffer,
     p: { M: number; N: number; accumulate: boolean },
   ): void {
-    this.#k.softmaxGrad(this.#p(y), this.#p(dy), this.#p(dx), p.M, p.N, p.accumulate ? 1 : 0);
+    const { M, N } = p, py = this.#p(y), pdy = this.#p(dy), pdx = this.#p(dx), acc = p.accumulate ? 1 : 0;
+    this.#rows("softmaxGrad", M, M * N * COST_PASS, (r, n) => {
+      const o = r * N * 4;
+      return [py + o, pdy + o, pdx + o, n, N, acc];
+    });
   }
   crossEntropy(
     logits: BackendBuffer,
@@ -622,7 +750,12 @@ export class WasmBackend implements Backend {
     losses: BackendBuffer,
     p: { M: number; N: number },
   ): void {
-    this.#k.crossEntropy(this.#p(logits), this.#p(labels), this.#p(probs), this.#p(losses), p.M, p.N);
+    const { M, N } = p;
+    const pl = this.#p(logits), plab = this.#p(labels), pp = this.#p(probs), ploss = this.#p(losses);
+    this.#rows("crossEntropy", M, M * N * COST_ROW, (r, n) => {
+      const o = r * N * 4;
+      return [pl + o, plab + r * 4, pp + o, ploss + r * 4, n, N];
+    });
   }
   crossEntropyGrad(
     probs: BackendBuffer,
@@ -631,15 +764,12 @@ export class WasmBackend implements Backend {
     dlogits: BackendBuffer,
     p: { M: number; N: number; accumulate: boolean },
   ): void {
-    this.#k.crossEntropyGrad(
-      this.#p(probs),
-      this.#p(labels),
-      this.#p(dlosses),
-      this.#p(dlogits),
-      p.M,
-      p.N,
-      p.accumulate ? 1 : 0,
-    );
+    const { M, N } = p, acc = p.accumulate ? 1 : 0;
+    const pp = this.#p(probs), plab = this.#p(labels), pdl = this.#p(dlosses), pdg = this.#p(dlogits);
+    this.#rows("crossEntropyGrad", M, M * N * COST_PASS, (r, n) => {
+      const o = r * N * 4;
+      return [pp + o, plab + r * 4, pdl + r * 4, pdg + o, n, N, acc];
+    });
   }
   layerNorm(
     x: BackendBuffer,
@@ -650,17 +780,13 @@ export class WasmBackend implements Backend {
     rstd: BackendBuffer,
     p: { M: number; N: number; eps: number },
   ): void {
-    this.#k.layerNorm(
-      this.#p(x),
-      this.#p(gamma),
-      this.#p(beta),
-      this.#p(y),
-      this.#p(mean),
-      this.#p(rstd),
-      p.M,
-      p.N,
-      p.eps,
-    );
+    const { M, N } = p;
+    const px = this.#p(x), pg = this.#p(gamma), pb = this.#p(beta), py = this.#p(y);
+    const pm = this.#p(mean), pr = this.#p(rstd);
+    this.#rows("layerNorm", M, M * N * COST_ROW, (r, n) => {
+      const o = r * N * 4;
+      return [px + o, pg, pb, py + o, pm + r * 4, pr + r * 4, n, N, p.eps];
+    });
   }
   layerNormGrad(
     dy: BackendBuffer,
@@ -673,7 +799,8 @@ export class WasmBackend implements Backend {
     dbeta: BackendBuffer,
     p: { M: number; N: number; accumulate: boolean },
   ): void {
-    this.#k.layerNormGrad(
+    const { M, N } = p;
+    const args = [
       this.#p(dy),
       this.#p(x),
       this.#p(gamma),
@@ -682,9 +809,18 @@ export class WasmBackend implements Backend {
       this.#p(dx),
       this.#p(dgamma),
       this.#p(dbeta),
-      p.M,
-      p.N,
+      M,
+      N,
       p.accumulate ? 1 : 0,
+    ];
+    // each thread: a range of rows of dx and a range of columns of dgamma and dbeta (summed in row order)
+    const parts = this.#parts(M * N * COST_ROW);
+    const rows = evenSplit(M, parts), cols = evenSplit(N, parts, 4);
+    const n = Math.max(rows.length, cols.length) - 1;
+    const range = (cuts: number[], t: number) => t + 1 < cuts.length ? [cuts[t], cuts[t + 1]] : [0, 0];
+    this.#run(
+      "layerNormGrad",
+      Array.from({ length: n }, (_, t) => [...args, ...range(rows, t), ...range(cols, t)]),
     );
   }
   gatherRows(
@@ -693,7 +829,8 @@ export class WasmBackend implements Backend {
     out: BackendBuffer,
     p: { M: number; N: number },
   ): void {
-    this.#k.gatherRows(this.#p(table), this.#p(idx), this.#p(out), p.M, p.N);
+    const { M, N } = p, pt = this.#p(table), pi = this.#p(idx), po = this.#p(out);
+    this.#rows("gatherRows", M, M * N * COST_PASS, (r, n) => [pt, pi + r * 4, po + r * N * 4, n, N]);
   }
   scatterAddRows(
     dout: BackendBuffer,
@@ -701,7 +838,13 @@ export class WasmBackend implements Backend {
     dtable: BackendBuffer,
     p: { M: number; N: number },
   ): void {
-    this.#k.scatterAddRows(this.#p(dout), this.#p(idx), this.#p(dtable), p.M, p.N);
+    const { M, N } = p, pd = this.#p(dout), pi = this.#p(idx), pt = this.#p(dtable);
+    // threads take ranges of columns, so rows repeated in idx never race
+    const cuts = evenSplit(N, this.#parts(M * N * COST_PASS), 4);
+    this.#run(
+      "scatterAddRows",
+      cuts.slice(1).map((e, t) => [pd + cuts[t] * 4, pi, pt + cuts[t] * 4, M, e - cuts[t], N]),
+    );
   }
 
   // --- optimizers ---------------------------------------------------------
@@ -712,20 +855,22 @@ export class WasmBackend implements Backend {
     v: BackendBuffer,
     p: AdamWParams,
   ): void {
-    this.#k.adamw(
-      this.#p(param),
-      this.#p(grad),
-      this.#p(m),
-      this.#p(v),
-      p.size,
+    const pp = this.#p(param), pg = this.#p(grad), pm = this.#p(m), pv = this.#p(v);
+    const bc1 = 1 - p.beta1 ** p.step, bc2 = 1 - p.beta2 ** p.step;
+    this.#elementwise("adamw", p.size, COST_MATH, (o, n) => [
+      pp + o * 4,
+      pg + o * 4,
+      pm + o * 4,
+      pv + o * 4,
+      n,
       p.lr,
       p.beta1,
       p.beta2,
       p.eps,
       p.weightDecay,
-      1 - p.beta1 ** p.step,
-      1 - p.beta2 ** p.step,
-    );
+      bc1,
+      bc2,
+    ]);
   }
   sgd(
     param: BackendBuffer,
@@ -733,21 +878,23 @@ export class WasmBackend implements Backend {
     momentum: BackendBuffer,
     p: SgdParams & { first: boolean },
   ): void {
-    this.#k.sgd(
-      this.#p(param),
-      this.#p(grad),
-      this.#p(momentum),
-      p.size,
+    const pp = this.#p(param), pg = this.#p(grad), pm = this.#p(momentum);
+    this.#elementwise("sgd", p.size, COST_PASS, (o, n) => [
+      pp + o * 4,
+      pg + o * 4,
+      pm + o * 4,
+      n,
       p.lr,
       p.momentum,
       p.dampening,
       p.nesterov ? 1 : 0,
       p.weightDecay,
       p.first ? 1 : 0,
-    );
+    ]);
   }
   clipScale(g: BackendBuffer, normSq: BackendBuffer, p: { size: number; maxNorm: number }): void {
-    this.#k.clipScale(this.#p(g), this.#p(normSq), p.size, p.maxNorm);
+    const pg = this.#p(g), pn = this.#p(normSq);
+    this.#elementwise("clipScale", p.size, COST_PASS, (o, n) => [pg + o * 4, pn, n, p.maxNorm]);
   }
 }
 
@@ -800,9 +947,9 @@ function warm(be: WasmBackend): void {
  * be.scale(x, x, { size: 4, alpha: 2, beta: 0, accumulate: false });
  * console.log(await be.read(x)); // Float32Array [2, 4, 6, 8]
  *
- * // gemm and dds split between this thread and one Worker; dispose() stops the Worker
- * const be2 = await createWasmBackend({ threads: 2 });
- * console.log(be2.threads); // 2 where SharedArrayBuffer and Workers exist, else 1
+ * // every kernel splits between this thread and two Workers; dispose() stops the Workers
+ * const be2 = await createWasmBackend({ threads: 3 });
+ * console.log(be2.threads); // 3 where SharedArrayBuffer and Workers exist, else 1
  * be2.dispose();
  * ```
  */
@@ -815,21 +962,23 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
     throw new RangeError(`createWasmBackend: variant must be "relaxed" or "simd128", got ${variant}`);
   }
   const threads = opts.threads ?? 1;
-  if (threads !== 1 && threads !== 2 && threads !== "auto") {
-    throw new RangeError(`createWasmBackend: threads must be 1, 2 or "auto", got ${threads}`);
+  if (threads !== "auto" && !(Number.isInteger(threads) && threads >= 1 && threads <= MAX_THREADS)) {
+    throw new RangeError(
+      `createWasmBackend: threads must be an integer from 1 to ${MAX_THREADS} or "auto", got ${threads}`,
+    );
   }
   const minSplitWork = opts.minSplitWork;
   if (minSplitWork !== undefined && !(minSplitWork >= 0)) {
     throw new RangeError(`createWasmBackend: minSplitWork must be a number >= 0, got ${minSplitWork}`);
   }
-  const want = threads === "auto" ? Math.min(2, globalThis.navigator?.hardwareConcurrency ?? 1) : threads;
+  const want = threads === "auto" ? autoThreads() : threads;
   const build = variant === "relaxed" ? "threads" : "threads-simd128";
   if (want > 1 && threadsAvailable(build)) {
     const module = await WebAssembly.compile(wasmBytes(build) as BufferSource);
     const memory = new WebAssembly.Memory({ initial: 16, maximum: SHARED_MAX_PAGES, shared: true });
     const instance = await WebAssembly.instantiate(module, { env: { memory } });
     const be = new WasmBackend(instance, variant, { memory, minSplitWork });
-    await be.startThread(module);
+    await be.startThreads(module, want - 1);
     warm(be);
     return be;
   }
@@ -841,6 +990,17 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   const be = new WasmBackend(instance, variant, { minSplitWork });
   warm(be);
   return be;
+}
+
+// The most threads a backend takes (more than the cores only oversubscribe them).
+const MAX_THREADS = 64;
+// "auto": one thread per core, at most AUTO_MAX (each thread also packs its own copy of a product's
+// smaller operand, so far more threads than that gain little).
+const AUTO_MAX = 8;
+
+function autoThreads(): number {
+  const cores = globalThis.navigator?.hardwareConcurrency;
+  return Math.max(1, Math.min(AUTO_MAX, Number.isInteger(cores) ? cores! : 1));
 }
 
 // Worker threads need SharedArrayBuffer, Workers, Atomics.wait on this thread and the threads build.

@@ -1,37 +1,47 @@
 /**
  * An edge inference endpoint: a `Deno.serve` handler classifying 28x28 images
  * with a small Pixelfly model (`edge_net.ts`) whose checkpoint is inside the
- * module graph (`edge_model.ts`, base64 safetensors), so it needs no file
- * access and no permission but the port. It runs unchanged from a URL import,
- * in Deno Deploy-style edge runtimes, or locally:
+ * module graph (`generated/edge_model.ts`, base64 safetensors), so it needs no
+ * file access and no permission but the port. It runs unchanged from a URL
+ * import, in Deno Deploy-style edge runtimes, or locally:
  *
  * ```sh
  * deno run --allow-net src/examples/edge.ts --port 8000
- * curl -s localhost:8000/ -d "{\"pixels\": [$(seq -s, 0 783 | sed 's/[0-9]\+/0/g')]}"
+ * curl -s localhost:8000/ -d "{\"pixels\": [$(seq -s, 784 | sed 's/[0-9]\+/0.5/g')]}"
  * ```
  *
- * - `GET /`: a short description.
+ * - `GET /`: a short description, with the backend it runs on and why.
  * - `POST /` with JSON `{ "pixels": number[784] }` (row-major, values in [0, 1])
  *   answers `{ "probs": number[10], "label": n }`; with `{ "pixels": number[784][] }`
  *   (a batch of up to 256) it answers `{ "probs": number[10][], "label": number[] }`.
- * - Bad input: 400 with a message naming the rule and the value.
+ *   Every answer carries an `x-pixelfly-backend` header (`wasm` or `js`).
+ * - Bad input: 400 with a message naming the rule and the value; a body above
+ *   {@link MAX_BODY_BYTES} bytes: 413, found while reading (a declared
+ *   `content-length` is refused before reading, a chunked body as soon as it
+ *   passes the limit), so an oversized body never sits in memory.
+ *
+ * Each request runs inside `tidy`, so it leaves no tensor behind.
  *
  * @module
  */
-import { type Backend, load, loadBackend, noGrad, softmax, type Tensor, tensor } from "../../mod.ts";
+import { type Backend, load, loadBackend, noGrad, softmax, tensor, tidy } from "../../mod.ts";
 import type { Module } from "../../mod.ts";
 import { CLASSES, createEdgeModel, PIXELS, SIDE } from "./edge_net.ts";
-import { EDGE_MODEL_BASE64, EDGE_MODEL_INFO } from "./edge_model.ts";
+import { EDGE_MODEL_BASE64, EDGE_MODEL_INFO } from "./generated/edge_model.ts";
 
 /** The largest batch one request may hold. */
 export const MAX_BATCH = 256;
 /** The largest request body in bytes (a full batch of 784 numbers with 8 characters each, about 1.6 MB). */
 export const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
-/** The loaded model and the backend it runs on. */
+/** The loaded model, the backend it runs on and why that one. */
 export interface EdgeModel {
+  /** The classifier with the committed checkpoint loaded. */
   model: Module;
+  /** The backend it runs on. */
   backend: Backend;
+  /** Why this backend: the WASM build in use, or why WASM could not start and js serves instead. */
+  reason: string;
 }
 
 let loading: Promise<EdgeModel> | undefined;
@@ -45,23 +55,33 @@ export function edgeModelBytes(): Uint8Array {
 }
 
 /**
- * The classifier with the committed checkpoint loaded, on the wasm backend
- * (the js reference where WASM cannot run). Made once, on first use; the
+ * The classifier with the committed checkpoint loaded, on the wasm backend,
+ * or on the js reference where WASM cannot start (the reason is kept in
+ * `reason` and printed once as a warning). Made once, on first use; the
  * process-wide current backend is left alone.
  *
  * @example
  * ```ts
  * import { edgeModel } from "./edge.ts";
- * const { model, backend } = await edgeModel();
- * console.log(model.parameterCount(), backend.name); // 36123 "wasm"
+ * const { model, backend, reason } = await edgeModel();
+ * console.log(model.parameterCount(), backend.name, reason.startsWith("wasm")); // 36123 "wasm" true
  * ```
  */
 export function edgeModel(): Promise<EdgeModel> {
   loading ??= (async () => {
-    const backend = await loadBackend("wasm").catch(() => loadBackend("js"));
+    let backend: Backend, reason: string;
+    try {
+      backend = await loadBackend("wasm");
+      const variant = (backend as { variant?: string }).variant;
+      reason = `wasm: the ${variant} build of the WASM kernels`;
+    } catch (e) {
+      backend = await loadBackend("js");
+      reason = `js: WASM could not start here (${(e as Error)?.message ?? e}), so the js reference serves`;
+      console.warn(`edge: ${reason}`);
+    }
     const model = createEdgeModel({ backend }).eval();
     await load(model, edgeModelBytes());
-    return { model, backend };
+    return { model, backend, reason };
   })();
   return loading;
 }
@@ -134,27 +154,63 @@ export async function classify(pixels: Float32Array, n: number): Promise<Float32
     );
   }
   const { model, backend } = await edgeModel();
-  const x = tensor(pixels, [n, PIXELS], { backend });
-  const tensors: Tensor[] = [x];
+  // tidy frees every intermediate of the forward pass and the input; only probs leaves it
+  const probs = tidy(() => noGrad(() => softmax(model.forward(tensor(pixels, [n, PIXELS], { backend })))));
   try {
-    const probs = noGrad(() => {
-      const logits = model.forward(x);
-      tensors.push(logits);
-      return softmax(logits);
-    });
-    tensors.push(probs);
     return await probs.data();
   } finally {
-    for (const t of tensors) t.dispose();
+    probs.dispose();
   }
 }
 
-function json(body: unknown, status = 200): Response {
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { "content-type": "application/json; charset=utf-8" },
-  });
+function json(body: unknown, status = 200, backend?: string): Response {
+  const headers: Record<string, string> = { "content-type": "application/json; charset=utf-8" };
+  if (backend) headers["x-pixelfly-backend"] = backend;
+  return new Response(JSON.stringify(body), { status, headers });
 }
+
+class TooLarge extends Error {}
+
+/**
+ * The body's bytes, read chunk by chunk and refused as soon as they pass
+ * `limit` (a declared content-length above it is refused before reading), so
+ * neither a chunked nor a lying body is ever held whole.
+ */
+async function readBody(req: Request, limit: number): Promise<Uint8Array> {
+  const declared = req.headers.get("content-length");
+  if (declared !== null && Number(declared) > limit) {
+    await req.body?.cancel().catch(() => {});
+    throw new TooLarge(
+      `edge: the body may hold at most ${limit} bytes, got a content-length of ${declared} bytes`,
+    );
+  }
+  if (req.body === null) return new Uint8Array(0);
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > limit) {
+      await reader.cancel().catch(() => {});
+      throw new TooLarge(
+        `edge: the body may hold at most ${limit} bytes; stopped reading at ${total} bytes`,
+      );
+    }
+    chunks.push(value);
+  }
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
  * The request handler: `GET /` describes the service, `POST /` classifies.
@@ -168,34 +224,30 @@ function json(body: unknown, status = 200): Response {
  */
 export async function handler(req: Request): Promise<Response> {
   const { pathname } = new URL(req.url);
-  if (pathname !== "/") return json({ error: `edge: no route ${pathname}; use / (GET or POST)` }, 404);
+  if (pathname !== "/") {
+    await req.body?.cancel().catch(() => {});
+    return json({ error: `edge: no route ${pathname}; use / (GET or POST)` }, 404);
+  }
+  const { backend, reason } = await edgeModel();
   if (req.method === "GET" || req.method === "HEAD") {
     const text = `pixelfly edge example: a Pixelfly MLP classifying ${SIDE}x${SIDE} images into ${CLASSES} ` +
       `classes (${(EDGE_MODEL_INFO.testAccuracy * 100).toFixed(1)}% on its synthetic test set).\n` +
       `POST / with {"pixels": [${PIXELS} numbers in [0, 1]]} or {"pixels": [[...], ...]} ` +
-      `(up to ${MAX_BATCH} images) -> {"probs": [...], "label": n}\n`;
+      `(up to ${MAX_BATCH} images, ${MAX_BODY_BYTES} bytes) -> {"probs": [...], "label": n}\n` +
+      `backend: ${reason}\n`;
     return new Response(req.method === "HEAD" ? null : text, {
-      headers: { "content-type": "text/plain; charset=utf-8" },
+      headers: { "content-type": "text/plain; charset=utf-8", "x-pixelfly-backend": backend.name },
     });
   }
   if (req.method !== "POST") {
+    await req.body?.cancel().catch(() => {});
     return json({ error: `edge: method ${req.method} is not allowed; use GET or POST` }, 405);
   }
   try {
-    const declared = Number(req.headers.get("content-length") ?? 0);
-    if (declared > MAX_BODY_BYTES) {
-      return json({ error: `edge: the body may hold at most ${MAX_BODY_BYTES} bytes, got ${declared}` }, 413);
-    }
-    const text = await req.text();
-    if (text.length > MAX_BODY_BYTES) {
-      return json(
-        { error: `edge: the body may hold at most ${MAX_BODY_BYTES} bytes, got ${text.length}` },
-        413,
-      );
-    }
+    const bytes = await readBody(req, MAX_BODY_BYTES);
     let body: unknown;
     try {
-      body = JSON.parse(text);
+      body = JSON.parse(utf8.decode(bytes));
     } catch (e) {
       throw new BadRequest(`edge: the body is not JSON (${(e as Error).message})`);
     }
@@ -207,11 +259,14 @@ export async function handler(req: Request): Promise<Response> {
       probs.push(row);
       label.push(row.indexOf(Math.max(...row)));
     }
-    return batch ? json({ probs, label }) : json({ probs: probs[0], label: label[0] });
+    return batch
+      ? json({ probs, label }, 200, backend.name)
+      : json({ probs: probs[0], label: label[0] }, 200, backend.name);
   } catch (e) {
-    if (e instanceof BadRequest) return json({ error: e.message }, 400);
+    if (e instanceof TooLarge) return json({ error: e.message }, 413, backend.name);
+    if (e instanceof BadRequest) return json({ error: e.message }, 400, backend.name);
     console.error(e);
-    return json({ error: "edge: internal error" }, 500);
+    return json({ error: "edge: internal error" }, 500, backend.name);
   }
 }
 
@@ -238,7 +293,8 @@ function parseArgs(args: string[]): { port: number; hostname?: string } {
 
 if (import.meta.main) {
   const { port, hostname } = parseArgs(Deno.args);
-  await edgeModel(); // load before the first request
+  const { reason } = await edgeModel(); // load before the first request
+  console.log(`edge: backend ${reason}`);
   Deno.serve({
     port,
     hostname,

@@ -12,7 +12,7 @@
  */
 import { Rng } from "../random.ts";
 import { BlockMask } from "./block_mask.ts";
-import { flatButterflyGrid } from "./patterns.ts";
+import { flatBlockButterfly, flatButterflyGrid } from "./patterns.ts";
 
 /** Makes the score layout of a sequence of `length` positions (the form attention layers accept). */
 export type SequenceMaskFactory = (length: number) => BlockMask;
@@ -221,7 +221,10 @@ export function attentionMask(length: number, opts: AttentionMaskOptions): Block
       size = 1;
       while (size * 2 <= n && n % (size * 2) === 0) size *= 2; // largest power of two dividing n
     }
-    parts.push(butterflySequenceMask({ length, block, butterflySize: size, nFactors }));
+    const padded = n * block; // the butterfly grid stretched (or pooled) over the padded sequence
+    parts.push(
+      flatBlockButterfly({ outFeatures: padded, inFeatures: padded, block, butterflySize: size, nFactors }),
+    );
   }
   if (local > 0) parts.push(localMask({ length, block, window: local }));
   if (global > 0) parts.push(globalTokensMask({ length, block, global }));

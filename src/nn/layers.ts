@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { gather, gelu, layerNorm, mul, relu } from "../ops.ts";
+import { gather, gelu, type GeluOptions, layerNorm, mul, relu } from "../ops.ts";
 import type { Rng } from "../random.ts";
 import type { Tensor } from "../tensor.ts";
 import { BlockSparseLinear, Linear, PixelflyLinear, type PixelflyLinearOptions } from "./linear.ts";
@@ -55,18 +55,32 @@ export class LayerNorm extends Module {
 }
 
 /**
- * GELU activation (tanh approximation).
+ * GELU activation: exact (erf) by default, like PyTorch's `nn.GELU()` and the
+ * Pixelfly reference MLPs; `new GELU({ approximate: "tanh" })` for the tanh
+ * approximation (PyTorch's `nn.GELU(approximate="tanh")`, GPT-2's).
  *
  * @example
  * ```ts
  * import { GELU, tensor } from "@pixelfly/pixelfly";
  * console.log((await new GELU().forward(tensor([0])).data())[0]); // 0
+ * console.log(new GELU({ approximate: "tanh" }).approximate); // "tanh"
  * ```
  */
 export class GELU extends Module {
+  /** `"none"` (exact erf GELU) or `"tanh"`. */
+  readonly approximate: "none" | "tanh";
+  /** A GELU layer; `approximate` as in {@link gelu}. */
+  constructor(opts: GeluOptions = {}) {
+    super();
+    const a = opts?.approximate ?? "none";
+    if (a !== "none" && a !== "tanh") {
+      throw new RangeError(`GELU: approximate must be "none" or "tanh", got ${JSON.stringify(a)}`);
+    }
+    this.approximate = a;
+  }
   /** Apply the layer to `x`. */
   forward(x: Tensor): Tensor {
-    return gelu(x);
+    return gelu(x, { approximate: this.approximate });
   }
 }
 
@@ -185,8 +199,8 @@ export interface MLPOptions extends LayerOptions {
   outFeatures?: number;
   /** Linear layers: "dense" (default) or Pixelfly options. */
   linear?: LinearKind;
-  /** Activation between the two layers ("gelu"). */
-  activation?: "gelu" | "relu";
+  /** Activation between the two layers: "gelu" (default: exact erf GELU, as PyTorch), "gelu-tanh" or "relu". */
+  activation?: "gelu" | "gelu-tanh" | "relu";
   /** Dropout after the activation (0). */
   dropout?: number;
 }
@@ -222,7 +236,9 @@ export class MLP extends Module {
       "fc1",
       makeLinear(inFeatures, hidden, opts.linear, { ...sub, seed: rng.nextUint32() }),
     );
-    this.#act = opts.activation === "relu" ? new ReLU() : new GELU();
+    this.#act = opts.activation === "relu"
+      ? new ReLU()
+      : new GELU({ approximate: opts.activation === "gelu-tanh" ? "tanh" : "none" });
     this.#drop = opts.dropout
       ? this.child("drop", new Dropout(opts.dropout, { seed: rng.nextUint32() }))
       : undefined;

@@ -8,14 +8,6 @@ import { getBackend } from "../backends/select.ts";
 import type { Backend } from "../backends/types.ts";
 import { markWritten, Tensor, zeros } from "../tensor.ts";
 
-/**
- * Added to the squared norm before the square root is taken as
- * `exp(0.5 · log(normSq))` (the Backend contract has no sqrt): keeps log away
- * from 0, whose result is not portable across backends. It is far below any
- * squared norm that matters (an all-zero gradient reports a norm of 1e-18).
- */
-const TINY = 1e-36;
-
 /** The gradients of `params` that exist, all on one backend, and that backend. */
 function gradsOf(op: string, params: Iterable<Tensor>): { grads: Tensor[]; backend: Backend } {
   if (
@@ -54,13 +46,9 @@ function normSquared(grads: Tensor[], be: Backend): Tensor {
   return out;
 }
 
-/** Turn a (1) tensor holding a squared norm into the norm, in place: `exp(0.5 · log(x + TINY))`. */
+/** Turn a (1) tensor holding a squared norm into the norm, in place. */
 function sqrtInPlace(t: Tensor): Tensor {
-  const be = t.backend, b = t.buffer;
-  be.scale(b, b, { size: 1, alpha: 1, beta: TINY, accumulate: false });
-  be.unary("log", b, b, { size: 1 });
-  be.scale(b, b, { size: 1, alpha: 0.5, beta: 0, accumulate: false });
-  be.unary("exp", b, b, { size: 1 });
+  t.backend.unary("sqrt", t.buffer, t.buffer, { size: 1 });
   return t;
 }
 
@@ -68,10 +56,7 @@ function sqrtInPlace(t: Tensor): Tensor {
  * The total L2 norm of the gradients of `params` (those without a gradient
  * are skipped), as a one-element tensor computed on the gradients' backend:
  * nothing is read back until you `await norm.item()`. All gradients must live
- * on one backend. With no gradient at all the norm is (about) 0.
- *
- * The square root is taken as `exp(0.5 · log(normSq))`, so the value carries
- * a relative error of a few float32 ulps times |log normSq| (about 1e-6).
+ * on one backend. With no gradient at all the norm is 0.
  *
  * @example
  * ```ts
