@@ -13,7 +13,7 @@
 //   optim.ts        adamw, sgd, clipScale
 //   attention.ts    bsrSoftmax, bsrSoftmaxGrad (block-sparse attention's row softmax)
 import { gemmWorkspace, gemm } from "./gemm.ts";
-import { ddsWorkspace, dds, sddWorkspace, sdd } from "./sparse.ts";
+import { ddsWorkspace, dds, ddsPackedBytes, ddsPackW, sddWorkspace, sdd } from "./sparse.ts";
 import {
   sumRows,
   sumCols,
@@ -36,6 +36,8 @@ export {
   gemm,
   ddsWorkspace,
   dds,
+  ddsPackedBytes,
+  ddsPackW,
   sddWorkspace,
   sdd,
   sumRows,

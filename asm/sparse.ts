@@ -18,12 +18,39 @@ export function ddsWorkspace(M: i32, inBlocks: i32, nnz: i32, b: i32): usize {
   return (<usize> (xp + wp) << 2) + <usize> nnz * 12 + 64;
 }
 
+/** Bytes `ddsPackW` writes: every kept block as NR-column panels. */
+export function ddsPackedBytes(nnz: i32, b: i32): usize {
+  return <usize> (nnz * cdiv(b, NR) * NR * cdiv(b, 4) * 4) << 2;
+}
+
+// Packs W blocks e0 <= e < e1 of a walk (transW 1: e is the block; 0: blk[e] is) as NR-column panels
+// of op(W block), in walk order from dst.
+function packW(w: usize, blk: usize, b: i32, transW: i32, e0: i32, e1: i32, dst: usize): void {
+  const bb = b * b, wPanel = <usize> (NR * cdiv(b, 4) * 4) << 2, npb = cdiv(b, NR);
+  for (let e = e0; e < e1; e++) {
+    const wb = transW ? e : load<i32>(blk + (<usize> e << 2));
+    const src = w + (<usize> (wb * bb) << 2);
+    const d = dst + <usize> ((e - e0) * npb) * wPanel;
+    if (transW) packB(d, src, 1, b, b, b);
+    else packB(d, src, b, 1, b, b);
+  }
+}
+
+/**
+ * w is (nnz,b,b): packs every kept block in the order dds walks them (see dds' transW) into dst
+ * (`ddsPackedBytes`), so repeated dds calls on an unchanged weight pass it with transW | 2.
+ */
+export function ddsPackW(w: usize, blk: usize, b: i32, nnz: i32, transW: i32, dst: usize): void {
+  packW(w, blk, b, transW, 0, nnz, dst);
+}
+
 /**
  * Block-sparse dense = dense x sparse over a BSR weight w (nnz,b,b).
  * transW = 1, the forward: x is (M, inBlocks*b), y is (M, outBlocks*b), walking
  *   ptr = rowPtr, idx = colIdx (blk unused): `Y (+)= X·Wᵀ`.
  * transW = 0, the backward: x is (M, inBlocks*b) = (M,N), y is (M,K), walking
  *   ptr = colPtr, idx = rowIdx, blk = blockIdx: `Y (+)= X·W`.
+ * transW | 2: w is not the weight but all its blocks already packed by `ddsPackW` (the same transW).
  * Only output block columns o0 <= o < o1 of y are written (two threads take one range each).
  */
 export function dds(
@@ -45,7 +72,9 @@ export function dds(
   o1: i32,
 ): void {
   if (M <= 0 || o1 <= o0) return;
-  const bq = cdiv(b, 4), npb = cdiv(b, NR), bb = b * b;
+  const prepacked = transW & 2;
+  transW &= 1;
+  const bq = cdiv(b, 4), npb = cdiv(b, NR);
   const inCols = inBlocks * b, outCols = outBlocks * b;
   const kTot4 = inBlocks * bq;
   const pstride = <usize> (kTot4 * MR) << 4;
@@ -56,16 +85,12 @@ export function dds(
   for (let j = 0; j < inBlocks; j++) {
     packA(xp + (<usize> (j * bq * MR) << 4), x + (<usize> (j * b) << 2), inCols, 1, M, b, pstride);
   }
-  // The W blocks this range walks, as NR-column panels of op(W block), in walk order.
+  // The W blocks this range walks, as NR-column panels of op(W block), in walk order (block e at
+  // wBase + (e - eBase) panels); already packed when prepacked.
   const wPanel = <usize> (NR * bq * 4) << 2;
   const e0 = load<i32>(ptr + (<usize> o0 << 2)), e1 = load<i32>(ptr + (<usize> o1 << 2));
-  for (let e = e0; e < e1; e++) {
-    const wb = transW ? e : load<i32>(blk + (<usize> e << 2));
-    const src = w + (<usize> (wb * bb) << 2);
-    const dst = wp + <usize> ((e - e0) * npb) * wPanel;
-    if (transW) packB(dst, src, 1, b, b, b);
-    else packB(dst, src, b, 1, b, b);
-  }
+  const wBase = prepacked ? w : wp, eBase = prepacked ? 0 : e0;
+  if (!prepacked) packW(w, blk, b, transW, e0, e1, wp);
   const ldc = <usize> outCols << 2;
   const mps = cdiv(M, MR);
   for (let mc = 0; mc < mps; mc += MCD / MR) {
@@ -80,7 +105,7 @@ export function dds(
           const inBlk = load<i32>(idx + (<usize> e << 2));
           const sp = segs + <usize> (t * 12);
           store<u32>(sp, <u32> (inBlk * bq * MR) << 4);
-          store<u32>(sp, <u32> (wp + <usize> ((e - e0) * npb + p) * wPanel), 4);
+          store<u32>(sp, <u32> (wBase + <usize> ((e - eBase) * npb + p) * wPanel), 4);
           store<u32>(sp, <u32> bq, 8);
         }
         let cp = y + (<usize> (mc * MR * outCols + o * b + p * NR) << 2);

@@ -19,7 +19,14 @@ import { wasmBase64 as simdBase64 } from "../../asm/generated/kernels_simd.ts";
 import { wasmBase64 as threadsBase64 } from "../../asm/generated/kernels_threads.ts";
 import { wasmBase64 as threadsSimdBase64 } from "../../asm/generated/kernels_threads_simd.ts";
 import { Allocator } from "./_wasm_alloc.ts";
-import { balancedSplit, CTRL_BYTES, evenSplit, WorkerThread } from "./_wasm_threads.ts";
+import {
+  balancedSplit,
+  CTRL_BYTES,
+  evenSplit,
+  type Spawner,
+  threadSupport,
+  WorkerThread,
+} from "./_wasm_threads.ts";
 import { BINARY_CODE, BROADCAST_CODE, UNARY_CODE } from "./op_table.ts";
 import type {
   AdamWParams,
@@ -38,6 +45,25 @@ import type {
 
 /** The two builds of the kernels. */
 export type WasmVariant = "relaxed" | "simd128";
+
+/**
+ * What a {@link WasmBackend} runs and why ({@link WasmBackend.info}): small on purpose, so a status line
+ * (`backendInfo()`, a page) can show it as it is.
+ */
+export interface WasmBackendInfo {
+  /** The build in use: "relaxed" (fused multiply-add) or "simd128". */
+  variant: WasmVariant;
+  /** Threads the kernels run on now (1 after {@link WasmBackend.dispose}). */
+  threads: number;
+  /** Threads asked for, with "auto" resolved to a count. */
+  requestedThreads: number;
+  /**
+   * One sentence per fallback taken, empty when none: why the plain SIMD128 build runs (naming Node's
+   * `--experimental-wasm-relaxed-simd` there), or why there is 1 thread instead of the count asked for
+   * (no cross-origin isolation, a browser's main thread, no Worker, a Worker that failed to start).
+   */
+  notes: string[];
+}
 
 /** Options of {@link createWasmBackend}. */
 export interface WasmBackendOptions {
@@ -124,6 +150,8 @@ interface Kernels {
   gemmWorkspace(): number;
   gemm(...args: number[]): void;
   ddsWorkspace(M: number, inBlocks: number, nnz: number, b: number): number;
+  ddsPackedBytes(nnz: number, b: number): number;
+  ddsPackW(w: number, blk: number, b: number, nnz: number, transW: number, dst: number): void;
   dds(...args: number[]): void;
   sddWorkspace(rows: number, cols: number, b: number, K: number): number;
   sdd(...args: number[]): void;
@@ -191,12 +219,23 @@ const SHARED_MAX_PAGES = 32768;
 // Thrown by the allocator's grow callback; the backend turns it into a RangeError with the figures.
 class OutOfMemory extends Error {}
 
+/** dds' packed copy of one weight in one direction. */
+interface PackedW {
+  ptr: number;
+  bytes: number;
+  /** The weight buffer's version when packed. */
+  version: number;
+  layout: BlockLayout;
+}
+
 /** A buffer of the wasm backend: `size` float32 values at byte `ptr` of linear memory. */
 export class WasmBuffer implements BackendBuffer {
   readonly size: number;
   /** Byte offset in linear memory; -1 once freed. */
   ptr: number;
   readonly owner: WasmBackend;
+  /** Bumped each time a kernel is handed this buffer (dds' packed weights are valid while it stays). */
+  version = 0;
   constructor(owner: WasmBackend, ptr: number, size: number) {
     this.owner = owner;
     this.ptr = ptr;
@@ -213,6 +252,8 @@ export class WasmBackend implements Backend {
   readonly threads: number;
   /** Work below this many multiply-add equivalents stays on one thread (see {@link WasmBackendOptions}). */
   minSplitWork: number;
+  #requested: number;
+  #notes: string[];
   #k: Kernels;
   #mem: WebAssembly.Memory;
   #alloc: Allocator;
@@ -231,10 +272,17 @@ export class WasmBackend implements Backend {
   constructor(
     instance: WebAssembly.Instance,
     variant: WasmVariant,
-    opts: { memory?: WebAssembly.Memory; minSplitWork?: number } = {},
+    opts: {
+      memory?: WebAssembly.Memory;
+      minSplitWork?: number;
+      requestedThreads?: number;
+      notes?: string[];
+    } = {},
   ) {
     this.variant = variant;
     this.threads = 1;
+    this.#requested = opts.requestedThreads ?? 1;
+    this.#notes = [...(opts.notes ?? [])];
     this.minSplitWork = opts.minSplitWork ?? 2 ** 21;
     this.#k = instance.exports as unknown as Kernels;
     this.#mem = opts.memory ?? this.#k.memory;
@@ -283,6 +331,28 @@ export class WasmBackend implements Backend {
     }
   }
 
+  /**
+   * What this backend runs and why: the build, the threads it got and asked for, and a note for each
+   * fallback it took (an empty list when it runs what was asked, on the fastest build).
+   *
+   * @example
+   * ```ts
+   * import { createWasmBackend } from "./wasm.ts";
+   * const be = await createWasmBackend({ threads: 2 });
+   * const { variant, threads, requestedThreads, notes } = be.info;
+   * console.log(variant, threads, requestedThreads, notes); // "relaxed" 2 2 [] on Deno
+   * be.dispose();
+   * ```
+   */
+  get info(): WasmBackendInfo {
+    return {
+      variant: this.variant,
+      threads: this.threads,
+      requestedThreads: this.#requested,
+      notes: [...this.#notes],
+    };
+  }
+
   /** Bytes of linear memory (it only grows). */
   get memoryBytes(): number {
     return this.#mem.buffer.byteLength;
@@ -311,22 +381,55 @@ export class WasmBackend implements Backend {
     return this.#iview;
   }
 
-  #p(buf: BackendBuffer): number {
+  #p(buf: BackendBuffer, keep = false): number {
     const b = buf as WasmBuffer;
     if (!(b instanceof WasmBuffer) || b.owner !== this) {
       throw new Error("wasm backend: buffer belongs to another backend");
     }
     if (b.ptr < 0) throw new Error("wasm backend: buffer was freed");
+    // Every kernel handed a buffer may write it: only dds reads its weight with keep = true.
+    if (!keep) b.version++;
     return b.ptr;
   }
 
-  /** Starts `n` worker threads (threads builds only); called once by createWasmBackend. */
-  async startThreads(module: WebAssembly.Module, n: number): Promise<void> {
+  // dds' weights packed in its walk order, per weight buffer and direction (index transW): packed once
+  // per update of the weight, not on every call. Entries go with their buffer's free.
+  #packed = new Map<WasmBuffer, (PackedW | undefined)[]>();
+
+  #packedW(w: WasmBuffer, l: BlockLayout, tw: number, blockIdx: number): number {
+    let entries = this.#packed.get(w);
+    if (entries === undefined) this.#packed.set(w, entries = [undefined, undefined]);
+    const bytes = this.#k.ddsPackedBytes(l.nnz, l.block);
+    let e = entries[tw];
+    if (e !== undefined && e.version === w.version && e.layout === l) return e.ptr;
+    if (e === undefined || e.bytes !== bytes) {
+      if (e !== undefined) this.#alloc.free(e.ptr, e.bytes);
+      entries[tw] = undefined;
+      e = { ptr: this.#reserve(bytes, "dds' packed weight"), bytes, version: -1, layout: l };
+      entries[tw] = e;
+    }
+    this.#k.ddsPackW(w.ptr, blockIdx, l.block, l.nnz, tw, e.ptr);
+    e.version = w.version;
+    e.layout = l;
+    return e.ptr;
+  }
+
+  #dropPacked(w: WasmBuffer): void {
+    for (const e of this.#packed.get(w) ?? []) if (e !== undefined) this.#alloc.free(e.ptr, e.bytes);
+    this.#packed.delete(w);
+  }
+
+  /**
+   * Starts `n` worker threads with `spawn` (threads builds only); called once by createWasmBackend.
+   *
+   * @ignore
+   */
+  async startThreads(module: WebAssembly.Module, n: number, spawn: Spawner): Promise<void> {
     const ctrl = this.#reserve(CTRL_BYTES * n, "createWasmBackend");
     this.#f32().fill(0, ctrl >>> 2, (ctrl + CTRL_BYTES * n) >>> 2);
     try {
       for (let t = 0; t < n; t++) {
-        this.#workers.push(await WorkerThread.start(module, this.#mem, ctrl + t * CTRL_BYTES, JOBS));
+        this.#workers.push(await WorkerThread.start(spawn, module, this.#mem, ctrl + t * CTRL_BYTES, JOBS));
       }
     } catch (err) {
       for (const w of this.#workers) w.stop();
@@ -367,16 +470,22 @@ export class WasmBackend implements Backend {
       return;
     }
     const op = JOBS.indexOf(name);
-    let posted = 0, err: unknown;
+    const posted: WorkerThread[] = [], here = [parts[0]];
+    let err: unknown;
     try {
-      for (; posted < parts.length - 1; posted++) this.#workers[posted].post(op, parts[posted + 1]);
-      k(...parts[0]);
+      for (let t = 1; t < parts.length; t++) {
+        const w = this.#workers[t - 1];
+        // a worker that is restarting after an idle exit cannot take its part now: run it here
+        if (w.post(op, parts[t])) posted.push(w);
+        else here.push(parts[t]);
+      }
+      for (const args of here) k(...args);
     } catch (e) {
       err = e;
     }
-    for (let t = 0; t < posted; t++) {
+    for (const w of posted) {
       try {
-        this.#workers[t].join(name);
+        w.join(name);
       } catch (e) {
         err ??= e;
       }
@@ -446,6 +555,7 @@ export class WasmBackend implements Backend {
   }
   free(buf: BackendBuffer): void {
     const ptr = this.#p(buf);
+    this.#dropPacked(buf as WasmBuffer);
     this.#alloc.free(ptr, buf.size * 4);
     (buf as WasmBuffer).ptr = -1;
     this.#live--;
@@ -456,6 +566,7 @@ export class WasmBackend implements Backend {
     // The instance and its memory go with the last reference to this object; the worker stops now.
     this.#live = 0;
     this.#liveBytes = 0;
+    this.#packed.clear();
     const workers = this.#workers;
     this.#workers = [];
     (this as { threads: number }).threads = 1;
@@ -505,11 +616,13 @@ export class WasmBackend implements Backend {
 
   dds(x: BackendBuffer, w: BackendBuffer, y: BackendBuffer, p: DdsParams): void {
     const { M, layout: l, transW, accumulate } = p;
-    const px = this.#p(x), pw = this.#p(w), py = this.#p(y);
+    const px = this.#p(x), pw = this.#p(w, true), py = this.#p(y);
     const [rowPtr, colIdx, colPtr, rowIdx, blockIdx] = this.#layout(l);
     const inBlocks = transW ? l.cols : l.rows, outBlocks = transW ? l.rows : l.cols;
     const ptr = transW ? rowPtr : colPtr, idx = transW ? colIdx : rowIdx, tw = transW ? 1 : 0;
     const acc = accumulate ? 1 : 0, b = l.block, nnz = l.nnz;
+    // One weight (not a batch of them): its blocks packed once per update (transW | 2 tells the kernel).
+    const packed = (p.batch ?? 1) === 1 && nnz > 0 ? this.#packedW(w as WasmBuffer, l, tw, blockIdx) : 0;
     // Threads take ranges of output block columns holding about equal numbers of kept blocks, so each
     // packs only its own blocks of W (X is packed by each).
     const cuts = balancedSplit(transW ? l.rowPtr : l.colPtr, this.#parts(M * nnz * b * b));
@@ -520,7 +633,7 @@ export class WasmBackend implements Backend {
     for (let i = 0; i < (p.batch ?? 1); i++) {
       const args = [
         px + i * sX,
-        pw + i * sW,
+        packed || pw + i * sW,
         py + i * sY,
         M,
         inBlocks,
@@ -530,7 +643,7 @@ export class WasmBackend implements Backend {
         ptr,
         idx,
         blockIdx,
-        tw,
+        packed ? tw | 2 : tw,
         acc,
       ];
       this.#run("dds", cuts.slice(1).map((e, t) => [...args, ws[t], cuts[t], e]));
@@ -971,25 +1084,48 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   if (minSplitWork !== undefined && !(minSplitWork >= 0)) {
     throw new RangeError(`createWasmBackend: minSplitWork must be a number >= 0, got ${minSplitWork}`);
   }
-  const want = threads === "auto" ? autoThreads() : threads;
-  const build = variant === "relaxed" ? "threads" : "threads-simd128";
-  if (want > 1 && threadsAvailable(build)) {
-    const module = await WebAssembly.compile(wasmBytes(build) as BufferSource);
-    const memory = new WebAssembly.Memory({ initial: 16, maximum: SHARED_MAX_PAGES, shared: true });
-    const instance = await WebAssembly.instantiate(module, { env: { memory } });
-    const be = new WasmBackend(instance, variant, { memory, minSplitWork });
-    await be.startThreads(module, want - 1);
-    warm(be);
-    return be;
+  const notes: string[] = [];
+  if (opts.variant === undefined && variant === "simd128") notes.push(relaxedNote());
+  const support = threads === 1 ? undefined : await threadSupport();
+  const want = threads === "auto" ? autoThreads(support) : threads;
+  if (want > 1) {
+    const build = variant === "relaxed" ? "threads" : "threads-simd128";
+    const oneThread = `1 thread instead of ${want}`;
+    if (support === undefined || "reason" in support) {
+      notes.push(`${oneThread}: ${support?.reason}`);
+    } else if (!WebAssembly.validate(wasmBytes(build) as BufferSource)) {
+      notes.push(`${oneThread}: this engine does not accept the threads build (shared memory and atomics)`);
+    } else {
+      const module = await WebAssembly.compile(wasmBytes(build) as BufferSource);
+      const memory = new WebAssembly.Memory({ initial: 16, maximum: SHARED_MAX_PAGES, shared: true });
+      const instance = await WebAssembly.instantiate(module, { env: { memory } });
+      const be = new WasmBackend(instance, variant, { memory, minSplitWork, requestedThreads: want, notes });
+      try {
+        await be.startThreads(module, want - 1, support.spawn);
+        warm(be);
+        return be;
+      } catch (err) {
+        // a Worker that cannot start (a content security policy, say): one thread, and say why
+        notes.push(`${oneThread}: ${(err as Error)?.message ?? err}`);
+      }
+    }
   }
   const bytes = wasmBytes(variant);
   if (!WebAssembly.validate(bytes as BufferSource)) {
     throw new Error(`createWasmBackend: this engine does not accept the ${variant} build`);
   }
   const { instance } = await WebAssembly.instantiate(bytes as BufferSource, {});
-  const be = new WasmBackend(instance, variant, { minSplitWork });
+  const be = new WasmBackend(instance, variant, { minSplitWork, requestedThreads: want, notes });
   warm(be);
   return be;
+}
+
+// Why the plain SIMD128 build runs: this engine lacks relaxed SIMD (Node 20 has it behind a flag).
+function relaxedNote(): string {
+  const node = (globalThis as any).process?.versions?.node;
+  return "this engine does not enable relaxed SIMD, so the plain SIMD128 build runs (products about 1.2-1.4x " +
+    "slower)" +
+    (typeof node === "string" ? `; Node ${node} enables it with --experimental-wasm-relaxed-simd` : "");
 }
 
 // The most threads a backend takes (more than the cores only oversubscribe them).
@@ -998,14 +1134,8 @@ const MAX_THREADS = 64;
 // smaller operand, so far more threads than that gain little).
 const AUTO_MAX = 8;
 
-function autoThreads(): number {
-  const cores = globalThis.navigator?.hardwareConcurrency;
-  return Math.max(1, Math.min(AUTO_MAX, Number.isInteger(cores) ? cores! : 1));
-}
-
-// Worker threads need SharedArrayBuffer, Workers, Atomics.wait on this thread and the threads build.
-function threadsAvailable(build: WasmBuild): boolean {
-  return typeof SharedArrayBuffer === "function" && typeof Worker === "function" &&
-    typeof Atomics?.wait === "function" && typeof Blob === "function" &&
-    typeof URL?.createObjectURL === "function" && WebAssembly.validate(wasmBytes(build) as BufferSource);
+function autoThreads(support: Awaited<ReturnType<typeof threadSupport>> | undefined): number {
+  const nav = globalThis.navigator?.hardwareConcurrency;
+  const cores = support && "cores" in support ? support.cores : Number.isInteger(nav) ? nav! : 1;
+  return Math.max(1, Math.min(AUTO_MAX, cores));
 }
