@@ -6,6 +6,7 @@
  * @module
  */
 import { BlockMask } from "../masks/block_mask.ts";
+import { checkOptions, hostValues } from "../validate.ts";
 import { flatBlockButterfly } from "../masks/patterns.ts";
 import {
   add,
@@ -73,13 +74,18 @@ export class Linear extends Module {
   /** Build the layer; see the class documentation for the options. */
   constructor(inFeatures: number, outFeatures: number, opts: LinearOptions = {}) {
     super();
-    this.inFeatures = checkPositiveInt("Linear", "inFeatures", inFeatures);
+    checkOptions("Linear", opts);
+    const op = "Linear";
+    this.inFeatures = checkPositiveInt(op, "inFeatures", inFeatures);
     this.outFeatures = checkPositiveInt("Linear", "outFeatures", outFeatures);
     const rng = rngFor(opts), bound = 1 / Math.sqrt(inFeatures);
-    this.weight = this.param("weight", uniformTensor([outFeatures, inFeatures], bound, rng, opts.backend));
+    this.weight = this.param(
+      "weight",
+      uniformTensor([outFeatures, inFeatures], bound, rng, opts.backend, op),
+    );
     this.bias = opts.bias === false
       ? undefined
-      : noDecay(this.param("bias", uniformTensor([outFeatures], bound, rng, opts.backend)));
+      : noDecay(this.param("bias", uniformTensor([outFeatures], bound, rng, opts.backend, op)));
   }
 
   /** Apply the layer to `x`. */
@@ -148,6 +154,7 @@ export class BlockSparseLinear extends Module {
   /** Build the layer; see the class documentation for the options. */
   constructor(inFeatures: number, outFeatures: number, opts: BlockSparseLinearOptions = {}) {
     super();
+    checkOptions("BlockSparseLinear", opts);
     const op = "BlockSparseLinear";
     this.inFeatures = checkPositiveInt(op, "inFeatures", inFeatures);
     this.outFeatures = checkPositiveInt(op, "outFeatures", outFeatures);
@@ -176,7 +183,7 @@ export class BlockSparseLinear extends Module {
     const rng = rngFor(opts);
     this.weight = this.param("weight", initBlockSparse(mask, rng, opts));
     this.bias = opts.bias === false ? undefined : noDecay(
-      this.param("bias", uniformTensor([outFeatures], 1 / Math.sqrt(inFeatures), rng, opts.backend)),
+      this.param("bias", uniformTensor([outFeatures], 1 / Math.sqrt(inFeatures), rng, opts.backend, op)),
     );
     this.buffer("mask", () => ({ dtype: "U8", shape: [mask.rows, mask.cols], data: mask.bits() }));
   }
@@ -195,7 +202,7 @@ function initBlockSparse(mask: BlockMask, rng: ReturnType<typeof rngFor>, opts: 
   const b = mask.block, K = mask.inFeatures, bb = b * b;
   const bound = 1 / Math.sqrt(K); // Kaiming-uniform, a = sqrt(5), fan_in = padded in-features
   const layout = mask.toBSR();
-  const w = new Float32Array(layout.nnz * bb);
+  const w = hostValues("BlockSparseLinear", layout.nnz * bb);
   // Only the kept tiles are drawn (the same distribution as masking a dense draw, at nnz·b² draws, not N·K).
   for (let i = 0; i < mask.rows; i++) {
     const kept = layout.rowPtr[i + 1] - layout.rowPtr[i];
@@ -241,6 +248,7 @@ export class LowRank extends Module {
   /** Build the layer; see the class documentation for the options. */
   constructor(inFeatures: number, outFeatures: number, opts: LowRankOptions) {
     super();
+    checkOptions("LowRank", opts, true);
     const op = "LowRank";
     this.inFeatures = checkPositiveInt(op, "inFeatures", inFeatures);
     this.outFeatures = checkPositiveInt(op, "outFeatures", outFeatures);
@@ -252,8 +260,11 @@ export class LowRank extends Module {
     if (!Number.isInteger(rank)) throw new RangeError(`${op}: rank must be an integer when >= 1, got ${r}`);
     this.rank = rank;
     const rng = rngFor(opts);
-    this.V = this.param("V", uniformTensor([rank, inFeatures], 1 / Math.sqrt(inFeatures), rng, opts.backend));
-    this.U = this.param("U", uniformTensor([outFeatures, rank], 1 / Math.sqrt(rank), rng, opts.backend));
+    this.V = this.param(
+      "V",
+      uniformTensor([rank, inFeatures], 1 / Math.sqrt(inFeatures), rng, opts.backend, op),
+    );
+    this.U = this.param("U", uniformTensor([outFeatures, rank], 1 / Math.sqrt(rank), rng, opts.backend, op));
   }
 
   /** Apply the layer to `x`: (..., in) -> (..., out); a 1-D (in) input gives (out), as in PyTorch. */
@@ -316,6 +327,7 @@ export class PixelflyLinear extends Module {
   /** Build the layer; see the class documentation for the options. */
   constructor(inFeatures: number, outFeatures: number, opts: PixelflyLinearOptions = {}) {
     super();
+    checkOptions("PixelflyLinear", opts);
     const op = "PixelflyLinear";
     this.inFeatures = checkPositiveInt(op, "inFeatures", inFeatures);
     this.outFeatures = checkPositiveInt(op, "outFeatures", outFeatures);
@@ -349,9 +361,9 @@ export class PixelflyLinear extends Module {
     this.gate = opts.gating === false || this.lowRank === undefined
       ? undefined
       : this.child("gate", new Linear(inFeatures, 1, { seed: seed(), backend }));
-    this.bias = opts.bias === false
-      ? undefined
-      : noDecay(this.param("bias", uniformTensor([outFeatures], 1 / Math.sqrt(inFeatures), rng, backend)));
+    this.bias = opts.bias === false ? undefined : noDecay(
+      this.param("bias", uniformTensor([outFeatures], 1 / Math.sqrt(inFeatures), rng, backend, op)),
+    );
   }
 
   /** Apply the layer to `x`: (..., in) -> (..., out); a 1-D (in) input gives (out), as in PyTorch. */
