@@ -130,9 +130,7 @@ Deno.test({
 
 Deno.test({
   name: "node: threads 2 and auto run more than one thread on node:worker_threads",
-  // PENDING (issue 13 item 3, the wasm helper's node:worker_threads support): Node 20 has no global Worker,
-  // so today the backend falls back to one thread there. Re-enabled once main has it.
-  ignore: true || NODE === undefined,
+  ignore: NODE === undefined,
   async fn() {
     const cores = navigator.hardwareConcurrency;
     for (const flags of [[], ["--experimental-wasm-relaxed-simd"]]) {
