@@ -204,6 +204,11 @@ Deno.test({
         const r: Run = await run(where("trainRun", { backend: "wasm", threads: 2 }));
         assertEquals(r.isolated, false);
         assertEquals(r.result.backend.threads, 1, `${where.name}: no SharedArrayBuffer, one thread`);
+        const notes: string[] = r.result.backend.info?.notes ?? [];
+        assertOk(
+          notes.some((n) => n.includes("not cross-origin isolated")),
+          `${where.name} info.notes: ${notes}`,
+        );
         assertEquals(r.result.losses, want, `${where.name} vs Deno`);
       }
     });

@@ -8,7 +8,7 @@ import { gather, gelu, type GeluOptions, layerNorm, mul, relu } from "../ops.ts"
 import type { Rng } from "../random.ts";
 import type { Tensor } from "../tensor.ts";
 import { BlockSparseLinear, Linear, PixelflyLinear, type PixelflyLinearOptions } from "./linear.ts";
-import { checkPositiveInt, fromArray, type LayerOptions, Module, rngFor } from "./module.ts";
+import { checkPositiveInt, fromArray, type LayerOptions, Module, noDecay, rngFor } from "./module.ts";
 
 /**
  * LayerNorm over the last axis with learned scale (`weight`) and shift (`bias`).
@@ -274,7 +274,8 @@ export class Embedding extends Module {
     checkPositiveInt("Embedding", "features", features);
     const rng = rngFor(opts), d = new Float32Array(count * features);
     for (let i = 0; i < d.length; i++) d[i] = rng.normal(0, 0.02);
-    this.weight = this.param("weight", fromArray(d, [count, features], opts.backend));
+    // embeddings do not decay (fly's optimizer grouping, after minGPT)
+    this.weight = noDecay(this.param("weight", fromArray(d, [count, features], opts.backend)));
   }
 
   /** Rows for these ids (shape [...ids, features]). */

@@ -20,7 +20,15 @@ import {
   sub,
 } from "../ops.ts";
 import type { Tensor } from "../tensor.ts";
-import { checkPositiveInt, fromArray, type LayerOptions, Module, rngFor, uniformTensor } from "./module.ts";
+import {
+  checkPositiveInt,
+  fromArray,
+  type LayerOptions,
+  Module,
+  noDecay,
+  rngFor,
+  uniformTensor,
+} from "./module.ts";
 
 function checkInput(op: string, x: Tensor, inFeatures: number): void {
   if (x === null || typeof x !== "object" || !("shape" in x)) {
@@ -71,7 +79,7 @@ export class Linear extends Module {
     this.weight = this.param("weight", uniformTensor([outFeatures, inFeatures], bound, rng, opts.backend));
     this.bias = opts.bias === false
       ? undefined
-      : this.param("bias", uniformTensor([outFeatures], bound, rng, opts.backend));
+      : noDecay(this.param("bias", uniformTensor([outFeatures], bound, rng, opts.backend)));
   }
 
   /** Apply the layer to `x`. */
@@ -105,10 +113,18 @@ export interface BlockSparseLinearOptions extends LinearOptions {
  * kernels (forward `dds`, backward `dds` and `sdd`). Dimensions that are not
  * whole blocks are padded with zeros inside the layer.
  *
- * Initialised as the reference does: Kaiming-uniform (a = sqrt 5) on the
- * padded dense weight, each row scaled by sqrt(blockCols / keptBlocksInRow),
- * then sparsified; bias uniform in ±1/sqrt(in). The sparse weight opts out
- * of weight decay (`noWeightDecay`), as in the reference.
+ * Initialisation: Kaiming-uniform (a = sqrt 5) on the padded dense weight,
+ * every element row of block row i scaled by sqrt(blockCols / keptBlocksInRow(i)),
+ * then sparsified; bias uniform in ±1/sqrt(in). That per-block-row scaling
+ * is what the comment in fly's `BlockSparseLinear` intends; fly's code at HEAD
+ * tiles the factors so that element row r gets block row (r mod rows)'s
+ * factor, and its release commit used one global factor. The three agree on
+ * pure flat butterfly masks (every block row keeps as many tiles) and differ
+ * with `globalSize` or random masks, where pixelfly keeps each row's variance
+ * that of the dense initialisation.
+ *
+ * Weight decay as in fly (`BlockSparseLinear(weight_decay=True)`): the sparse
+ * weight decays, the bias does not (`noWeightDecay`).
  *
  * @example
  * ```ts
@@ -159,10 +175,9 @@ export class BlockSparseLinear extends Module {
     this.mask = mask;
     const rng = rngFor(opts);
     this.weight = this.param("weight", initBlockSparse(mask, rng, opts));
-    this.weight.noWeightDecay = true;
-    this.bias = opts.bias === false
-      ? undefined
-      : this.param("bias", uniformTensor([outFeatures], 1 / Math.sqrt(inFeatures), rng, opts.backend));
+    this.bias = opts.bias === false ? undefined : noDecay(
+      this.param("bias", uniformTensor([outFeatures], 1 / Math.sqrt(inFeatures), rng, opts.backend)),
+    );
     this.buffer("mask", () => ({ dtype: "U8", shape: [mask.rows, mask.cols], data: mask.bits() }));
   }
 
@@ -181,16 +196,14 @@ function initBlockSparse(mask: BlockMask, rng: ReturnType<typeof rngFor>, opts: 
   const bound = 1 / Math.sqrt(K); // Kaiming-uniform, a = sqrt(5), fan_in = padded in-features
   const layout = mask.toBSR();
   const w = new Float32Array(layout.nnz * bb);
-  const row = new Float32Array(K);
+  // Only the kept tiles are drawn (the same distribution as masking a dense draw, at nnz·b² draws, not N·K).
   for (let i = 0; i < mask.rows; i++) {
     const kept = layout.rowPtr[i + 1] - layout.rowPtr[i];
     const scale = kept > 0 ? Math.sqrt(mask.cols / kept) : 0;
     for (let r = 0; r < b; r++) {
-      // the dense row is drawn whole, so the sparse weight is the masked dense initialisation
-      for (let k = 0; k < K; k++) row[k] = rng.uniform(-bound, bound) * scale;
       for (let e = layout.rowPtr[i]; e < layout.rowPtr[i + 1]; e++) {
-        const j = layout.colIdx[e];
-        w.set(row.subarray(j * b, j * b + b), e * bb + r * b);
+        const at = e * bb + r * b;
+        for (let c = 0; c < b; c++) w[at + c] = rng.uniform(-bound, bound) * scale;
       }
     }
   }
@@ -338,7 +351,7 @@ export class PixelflyLinear extends Module {
       : this.child("gate", new Linear(inFeatures, 1, { seed: seed(), backend }));
     this.bias = opts.bias === false
       ? undefined
-      : this.param("bias", uniformTensor([outFeatures], 1 / Math.sqrt(inFeatures), rng, backend));
+      : noDecay(this.param("bias", uniformTensor([outFeatures], 1 / Math.sqrt(inFeatures), rng, backend)));
   }
 
   /** Apply the layer to `x`: (..., in) -> (..., out); a 1-D (in) input gives (out), as in PyTorch. */

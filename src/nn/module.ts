@@ -129,6 +129,16 @@ export abstract class Module {
   }
 }
 
+/**
+ * Exempt a parameter from weight decay and return it. Layers call it on
+ * biases, normalisation parameters and embeddings, as fly's optimizer
+ * grouping does (after minGPT); weights, sparse weights and low-rank factors decay.
+ */
+export function noDecay(t: Tensor): Tensor {
+  t.noWeightDecay = true;
+  return t;
+}
+
 /** An initializer's random source: the given seed or the next global one. */
 export function rngFor(opts: LayerOptions | undefined): Rng {
   return new Rng(opts?.seed ?? nextSeed());
