@@ -176,10 +176,14 @@ function nodeSpawner(NodeWorker: NodeWorkerClass): Spawner {
 /** What this engine offers for threads: a way to start them and its core count, or why there is none. */
 export type ThreadSupport = { spawn: Spawner; cores: number } | { reason: string };
 
-// import() of a name a bundler does not try to resolve (Node's built-ins exist only on Node).
+// One of Node's built-in modules, without an import a bundler or a publish step would try to resolve:
+// process.getBuiltinModule (Node 20.16 and later), else an import() made at run time (only on Node).
 function importNode(name: string): Promise<any> {
-  const specifier = ["node", name].join(":");
-  return import(specifier);
+  const proc = (globalThis as any).process;
+  if (typeof proc?.getBuiltinModule === "function") {
+    return Promise.resolve(proc.getBuiltinModule(`node:${name}`));
+  }
+  return new Function("s", "return import(s)")(`node:${name}`);
 }
 
 /**
