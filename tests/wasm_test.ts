@@ -356,6 +356,25 @@ for (const threads of [2, 3, 4]) {
   });
 }
 
+Deno.test("wasm: the workers take parts of the work (not only the calling thread)", async () => {
+  const be = await createWasmBackend({ threads: 2, minSplitWork: 0 });
+  try {
+    const n = 384, a = be.upload(new Float32Array(n * n).fill(0.5)), c = be.alloc(n * n);
+    const before = be.threadStats;
+    // each part takes milliseconds, while a waiting worker wakes in microseconds: it claims the other part
+    for (let i = 0; i < 200 && be.threadStats.onWorkers === before.onWorkers; i++) {
+      be.gemm(a, a, c, { M: n, N: n, K: n, transA: false, transB: false, accumulate: false });
+    }
+    const after = be.threadStats;
+    assertOk(after.onWorkers > before.onWorkers, `no part ran on a worker: ${JSON.stringify(after)}`);
+    assertOk(after.parts >= after.onWorkers, JSON.stringify(after));
+    assertEquals((await be.read(c))[0], n * 0.25);
+  } finally {
+    be.dispose();
+  }
+  assertEquals(be.threadStats, { parts: 0, onWorkers: 0 });
+});
+
 Deno.test("wasm: an idle worker leaves (so an undisposed backend lets the process exit) and comes back", async () => {
   const two = await createWasmBackend({ threads: 2, minSplitWork: 0 });
   const one = await createWasmBackend({ variant: "relaxed" });
@@ -375,12 +394,20 @@ Deno.test("wasm: an idle worker leaves (so an undisposed backend lets the proces
       await new Promise((r) => setTimeout(r, 1200)); // past the 1 s idle limit
     }
     assertEquals(two.threads, 2);
+    // the replacement worker starts while this thread computes, then takes parts again
+    const before = two.threadStats.onWorkers;
+    const n = 384, x = two.upload(new Float32Array(n * n).fill(0.5)), y = two.alloc(n * n);
+    for (let i = 0; i < 400 && two.threadStats.onWorkers === before; i++) {
+      two.gemm(x, x, y, { M: n, N: n, K: n, transA: false, transB: false, accumulate: false });
+      if (i % 20 === 19) await new Promise((r) => setTimeout(r, 10)); // lets a Worker start where it must
+    }
+    assertOk(two.threadStats.onWorkers > before, "the restarted worker never took a part");
   } finally {
     two.dispose();
   }
 });
 
-Deno.test("wasm: a failure on the worker thread surfaces as an Error naming the kernel", async () => {
+Deno.test("wasm: a failure on any thread surfaces as an Error naming the kernel", async () => {
   // Sizes the backend trusts (ops validate them): rows past the end of memory land in the worker's half only.
   const be = await createWasmBackend({ threads: 2, minSplitWork: 0 });
   try {
@@ -389,7 +416,7 @@ Deno.test("wasm: a failure on the worker thread surfaces as an Error naming the 
     assertThrows(
       () => be.gemm(a, b, c, { M, N, K, transA: false, transB: false, accumulate: false }),
       Error,
-      "wasm backend: a worker thread failed in gemm: memory access out of bounds",
+      "wasm backend: a thread failed in gemm: memory access out of bounds",
     );
   } finally {
     be.dispose();

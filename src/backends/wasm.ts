@@ -19,14 +19,7 @@ import { wasmBase64 as simdBase64 } from "../../asm/generated/kernels_simd.ts";
 import { wasmBase64 as threadsBase64 } from "../../asm/generated/kernels_threads.ts";
 import { wasmBase64 as threadsSimdBase64 } from "../../asm/generated/kernels_threads_simd.ts";
 import { Allocator } from "./_wasm_alloc.ts";
-import {
-  balancedSplit,
-  CTRL_BYTES,
-  evenSplit,
-  type Spawner,
-  threadSupport,
-  WorkerThread,
-} from "./_wasm_threads.ts";
+import { balancedSplit, evenSplit, type Spawner, ThreadPool, threadSupport } from "./_wasm_threads.ts";
 import { BINARY_CODE, BROADCAST_CODE, UNARY_CODE } from "./op_table.ts";
 import type {
   AdamWParams,
@@ -261,7 +254,7 @@ export class WasmBackend implements Backend {
   #iview: Int32Array;
   #ws: number[] = [0];
   #wsBytes: number[] = [0];
-  #workers: WorkerThread[] = [];
+  #pool: ThreadPool | undefined;
   #idx = 0;
   #idxBytes = 0;
   #live = 0;
@@ -353,6 +346,14 @@ export class WasmBackend implements Backend {
     };
   }
 
+  /**
+   * How the threads shared the work so far: the parts kernels were split into (0 on one thread) and how
+   * many of them the Workers ran (the calling thread ran the rest). For benches and tests.
+   */
+  get threadStats(): { parts: number; onWorkers: number } {
+    return this.#pool?.stats ?? { parts: 0, onWorkers: 0 };
+  }
+
   /** Bytes of linear memory (it only grows). */
   get memoryBytes(): number {
     return this.#mem.buffer.byteLength;
@@ -425,17 +426,10 @@ export class WasmBackend implements Backend {
    * @ignore
    */
   async startThreads(module: WebAssembly.Module, n: number, spawn: Spawner): Promise<void> {
-    const ctrl = this.#reserve(CTRL_BYTES * n, "createWasmBackend");
-    this.#f32().fill(0, ctrl >>> 2, (ctrl + CTRL_BYTES * n) >>> 2);
-    try {
-      for (let t = 0; t < n; t++) {
-        this.#workers.push(await WorkerThread.start(spawn, module, this.#mem, ctrl + t * CTRL_BYTES, JOBS));
-      }
-    } catch (err) {
-      for (const w of this.#workers) w.stop();
-      this.#workers = [];
-      throw err;
-    }
+    const bytes = ThreadPool.blockBytes(n + 1);
+    const block = this.#reserve(bytes, "createWasmBackend");
+    this.#f32().fill(0, block >>> 2, (block + bytes) >>> 2);
+    this.#pool = await ThreadPool.start(spawn, module, this.#mem, block, JOBS, n + 1);
     (this as { threads: number }).threads = n + 1;
     this.#ws = new Array(n + 1).fill(0);
     this.#wsBytes = new Array(n + 1).fill(0);
@@ -461,36 +455,16 @@ export class WasmBackend implements Backend {
     return m <= 0 ? this.threads : Math.max(1, Math.min(this.threads, Math.floor(work / m)));
   }
 
-  // Runs kernel `name` once per argument list: the first on this thread, the others on the workers. All
-  // parts finish before this returns or throws, so no kernel still writes memory after an error.
-  #run(name: Job, parts: number[][]): void {
+  // Runs kernel `name` once per argument list, the parts shared out between the threads that are free
+  // (argument wsArg, when >= 0, becomes the running thread's workspace: part t's list carries thread t's).
+  // All parts finish before this returns or throws, so no kernel still writes memory after an error.
+  #run(name: Job, parts: number[][], wsArg = -1): void {
     const k = this.#k[name] as (...args: number[]) => void;
-    if (parts.length === 1) {
-      k(...parts[0]);
+    if (parts.length === 1 || this.#pool === undefined) {
+      for (const args of parts) k(...args);
       return;
     }
-    const op = JOBS.indexOf(name);
-    const posted: WorkerThread[] = [], here = [parts[0]];
-    let err: unknown;
-    try {
-      for (let t = 1; t < parts.length; t++) {
-        const w = this.#workers[t - 1];
-        // a worker that is restarting after an idle exit cannot take its part now: run it here
-        if (w.post(op, parts[t])) posted.push(w);
-        else here.push(parts[t]);
-      }
-      for (const args of here) k(...args);
-    } catch (e) {
-      err = e;
-    }
-    for (const w of posted) {
-      try {
-        w.join(name);
-      } catch (e) {
-        err ??= e;
-      }
-    }
-    if (err !== undefined) throw err;
+    this.#pool.run(name, parts, wsArg, this.#ws, (args) => k(...args));
   }
 
   // Runs an elementwise kernel over `size` elements split in ranges of whole v128s: args(offset, length).
@@ -567,10 +541,10 @@ export class WasmBackend implements Backend {
     this.#live = 0;
     this.#liveBytes = 0;
     this.#packed.clear();
-    const workers = this.#workers;
-    this.#workers = [];
+    const pool = this.#pool;
+    this.#pool = undefined;
     (this as { threads: number }).threads = 1;
-    for (const w of workers) w.stop();
+    pool?.stop();
   }
 
   // --- products -----------------------------------------------------------
@@ -610,6 +584,7 @@ export class WasmBackend implements Backend {
               N,
             ];
         }),
+        10,
       );
     }
   }
@@ -646,7 +621,7 @@ export class WasmBackend implements Backend {
         packed ? tw | 2 : tw,
         acc,
       ];
-      this.#run("dds", cuts.slice(1).map((e, t) => [...args, ws[t], cuts[t], e]));
+      this.#run("dds", cuts.slice(1).map((e, t) => [...args, ws[t], cuts[t], e]), 13);
     }
   }
 
@@ -679,7 +654,7 @@ export class WasmBackend implements Backend {
         colIdx,
         acc,
       ];
-      this.#run("sdd", cuts.slice(1).map((e, t) => [...args, ws[t], cuts[t], e]));
+      this.#run("sdd", cuts.slice(1).map((e, t) => [...args, ws[t], cuts[t], e]), 12);
     }
   }
 
