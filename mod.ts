@@ -125,6 +125,7 @@ export { BINARY_OPS, BROADCASTS, UNARY_OPS } from "./src/backends/op_table.ts";
 export {
   createWasmBackend,
   type WasmBackend,
+  type WasmBackendInfo,
   type WasmBackendOptions,
   type WasmVariant,
 } from "./src/backends/wasm.ts";

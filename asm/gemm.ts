@@ -12,6 +12,8 @@ import { micro, MR, NR } from "./generated/micro.ts";
 const KC: i32 = 256;
 const MC: i32 = 96;
 const NC: i32 = 2048;
+// Panels of B packed together, row by row, from a row-major source (packB).
+const PB: i32 = 16;
 
 // The 4x4 transpose of (v0, v1, v2, v3) written as four v128 at d, d + step, d + 2*step, d + 3*step.
 function storeTransposed(d: usize, step: usize, v0: v128, v1: v128, v2: v128, v3: v128): void {
@@ -78,6 +80,30 @@ export function packB(dst: usize, src: usize, rs: i32, cs: i32, kRows: i32, cols
   const np = cdiv(cols, NR);
   const rowb = <usize> NR << 2;
   const csb = <usize> cs << 2;
+  if (cs == 1) {
+    // Row-major source: walk it row by row over a group of PB panels (PB*NR contiguous floats per row),
+    // so reads stream along rows instead of striding down one panel's NR columns (a page per row).
+    const panelBytes = <usize> (k4 << 2) * rowb;
+    for (let g0 = 0; g0 < np; g0 += PB) {
+      const g1 = min(np, g0 + PB);
+      for (let k = 0; k < k4 << 2; k++) {
+        const s = src + (<usize> k * <usize> rs << 2);
+        let d = dst + <usize> g0 * panelBytes + <usize> k * rowb;
+        for (let jp = g0; jp < g1; jp++) {
+          const n0 = jp * NR;
+          if (k < kRows && n0 + NR <= cols) {
+            for (let v = 0; v < NR; v += 4) v128.store(d + (<usize> v << 2), v128.load(s + (<usize> (n0 + v) << 2)));
+          } else {
+            for (let t = 0; t < NR; t++) {
+              store<f32>(d + (<usize> t << 2), k < kRows && n0 + t < cols ? load<f32>(s + (<usize> (n0 + t) << 2)) : 0);
+            }
+          }
+          d += panelBytes;
+        }
+      }
+    }
+    return;
+  }
   for (let jp = 0; jp < np; jp++) {
     const panel = dst + <usize> (jp * k4) * (rowb << 2);
     for (let q = 0; q < k4; q++) {

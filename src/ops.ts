@@ -5,9 +5,9 @@
  * @module
  */
 import type { Backend, BinaryOp, BlockLayout, Broadcast, UnaryOp } from "./backends/types.ts";
-import { record } from "./tape.ts";
+import { isGradEnabled, record } from "./tape.ts";
 import { BlockMask, validateLayout } from "./masks/block_mask.ts";
-import { allocTensor, integerSummary, Tensor } from "./tensor.ts";
+import { allocTensor, checkShape, integerSummary, Tensor, tidy } from "./tensor.ts";
 import { describeValue as describe } from "./validate.ts";
 
 // --- helpers ----------------------------------------------------------------
@@ -44,13 +44,23 @@ function layoutOf(op: string, mask: BlockMask | BlockLayout): BlockLayout {
   return validateLayout(op, mask instanceof BlockMask ? mask.toBSR() : mask);
 }
 
-function _zeros(shape: readonly number[], be: Backend): Tensor {
-  return allocTensor("ops", shape, be);
+function _zeros(shape: readonly number[], be: Backend, op: string): Tensor {
+  return allocTensor(op, shape, be);
 }
 
 // An output the op's kernel overwrites entirely (accumulate false): no zero fill.
-function _empty(shape: readonly number[], be: Backend): Tensor {
-  return allocTensor("ops", shape, be, undefined, false);
+function _empty(shape: readonly number[], be: Backend, op: string): Tensor {
+  return allocTensor(op, shape, be, undefined, false);
+}
+
+/**
+ * Run an op written as other ops. When nothing is recorded, its
+ * intermediates are freed at once (only the result survives); when the tape
+ * records, they are inputs of the graph and live as long as it.
+ */
+function composite(inputs: Tensor[], fn: () => Tensor): Tensor {
+  if (isGradEnabled() && inputs.some((t) => t.requiresGrad)) return fn();
+  return tidy(fn);
 }
 
 // --- shape ops --------------------------------------------------------------
@@ -66,6 +76,12 @@ function _empty(shape: readonly number[], be: Backend): Tensor {
  */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   checkTensor("reshape", "x", x);
+  const size = checkShape("reshape", shape);
+  if (size !== x.size) {
+    throw new RangeError(
+      `reshape: cannot reshape x [${x.shape}] (${x.size} values) to [${shape}] (${size} values)`,
+    );
+  }
   if (shape.length === x.shape.length && shape.every((d, i) => d === x.shape[i])) return x;
   return record(x.view(shape), "reshape", [x], {});
 }
@@ -85,7 +101,7 @@ export function transpose(x: Tensor): Tensor {
     throw new RangeError(`transpose: x must have at least 2 dimensions, got shape [${x.shape}]`);
   }
   const M = x.shape.at(-2)!, N = x.shape.at(-1)!, B = x.size / (M * N || 1);
-  const out = _empty([...x.shape.slice(0, -2), N, M], x.backend);
+  const out = _empty([...x.shape.slice(0, -2), N, M], x.backend, "transpose");
   x.backend.transpose(x.buffer, out.buffer, { B, M, N });
   return record(out, "transpose", [x], {});
 }
@@ -118,8 +134,10 @@ export function matmul(a: Tensor, b: Tensor, { transA = false, transB = false }:
   const be = sameBackend(op, ["a", "b"], a, b);
   if (a.rank === 3 && b.rank === 2 && !transA) {
     const [B, M, K] = a.shape;
-    const y = matmul(reshape(a, [B * M, K]), b, { transB });
-    return reshape(y, [B, M, y.shape[1]]);
+    return composite([a, b], () => {
+      const y = matmul(reshape(a, [B * M, K]), b, { transB });
+      return reshape(y, [B, M, y.shape[1]]);
+    });
   }
   const batched = a.rank === 3 && b.rank === 3;
   if (!batched && !(a.rank === 2 && b.rank === 2)) {
@@ -140,7 +158,7 @@ export function matmul(a: Tensor, b: Tensor, { transA = false, transB = false }:
         `and op(b) is ${Kb}x${N} (b [${b.shape}]${transB ? " transposed" : ""})`,
     );
   }
-  const out = _empty(batched ? [batch, M, N] : [M, N], be);
+  const out = _empty(batched ? [batch, M, N] : [M, N], be, op);
   if (M * N > 0) {
     be.gemm(a.buffer, b.buffer, out.buffer, { M, N, K, transA, transB, accumulate: false, batch });
   }
@@ -187,7 +205,7 @@ export function dds(
     );
   }
   const M = x.shape.at(-2)!;
-  const out = _empty(batched ? [batch, M, outCols] : [M, outCols], be);
+  const out = _empty(batched ? [batch, M, outCols] : [M, outCols], be, op);
   if (M * batch > 0) be.dds(x.buffer, w.buffer, out.buffer, { M, layout, transW, accumulate: false, batch });
   return record(out, "dds", [x, w], { layout, transW });
 }
@@ -244,7 +262,7 @@ export function sdd(
       `${op}: op(a) is ${aR}x${K} and op(b) is ${bK}x${bC}, but the mask needs ${R}xK times Kx${C}`,
     );
   }
-  const out = _empty(batched ? [batch, layout.nnz, blk, blk] : [layout.nnz, blk, blk], be);
+  const out = _empty(batched ? [batch, layout.nnz, blk, blk] : [layout.nnz, blk, blk], be, op);
   if (layout.nnz * batch > 0) {
     be.sdd(a.buffer, b.buffer, out.buffer, { layout, K, transA, transB, accumulate: false, batch });
   }
@@ -282,9 +300,11 @@ export function blockSparseLinear(x: Tensor, weight: Tensor, mask: BlockMask, bi
     }
   }
   const lead = x.shape.slice(0, -1);
-  let y = dds(reshape(x, [x.size / K, K]), weight, layout);
-  if (bias) y = add(y, bias);
-  return reshape(y, [...lead, N]);
+  return composite([x, weight, ...(bias ? [bias] : [])], () => {
+    let y = dds(reshape(x, [x.size / K, K]), weight, layout);
+    if (bias) y = add(y, bias);
+    return reshape(y, [...lead, N]);
+  });
 }
 
 // --- elementwise ------------------------------------------------------------
@@ -347,7 +367,7 @@ function binary(op: BinaryOp, a: Tensor | number, b: Tensor | number): Tensor {
   checkTensor(op, "b", b);
   const be = sameBackend(op, ["a", "b"], a, b);
   const { bcast, M, N } = broadcastKind(op, a, b);
-  const out = _empty(a.shape, be);
+  const out = _empty(a.shape, be, op);
   if (a.size > 0) be.binary(op, a.buffer, b.buffer, out.buffer, { M, N, bcast });
   return record(out, "binary", [a, b], { op, bcast });
 }
@@ -419,14 +439,14 @@ export function affine(x: Tensor, alpha: number, beta: number): Tensor {
   if (!Number.isFinite(alpha) || !Number.isFinite(beta)) {
     throw new RangeError(`affine: alpha and beta must be finite, got ${alpha} and ${beta}`);
   }
-  const out = _empty(x.shape, x.backend);
+  const out = _empty(x.shape, x.backend, "affine");
   if (x.size > 0) x.backend.scale(x.buffer, out.buffer, { size: x.size, alpha, beta, accumulate: false });
   return record(out, "affine", [x], { alpha });
 }
 
 function unary(op: UnaryOp, x: Tensor): Tensor {
   checkTensor(op, "x", x);
-  const out = _empty(x.shape, x.backend);
+  const out = _empty(x.shape, x.backend, op);
   if (x.size > 0) x.backend.unary(op, x.buffer, out.buffer, { size: x.size });
   return record(out, "unary", [x], { op }, { saved: [out] });
 }
@@ -565,7 +585,7 @@ export function sqrt(x: Tensor): Tensor {
  */
 export function sum(x: Tensor): Tensor {
   checkTensor("sum", "x", x);
-  const out = _zeros([1], x.backend);
+  const out = _zeros([1], x.backend, "sum");
   if (x.size > 0) x.backend.sumRows(x.buffer, out.buffer, { M: x.size, N: 1, accumulate: false });
   return record(out, "sum", [x], {});
 }
@@ -582,7 +602,7 @@ export function sum(x: Tensor): Tensor {
 export function mean(x: Tensor): Tensor {
   checkTensor("mean", "x", x);
   if (x.size === 0) throw new RangeError(`mean: x [${x.shape}] is empty`);
-  return affine(sum(x), 1 / x.size, 0);
+  return composite([x], () => affine(sum(x), 1 / x.size, 0));
 }
 
 /**
@@ -598,7 +618,7 @@ export function sumRows(x: Tensor): Tensor {
   checkTensor("sumRows", "x", x);
   if (x.rank !== 2) throw new RangeError(`sumRows: x must be 2-D (M, N), got shape [${x.shape}]`);
   const [M, N] = x.shape;
-  const out = _zeros([N], x.backend);
+  const out = _zeros([N], x.backend, "sumRows");
   x.backend.sumRows(x.buffer, out.buffer, { M, N, accumulate: false });
   return record(out, "sumRows", [x], {});
 }
@@ -616,7 +636,7 @@ export function sumCols(x: Tensor): Tensor {
   checkTensor("sumCols", "x", x);
   if (x.rank !== 2) throw new RangeError(`sumCols: x must be 2-D (M, N), got shape [${x.shape}]`);
   const [M, N] = x.shape;
-  const out = _zeros([M], x.backend);
+  const out = _zeros([M], x.backend, "sumCols");
   x.backend.sumCols(x.buffer, out.buffer, { M, N, accumulate: false });
   return record(out, "sumCols", [x], {});
 }
@@ -643,7 +663,7 @@ function rowsOf(op: string, x: Tensor): [number, number] {
 export function softmax(x: Tensor): Tensor {
   checkTensor("softmax", "x", x);
   const [M, N] = rowsOf("softmax", x);
-  const out = _empty(x.shape, x.backend);
+  const out = _empty(x.shape, x.backend, "softmax");
   x.backend.softmax(x.buffer, out.buffer, { M, N });
   return record(out, "softmax", [x], {}, { saved: [out] });
 }
@@ -722,9 +742,9 @@ export function crossEntropy(logits: Tensor, labels: Tensor | ArrayLike<number>)
     throw new RangeError(`${op}: got ${labels.length} labels for ${M} rows of logits`);
   }
   const { t: lab, made } = indexData(op, "labels", labels, N, `classes are integers in [0, ${N})`, be);
-  const probs = _empty([M, N], be), losses = _empty([M], be);
+  const probs = _empty([M, N], be, op), losses = _empty([M], be, op);
   be.crossEntropy(logits.buffer, lab.buffer, probs.buffer, losses.buffer, { M, N });
-  const out = _zeros([1], be);
+  const out = _zeros([1], be, op);
   be.sumRows(losses.buffer, out.buffer, { M, N: 1, accumulate: false });
   be.scale(out.buffer, out.buffer, { size: 1, alpha: 1 / M, beta: 0, accumulate: false });
   losses.dispose();
@@ -749,8 +769,10 @@ export function mse(pred: Tensor, target: Tensor): Tensor {
   if (pred.shape.join() !== target.shape.join()) {
     throw new RangeError(`mse: pred [${pred.shape}] and target [${target.shape}] must have the same shape`);
   }
-  const d = sub(pred, target);
-  return mean(mul(d, d));
+  return composite([pred, target], () => {
+    const d = sub(pred, target);
+    return mean(mul(d, d));
+  });
 }
 
 /**
@@ -775,8 +797,10 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): T
       `${op}: gamma [${gamma.shape}] and beta [${beta.shape}] must be (${N}) for x [${x.shape}]`,
     );
   }
-  if (!(eps > 0)) throw new RangeError(`${op}: eps must be positive, got ${eps}`);
-  const y = _empty(x.shape, be), mu = _empty([M], be), rs = _empty([M], be);
+  if (typeof eps !== "number" || !Number.isFinite(eps) || !(eps > 0)) {
+    throw new RangeError(`${op}: eps must be a positive finite number, got ${eps}`);
+  }
+  const y = _empty(x.shape, be, op), mu = _empty([M], be, op), rs = _empty([M], be, op);
   be.layerNorm(x.buffer, gamma.buffer, beta.buffer, y.buffer, mu.buffer, rs.buffer, { M, N, eps });
   return record(y, "layerNorm", [x, gamma, beta], { eps }, { saved: [mu, rs], owned: [mu, rs] });
 }
@@ -805,7 +829,7 @@ export function gather(table: Tensor, idx: ArrayLike<number> | Tensor): Tensor {
   const { t: ix, made } = indexData(op, "idx", idx, rows, `the table has rows [0, ${rows})`, be);
   const lead = idx instanceof Tensor ? idx.shape : [ix.size];
   const M = ix.size;
-  const out = _empty([...lead, N], be);
+  const out = _empty([...lead, N], be, op);
   if (M > 0) be.gatherRows(table.buffer, ix.buffer, out.buffer, { M, N });
   return record(out, "gather", [table], {}, { saved: [ix], owned: made ? [ix] : [] });
 }
@@ -813,12 +837,12 @@ export function gather(table: Tensor, idx: ArrayLike<number> | Tensor): Tensor {
 // --- padding ------------------------------------------------------------------
 
 /** Copy the first `k` of `n` columns of an (M, n) buffer into an (M, k) tensor, or the reverse (pad). */
-function resizeLast(x: Tensor, n: number): Tensor {
+function resizeLast(op: string, x: Tensor, n: number): Tensor {
   const k = x.shape.at(-1)!, M = x.size / k, be = x.backend;
-  const out = _zeros([...x.shape.slice(0, -1), n], be);
+  const out = _zeros([...x.shape.slice(0, -1), n], be, op);
   if (M === 0) return out;
   // Columns become rows after a transpose, so the kept part is one contiguous copy.
-  const xt = _zeros([k, M], be), ot = _zeros([n, M], be);
+  const xt = _zeros([k, M], be, op), ot = _zeros([n, M], be, op);
   be.transpose(x.buffer, xt.buffer, { B: 1, M, N: k });
   be.copy(xt.buffer, ot.buffer, { size: Math.min(k, n) * M, srcOffset: 0, dstOffset: 0 });
   be.transpose(ot.buffer, out.buffer, { B: 1, M: n, N: M });
@@ -843,7 +867,7 @@ export function padLast(x: Tensor, n: number): Tensor {
     throw new RangeError(`padLast: n must be an integer >= the last dimension ${k}, got ${n}`);
   }
   if (n === k) return x;
-  return record(resizeLast(x, n), "padLast", [x], { k });
+  return record(resizeLast("padLast", x, n), "padLast", [x], { k });
 }
 
 /**
@@ -862,5 +886,5 @@ export function sliceLast(x: Tensor, k: number): Tensor {
     throw new RangeError(`sliceLast: k must be an integer in [1, ${n}], got ${k}`);
   }
   if (n === k) return x;
-  return record(resizeLast(x, k), "sliceLast", [x], { n });
+  return record(resizeLast("sliceLast", x, k), "sliceLast", [x], { n });
 }

@@ -104,11 +104,32 @@ class Storage {
   }
 }
 
-const finalizer = new FinalizationRegistry<{ storage: Storage; id: number }>(({ storage, id }) => {
-  tracked.delete(id);
+/**
+ * One tensor's hold on its storage. The step scopes and the finalizer keep
+ * this small object, never the Tensor, so they keep no Tensor alive (a
+ * WeakRef per tensor would: V8 holds WeakRef targets until the job ends, and
+ * a training loop that never yields a macrotask is one long job).
+ */
+class Hold {
+  done = false;
+  releasedBy: string | undefined;
+  constructor(readonly storage: Storage, readonly id: number) {}
+  release(reason?: string): void {
+    if (this.done) return;
+    this.done = true;
+    this.releasedBy = reason;
+    tracked.delete(this.id);
+    finalizer.unregister(this); // a loop that never yields a task would pile up pending finalizer cells
+    this.storage.release();
+  }
+}
+
+const finalizer = new FinalizationRegistry<Hold>((hold) => {
+  if (hold.done) return;
   try {
+    const storage = hold.storage;
     if (storage.refs === 1 && storage.buffer !== undefined) usageOf(storage.backend).finalized++;
-    storage.release();
+    hold.release();
   } catch {
     // a backend disposed before its tensors were collected: nothing to free
   }
@@ -118,12 +139,11 @@ const finalizer = new FinalizationRegistry<{ storage: Storage; id: number }>(({ 
 const scopes: Set<Tensor>[] = [];
 
 /** Every live tensor that no `keep` exempts, by id (ids grow, so the map is in creation order). */
-const tracked = new Map<number, WeakRef<Tensor>>();
+const tracked = new Map<number, Hold>();
 
 let nextId = 1;
 
-// set by Tensor's static block: module-private access to #storage and release
-let releaseTensor: (t: Tensor, reason: string) => void;
+// set by Tensor's static block: module-private access to a tensor's storage
 let storageOf: (t: Tensor) => Storage;
 
 /**
@@ -159,9 +179,7 @@ export class Tensor {
   noWeightDecay = false;
   /** The tape node that produced this tensor, when it was made by a recorded op. */
   node: TapeNode | undefined;
-  #storage: Storage;
-  #disposed = false;
-  #releasedBy: string | undefined;
+  #hold: Hold;
 
   /** Wrap a backend buffer (used by ops; most code uses the creation helpers). */
   constructor(shape: readonly number[], backend: Backend, buffer: BackendBuffer, storage?: Storage) {
@@ -176,20 +194,20 @@ export class Tensor {
     this.size = size;
     this.backend = backend;
     if (storage) storage.refs++;
-    this.#storage = storage ?? new Storage(backend, buffer);
-    finalizer.register(this, { storage: this.#storage, id: this.id }, this);
-    tracked.set(this.id, new WeakRef(this));
+    this.#hold = new Hold(storage ?? new Storage(backend, buffer), this.id);
+    finalizer.register(this, this.#hold, this.#hold);
+    tracked.set(this.id, this.#hold);
     scopes.at(-1)?.add(this);
   }
 
   /** The backend buffer; throws once the tensor is disposed or released. */
   get buffer(): BackendBuffer {
-    const b = this.#storage.buffer;
-    if (b === undefined || this.#disposed) {
+    const b = this.#hold.storage.buffer;
+    if (b === undefined || this.#hold.done) {
       throw new Error(
-        this.#releasedBy === undefined
+        this.#hold.releasedBy === undefined
           ? `Tensor ${this.id} [${this.shape}] was disposed and cannot be used`
-          : `Tensor ${this.id} [${this.shape}] was released by ${this.#releasedBy}: a training step frees ` +
+          : `Tensor ${this.id} [${this.shape}] was released by ${this.#hold.releasedBy}: a training step frees ` +
             `what the previous step created and nobody kept; call keep(t) on a tensor you hold across steps`,
       );
     }
@@ -198,7 +216,7 @@ export class Tensor {
 
   /** Whether `dispose()` was called (or a step scope released the tensor). */
   get disposed(): boolean {
-    return this.#disposed;
+    return this.#hold.done;
   }
 
   /** Number of dimensions. */
@@ -251,18 +269,15 @@ export class Tensor {
         `view: cannot view [${this.shape}] (${this.size} values) as [${shape}] (${size} values)`,
       );
     }
-    return new Tensor(shape, this.backend, this.buffer, this.#storage);
+    return new Tensor(shape, this.backend, this.buffer, this.#hold.storage);
   }
 
   /** Release the buffer (shared views keep it until they are disposed too). Idempotent. */
   dispose(): void {
-    if (this.#disposed) return;
-    this.#disposed = true;
-    finalizer.unregister(this);
-    tracked.delete(this.id);
+    if (this.#hold.done) return;
     for (const s of scopes) s.delete(this);
-    this.#storage.release();
-    if (this.grad && !this.grad.#disposed) this.grad.dispose();
+    this.#hold.release();
+    if (this.grad && !this.grad.disposed) this.grad.dispose();
     this.grad = undefined;
     this.node = undefined;
   }
@@ -285,12 +300,7 @@ export class Tensor {
   }
 
   static {
-    releaseTensor = (t, reason) => {
-      if (t.#disposed) return;
-      t.dispose();
-      t.#releasedBy = reason;
-    };
-    storageOf = (t) => t.#storage;
+    storageOf = (t) => t.#hold.storage;
   }
 }
 
@@ -322,15 +332,10 @@ export function tensorWatermark(): number {
  */
 export function releaseCreatedBetween(from: number, to: number, reason: string): number {
   let n = 0;
-  for (const [id, ref] of tracked) {
+  for (const [id, hold] of tracked) {
     if (id >= to) break;
     if (id < from) continue;
-    const t = ref.deref();
-    if (t === undefined) {
-      tracked.delete(id);
-      continue;
-    }
-    releaseTensor(t, reason);
+    hold.release(reason); // removes it from tracked
     n++;
   }
   return n;

@@ -17,6 +17,7 @@
  */
 export function describeValue(v: unknown): string {
   if (v === null) return "null";
+  if (v === undefined) return "undefined";
   if (Array.isArray(v)) return "an array";
   if (typeof v === "object") return (v as object).constructor?.name ?? "an object";
   if (typeof v === "function") return "a function";
@@ -24,8 +25,15 @@ export function describeValue(v: unknown): string {
 }
 
 /**
- * Check that `v` is a positive integer: a `TypeError` when it is not a
- * number, a `RangeError` naming the op, the argument and the value otherwise.
+ * The largest size (features, heads, tiles, counts) a layer or mask takes:
+ * 2^24, the last integer float32 holds exactly (ids and labels travel as float32).
+ */
+export const MAX_SIZE = 2 ** 24;
+
+/**
+ * Check that `v` is a positive integer at most {@link MAX_SIZE}: a
+ * `TypeError` when it is not a number, a `RangeError` naming the op, the
+ * argument and the value otherwise.
  *
  * @example
  * ```ts
@@ -39,8 +47,54 @@ export function checkPositiveInt(op: string, name: string, v: unknown): number {
   if (typeof v !== "number") {
     throw new TypeError(`${op}: ${name} must be a number (a positive integer), got ${describeValue(v)}`);
   }
-  if (!Number.isSafeInteger(v) || v < 1) {
+  if (!Number.isInteger(v) || v < 1) {
     throw new RangeError(`${op}: ${name} must be a positive integer, got ${v}`);
   }
+  if (v > MAX_SIZE) {
+    throw new RangeError(`${op}: ${name} must be a positive integer at most ${MAX_SIZE} (2^24), got ${v}`);
+  }
   return v;
+}
+
+/** The most values a host-side array of a layer or creation helper may hold (4 GiB of float32). */
+export const MAX_HOST_VALUES = 2 ** 30;
+
+/**
+ * A zeroed Float32Array of `n` values for `op`, or a RangeError naming the op
+ * when `n` is beyond what the host should allocate (instead of the engine's
+ * bare "Array buffer allocation failed").
+ *
+ * @example
+ * ```ts
+ * import { hostValues } from "./validate.ts";
+ * console.log(hostValues("Linear", 6).length); // 6
+ * ```
+ */
+export function hostValues(op: string, n: number): Float32Array {
+  if (!Number.isSafeInteger(n) || n < 0 || n > MAX_HOST_VALUES) {
+    throw new RangeError(
+      `${op}: ${n} values are more than the ${MAX_HOST_VALUES} a layer may draw on the host`,
+    );
+  }
+  return new Float32Array(n);
+}
+
+/**
+ * Check that an options argument is an object (or omitted), naming the op.
+ *
+ * @example
+ * ```ts
+ * import { checkOptions } from "./validate.ts";
+ * checkOptions("Linear", { seed: 1 }); // fine
+ * try { checkOptions("Linear", null); } catch (e) { console.log((e as Error).message); }
+ * // Linear: options must be an object, got null
+ * ```
+ */
+export function checkOptions(op: string, opts: unknown, required = false): void {
+  if (
+    (opts === undefined && !required) || (opts !== null && typeof opts === "object" && !Array.isArray(opts))
+  ) {
+    return;
+  }
+  throw new TypeError(`${op}: options must be an object, got ${describeValue(opts)}`);
 }

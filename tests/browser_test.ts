@@ -163,10 +163,8 @@ Deno.test({
 Deno.test({
   name: "browser: two wasm threads in a Worker keep working after the helper thread's idle exit",
   ...opts,
-  // PENDING (wasm backend, found here): the helper thread leaves after 1 s idle, and the next product spawns
-  // a new one and blocks in Atomics.wait at once. Chromium cannot start a nested Worker while its parent is
-  // blocked, so the product waits for JOB_TIMEOUT_MS (120 s) and throws. Deno starts it fine.
-  ignore: true,
+  // the helper thread leaves after 1 s idle; Chromium starts a nested Worker only while its parent's event
+  // loop runs, so the next products run its part on the calling thread until the new one has started
   async fn() {
     const want = await deno();
     await withSite("iso", async (run) => {
@@ -181,9 +179,6 @@ Deno.test({
   name:
     "browser: threads 2 and auto on an isolated page's main thread fall back to one thread (no Atomics.wait)",
   ...opts,
-  // PENDING (issue 13 item 3, the wasm helper's fallback): today createWasmBackend starts the Worker and the
-  // first split product throws "Atomics.wait cannot be called in this context". Re-enabled once main has it.
-  ignore: true,
   async fn() {
     const want = await deno();
     await withSite("iso", async (run) => {
@@ -191,6 +186,8 @@ Deno.test({
         const r: Run = await run(onMain("trainRun", { backend: "wasm", threads }));
         assertEquals(r.isolated, true);
         assertEquals(r.result.backend.threads, 1, `threads ${threads} on the main thread`);
+        const notes: string[] = r.result.backend.info?.notes ?? [];
+        assertOk(notes.some((n) => n.includes("Atomics.wait is not allowed")), `info.notes: ${notes}`);
         assertEquals(r.result.losses, want, `threads ${threads}: main thread vs Deno`);
       }
     });
@@ -207,6 +204,11 @@ Deno.test({
         const r: Run = await run(where("trainRun", { backend: "wasm", threads: 2 }));
         assertEquals(r.isolated, false);
         assertEquals(r.result.backend.threads, 1, `${where.name}: no SharedArrayBuffer, one thread`);
+        const notes: string[] = r.result.backend.info?.notes ?? [];
+        assertOk(
+          notes.some((n) => n.includes("not cross-origin isolated")),
+          `${where.name} info.notes: ${notes}`,
+        );
         assertEquals(r.result.losses, want, `${where.name} vs Deno`);
       }
     });

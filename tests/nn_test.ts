@@ -176,7 +176,10 @@ Deno.test("BlockSparseLinear initialisation: masked Kaiming-uniform, rows rescal
   const layer = new BlockSparseLinear(512, 256, { mask, seed: 3, backend: be });
   const w = await layer.weight.data();
   assertEquals(layer.weight.shape, [mask.nnz, 32, 32]);
-  assertOk(layer.weight.noWeightDecay, "the sparse weight opts out of weight decay");
+  assertOk(
+    !layer.weight.noWeightDecay && layer.bias!.noWeightDecay,
+    "the sparse weight decays, its bias does not (as fly)",
+  );
   const L = mask.toBSR(), bound = 1 / Math.sqrt(512);
   for (let i = 0; i < mask.rows; i++) {
     const kept = L.rowPtr[i + 1] - L.rowPtr[i], lim = bound * Math.sqrt(mask.cols / kept);

@@ -84,7 +84,12 @@ Deno.test({
     const w = ok(wasm, "wasm");
     assertEquals(w.backend.name, "wasm");
     // Node 20's V8 does not validate relaxed SIMD without a flag: the backend picks the plain SIMD128 build
-    if (NODE!.startsWith("v20.")) assertEquals(w.backend.variant, "simd128", `the build chosen on ${NODE}`);
+    if (NODE!.startsWith("v20.")) {
+      assertEquals(w.backend.variant, "simd128", `the build chosen on ${NODE}`);
+      // and the backend says why, naming the flag that would enable the faster build
+      const notes: string[] = w.backend.info?.notes ?? [];
+      assertOk(notes.some((n) => n.includes("--experimental-wasm-relaxed-simd")), `info.notes: ${notes}`);
+    }
     const want = w.backend.variant === "simd128" ? denoSimd : await trainRun(pf, { backend: "wasm" });
     assertEquals(w.losses, want.losses, `wasm ${w.backend.variant}: Node vs Deno`);
     assertOk(w.losses.at(-1)! < 0.9 * w.losses[0], `the loss did not fall: ${w.losses}`);
@@ -99,6 +104,8 @@ Deno.test({
     const [wasm] = await inNode([{ backend: "wasm" }], ["--experimental-wasm-relaxed-simd"]);
     const w = ok(wasm, "wasm relaxed");
     assertEquals(w.backend.variant, "relaxed");
+    const notes: string[] = w.backend.info?.notes ?? [];
+    assertOk(!notes.some((n) => n.includes("relaxed SIMD")), `no relaxed-SIMD note with the flag: ${notes}`);
     assertEquals(w.losses, (await trainRun(pf, { backend: "wasm" })).losses, "wasm relaxed: Node vs Deno");
   },
 });
@@ -106,7 +113,8 @@ Deno.test({
 const THREAD_RUNS = [{ backend: "wasm", threads: 2 }, { backend: "wasm", threads: "auto" }];
 
 Deno.test({
-  name: "node: threads 2 and auto never throw and give Deno's one-thread losses (plain and relaxed builds)",
+  name:
+    "node: threads 2 and auto never throw and give Deno's one-thread losses bit for bit (plain and relaxed)",
   ignore: NODE === undefined,
   async fn() {
     const plain = await inNode(THREAD_RUNS);
@@ -130,9 +138,7 @@ Deno.test({
 
 Deno.test({
   name: "node: threads 2 and auto run more than one thread on node:worker_threads",
-  // PENDING (issue 13 item 3, the wasm helper's node:worker_threads support): Node 20 has no global Worker,
-  // so today the backend falls back to one thread there. Re-enabled once main has it.
-  ignore: true || NODE === undefined,
+  ignore: NODE === undefined,
   async fn() {
     const cores = navigator.hardwareConcurrency;
     for (const flags of [[], ["--experimental-wasm-relaxed-simd"]]) {

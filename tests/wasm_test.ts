@@ -356,6 +356,25 @@ for (const threads of [2, 3, 4]) {
   });
 }
 
+Deno.test("wasm: the workers take parts of the work (not only the calling thread)", async () => {
+  const be = await createWasmBackend({ threads: 2, minSplitWork: 0 });
+  try {
+    const n = 384, a = be.upload(new Float32Array(n * n).fill(0.5)), c = be.alloc(n * n);
+    const before = be.threadStats;
+    // each part takes milliseconds, while a waiting worker wakes in microseconds: it claims the other part
+    for (let i = 0; i < 200 && be.threadStats.onWorkers === before.onWorkers; i++) {
+      be.gemm(a, a, c, { M: n, N: n, K: n, transA: false, transB: false, accumulate: false });
+    }
+    const after = be.threadStats;
+    assertOk(after.onWorkers > before.onWorkers, `no part ran on a worker: ${JSON.stringify(after)}`);
+    assertOk(after.parts >= after.onWorkers, JSON.stringify(after));
+    assertEquals((await be.read(c))[0], n * 0.25);
+  } finally {
+    be.dispose();
+  }
+  assertEquals(be.threadStats, { parts: 0, onWorkers: 0 });
+});
+
 Deno.test("wasm: an idle worker leaves (so an undisposed backend lets the process exit) and comes back", async () => {
   const two = await createWasmBackend({ threads: 2, minSplitWork: 0 });
   const one = await createWasmBackend({ variant: "relaxed" });
@@ -375,12 +394,20 @@ Deno.test("wasm: an idle worker leaves (so an undisposed backend lets the proces
       await new Promise((r) => setTimeout(r, 1200)); // past the 1 s idle limit
     }
     assertEquals(two.threads, 2);
+    // the replacement worker starts while this thread computes, then takes parts again
+    const before = two.threadStats.onWorkers;
+    const n = 384, x = two.upload(new Float32Array(n * n).fill(0.5)), y = two.alloc(n * n);
+    for (let i = 0; i < 400 && two.threadStats.onWorkers === before; i++) {
+      two.gemm(x, x, y, { M: n, N: n, K: n, transA: false, transB: false, accumulate: false });
+      if (i % 20 === 19) await new Promise((r) => setTimeout(r, 10)); // lets a Worker start where it must
+    }
+    assertOk(two.threadStats.onWorkers > before, "the restarted worker never took a part");
   } finally {
     two.dispose();
   }
 });
 
-Deno.test("wasm: a failure on the worker thread surfaces as an Error naming the kernel", async () => {
+Deno.test("wasm: a failure on any thread surfaces as an Error naming the kernel", async () => {
   // Sizes the backend trusts (ops validate them): rows past the end of memory land in the worker's half only.
   const be = await createWasmBackend({ threads: 2, minSplitWork: 0 });
   try {
@@ -389,7 +416,7 @@ Deno.test("wasm: a failure on the worker thread surfaces as an Error naming the 
     assertThrows(
       () => be.gemm(a, b, c, { M, N, K, transA: false, transB: false, accumulate: false }),
       Error,
-      "wasm backend: a worker thread failed in gemm: memory access out of bounds",
+      "wasm backend: a thread failed in gemm: memory access out of bounds",
     );
   } finally {
     be.dispose();
@@ -561,4 +588,138 @@ Deno.test("wasm: buffers above 2 GiB of linear memory keep their values (unsigne
   } finally {
     be.dispose();
   }
+});
+
+Deno.test("wasm: info names the build and the threads asked for and got, with no notes when nothing fell back", async () => {
+  const be = await createWasmBackend({ threads: 3 });
+  try {
+    assertEquals(be.info, { variant: "relaxed", threads: 3, requestedThreads: 3, notes: [] });
+    const auto = await createWasmBackend({ threads: "auto" });
+    const cores = Math.min(8, navigator.hardwareConcurrency);
+    assertEquals(auto.info, { variant: "relaxed", threads: cores, requestedThreads: cores, notes: [] });
+    auto.dispose();
+    assertEquals(auto.info.threads, 1);
+    assertEquals((await createWasmBackend()).info, {
+      variant: "relaxed",
+      threads: 1,
+      requestedThreads: 1,
+      notes: [],
+    });
+  } finally {
+    be.dispose();
+  }
+});
+
+// Runs a script under `deno run` with no permissions and returns its last stdout line as JSON.
+async function runIsolated(script: string): Promise<any> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/s.ts`, script);
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-prompt", "--no-config", `${dir}/s.ts`],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertOk(out.success, `deno run failed: ${new TextDecoder().decode(out.stderr)}`);
+    return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("wasm: without SharedArrayBuffer (a page without cross-origin isolation) threads fall back to 1 and info says why", async () => {
+  const url = new URL("../src/backends/wasm.ts", import.meta.url).href;
+  // what a browser page without COOP/COEP offers: no SharedArrayBuffer, crossOriginIsolated false
+  const info = await runIsolated(`delete (globalThis as any).SharedArrayBuffer;
+(globalThis as any).crossOriginIsolated = false;
+const { createWasmBackend } = await import(${JSON.stringify(url)});
+const out = [];
+for (const threads of [2, "auto"]) {
+  const be = await createWasmBackend({ threads });
+  const x = be.upload(new Float32Array([1, 2, 3, 4])), y = be.alloc(4);
+  be.gemm(x, x, y, { M: 2, N: 2, K: 2, transA: false, transB: false, accumulate: false });
+  out.push({ ...be.info, y: Array.from(await be.read(y)) });
+}
+console.log(JSON.stringify(out));`);
+  for (const got of info) {
+    assertEquals(got.threads, 1);
+    assertEquals(got.variant, "relaxed");
+    assertEquals(got.y, [7, 10, 15, 22]);
+    assertEquals(got.notes.length, 1);
+    assertOk(
+      got.notes[0].startsWith(
+        `1 thread instead of ${got.requestedThreads}: SharedArrayBuffer is unavailable`,
+      ) &&
+        got.notes[0].includes("Cross-Origin-Opener-Policy: same-origin"),
+      got.notes[0],
+    );
+  }
+});
+
+function nodeVersion(): string | undefined {
+  try {
+    const out = new Deno.Command("node", { args: ["--version"], stdout: "piped", stderr: "null" })
+      .outputSync();
+    return out.success ? new TextDecoder().decode(out.stdout).trim() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+Deno.test({
+  name:
+    "wasm: on Node (the bundle) threads run on node:worker_threads; relaxed SIMD is detected and its flag named",
+  ignore: nodeVersion() === undefined,
+  async fn() {
+    const { bundle } = await import("../src/tools/bundle.ts");
+    const dir = await Deno.makeTempDir({ prefix: "pixelfly_wasm_node_" });
+    try {
+      await bundle({ outfile: `${dir}/pixelfly.js` });
+      await Deno.writeTextFile(
+        `${dir}/run.mjs`,
+        `import * as pf from "./pixelfly.js";
+const out = [];
+for (const threads of [1, 2, 3, "auto"]) {
+  const be = await pf.createWasmBackend({ threads, minSplitWork: 0 });
+  const one = await pf.createWasmBackend({ variant: be.variant });
+  const M = 70, N = 45, K = 33;
+  const a = Float32Array.from({ length: M * K }, (_, i) => Math.sin(i));
+  const b = Float32Array.from({ length: K * N }, (_, i) => Math.cos(i));
+  const ys = [be, one].map((x) => {
+    const c = x.alloc(M * N);
+    x.gemm(x.upload(a), x.upload(b), c, { M, N, K, transA: false, transB: false, accumulate: false });
+    return Array.from(x.readSync(c));
+  });
+  out.push({ asked: threads, ...be.info, same: JSON.stringify(ys[0]) === JSON.stringify(ys[1]) });
+  be.dispose();
+}
+console.log(JSON.stringify(out));
+`,
+      );
+      const cores = navigator.hardwareConcurrency;
+      for (const flags of [[], ["--experimental-wasm-relaxed-simd"]]) {
+        const res = await new Deno.Command("node", { args: [...flags, `${dir}/run.mjs`], cwd: dir }).output();
+        assertOk(
+          res.success,
+          `node ${flags} exited with ${res.code}: ${new TextDecoder().decode(res.stderr)}`,
+        );
+        const runs = JSON.parse(new TextDecoder().decode(res.stdout));
+        // Node 20 has relaxed SIMD behind the flag; later versions have it on
+        const relaxed = flags.length > 0 || Number(nodeVersion()!.slice(1).split(".")[0]) >= 22;
+        for (const r of runs) {
+          const want = r.asked === "auto" ? Math.min(8, cores) : r.asked;
+          assertEquals([r.threads, r.requestedThreads], [want, want], `node ${flags}: threads ${r.asked}`);
+          assertOk(r.same, `node ${flags}: threads ${r.asked} differ from one thread`);
+          assertEquals(r.variant, relaxed ? "relaxed" : "simd128");
+          if (relaxed) assertEquals(r.notes, []);
+          else {
+            assertEquals(r.notes.length, 1);
+            assertOk(r.notes[0].includes("--experimental-wasm-relaxed-simd"), r.notes[0]);
+          }
+        }
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });

@@ -1,222 +1,412 @@
 /**
- * The wasm backend's worker threads (private to src/backends/): the Worker program and its job
- * protocol over a control block in the shared memory, and how a kernel's work splits between threads.
+ * The wasm backend's worker threads (private to src/backends/): the Worker program, the job protocol over
+ * one block of the shared memory, and how a kernel's work splits between threads.
  *
  * @module
  */
 
-// The Worker's program: instantiate the shared module, then serve jobs posted in its control block.
-// Control block at `ctrl` (CTRL_BYTES): Int32 slots 0 job sequence, 1 finished sequence, 2 status (0 ok,
-// 1 failed), 3 kernel (an index into `names`; -1 quit), 4 argument count, 5 the worker's state (0 idle,
-// 1 gone, 2 claimed for a job); Float64 arguments from byte ARGS_AT (integers and pointers are exact in
-// a double, and the engine converts each to the export's parameter type exactly as a call from the main
-// thread does); bytes ERR_AT.. hold the error text of a failed job. An idle worker leaves after
-// WORKER_IDLE_MS, so a backend nobody disposes does not keep the process alive for ever; the next job
-// starts a new one (tens of ms) without waiting for it.
-const ARGS_AT = 64;
-const MAX_ARGS = 24;
-const ERR_AT = ARGS_AT + 8 * MAX_ARGS;
+// A job is a kernel (an index into `names`) and a list of parts, each part that kernel's argument list
+// over its own slice of the output. The calling thread and the workers claim parts one at a time with a
+// compare-and-swap on CLAIM ((job sequence & 0xffff) << 16 | next part) until none is left, so a worker
+// that is slow to wake, descheduled (more threads than cores), gone after an idle exit or still starting
+// never holds a job up: the others take its parts. Whichever thread runs a part computes the same bits.
+//
+// The block at `base` (Int32 slots): SEQ job sequence (workers wait on it), CLAIM, DONE parts finished
+// (the caller waits on it), NPARTS, OP, NARGS, WSARG (the argument that is the running thread's own
+// workspace, -1 for none), STATUS (0 ok, 1 a part failed), QUIT, BY_WORKERS (parts the workers ran); STATE + id is worker id's state (0 idle,
+// 1 gone, 3 starting). Float64 from WS_AT: each thread's workspace; ERR_AT: a failed part's message;
+// ARGS_AT: the parts' arguments, MAX_ARGS doubles each (integers and pointers are exact in a double, and
+// the engine converts each to the export's parameter type exactly as a direct call does). An idle worker
+// leaves after WORKER_IDLE_MS, so a backend nobody disposes does not keep the process alive; the next job
+// starts a replacement without waiting for it (a browser starts a Worker only while the parent's event
+// loop runs, never while it blocks in Atomics.wait).
+const SEQ = 0, CLAIM = 1, DONE = 2, NPARTS = 3, OP = 4, NARGS = 5, WSARG = 6, STATUS = 7, QUIT = 8;
+const BY_WORKERS = 9;
+const STATE = 16;
+const MAX_THREADS = 64;
+const WS_AT = (STATE + MAX_THREADS) * 4;
+const ERR_AT = WS_AT + 8 * MAX_THREADS;
 const ERR_BYTES = 128;
-
-/** Bytes of the control block each worker serves jobs through. */
-export const CTRL_BYTES = ERR_AT + ERR_BYTES;
+const ARGS_AT = ERR_AT + ERR_BYTES;
+const MAX_ARGS = 24;
 
 const WORKER_SOURCE = `
-const ARGS_AT = ${ARGS_AT}, MAX_ARGS = ${MAX_ARGS}, ERR_AT = ${ERR_AT}, ERR_BYTES = ${ERR_BYTES};
+const SEQ = ${SEQ}, CLAIM = ${CLAIM}, DONE = ${DONE}, NPARTS = ${NPARTS}, OP = ${OP}, NARGS = ${NARGS};
+const WSARG = ${WSARG}, STATUS = ${STATUS}, QUIT = ${QUIT}, STATE = ${STATE}, BY_WORKERS = ${BY_WORKERS};
+const WS_AT = ${WS_AT}, ERR_AT = ${ERR_AT}, ERR_BYTES = ${ERR_BYTES}, ARGS_AT = ${ARGS_AT}, MAX_ARGS = ${MAX_ARGS};
 self.onmessage = async (e) => {
-  const { module, memory, ctrl, idleMs, names } = e.data;
+  const { module, memory, base, id, idleMs, names, parts } = e.data;
   let seen = e.data.seen;
-  const i32 = new Int32Array(memory.buffer, ctrl, ARGS_AT / 4);
-  const f64 = new Float64Array(memory.buffer, ctrl + ARGS_AT, MAX_ARGS);
-  const bytes = new Uint8Array(memory.buffer, ctrl + ERR_AT, ERR_BYTES);
-  const fail = (err) => {
-    bytes.fill(0);
-    bytes.set(new TextEncoder().encode(String(err && err.message || err)).subarray(0, ERR_BYTES - 1));
-  };
+  const i32 = new Int32Array(memory.buffer, base, STATE + ${MAX_THREADS});
+  const ws = new Float64Array(memory.buffer, base + WS_AT, ${MAX_THREADS});
+  const args = new Float64Array(memory.buffer, base + ARGS_AT, parts * MAX_ARGS);
+  const bytes = new Uint8Array(memory.buffer, base + ERR_AT, ERR_BYTES);
   let fns;
   try {
     const k = (await WebAssembly.instantiate(module, { env: { memory } })).exports;
     fns = names.map((n) => k[n]);
   } catch (err) {
-    // a restart while the main thread waits: answer its job with the failure
-    fail(err);
-    Atomics.store(i32, 2, 1);
-    Atomics.store(i32, 1, Atomics.load(i32, 0));
-    Atomics.notify(i32, 1);
+    // a worker that cannot run stays "starting": the other threads take every part
     self.postMessage({ error: String(err && err.message || err) });
     return;
   }
+  Atomics.compareExchange(i32, STATE + id, 3, 0); // starting -> idle: takes parts from the next job on
   self.postMessage({ ready: true });
+  const work = (s) => {
+    const tag = (s & 0xffff) << 16;
+    for (;;) {
+      const w = Atomics.load(i32, CLAIM);
+      if ((w & ~0xffff) !== tag) return;
+      const p = w & 0xffff, n = Atomics.load(i32, NPARTS);
+      if (p >= n) return;
+      if (Atomics.compareExchange(i32, CLAIM, w, w + 1) !== w) continue;
+      try {
+        const f = fns[Atomics.load(i32, OP)], na = Atomics.load(i32, NARGS), wa = Atomics.load(i32, WSARG);
+        const a = new Array(na);
+        for (let i = 0; i < na; i++) a[i] = args[p * MAX_ARGS + i];
+        if (wa >= 0) a[wa] = ws[id];
+        f(...a);
+      } catch (err) {
+        if (Atomics.compareExchange(i32, STATUS, 0, 1) === 0) {
+          bytes.fill(0);
+          bytes.set(new TextEncoder().encode(String(err && err.message || err)).subarray(0, ERR_BYTES - 1));
+        }
+      }
+      Atomics.add(i32, BY_WORKERS, 1);
+      if (Atomics.add(i32, DONE, 1) + 1 === n) Atomics.notify(i32, DONE);
+    }
+  };
   for (;;) {
-    if (Atomics.load(i32, 0) === seen && Atomics.wait(i32, 0, seen, idleMs) === "timed-out") {
-      // idle: leave (state idle -> gone) unless the main thread has just claimed this worker for a job
-      if (Atomics.compareExchange(i32, 5, 0, 1) === 0) {
+    const s = Atomics.load(i32, SEQ);
+    if (s === seen) {
+      if (Atomics.wait(i32, SEQ, seen, idleMs) === "timed-out" && Atomics.load(i32, SEQ) === seen) {
+        Atomics.store(i32, STATE + id, 1); // gone: the next job starts a replacement
         self.close();
         return;
       }
       continue;
     }
-    const s = Atomics.load(i32, 0);
-    if (s === seen) continue;
     seen = s;
-    const op = i32[3];
-    let status = 0;
-    try {
-      if (op >= 0) {
-        const f = fns[op];
-        if (typeof f !== "function") throw new Error("unknown job " + op);
-        const n = i32[4];
-        const a = new Array(n);
-        for (let i = 0; i < n; i++) a[i] = f64[i];
-        f(...a);
-      }
-    } catch (err) {
-      status = 1;
-      fail(err);
-    }
-    Atomics.store(i32, 2, status);
-    Atomics.store(i32, 5, 0); // idle again, before the main thread can see the job done
-    Atomics.store(i32, 1, s);
-    Atomics.notify(i32, 1);
-    if (op < 0) {
+    if (Atomics.load(i32, QUIT) === 1) {
       self.close();
       return;
     }
+    // worker id takes parts only of jobs with more than id parts (they have that many workspaces)
+    if (Atomics.load(i32, NPARTS) > id) work(s);
   }
 };
 `;
 
 const WORKER_IDLE_MS = 1000;
-// A worker that has not finished its part of a job within this time is taken for dead.
+// A job whose parts have not all finished within this time is taken for hung.
 const JOB_TIMEOUT_MS = 120_000;
 
-/** One Worker that shares the backend's memory and runs one part of a kernel on request. */
-export class WorkerThread {
-  #worker: Worker;
+/** A started thread, whichever API made it: a web `Worker` or Node's `node:worker_threads` Worker. */
+export interface ThreadHandle {
+  postMessage(message: unknown): void;
+  /** Called with each message's data; `onError` with the text of an uncaught error. */
+  listen(onMessage: ((data: any) => void) | null, onError: ((text: string) => void) | null): void;
+  terminate(): void;
+}
+
+/** Starts a thread running the given JavaScript source. */
+export type Spawner = (source: string) => ThreadHandle;
+
+// A web Worker (Deno, browsers) from a blob: URL, which needs no permission.
+function webSpawner(source: string): ThreadHandle {
+  const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
+  let worker: Worker;
+  try {
+    worker = new Worker(url, { type: "module" });
+  } finally {
+    // the Worker has its own copy of the URL's target once constructed
+    setTimeout(() => URL.revokeObjectURL(url), 0);
+  }
+  return {
+    postMessage: (m) => worker.postMessage(m),
+    listen(onMessage, onError) {
+      worker.onmessage = onMessage && ((e: MessageEvent) => onMessage(e.data));
+      worker.onerror = (e: ErrorEvent) => {
+        e.preventDefault();
+        onError?.(e.message);
+      };
+    },
+    terminate: () => worker.terminate(),
+  };
+}
+
+// Node's worker_threads run the same program behind a small `self` shim (an eval'd CommonJS script).
+const NODE_PRELUDE = `
+const { parentPort } = require("node:worker_threads");
+const self = {
+  onmessage: null,
+  postMessage: (m) => parentPort.postMessage(m),
+  close: () => process.exit(0),
+};
+parentPort.on("message", (data) => self.onmessage && self.onmessage({ data }));
+`;
+
+type NodeWorkerClass = new (src: string, opts: { eval: boolean }) => {
+  postMessage(m: unknown): void;
+  on(ev: string, f: (x: any) => void): void;
+  removeAllListeners(ev: string): void;
+  terminate(): Promise<number>;
+  unref(): void;
+};
+
+function nodeSpawner(NodeWorker: NodeWorkerClass): Spawner {
+  return (source) => {
+    const worker = new NodeWorker(NODE_PRELUDE + source, { eval: true });
+    // an idle worker must not keep the process alive (the main thread blocks while one computes)
+    worker.unref();
+    worker.on("error", () => {});
+    return {
+      postMessage: (m) => worker.postMessage(m),
+      listen(onMessage, onError) {
+        worker.removeAllListeners("message");
+        worker.removeAllListeners("error");
+        if (onMessage) worker.on("message", onMessage);
+        worker.on("error", (e: Error) => onError?.(String(e?.message ?? e)));
+      },
+      terminate: () => void worker.terminate(),
+    };
+  };
+}
+
+/** What this engine offers for threads: a way to start them and its core count, or why there is none. */
+export type ThreadSupport = { spawn: Spawner; cores: number } | { reason: string };
+
+// One of Node's built-in modules, without an import a bundler or a publish step would try to resolve:
+// process.getBuiltinModule (Node 20.16 and later), else an import() made at run time (only on Node).
+function importNode(name: string): Promise<any> {
+  const proc = (globalThis as any).process;
+  if (typeof proc?.getBuiltinModule === "function") {
+    return Promise.resolve(proc.getBuiltinModule(`node:${name}`));
+  }
+  return new Function("s", "return import(s)")(`node:${name}`);
+}
+
+/**
+ * Whether worker threads can run here, checked in the order a user can act on: SharedArrayBuffer
+ * (missing on a page that is not cross-origin isolated), `Atomics.wait` on this thread (refused on a
+ * browser's main thread), then a Worker API (the web's, or `node:worker_threads` on Node).
+ */
+export async function threadSupport(): Promise<ThreadSupport> {
+  const g = globalThis as any;
+  if (typeof SharedArrayBuffer !== "function") {
+    return {
+      reason: g.crossOriginIsolated === false
+        ? "SharedArrayBuffer is unavailable because the page is not cross-origin isolated (serve it with " +
+          "Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp)"
+        : "this engine has no SharedArrayBuffer",
+    };
+  }
+  try {
+    // returns "not-equal" at once where waiting is allowed, throws where it is not
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 1, 0);
+  } catch {
+    return {
+      reason: "Atomics.wait is not allowed on this thread (a browser's main thread); " +
+        "run pixelfly inside a Worker to use threads",
+    };
+  }
+  const navCores = g.navigator?.hardwareConcurrency;
+  if (
+    typeof Worker === "function" && typeof Blob === "function" && typeof URL?.createObjectURL === "function"
+  ) {
+    return { spawn: webSpawner, cores: Number.isInteger(navCores) ? navCores : 1 };
+  }
+  if (typeof g.process?.versions?.node === "string") {
+    try {
+      const wt = await importNode("worker_threads");
+      const os = await importNode("os");
+      const cores = Number.isInteger(navCores) ? navCores : os.availableParallelism?.() ?? os.cpus().length;
+      return { spawn: nodeSpawner(wt.Worker), cores };
+    } catch (err) {
+      return { reason: `node:worker_threads could not be loaded: ${(err as Error)?.message ?? err}` };
+    }
+  }
+  return { reason: "this engine has no Worker" };
+}
+
+/**
+ * The calling thread plus `workers` Workers sharing the backend's memory and serving jobs through one
+ * block of it ({@link ThreadPool.blockBytes}); see the protocol above.
+ */
+export class ThreadPool {
+  #handles: (ThreadHandle | undefined)[];
+  #spawner: Spawner;
   #module: WebAssembly.Module;
   #mem: WebAssembly.Memory;
-  #ctrl: number;
+  #base: number;
   #names: readonly string[];
+  #parts: number;
   #seq = 0;
-  #pending = false;
+  #total = 0;
 
   private constructor(
-    worker: Worker,
+    spawner: Spawner,
     module: WebAssembly.Module,
     mem: WebAssembly.Memory,
-    ctrl: number,
+    base: number,
     names: readonly string[],
+    parts: number,
   ) {
-    this.#worker = worker;
+    this.#handles = new Array(parts - 1).fill(undefined);
+    this.#spawner = spawner;
     this.#module = module;
     this.#mem = mem;
-    this.#ctrl = ctrl;
+    this.#base = base;
     this.#names = names;
+    this.#parts = parts;
   }
 
-  static #spawn(
-    module: WebAssembly.Module,
-    mem: WebAssembly.Memory,
-    ctrl: number,
-    seen: number,
-    names: readonly string[],
-  ): Worker {
-    const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "text/javascript" }));
-    try {
-      const worker = new Worker(url, { type: "module" });
-      worker.postMessage({ module, memory: mem, ctrl, seen, idleMs: WORKER_IDLE_MS, names });
-      return worker;
-    } finally {
-      // the Worker has its own copy of the URL's target once constructed
-      setTimeout(() => URL.revokeObjectURL(url), 0);
-    }
+  /** Bytes of the job block for `threads` threads in all (the calling thread included). */
+  static blockBytes(threads: number): number {
+    return ARGS_AT + 8 * MAX_ARGS * threads;
   }
 
-  /** Starts a worker serving the kernels `names` (exports of `module`) through the control block at `ctrl`. */
+  /** The most threads a pool takes. */
+  static readonly MAX_THREADS = MAX_THREADS;
+
+  /**
+   * Starts `threads - 1` workers serving the kernels `names` (exports of `module`) through the zeroed
+   * block at `base` ({@link ThreadPool.blockBytes} bytes); rejects when one fails to start.
+   */
   static async start(
+    spawner: Spawner,
     module: WebAssembly.Module,
     mem: WebAssembly.Memory,
-    ctrl: number,
+    base: number,
     names: readonly string[],
-  ): Promise<WorkerThread> {
-    const worker = WorkerThread.#spawn(module, mem, ctrl, 0, names);
+    threads: number,
+  ): Promise<ThreadPool> {
+    const pool = new ThreadPool(spawner, module, mem, base, names, threads);
     try {
-      await new Promise<void>((resolve, reject) => {
-        worker.onmessage = (e: MessageEvent) => {
-          if (e.data?.ready) resolve();
-          else reject(new Error(`createWasmBackend: a worker thread failed to start: ${e.data?.error}`));
-        };
-        worker.onerror = (e: ErrorEvent) => {
-          e.preventDefault();
-          reject(new Error(`createWasmBackend: a worker thread failed to start: ${e.message}`));
-        };
-      });
+      for (let id = 1; id < threads; id++) {
+        const h = pool.#spawn(id);
+        await new Promise<void>((resolve, reject) => {
+          h.listen((data) => {
+            if (data?.ready) resolve();
+            else reject(new Error(`createWasmBackend: a worker thread failed to start: ${data?.error}`));
+          }, (text) => reject(new Error(`createWasmBackend: a worker thread failed to start: ${text}`)));
+        });
+        h.listen(null, null);
+      }
     } catch (err) {
-      worker.terminate();
+      pool.stop();
       throw err;
     }
-    worker.onmessage = null;
-    worker.onerror = (e: ErrorEvent) => e.preventDefault();
-    return new WorkerThread(worker, module, mem, ctrl, names);
+    return pool;
   }
 
   #i32(): Int32Array {
-    return new Int32Array(this.#mem.buffer, this.#ctrl, ARGS_AT / 4);
+    return new Int32Array(this.#mem.buffer, this.#base, STATE + MAX_THREADS);
   }
 
-  /** Posts a job: kernel `op` (an index into the names; -1 quits) with up to 24 numeric arguments. */
-  post(op: number, args: readonly number[]): void {
-    if (args.length > MAX_ARGS) throw new Error(`wasm backend: a job takes at most ${MAX_ARGS} arguments`);
-    const i32 = this.#i32();
-    if (Atomics.compareExchange(i32, 5, 0, 2) === 1) {
-      // the worker left while idle: start another, which serves the job posted below
-      if (op < 0) return;
-      Atomics.store(i32, 5, 2);
-      this.#worker.terminate();
-      this.#worker = WorkerThread.#spawn(this.#module, this.#mem, this.#ctrl, this.#seq, this.#names);
-      this.#worker.onerror = (e: ErrorEvent) => e.preventDefault();
+  // Starts worker `id` (state "starting" until it runs).
+  #spawn(id: number): ThreadHandle {
+    Atomics.store(this.#i32(), STATE + id, 3);
+    this.#handles[id - 1]?.terminate();
+    const h = this.#spawner(WORKER_SOURCE);
+    h.listen(null, null);
+    h.postMessage({
+      module: this.#module,
+      memory: this.#mem,
+      base: this.#base,
+      id,
+      idleMs: WORKER_IDLE_MS,
+      names: this.#names,
+      parts: this.#parts,
+      seen: this.#seq,
+    });
+    this.#handles[id - 1] = h;
+    return h;
+  }
+
+  /**
+   * Runs kernel `name` once per argument list in `parts` (at most the pool's thread count) on whichever
+   * threads are free, this one included (`here` runs a part on it); argument `wsArg` (when >= 0) is
+   * replaced by the running thread's workspace, thread t's being `ws[t]`. Returns when every part has
+   * finished; then throws the first failure, naming the kernel.
+   */
+  run(name: string, parts: number[][], wsArg: number, ws: number[], here: (args: number[]) => void): void {
+    const n = parts.length, i32 = this.#i32();
+    const op = this.#names.indexOf(name);
+    const argv = new Float64Array(this.#mem.buffer, this.#base + ARGS_AT, MAX_ARGS * this.#parts);
+    const wsv = new Float64Array(this.#mem.buffer, this.#base + WS_AT, MAX_THREADS);
+    for (let p = 0; p < n; p++) {
+      if (parts[p].length > MAX_ARGS) {
+        throw new Error(`wasm backend: a job takes at most ${MAX_ARGS} arguments`);
+      }
+      argv.set(parts[p], p * MAX_ARGS);
     }
-    const f64 = new Float64Array(this.#mem.buffer, this.#ctrl + ARGS_AT, MAX_ARGS);
-    i32[3] = op;
-    i32[4] = args.length;
-    for (let i = 0; i < args.length; i++) f64[i] = args[i];
-    this.#pending = true;
-    Atomics.store(i32, 0, ++this.#seq);
-    Atomics.notify(i32, 0);
-  }
-
-  /** Waits for the posted job; throws when it failed or the worker does not answer. */
-  join(what: string): void {
-    if (!this.#pending) return;
-    this.#pending = false;
-    const i32 = this.#i32();
+    if (wsArg >= 0) { for (let t = 0; t < n; t++) wsv[t] = ws[t]; }
+    // workers that left while idle: start replacements, which take parts of later jobs
+    for (let id = 1; id < n; id++) if (Atomics.load(i32, STATE + id) === 1) this.#spawn(id);
+    this.#total += n;
+    i32[NPARTS] = n;
+    i32[OP] = op;
+    i32[NARGS] = parts[0].length;
+    i32[WSARG] = wsArg;
+    i32[STATUS] = 0;
+    i32[DONE] = 0;
+    const seq = ++this.#seq;
+    const tag = (seq & 0xffff) << 16;
+    Atomics.store(i32, CLAIM, tag);
+    Atomics.store(i32, SEQ, seq);
+    Atomics.notify(i32, SEQ);
+    let err: unknown;
+    for (;;) {
+      const w = Atomics.load(i32, CLAIM);
+      const p = w & 0xffff;
+      if ((w & ~0xffff) !== tag || p >= n) break;
+      if (Atomics.compareExchange(i32, CLAIM, w, w + 1) !== w) continue;
+      const args = parts[p].slice();
+      if (wsArg >= 0) args[wsArg] = ws[0];
+      try {
+        here(args);
+      } catch (e) {
+        err ??= e;
+      }
+      Atomics.add(i32, DONE, 1);
+    }
     const t0 = Date.now();
     for (;;) {
-      const done = Atomics.load(i32, 1);
-      if (done === this.#seq) break;
-      Atomics.wait(i32, 1, done, 1000);
+      const d = Atomics.load(i32, DONE);
+      if (d >= n) break;
+      Atomics.wait(i32, DONE, d, 1000);
       if (Date.now() - t0 > JOB_TIMEOUT_MS) {
-        throw new Error(
-          `wasm backend: a worker thread did not finish its part of ${what} within ${JOB_TIMEOUT_MS} ms`,
-        );
+        throw new Error(`wasm backend: the threads did not finish ${name} within ${JOB_TIMEOUT_MS} ms`);
       }
     }
-    if (Atomics.load(i32, 2) !== 0) {
-      const bytes = new Uint8Array(this.#mem.buffer, this.#ctrl + ERR_AT, ERR_BYTES);
+    // the same message whichever thread ran the failing part
+    if (err !== undefined) {
+      throw new Error(`wasm backend: a thread failed in ${name}: ${(err as Error)?.message ?? err}`, {
+        cause: err,
+      });
+    }
+    if (Atomics.load(i32, STATUS) !== 0) {
+      const bytes = new Uint8Array(this.#mem.buffer, this.#base + ERR_AT, ERR_BYTES);
       const end = bytes.indexOf(0);
       const msg = new TextDecoder().decode(bytes.slice(0, end < 0 ? ERR_BYTES : end));
-      throw new Error(`wasm backend: a worker thread failed in ${what}: ${msg}`);
+      throw new Error(`wasm backend: a thread failed in ${name}: ${msg}`);
     }
   }
 
-  /** Asks the worker to quit and terminates it. */
+  /** Parts of jobs run so far, and how many of them ran on the workers. */
+  get stats(): { parts: number; onWorkers: number } {
+    return { parts: this.#total, onWorkers: Atomics.load(this.#i32(), BY_WORKERS) };
+  }
+
+  /** Stops every worker at once. */
   stop(): void {
-    try {
-      this.post(-1, []);
-    } finally {
-      this.#pending = false;
-      this.#worker.terminate();
-    }
+    const i32 = this.#i32();
+    Atomics.store(i32, QUIT, 1);
+    Atomics.store(i32, SEQ, ++this.#seq);
+    Atomics.notify(i32, SEQ);
+    for (const h of this.#handles) h?.terminate();
+    this.#handles = [];
   }
 }
 

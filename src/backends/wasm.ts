@@ -19,7 +19,7 @@ import { wasmBase64 as simdBase64 } from "../../asm/generated/kernels_simd.ts";
 import { wasmBase64 as threadsBase64 } from "../../asm/generated/kernels_threads.ts";
 import { wasmBase64 as threadsSimdBase64 } from "../../asm/generated/kernels_threads_simd.ts";
 import { Allocator } from "./_wasm_alloc.ts";
-import { balancedSplit, CTRL_BYTES, evenSplit, WorkerThread } from "./_wasm_threads.ts";
+import { balancedSplit, evenSplit, type Spawner, ThreadPool, threadSupport } from "./_wasm_threads.ts";
 import { BINARY_CODE, BROADCAST_CODE, UNARY_CODE } from "./op_table.ts";
 import type {
   AdamWParams,
@@ -38,6 +38,25 @@ import type {
 
 /** The two builds of the kernels. */
 export type WasmVariant = "relaxed" | "simd128";
+
+/**
+ * What a {@link WasmBackend} runs and why ({@link WasmBackend.info}): small on purpose, so a status line
+ * (`backendInfo()`, a page) can show it as it is.
+ */
+export interface WasmBackendInfo {
+  /** The build in use: "relaxed" (fused multiply-add) or "simd128". */
+  variant: WasmVariant;
+  /** Threads the kernels run on now (1 after {@link WasmBackend.dispose}). */
+  threads: number;
+  /** Threads asked for, with "auto" resolved to a count. */
+  requestedThreads: number;
+  /**
+   * One sentence per fallback taken, empty when none: why the plain SIMD128 build runs (naming Node's
+   * `--experimental-wasm-relaxed-simd` there), or why there is 1 thread instead of the count asked for
+   * (no cross-origin isolation, a browser's main thread, no Worker, a Worker that failed to start).
+   */
+  notes: string[];
+}
 
 /** Options of {@link createWasmBackend}. */
 export interface WasmBackendOptions {
@@ -226,6 +245,8 @@ export class WasmBackend implements Backend {
   readonly threads: number;
   /** Work below this many multiply-add equivalents stays on one thread (see {@link WasmBackendOptions}). */
   minSplitWork: number;
+  #requested: number;
+  #notes: string[];
   #k: Kernels;
   #mem: WebAssembly.Memory;
   #alloc: Allocator;
@@ -233,7 +254,7 @@ export class WasmBackend implements Backend {
   #iview: Int32Array;
   #ws: number[] = [0];
   #wsBytes: number[] = [0];
-  #workers: WorkerThread[] = [];
+  #pool: ThreadPool | undefined;
   #idx = 0;
   #idxBytes = 0;
   #live = 0;
@@ -244,10 +265,17 @@ export class WasmBackend implements Backend {
   constructor(
     instance: WebAssembly.Instance,
     variant: WasmVariant,
-    opts: { memory?: WebAssembly.Memory; minSplitWork?: number } = {},
+    opts: {
+      memory?: WebAssembly.Memory;
+      minSplitWork?: number;
+      requestedThreads?: number;
+      notes?: string[];
+    } = {},
   ) {
     this.variant = variant;
     this.threads = 1;
+    this.#requested = opts.requestedThreads ?? 1;
+    this.#notes = [...(opts.notes ?? [])];
     this.minSplitWork = opts.minSplitWork ?? 2 ** 21;
     this.#k = instance.exports as unknown as Kernels;
     this.#mem = opts.memory ?? this.#k.memory;
@@ -294,6 +322,36 @@ export class WasmBackend implements Backend {
           `Release what you no longer need: wrap each step in tidy(() => ...) or call dispose() on tensors`,
       );
     }
+  }
+
+  /**
+   * What this backend runs and why: the build, the threads it got and asked for, and a note for each
+   * fallback it took (an empty list when it runs what was asked, on the fastest build).
+   *
+   * @example
+   * ```ts
+   * import { createWasmBackend } from "./wasm.ts";
+   * const be = await createWasmBackend({ threads: 2 });
+   * const { variant, threads, requestedThreads, notes } = be.info;
+   * console.log(variant, threads, requestedThreads, notes); // "relaxed" 2 2 [] on Deno
+   * be.dispose();
+   * ```
+   */
+  get info(): WasmBackendInfo {
+    return {
+      variant: this.variant,
+      threads: this.threads,
+      requestedThreads: this.#requested,
+      notes: [...this.#notes],
+    };
+  }
+
+  /**
+   * How the threads shared the work so far: the parts kernels were split into (0 on one thread) and how
+   * many of them the Workers ran (the calling thread ran the rest). For benches and tests.
+   */
+  get threadStats(): { parts: number; onWorkers: number } {
+    return this.#pool?.stats ?? { parts: 0, onWorkers: 0 };
   }
 
   /** Bytes of linear memory (it only grows). */
@@ -362,19 +420,16 @@ export class WasmBackend implements Backend {
     this.#packed.delete(w);
   }
 
-  /** Starts `n` worker threads (threads builds only); called once by createWasmBackend. */
-  async startThreads(module: WebAssembly.Module, n: number): Promise<void> {
-    const ctrl = this.#reserve(CTRL_BYTES * n, "createWasmBackend");
-    this.#f32().fill(0, ctrl >>> 2, (ctrl + CTRL_BYTES * n) >>> 2);
-    try {
-      for (let t = 0; t < n; t++) {
-        this.#workers.push(await WorkerThread.start(module, this.#mem, ctrl + t * CTRL_BYTES, JOBS));
-      }
-    } catch (err) {
-      for (const w of this.#workers) w.stop();
-      this.#workers = [];
-      throw err;
-    }
+  /**
+   * Starts `n` worker threads with `spawn` (threads builds only); called once by createWasmBackend.
+   *
+   * @ignore
+   */
+  async startThreads(module: WebAssembly.Module, n: number, spawn: Spawner): Promise<void> {
+    const bytes = ThreadPool.blockBytes(n + 1);
+    const block = this.#reserve(bytes, "createWasmBackend");
+    this.#f32().fill(0, block >>> 2, (block + bytes) >>> 2);
+    this.#pool = await ThreadPool.start(spawn, module, this.#mem, block, JOBS, n + 1);
     (this as { threads: number }).threads = n + 1;
     this.#ws = new Array(n + 1).fill(0);
     this.#wsBytes = new Array(n + 1).fill(0);
@@ -400,30 +455,16 @@ export class WasmBackend implements Backend {
     return m <= 0 ? this.threads : Math.max(1, Math.min(this.threads, Math.floor(work / m)));
   }
 
-  // Runs kernel `name` once per argument list: the first on this thread, the others on the workers. All
-  // parts finish before this returns or throws, so no kernel still writes memory after an error.
-  #run(name: Job, parts: number[][]): void {
+  // Runs kernel `name` once per argument list, the parts shared out between the threads that are free
+  // (argument wsArg, when >= 0, becomes the running thread's workspace: part t's list carries thread t's).
+  // All parts finish before this returns or throws, so no kernel still writes memory after an error.
+  #run(name: Job, parts: number[][], wsArg = -1): void {
     const k = this.#k[name] as (...args: number[]) => void;
-    if (parts.length === 1) {
-      k(...parts[0]);
+    if (parts.length === 1 || this.#pool === undefined) {
+      for (const args of parts) k(...args);
       return;
     }
-    const op = JOBS.indexOf(name);
-    let posted = 0, err: unknown;
-    try {
-      for (; posted < parts.length - 1; posted++) this.#workers[posted].post(op, parts[posted + 1]);
-      k(...parts[0]);
-    } catch (e) {
-      err = e;
-    }
-    for (let t = 0; t < posted; t++) {
-      try {
-        this.#workers[t].join(name);
-      } catch (e) {
-        err ??= e;
-      }
-    }
-    if (err !== undefined) throw err;
+    this.#pool.run(name, parts, wsArg, this.#ws, (args) => k(...args));
   }
 
   // Runs an elementwise kernel over `size` elements split in ranges of whole v128s: args(offset, length).
@@ -500,10 +541,10 @@ export class WasmBackend implements Backend {
     this.#live = 0;
     this.#liveBytes = 0;
     this.#packed.clear();
-    const workers = this.#workers;
-    this.#workers = [];
+    const pool = this.#pool;
+    this.#pool = undefined;
     (this as { threads: number }).threads = 1;
-    for (const w of workers) w.stop();
+    pool?.stop();
   }
 
   // --- products -----------------------------------------------------------
@@ -543,6 +584,7 @@ export class WasmBackend implements Backend {
               N,
             ];
         }),
+        10,
       );
     }
   }
@@ -579,7 +621,7 @@ export class WasmBackend implements Backend {
         packed ? tw | 2 : tw,
         acc,
       ];
-      this.#run("dds", cuts.slice(1).map((e, t) => [...args, ws[t], cuts[t], e]));
+      this.#run("dds", cuts.slice(1).map((e, t) => [...args, ws[t], cuts[t], e]), 13);
     }
   }
 
@@ -612,7 +654,7 @@ export class WasmBackend implements Backend {
         colIdx,
         acc,
       ];
-      this.#run("sdd", cuts.slice(1).map((e, t) => [...args, ws[t], cuts[t], e]));
+      this.#run("sdd", cuts.slice(1).map((e, t) => [...args, ws[t], cuts[t], e]), 12);
     }
   }
 
@@ -1017,25 +1059,48 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   if (minSplitWork !== undefined && !(minSplitWork >= 0)) {
     throw new RangeError(`createWasmBackend: minSplitWork must be a number >= 0, got ${minSplitWork}`);
   }
-  const want = threads === "auto" ? autoThreads() : threads;
-  const build = variant === "relaxed" ? "threads" : "threads-simd128";
-  if (want > 1 && threadsAvailable(build)) {
-    const module = await WebAssembly.compile(wasmBytes(build) as BufferSource);
-    const memory = new WebAssembly.Memory({ initial: 16, maximum: SHARED_MAX_PAGES, shared: true });
-    const instance = await WebAssembly.instantiate(module, { env: { memory } });
-    const be = new WasmBackend(instance, variant, { memory, minSplitWork });
-    await be.startThreads(module, want - 1);
-    warm(be);
-    return be;
+  const notes: string[] = [];
+  if (opts.variant === undefined && variant === "simd128") notes.push(relaxedNote());
+  const support = threads === 1 ? undefined : await threadSupport();
+  const want = threads === "auto" ? autoThreads(support) : threads;
+  if (want > 1) {
+    const build = variant === "relaxed" ? "threads" : "threads-simd128";
+    const oneThread = `1 thread instead of ${want}`;
+    if (support === undefined || "reason" in support) {
+      notes.push(`${oneThread}: ${support?.reason}`);
+    } else if (!WebAssembly.validate(wasmBytes(build) as BufferSource)) {
+      notes.push(`${oneThread}: this engine does not accept the threads build (shared memory and atomics)`);
+    } else {
+      const module = await WebAssembly.compile(wasmBytes(build) as BufferSource);
+      const memory = new WebAssembly.Memory({ initial: 16, maximum: SHARED_MAX_PAGES, shared: true });
+      const instance = await WebAssembly.instantiate(module, { env: { memory } });
+      const be = new WasmBackend(instance, variant, { memory, minSplitWork, requestedThreads: want, notes });
+      try {
+        await be.startThreads(module, want - 1, support.spawn);
+        warm(be);
+        return be;
+      } catch (err) {
+        // a Worker that cannot start (a content security policy, say): one thread, and say why
+        notes.push(`${oneThread}: ${(err as Error)?.message ?? err}`);
+      }
+    }
   }
   const bytes = wasmBytes(variant);
   if (!WebAssembly.validate(bytes as BufferSource)) {
     throw new Error(`createWasmBackend: this engine does not accept the ${variant} build`);
   }
   const { instance } = await WebAssembly.instantiate(bytes as BufferSource, {});
-  const be = new WasmBackend(instance, variant, { minSplitWork });
+  const be = new WasmBackend(instance, variant, { minSplitWork, requestedThreads: want, notes });
   warm(be);
   return be;
+}
+
+// Why the plain SIMD128 build runs: this engine lacks relaxed SIMD (Node 20 has it behind a flag).
+function relaxedNote(): string {
+  const node = (globalThis as any).process?.versions?.node;
+  return "this engine does not enable relaxed SIMD, so the plain SIMD128 build runs (products about 1.2-1.4x " +
+    "slower)" +
+    (typeof node === "string" ? `; Node ${node} enables it with --experimental-wasm-relaxed-simd` : "");
 }
 
 // The most threads a backend takes (more than the cores only oversubscribe them).
@@ -1044,14 +1109,8 @@ const MAX_THREADS = 64;
 // smaller operand, so far more threads than that gain little).
 const AUTO_MAX = 8;
 
-function autoThreads(): number {
-  const cores = globalThis.navigator?.hardwareConcurrency;
-  return Math.max(1, Math.min(AUTO_MAX, Number.isInteger(cores) ? cores! : 1));
-}
-
-// Worker threads need SharedArrayBuffer, Workers, Atomics.wait on this thread and the threads build.
-function threadsAvailable(build: WasmBuild): boolean {
-  return typeof SharedArrayBuffer === "function" && typeof Worker === "function" &&
-    typeof Atomics?.wait === "function" && typeof Blob === "function" &&
-    typeof URL?.createObjectURL === "function" && WebAssembly.validate(wasmBytes(build) as BufferSource);
+function autoThreads(support: Awaited<ReturnType<typeof threadSupport>> | undefined): number {
+  const nav = globalThis.navigator?.hardwareConcurrency;
+  const cores = support && "cores" in support ? support.cores : Number.isInteger(nav) ? nav! : 1;
+  return Math.max(1, Math.min(AUTO_MAX, cores));
 }

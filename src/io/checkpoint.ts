@@ -27,12 +27,8 @@ import type { Module, NamedBuffer } from "../nn/module.ts";
 import { BlockSparseLinear, LowRank } from "../nn/linear.ts";
 import { MixerBlock, MlpMixer } from "../nn/mixer.ts";
 import type { Tensor } from "../tensor.ts";
-import {
-  decodeSafetensors,
-  encodeSafetensors,
-  type SafetensorsEntry,
-  writeFileAtomic,
-} from "./safetensors.ts";
+import { decodeSafetensors, encodeSafetensors, type SafetensorsEntry } from "./safetensors.ts";
+import { fileSystem } from "./_fs.ts";
 
 /** One tensor of a model as checkpoints see it. */
 interface Slot {
@@ -292,7 +288,10 @@ function checkLayout(s: Slot, name: string, e: SafetensorsEntry): void {
 }
 
 /**
- * Save to a file atomically (a temporary file renamed over the target; needs --allow-write).
+ * Save to a file atomically (a temporary file renamed over the target). On
+ * Deno it needs `--allow-write`; on Node and Bun it uses `node:fs/promises`;
+ * elsewhere (browsers, edge functions) it throws a TypeError: use
+ * {@link save} there and store the bytes yourself.
  *
  * @example
  * ```ts ignore
@@ -301,11 +300,16 @@ function checkLayout(s: Slot, name: string, e: SafetensorsEntry): void {
  * ```
  */
 export async function saveFile(model: Module, path: string): Promise<void> {
-  await writeFileAtomic(path, await save(model));
+  if (typeof path !== "string" || path.length === 0) {
+    throw new TypeError(`saveFile: path must be a non-empty string, got ${JSON.stringify(path)}`);
+  }
+  const fs = await fileSystem("saveFile");
+  await fs.writeAtomic(path, await save(model));
 }
 
 /**
- * Load from a file (needs --allow-read).
+ * Load from a file: `--allow-read` on Deno, `node:fs/promises` on Node and
+ * Bun; elsewhere a TypeError says to use {@link load} with bytes you fetched.
  *
  * @example
  * ```ts ignore
@@ -314,7 +318,10 @@ export async function saveFile(model: Module, path: string): Promise<void> {
  * ```
  */
 export async function loadFile(model: Module, path: string): Promise<void> {
-  await load(model, await Deno.readFile(path));
+  if (typeof path !== "string" || path.length === 0) {
+    throw new TypeError(`loadFile: path must be a non-empty string, got ${JSON.stringify(path)}`);
+  }
+  await load(model, await (await fileSystem("loadFile")).readFile(path));
 }
 
 function checkModule(op: string, model: unknown): void {

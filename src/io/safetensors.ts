@@ -15,10 +15,12 @@
  * same bytes: save -> load -> save is bit-exact.
  *
  * This module knows nothing of tensors or models; it needs no permissions,
- * except {@link writeFileAtomic}, which needs `--allow-write`.
+ * except {@link writeFileAtomic}, which needs `--allow-write` on Deno (on
+ * Node it uses `node:fs/promises`).
  *
  * @module
  */
+import { fileSystem } from "./_fs.ts";
 
 /** The element types pixelfly checkpoints use. */
 export type SafetensorsDtype = "F32" | "I32" | "U8";
@@ -437,7 +439,9 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsFile {
 /**
  * Write `bytes` to `path` atomically: into `path + ".tmp-<random>"` first,
  * flushed to disk, then renamed over `path`, so a reader never sees half a
- * file. Needs `--allow-write` (and `--allow-read` on some systems for the rename).
+ * file. On Deno it needs `--allow-write` (and `--allow-read` on some systems
+ * for the rename); on Node and Bun it uses `node:fs/promises`; elsewhere it
+ * throws a TypeError naming what to use instead.
  *
  * @example
  * ```ts
@@ -458,20 +462,5 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<
       `writeFileAtomic: bytes must be a Uint8Array, got ${(bytes as any)?.constructor?.name}`,
     );
   }
-  const rnd = crypto.getRandomValues(new Uint8Array(6));
-  const tmp = `${path}.tmp-${Array.from(rnd, (b) => b.toString(16).padStart(2, "0")).join("")}`;
-  try {
-    const file = await Deno.open(tmp, { write: true, createNew: true });
-    try {
-      let done = 0;
-      while (done < bytes.length) done += await file.write(bytes.subarray(done));
-      await file.syncData();
-    } finally {
-      file.close();
-    }
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
+  await (await fileSystem("writeFileAtomic")).writeAtomic(path, bytes);
 }

@@ -8,7 +8,8 @@ import { gather, gelu, type GeluOptions, layerNorm, mul, relu } from "../ops.ts"
 import type { Rng } from "../random.ts";
 import type { Tensor } from "../tensor.ts";
 import { BlockSparseLinear, Linear, PixelflyLinear, type PixelflyLinearOptions } from "./linear.ts";
-import { checkPositiveInt, fromArray, type LayerOptions, Module, rngFor } from "./module.ts";
+import { checkPositiveInt, fromArray, type LayerOptions, Module, noDecay, rngFor } from "./module.ts";
+import { checkOptions, hostValues } from "../validate.ts";
 
 /**
  * LayerNorm over the last axis with learned scale (`weight`) and shift (`bias`).
@@ -33,14 +34,17 @@ export class LayerNorm extends Module {
   /** Build the layer; see the class documentation for the options. */
   constructor(features: number, opts: { eps?: number } & LayerOptions = {}) {
     super();
+    checkOptions("LayerNorm", opts);
     this.features = checkPositiveInt("LayerNorm", "features", features);
     this.eps = opts.eps ?? 1e-5;
-    if (!(this.eps > 0)) throw new RangeError(`LayerNorm: eps must be positive, got ${this.eps}`);
+    if (typeof this.eps !== "number" || !Number.isFinite(this.eps) || !(this.eps > 0)) {
+      throw new RangeError(`LayerNorm: eps must be a positive finite number, got ${this.eps}`);
+    }
     this.weight = this.param(
       "weight",
-      fromArray(new Float32Array(features).fill(1), [features], opts.backend),
+      fromArray(hostValues("LayerNorm", features).fill(1), [features], opts.backend),
     );
-    this.bias = this.param("bias", fromArray(new Float32Array(features), [features], opts.backend));
+    this.bias = this.param("bias", fromArray(hostValues("LayerNorm", features), [features], opts.backend));
     this.weight.noWeightDecay = true;
     this.bias.noWeightDecay = true;
   }
@@ -72,6 +76,7 @@ export class GELU extends Module {
   /** A GELU layer; `approximate` as in {@link gelu}. */
   constructor(opts: GeluOptions = {}) {
     super();
+    checkOptions("GELU", opts);
     const a = opts?.approximate ?? "none";
     if (a !== "none" && a !== "tanh") {
       throw new RangeError(`GELU: approximate must be "none" or "tanh", got ${JSON.stringify(a)}`);
@@ -120,6 +125,7 @@ export class Dropout extends Module {
   /** Build the layer; see the class documentation for the options. */
   constructor(p: number, opts: LayerOptions = {}) {
     super();
+    checkOptions("Dropout", opts);
     if (typeof p !== "number" || !(p >= 0 && p < 1)) {
       throw new RangeError(`Dropout: p must be in [0, 1), got ${p}`);
     }
@@ -227,6 +233,7 @@ export class MLP extends Module {
   /** Build the layer; see the class documentation for the options. */
   constructor(inFeatures: number, opts: MLPOptions) {
     super();
+    checkOptions("MLP", opts, true);
     checkPositiveInt("MLP", "inFeatures", inFeatures);
     const hidden = checkPositiveInt("MLP", "hidden", opts?.hidden);
     const out = opts.outFeatures ?? inFeatures;
@@ -270,11 +277,13 @@ export class Embedding extends Module {
   /** Build the layer; see the class documentation for the options. */
   constructor(count: number, features: number, opts: LayerOptions = {}) {
     super();
+    checkOptions("Embedding", opts);
     checkPositiveInt("Embedding", "count", count);
     checkPositiveInt("Embedding", "features", features);
-    const rng = rngFor(opts), d = new Float32Array(count * features);
+    const rng = rngFor(opts), d = hostValues("Embedding", count * features);
     for (let i = 0; i < d.length; i++) d[i] = rng.normal(0, 0.02);
-    this.weight = this.param("weight", fromArray(d, [count, features], opts.backend));
+    // embeddings do not decay (fly's optimizer grouping, after minGPT)
+    this.weight = noDecay(this.param("weight", fromArray(d, [count, features], opts.backend)));
   }
 
   /** Rows for these ids (shape [...ids, features]). */

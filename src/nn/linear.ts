@@ -6,6 +6,7 @@
  * @module
  */
 import { BlockMask } from "../masks/block_mask.ts";
+import { checkOptions, hostValues } from "../validate.ts";
 import { flatBlockButterfly } from "../masks/patterns.ts";
 import {
   add,
@@ -20,7 +21,15 @@ import {
   sub,
 } from "../ops.ts";
 import type { Tensor } from "../tensor.ts";
-import { checkPositiveInt, fromArray, type LayerOptions, Module, rngFor, uniformTensor } from "./module.ts";
+import {
+  checkPositiveInt,
+  fromArray,
+  type LayerOptions,
+  Module,
+  noDecay,
+  rngFor,
+  uniformTensor,
+} from "./module.ts";
 
 function checkInput(op: string, x: Tensor, inFeatures: number): void {
   if (x === null || typeof x !== "object" || !("shape" in x)) {
@@ -65,13 +74,18 @@ export class Linear extends Module {
   /** Build the layer; see the class documentation for the options. */
   constructor(inFeatures: number, outFeatures: number, opts: LinearOptions = {}) {
     super();
-    this.inFeatures = checkPositiveInt("Linear", "inFeatures", inFeatures);
+    checkOptions("Linear", opts);
+    const op = "Linear";
+    this.inFeatures = checkPositiveInt(op, "inFeatures", inFeatures);
     this.outFeatures = checkPositiveInt("Linear", "outFeatures", outFeatures);
     const rng = rngFor(opts), bound = 1 / Math.sqrt(inFeatures);
-    this.weight = this.param("weight", uniformTensor([outFeatures, inFeatures], bound, rng, opts.backend));
+    this.weight = this.param(
+      "weight",
+      uniformTensor([outFeatures, inFeatures], bound, rng, opts.backend, op),
+    );
     this.bias = opts.bias === false
       ? undefined
-      : this.param("bias", uniformTensor([outFeatures], bound, rng, opts.backend));
+      : noDecay(this.param("bias", uniformTensor([outFeatures], bound, rng, opts.backend, op)));
   }
 
   /** Apply the layer to `x`. */
@@ -105,10 +119,18 @@ export interface BlockSparseLinearOptions extends LinearOptions {
  * kernels (forward `dds`, backward `dds` and `sdd`). Dimensions that are not
  * whole blocks are padded with zeros inside the layer.
  *
- * Initialised as the reference does: Kaiming-uniform (a = sqrt 5) on the
- * padded dense weight, each row scaled by sqrt(blockCols / keptBlocksInRow),
- * then sparsified; bias uniform in ±1/sqrt(in). The sparse weight opts out
- * of weight decay (`noWeightDecay`), as in the reference.
+ * Initialisation: Kaiming-uniform (a = sqrt 5) on the padded dense weight,
+ * every element row of block row i scaled by sqrt(blockCols / keptBlocksInRow(i)),
+ * then sparsified; bias uniform in ±1/sqrt(in). That per-block-row scaling
+ * is what the comment in fly's `BlockSparseLinear` intends; fly's code at HEAD
+ * tiles the factors so that element row r gets block row (r mod rows)'s
+ * factor, and its release commit used one global factor. The three agree on
+ * pure flat butterfly masks (every block row keeps as many tiles) and differ
+ * with `globalSize` or random masks, where pixelfly keeps each row's variance
+ * that of the dense initialisation.
+ *
+ * Weight decay as in fly (`BlockSparseLinear(weight_decay=True)`): the sparse
+ * weight decays, the bias does not (`noWeightDecay`).
  *
  * @example
  * ```ts
@@ -132,6 +154,7 @@ export class BlockSparseLinear extends Module {
   /** Build the layer; see the class documentation for the options. */
   constructor(inFeatures: number, outFeatures: number, opts: BlockSparseLinearOptions = {}) {
     super();
+    checkOptions("BlockSparseLinear", opts);
     const op = "BlockSparseLinear";
     this.inFeatures = checkPositiveInt(op, "inFeatures", inFeatures);
     this.outFeatures = checkPositiveInt(op, "outFeatures", outFeatures);
@@ -159,10 +182,9 @@ export class BlockSparseLinear extends Module {
     this.mask = mask;
     const rng = rngFor(opts);
     this.weight = this.param("weight", initBlockSparse(mask, rng, opts));
-    this.weight.noWeightDecay = true;
-    this.bias = opts.bias === false
-      ? undefined
-      : this.param("bias", uniformTensor([outFeatures], 1 / Math.sqrt(inFeatures), rng, opts.backend));
+    this.bias = opts.bias === false ? undefined : noDecay(
+      this.param("bias", uniformTensor([outFeatures], 1 / Math.sqrt(inFeatures), rng, opts.backend, op)),
+    );
     this.buffer("mask", () => ({ dtype: "U8", shape: [mask.rows, mask.cols], data: mask.bits() }));
   }
 
@@ -180,17 +202,15 @@ function initBlockSparse(mask: BlockMask, rng: ReturnType<typeof rngFor>, opts: 
   const b = mask.block, K = mask.inFeatures, bb = b * b;
   const bound = 1 / Math.sqrt(K); // Kaiming-uniform, a = sqrt(5), fan_in = padded in-features
   const layout = mask.toBSR();
-  const w = new Float32Array(layout.nnz * bb);
-  const row = new Float32Array(K);
+  const w = hostValues("BlockSparseLinear", layout.nnz * bb);
+  // Only the kept tiles are drawn (the same distribution as masking a dense draw, at nnz·b² draws, not N·K).
   for (let i = 0; i < mask.rows; i++) {
     const kept = layout.rowPtr[i + 1] - layout.rowPtr[i];
     const scale = kept > 0 ? Math.sqrt(mask.cols / kept) : 0;
     for (let r = 0; r < b; r++) {
-      // the dense row is drawn whole, so the sparse weight is the masked dense initialisation
-      for (let k = 0; k < K; k++) row[k] = rng.uniform(-bound, bound) * scale;
       for (let e = layout.rowPtr[i]; e < layout.rowPtr[i + 1]; e++) {
-        const j = layout.colIdx[e];
-        w.set(row.subarray(j * b, j * b + b), e * bb + r * b);
+        const at = e * bb + r * b;
+        for (let c = 0; c < b; c++) w[at + c] = rng.uniform(-bound, bound) * scale;
       }
     }
   }
@@ -228,6 +248,7 @@ export class LowRank extends Module {
   /** Build the layer; see the class documentation for the options. */
   constructor(inFeatures: number, outFeatures: number, opts: LowRankOptions) {
     super();
+    checkOptions("LowRank", opts, true);
     const op = "LowRank";
     this.inFeatures = checkPositiveInt(op, "inFeatures", inFeatures);
     this.outFeatures = checkPositiveInt(op, "outFeatures", outFeatures);
@@ -239,8 +260,11 @@ export class LowRank extends Module {
     if (!Number.isInteger(rank)) throw new RangeError(`${op}: rank must be an integer when >= 1, got ${r}`);
     this.rank = rank;
     const rng = rngFor(opts);
-    this.V = this.param("V", uniformTensor([rank, inFeatures], 1 / Math.sqrt(inFeatures), rng, opts.backend));
-    this.U = this.param("U", uniformTensor([outFeatures, rank], 1 / Math.sqrt(rank), rng, opts.backend));
+    this.V = this.param(
+      "V",
+      uniformTensor([rank, inFeatures], 1 / Math.sqrt(inFeatures), rng, opts.backend, op),
+    );
+    this.U = this.param("U", uniformTensor([outFeatures, rank], 1 / Math.sqrt(rank), rng, opts.backend, op));
   }
 
   /** Apply the layer to `x`: (..., in) -> (..., out); a 1-D (in) input gives (out), as in PyTorch. */
@@ -303,6 +327,7 @@ export class PixelflyLinear extends Module {
   /** Build the layer; see the class documentation for the options. */
   constructor(inFeatures: number, outFeatures: number, opts: PixelflyLinearOptions = {}) {
     super();
+    checkOptions("PixelflyLinear", opts);
     const op = "PixelflyLinear";
     this.inFeatures = checkPositiveInt(op, "inFeatures", inFeatures);
     this.outFeatures = checkPositiveInt(op, "outFeatures", outFeatures);
@@ -336,9 +361,9 @@ export class PixelflyLinear extends Module {
     this.gate = opts.gating === false || this.lowRank === undefined
       ? undefined
       : this.child("gate", new Linear(inFeatures, 1, { seed: seed(), backend }));
-    this.bias = opts.bias === false
-      ? undefined
-      : this.param("bias", uniformTensor([outFeatures], 1 / Math.sqrt(inFeatures), rng, backend));
+    this.bias = opts.bias === false ? undefined : noDecay(
+      this.param("bias", uniformTensor([outFeatures], 1 / Math.sqrt(inFeatures), rng, backend, op)),
+    );
   }
 
   /** Apply the layer to `x`: (..., in) -> (..., out); a 1-D (in) input gives (out), as in PyTorch. */

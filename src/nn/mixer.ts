@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { checkOptions } from "../validate.ts";
 import { add, affine, reshape, sumCols, transpose } from "../ops.ts";
 import type { Tensor } from "../tensor.ts";
 import { LayerNorm, type LinearKind, makeLinear, MLP } from "./layers.ts";
@@ -50,6 +51,7 @@ export class MixerBlock extends Module {
   /** Build the layer; see the class documentation for the options. */
   constructor(patches: number, channels: number, opts: MixerBlockOptions) {
     super();
+    checkOptions("MixerBlock", opts, true);
     this.patches = checkPositiveInt("MixerBlock", "patches", patches);
     this.channels = checkPositiveInt("MixerBlock", "channels", channels);
     checkPositiveInt("MixerBlock", "tokenHidden", opts?.tokenHidden);
@@ -135,6 +137,7 @@ export class MlpMixer extends Module {
   /** Build the layer; see the class documentation for the options. */
   constructor(opts: MlpMixerOptions) {
     super();
+    checkOptions("MlpMixer", opts, true);
     const op = "MlpMixer";
     const patches = checkPositiveInt(op, "patches", opts?.patches);
     const channels = checkPositiveInt(op, "channels", opts.channels);

@@ -8,7 +8,7 @@ import type { Backend } from "../backends/types.ts";
 import { getBackend } from "../backends/select.ts";
 import { allocTensor, keep, markWritten, Tensor } from "../tensor.ts";
 import { nextSeed, Rng } from "../random.ts";
-import { checkPositiveInt } from "../validate.ts";
+import { checkPositiveInt, hostValues } from "../validate.ts";
 
 export { checkPositiveInt };
 
@@ -129,14 +129,30 @@ export abstract class Module {
   }
 }
 
+/**
+ * Exempt a parameter from weight decay and return it. Layers call it on
+ * biases, normalisation parameters and embeddings, as fly's optimizer
+ * grouping does (after minGPT); weights, sparse weights and low-rank factors decay.
+ */
+export function noDecay(t: Tensor): Tensor {
+  t.noWeightDecay = true;
+  return t;
+}
+
 /** An initializer's random source: the given seed or the next global one. */
 export function rngFor(opts: LayerOptions | undefined): Rng {
   return new Rng(opts?.seed ?? nextSeed());
 }
 
 /** A tensor of uniform values in ±bound on the layer's backend. */
-export function uniformTensor(shape: number[], bound: number, rng: Rng, backend?: Backend): Tensor {
-  const n = shape.reduce((a, b) => a * b, 1), d = new Float32Array(n);
+export function uniformTensor(
+  shape: number[],
+  bound: number,
+  rng: Rng,
+  backend?: Backend,
+  op = "layer",
+): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1), d = hostValues(op, n);
   for (let i = 0; i < n; i++) d[i] = rng.uniform(-bound, bound);
   return fromArray(d, shape, backend);
 }

@@ -38,9 +38,10 @@ interface AdamState {
  * p = p − lr · (m / (1 − β1^t)) / (sqrt(v / (1 − β2^t)) + eps)
  * ```
  *
- * Parameters whose `noWeightDecay` flag is set get weight decay 0: the
- * Pixelfly reference code exempts its sparse weights (and, as is usual,
- * biases and norm parameters) this way. The moments live on the parameter's
+ * Parameters whose `noWeightDecay` flag is set get weight decay 0. The
+ * layers set it as fly's optimizer grouping does (after minGPT): biases,
+ * LayerNorm parameters and embeddings do not decay; dense weights, sparse
+ * weights and low-rank factors do. The moments live on the parameter's
  * backend, are created at its first step, are exempt from `tidy`, and are
  * freed by {@link AdamW.dispose}.
  *
