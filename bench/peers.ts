@@ -16,7 +16,8 @@
  * (implementation, threads) configuration's workloads in a rotating order; figures are medians over the
  * rounds. Where python3 or torch is missing, the PyTorch columns are skipped with a note.
  *
- * Run: `deno task bench:peers [--rounds 7] [--reps 3]`
+ * Run: `deno task bench:peers [--rounds 7] [--reps 3] [--clock cpu]` (`--clock cpu`: both sides timed by
+ * their process's CPU time, steadier on a machine shared with other work; one thread only).
  *
  * @module
  */
@@ -31,7 +32,7 @@ import { crossEntropy } from "../src/ops.ts";
 import { AdamW } from "../src/optim/adamw.ts";
 import { Rng } from "../src/random.ts";
 import { Tensor, tidy } from "../src/tensor.ts";
-import { median } from "./_interleave.ts";
+import { median, threadCpuClock } from "./_interleave.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -39,10 +40,15 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "7" },
     reps: { type: "string", default: "3" },
     python: { type: "string", default: "/usr/bin/python3" },
+    clock: { type: "string", default: "wall" },
   },
 });
 const ROUNDS = Number(values.rounds), REPS = Number(values.reps);
-const THREADS = [1, 2];
+// --clock cpu: both sides time by their process's CPU time, one thread only (threads' time adds up)
+const CPU = values.clock === "cpu";
+const clock = CPU ? threadCpuClock() : () => performance.now();
+if (!clock) throw new Error("peers: no CPU clock here; run with --clock wall");
+const THREADS = CPU ? [1] : [1, 2];
 
 const rng = new Rng(7);
 const rnd = (n: number, scale = 1) => Float32Array.from({ length: n }, () => (rng.uniform() - 0.5) * scale);
@@ -121,7 +127,7 @@ class TorchPeer {
   static async start(python: string, threads: number): Promise<TorchPeer> {
     const script = new URL("peers/torch_peers.py", import.meta.url).pathname;
     const child = new Deno.Command(python, {
-      args: [script, "--threads", String(threads), "--serve"],
+      args: [script, "--threads", String(threads), "--serve", "--clock", CPU ? "cpu" : "wall"],
       env: { OMP_NUM_THREADS: "1", OPENBLAS_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) },
       stdin: "piped",
       stdout: "piped",
@@ -203,7 +209,9 @@ for (const t of THREADS) {
   for (const fn of Object.values(pf.get(t)!)) fn();
 }
 console.log(
-  `${configs.length} configurations x ${ROUNDS} rounds x ${REPS} reps (medians; machine may be shared)`,
+  `${configs.length} configurations x ${ROUNDS} rounds x ${REPS} reps, ${
+    CPU ? "process CPU time" : "wall clock"
+  } (medians; machine may be shared)`,
 );
 for (let r = 0; r < ROUNDS; r++) {
   for (let i = 0; i < configs.length; i++) {
@@ -213,9 +221,9 @@ for (let r = 0; r < ROUNDS; r++) {
       for (const [name, fn] of Object.entries(pf.get(t)!)) {
         const ms: number[] = [];
         for (let k = 0; k < REPS; k++) {
-          const t0 = performance.now();
+          const t0 = clock();
           fn();
-          ms.push(performance.now() - t0);
+          ms.push(clock() - t0);
         }
         push(`pixelfly ${name} ${t}`, ms);
       }
@@ -269,10 +277,12 @@ for (const [label, p, q] of pairs) {
     );
   }
 }
-console.log("\n| pixelfly, 2 threads vs 1 | speed-up |");
-console.log("|---|---:|");
-for (const w of Object.keys(pf.get(1)!)) {
-  console.log(`| ${w} | ${(med(`pixelfly ${w} 1`) / med(`pixelfly ${w} 2`)).toFixed(2)}x |`);
+if (THREADS.includes(2)) {
+  console.log("\n| pixelfly, 2 threads vs 1 | speed-up |");
+  console.log("|---|---:|");
+  for (const w of Object.keys(pf.get(1)!)) {
+    console.log(`| ${w} | ${(med(`pixelfly ${w} 1`) / med(`pixelfly ${w} 2`)).toFixed(2)}x |`);
+  }
 }
 for (const p of peers.values()) await p.stop();
 for (const be of backends.values()) be.dispose();
