@@ -10,11 +10,13 @@
  */
 // deno-lint-ignore no-import-prefix -- deno.json "imports" is the lead's file; pinned here instead
 import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+import { UNARY_OPS } from "../src/backends/op_table.ts";
 // deno-lint-ignore no-import-prefix
 import "npm:@tensorflow/tfjs-backend-wasm@4.22.0";
 import type { BackendBuffer, BlockLayout } from "../src/backends/types.ts";
 import { createWasmBackend } from "../src/backends/wasm.ts";
 import { Rng } from "../src/random.ts";
+import { pixelflyStep, pixelflyStepBuffers } from "./pixelfly_step.ts";
 import {
   butterflyLayout,
   densityOf,
@@ -129,25 +131,18 @@ for (const { d, butterflySize, nFactors } of SPARSE.densities) {
     be.gemm(dy, wD, dx, { M, N: K, K: N, transA: false, transB: false, accumulate: false });
     be.gemm(dy, x, dwD, { M: N, N: K, K: M, transA: true, transB: false, accumulate: false });
   });
-  const w = buf(be, l.nnz * l.block * l.block), dw = be.alloc(l.nnz * l.block * l.block);
-  const u = buf(be, N * r), v = buf(be, r * K), h = be.alloc(M * r), dh = be.alloc(M * r);
-  const du = be.alloc(N * r), dv = be.alloc(r * K);
+  const sizes = { M, K, N, rank: r, layout: l };
+  const bufs = { ...pixelflyStepBuffers(be, sizes, (n) => new Float32Array(n)), x, dy, y, dx };
+  for (const b of [bufs.w, bufs.u, bufs.v]) {
+    be.write(
+      b,
+      Float32Array.from({ length: b.size }, (_, i) => Math.sin(i)),
+    );
+  }
   const name = `pixelfly B${PIXELFLY.butterflySize} f${PIXELFLY.nFactors} + rank ${r} (d=${
     densityOf(l).toFixed(4)
   })`;
-  Deno.bench({ group, name }, () => {
-    // forward: y = x·Wᵀ (sparse) + (x·Vᵀ)·Uᵀ
-    be.dds(x, w, y, { M, layout: l, transW: true, accumulate: false });
-    be.gemm(x, v, h, { M, N: r, K, transA: false, transB: true, accumulate: false });
-    be.gemm(h, u, y, { M, N, K: r, transA: false, transB: true, accumulate: true });
-    // backward
-    be.dds(dy, w, dx, { M, layout: l, transW: false, accumulate: false });
-    be.sdd(dy, x, dw, { layout: l, K: M, transA: true, transB: false, accumulate: false });
-    be.gemm(dy, u, dh, { M, N: r, K: N, transA: false, transB: false, accumulate: false });
-    be.gemm(dy, h, du, { M: N, N: r, K: M, transA: true, transB: false, accumulate: false });
-    be.gemm(dh, x, dv, { M: r, N: K, K: M, transA: true, transB: false, accumulate: false });
-    be.gemm(dh, v, dx, { M, N: K, K: r, transA: false, transB: false, accumulate: true });
-  });
+  Deno.bench({ group, name }, () => pixelflyStep(be, bufs, sizes));
 }
 
 // ------------------------------------------------ two threads against one
@@ -187,7 +182,7 @@ for (const { d, butterflySize, nFactors } of SPARSE.densities) {
     { group, name: "copy", baseline: true },
     () => be.copy(x, y, { size: n, srcOffset: 0, dstOffset: 0 }),
   );
-  for (const op of ["relu", "gelu", "sigmoid", "tanh", "exp"] as const) {
+  for (const op of UNARY_OPS) {
     Deno.bench({ group, name: `unary ${op}` }, () => be.unary(op, x, y, { size: n }));
     Deno.bench({ group, name: `unaryGrad ${op}` }, () => {
       be.unaryGrad(op, x, y, dy, dx, { size: n, accumulate: false });

@@ -14,7 +14,7 @@ import { JsBackend } from "../src/backends/js.ts";
 import type { Backend } from "../src/backends/types.ts";
 import { createWasmBackend, type WasmBackend } from "../src/backends/wasm.ts";
 import { createWebGpuBackend } from "../src/backends/webgpu.ts";
-import { pytorchStyleLoop } from "../tests/_tiny_gpt.ts";
+import { pytorchStyleLoop } from "./tiny_gpt.ts";
 
 function arg(name: string, fallback: string): string {
   const i = Deno.args.indexOf(`--${name}`);

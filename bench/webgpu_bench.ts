@@ -18,6 +18,7 @@
  */
 import type { BackendBuffer, BlockLayout } from "../src/backends/types.ts";
 import { WebGpuBackend } from "../src/backends/webgpu.ts";
+import { pixelflyStep, pixelflyStepBuffers } from "./pixelfly_step.ts";
 import { Rng } from "../src/random.ts";
 
 /** An environment variable, or undefined where env access is not granted (plain `deno bench`). */
@@ -106,22 +107,14 @@ if (adapter === null) {
       be.gemm(dy, x, dwD, { M: N, N: K, K: M, transA: true, transB: false, accumulate: false });
       await be.sync();
     });
-    const w = buf(l.nnz * l.block * l.block), dw = be.alloc(l.nnz * l.block * l.block);
-    const u = buf(N * r), v = buf(r * K), h = be.alloc(M * r), dh = be.alloc(M * r);
-    const du = be.alloc(N * r), dv = be.alloc(r * K);
+    const sizes = { M, K, N, rank: r, layout: l };
+    const rand = (n: number) => Float32Array.from({ length: n }, () => rng.uniform(-1, 1));
+    const bufs = { ...pixelflyStepBuffers(be, sizes, rand), x, dy, y, dx };
     const name = `pixelfly B${PIXELFLY.butterflySize} f${PIXELFLY.nFactors} + rank ${r} (d=${
       densityOf(l).toFixed(4)
     })`;
     Deno.bench({ group, name, ...opts }, async () => {
-      be.dds(x, w, y, { M, layout: l, transW: true, accumulate: false });
-      be.gemm(x, v, h, { M, N: r, K, transA: false, transB: true, accumulate: false });
-      be.gemm(h, u, y, { M, N, K: r, transA: false, transB: true, accumulate: true });
-      be.dds(dy, w, dx, { M, layout: l, transW: false, accumulate: false });
-      be.sdd(dy, x, dw, { layout: l, K: M, transA: true, transB: false, accumulate: false });
-      be.gemm(dy, u, dh, { M, N: r, K: N, transA: false, transB: false, accumulate: false });
-      be.gemm(dy, h, du, { M: N, N: r, K: M, transA: true, transB: false, accumulate: false });
-      be.gemm(dh, x, dv, { M: r, N: K, K: M, transA: true, transB: false, accumulate: false });
-      be.gemm(dh, v, dx, { M, N: K, K: r, transA: false, transB: false, accumulate: true });
+      pixelflyStep(be, bufs, sizes);
       await be.sync();
     });
   }

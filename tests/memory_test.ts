@@ -13,7 +13,7 @@ import type { WasmBackend } from "../src/backends/wasm.ts";
 import { createWasmBackend } from "../src/backends/wasm.ts";
 import { assertEquals, assertOk, assertRejects, assertThrows } from "./_assert.ts";
 import { backendsUnderTest } from "./_backends.ts";
-import { pytorchStyleLoop } from "./_tiny_gpt.ts";
+import { pytorchStyleLoop } from "../bench/tiny_gpt.ts";
 
 /** Steps per backend in CI (js and llvmpipe WebGPU are slow); warm-up steps before the count must hold. */
 const STEPS: Record<string, number> = { js: 30, wasm: 300, webgpu: 12 };
@@ -109,7 +109,7 @@ Deno.test("out of memory: the error names the op, the bytes asked for and what i
 Deno.test("the loop's JS heap stays flat too (no per-tensor WeakRef or finalizer cell piles up in a loop that never yields)", async () => {
   const code = `
     import { createWasmBackend } from "./src/backends/wasm.ts";
-    import { pytorchStyleLoop } from "./tests/_tiny_gpt.ts";
+    import { pytorchStyleLoop } from "./bench/tiny_gpt.ts";
     const be = await createWasmBackend();
     const heap = [];
     await pytorchStyleLoop(be, 160, (step) => {

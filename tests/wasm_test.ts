@@ -5,6 +5,7 @@
  * with no permissions. Kernel results are checked by tests/conformance_test.ts;
  * a quick product check against the js reference is here too.
  */
+import { BINARY_OPS, BROADCASTS, UNARY_OPS } from "../src/backends/op_table.ts";
 import { buildModules } from "../asm/build.ts";
 import { JsBackend } from "../src/backends/js.ts";
 import type { Backend, BackendBuffer, BlockLayout } from "../src/backends/types.ts";
@@ -12,6 +13,7 @@ import { createWasmBackend, pickWasmVariant, WasmBackend, wasmBytes } from "../s
 import { flatBlockButterfly, randomMask } from "../src/masks/patterns.ts";
 import { Rng } from "../src/random.ts";
 import { assertClose, assertEquals, assertOk, assertRejects, assertThrows } from "./_assert.ts";
+import { pixelflyBackward, pixelflyForward } from "../bench/pixelfly_step.ts";
 
 Deno.test("wasm: committed asm/generated modules match a fresh build of asm/", async () => {
   const fresh = await buildModules();
@@ -231,8 +233,8 @@ async function threadsMatchOne(threads: number, seed: number): Promise<number> {
         [rand(M * N), rand(1)],
         (be, [x, y]) => be.sumSquares(x, y, { size: M * N, accumulate }),
       );
-      for (const bcast of ["full", "row", "col", "scalar"] as const) {
-        const op = (["add", "sub", "mul", "div"] as const)[rng.int(4)];
+      for (const bcast of BROADCASTS) {
+        const op = BINARY_OPS[rng.int(BINARY_OPS.length)];
         const nb = bcast === "full" ? M * N : bcast === "row" ? N : bcast === "col" ? M : 1;
         same(
           `binary ${op} ${bcast} ${M}x${N}`,
@@ -241,8 +243,8 @@ async function threadsMatchOne(threads: number, seed: number): Promise<number> {
         );
       }
       const size = M * N;
-      for (const op of ["relu", "gelu", "sigmoid", "tanh", "exp", "log", "neg"] as const) {
-        const x = op === "log" ? pos(size) : rand(size);
+      for (const op of UNARY_OPS) {
+        const x = op === "log" || op === "sqrt" ? pos(size) : rand(size);
         same(`unary ${op} ${size}`, [x, rand(size)], (be, [a, y]) => be.unary(op, a, y, { size }));
         same(
           `unaryGrad ${op} ${size}`,
@@ -484,25 +486,15 @@ function runStep(
   outF: number,
   rank: number,
 ): BackendBuffer[] {
-  const x = be.upload(x0);
-  const y = be.alloc(M * outF);
-  be.dds(x, bufs.w, y, { M, layout, transW: true, accumulate: false });
-  const h = be.alloc(M * rank);
-  be.gemm(x, bufs.v, h, { M, N: rank, K: inF, transA: false, transB: true, accumulate: false });
-  be.gemm(h, bufs.u, y, { M, N: outF, K: rank, transA: false, transB: true, accumulate: true });
-  const dy = be.alloc(M * outF);
+  // the shared PixelflyLinear step (bench/pixelfly_step.ts) on freshly allocated activations
+  const s = { M, K: inF, N: outF, rank, layout };
+  const x = be.upload(x0), y = be.alloc(M * outF), h = be.alloc(M * rank), dy = be.alloc(M * outF);
+  const dx = be.alloc(M * inF), dw = be.alloc(layout.nnz * layout.block * layout.block);
+  const dh = be.alloc(M * rank), du = be.alloc(outF * rank), dv = be.alloc(rank * inF);
+  const b = { ...bufs, x, y, h, dy, dx, dw, dh, du, dv };
+  pixelflyForward(be, b, s);
   be.scale(y, dy, { size: M * outF, alpha: 1e-3, beta: 0, accumulate: false });
-  const dx = be.alloc(M * inF);
-  be.dds(dy, bufs.w, dx, { M, layout, transW: false, accumulate: false });
-  const dw = be.alloc(layout.nnz * layout.block * layout.block);
-  be.sdd(dy, x, dw, { layout, K: M, transA: true, transB: false, accumulate: false });
-  const dh = be.alloc(M * rank);
-  be.gemm(dy, bufs.u, dh, { M, N: rank, K: outF, transA: false, transB: false, accumulate: false });
-  const du = be.alloc(outF * rank);
-  be.gemm(dy, h, du, { M: outF, N: rank, K: M, transA: true, transB: false, accumulate: false });
-  const dv = be.alloc(rank * inF);
-  be.gemm(dh, x, dv, { M: rank, N: inF, K: M, transA: true, transB: false, accumulate: false });
-  be.gemm(dh, bufs.v, dx, { M, N: inF, K: rank, transA: false, transB: false, accumulate: true });
+  pixelflyBackward(be, b, s);
   be.scale(dw, bufs.w, { size: dw.size, alpha: -1e-3, beta: 0, accumulate: true });
   return [x, y, h, dy, dx, dw, dh, du, dv];
 }
