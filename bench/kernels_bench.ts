@@ -10,6 +10,7 @@
  */
 // deno-lint-ignore no-import-prefix -- deno.json "imports" is the lead's file; pinned here instead
 import * as tf from "npm:@tensorflow/tfjs-core@4.22.0";
+import { UNARY_OPS } from "../src/backends/op_table.ts";
 // deno-lint-ignore no-import-prefix
 import "npm:@tensorflow/tfjs-backend-wasm@4.22.0";
 import type { BackendBuffer, BlockLayout } from "../src/backends/types.ts";
@@ -181,7 +182,7 @@ for (const { d, butterflySize, nFactors } of SPARSE.densities) {
     { group, name: "copy", baseline: true },
     () => be.copy(x, y, { size: n, srcOffset: 0, dstOffset: 0 }),
   );
-  for (const op of ["relu", "gelu", "sigmoid", "tanh", "exp"] as const) {
+  for (const op of UNARY_OPS) {
     Deno.bench({ group, name: `unary ${op}` }, () => be.unary(op, x, y, { size: n }));
     Deno.bench({ group, name: `unaryGrad ${op}` }, () => {
       be.unaryGrad(op, x, y, dy, dx, { size: n, accumulate: false });

@@ -326,3 +326,61 @@ for (const entry of backendsUnderTest) {
     }
   });
 }
+
+Deno.test("GPT and ViT with a budget: every layer from allocateBudget, the report, the total within budget", async () => {
+  const be = new JsBackend();
+  const gpt = new GPT({
+    vocabSize: 20,
+    context: 64,
+    dim: 64,
+    depth: 1,
+    heads: 2,
+    budget: 0.3,
+    budgetBlock: 16,
+    seed: 1,
+    backend: be,
+  });
+  const report = gpt.budgetReport();
+  assertOk(/fraction 0\.\d+ <= budget 0\.3/.test(report) && report.includes("h0.attn.scores"), report);
+  assertEquals(gpt.blocks[0].attn.q.constructor.name, "PixelflyLinear");
+  assertEquals(gpt.blocks[0].mlp.fc2.constructor.name, "PixelflyLinear");
+  assertOk(gpt.blocks[0].attn.maskFor(64)!.density < 1, "the score layout is sparse");
+  const built = Number(/built: (\d+) parameters \(dense (\d+)\)/.exec(report)![1]);
+  const dense = Number(/built: (\d+) parameters \(dense (\d+)\)/.exec(report)![2]);
+  assertOk(built < 0.6 * dense, `budget model ${built} vs dense ${dense} parameters`);
+  assertEquals(gpt.forward([[1, 2, 3]]).shape, [1, 3, 20]);
+  const l = gpt.loss([[1, 2, 3, 4]], [[2, 3, 4, 5]]);
+  l.backward();
+  assertOk(Number.isFinite(await l.item()));
+  assertThrows(
+    () =>
+      new GPT({
+        vocabSize: 20,
+        context: 64,
+        dim: 64,
+        depth: 1,
+        heads: 2,
+        budget: 0.3,
+        linear: pixelfly,
+        backend: be,
+      }),
+    RangeError,
+    "budget chooses every layer",
+  );
+  const vit = new ViT({
+    patches: 4,
+    patchDim: 16,
+    dim: 64,
+    depth: 1,
+    heads: 2,
+    classes: 3,
+    budget: 0.4,
+    budgetBlock: 16,
+    backend: be,
+  });
+  assertOk(
+    vit.budgetReport().includes("blocks") || vit.budgetReport().includes("h0.mlp.fc1"),
+    vit.budgetReport(),
+  );
+  assertEquals(vit.forward(new Tensor([2, 4, 16], be, be.upload(input([2, 4, 16], 3).data))).shape, [2, 3]);
+});

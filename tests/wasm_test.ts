@@ -5,6 +5,7 @@
  * with no permissions. Kernel results are checked by tests/conformance_test.ts;
  * a quick product check against the js reference is here too.
  */
+import { BINARY_OPS, BROADCASTS, UNARY_OPS } from "../src/backends/op_table.ts";
 import { buildModules } from "../asm/build.ts";
 import { JsBackend } from "../src/backends/js.ts";
 import type { Backend, BackendBuffer, BlockLayout } from "../src/backends/types.ts";
@@ -232,8 +233,8 @@ async function threadsMatchOne(threads: number, seed: number): Promise<number> {
         [rand(M * N), rand(1)],
         (be, [x, y]) => be.sumSquares(x, y, { size: M * N, accumulate }),
       );
-      for (const bcast of ["full", "row", "col", "scalar"] as const) {
-        const op = (["add", "sub", "mul", "div"] as const)[rng.int(4)];
+      for (const bcast of BROADCASTS) {
+        const op = BINARY_OPS[rng.int(BINARY_OPS.length)];
         const nb = bcast === "full" ? M * N : bcast === "row" ? N : bcast === "col" ? M : 1;
         same(
           `binary ${op} ${bcast} ${M}x${N}`,
@@ -242,8 +243,8 @@ async function threadsMatchOne(threads: number, seed: number): Promise<number> {
         );
       }
       const size = M * N;
-      for (const op of ["relu", "gelu", "sigmoid", "tanh", "exp", "log", "neg"] as const) {
-        const x = op === "log" ? pos(size) : rand(size);
+      for (const op of UNARY_OPS) {
+        const x = op === "log" || op === "sqrt" ? pos(size) : rand(size);
         same(`unary ${op} ${size}`, [x, rand(size)], (be, [a, y]) => be.unary(op, a, y, { size }));
         same(
           `unaryGrad ${op} ${size}`,

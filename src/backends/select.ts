@@ -33,9 +33,14 @@ export interface BackendInfo {
   chosenBy: "default" | "name" | "instance" | "auto";
   /** With `auto`: each backend preferred over the chosen one, and why it was not chosen. */
   notChosen: { name: ConcreteName; reason: string }[];
+  /**
+   * The chosen backend's own fallbacks, one sentence each (for WASM: the plain SIMD128 build instead
+   * of relaxed SIMD, fewer threads than asked for, and why); empty when it runs as asked.
+   */
+  notes: string[];
 }
 
-let info: BackendInfo = { name: "js", chosenBy: "default", notChosen: [] };
+let info: Omit<BackendInfo, "notes"> = { name: "js", chosenBy: "default", notChosen: [] };
 
 function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
@@ -132,7 +137,8 @@ export async function setBackend(name: BackendName | Backend): Promise<Backend> 
 /**
  * The backend in use, how it was chosen, and, after `setBackend("auto")`, why
  * each better backend was not chosen (no WebGPU adapter, a software adapter,
- * WASM that failed to start, ...): a fallback is never silent.
+ * WASM that failed to start, ...), plus the chosen backend's own fallbacks
+ * (`notes`: WASM's build and thread count): a fallback is never silent.
  *
  * @example
  * ```ts
@@ -141,12 +147,15 @@ export async function setBackend(name: BackendName | Backend): Promise<Backend> 
  * const info = backendInfo();
  * console.log(info.name, info.chosenBy); // for example "wasm auto"
  * for (const { name, reason } of info.notChosen) console.log(`not ${name}: ${reason}`);
+ * for (const note of info.notes) console.log(note); // the chosen backend's own fallbacks
  * await setBackend("js");
  * ```
  */
 export function backendInfo(): BackendInfo {
-  getBackend();
-  return { ...info, notChosen: info.notChosen.map((n) => ({ ...n })) };
+  const be = getBackend();
+  const own = (be as { info?: { notes?: unknown } }).info?.notes;
+  const notes = Array.isArray(own) ? own.map(String) : [];
+  return { ...info, notChosen: info.notChosen.map((n) => ({ ...n })), notes };
 }
 
 /** The current backend (the js reference until `setBackend` is called). */

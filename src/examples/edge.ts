@@ -263,7 +263,12 @@ export async function handler(req: Request): Promise<Response> {
       ? json({ probs, label }, 200, backend.name)
       : json({ probs: probs[0], label: label[0] }, 200, backend.name);
   } catch (e) {
-    if (e instanceof TooLarge) return json({ error: e.message }, 413, backend.name);
+    if (e instanceof TooLarge) {
+      // close the connection rather than let the server drain the rest of the body to keep it alive
+      const res = json({ error: e.message }, 413, backend.name);
+      res.headers.set("connection", "close");
+      return res;
+    }
     if (e instanceof BadRequest) return json({ error: e.message }, 400, backend.name);
     console.error(e);
     return json({ error: "edge: internal error" }, 500, backend.name);

@@ -230,6 +230,8 @@ export interface TransformerBlockOptions extends MultiHeadAttentionOptions {
   mlpHidden?: number;
   /** Dropout on each residual branch's output (0). */
   dropout?: number;
+  /** The MLP's two layers' kinds, overriding `linear` (a budget allocation gives each layer its own). */
+  mlpLinear?: [LinearKind, LinearKind];
 }
 
 /**
@@ -265,6 +267,8 @@ export class TransformerBlock extends Module {
       new MLP(dim, {
         hidden: opts.mlpHidden ?? 4 * dim,
         linear: opts.linear,
+        fc1Linear: opts.mlpLinear?.[0],
+        fc2Linear: opts.mlpLinear?.[1],
         backend: opts.backend,
         seed: rng.nextUint32(),
       }),

@@ -15,6 +15,8 @@ import { linearFlops } from "../train.ts";
 import { type ProjectionKinds, type ScoreMaskOptions, TransformerBlock } from "./attention.ts";
 import { Dropout, Embedding, LayerNorm, type LinearKind } from "./layers.ts";
 import { Linear } from "./linear.ts";
+import { allocateTransformer } from "./_budget.ts";
+import type { Allocation } from "../masks/budget.ts";
 import { checkPositiveInt, type LayerOptions, Module, rngFor } from "./module.ts";
 
 /** Configuration of {@link GPT}. */
@@ -39,6 +41,14 @@ export interface GPTConfig extends LayerOptions {
   attention?: "dense" | ScoreMaskOptions | SequenceMaskFactory;
   /** Dropout on the embeddings and each residual branch (0). */
   dropout?: number;
+  /**
+   * A fraction of the dense model's compute: every projection, MLP layer and attention score matrix gets
+   * its butterfly size, factors, rank and score layout from `allocateBudget` (the paper's Figure 1); then
+   * `linear`, `projections` and `attention` must be left out. See {@link GPT.budgetReport}.
+   */
+  budget?: number;
+  /** Tile edge of a budget allocation (32). */
+  budgetBlock?: number;
 }
 
 /** Options of {@link GPT.generate}. */
@@ -105,6 +115,7 @@ export class GPT extends Module {
   /** The final LayerNorm. */
   readonly lnF: LayerNorm;
   readonly #drop: Dropout | undefined;
+  #allocation: Allocation | undefined;
 
   /** Build the model; see {@link GPTConfig}. */
   constructor(config: GPTConfig) {
@@ -124,16 +135,36 @@ export class GPT extends Module {
       ? this.child("drop", new Dropout(config.dropout, { seed: rng.nextUint32() }))
       : undefined;
     const att = config.attention === "dense" ? undefined : config.attention;
+    let choices: ReturnType<typeof allocateTransformer>["blocks"] | undefined;
+    if (config.budget !== undefined) {
+      if (config.linear !== undefined || config.projections !== undefined || config.attention !== undefined) {
+        throw new RangeError(
+          `${op}: budget chooses every layer; leave linear, projections and attention out`,
+        );
+      }
+      const plan = allocateTransformer({
+        depth,
+        dim,
+        hidden: config.mlpHidden ?? 4 * dim,
+        seqLen: context,
+        budget: config.budget,
+        block: config.budgetBlock ?? 32,
+      });
+      this.#allocation = plan.allocation;
+      choices = plan.blocks;
+    }
     this.blocks = [];
     for (let i = 0; i < depth; i++) {
+      const c = choices?.[i], scores = c?.scores;
       this.blocks.push(this.child(
         `h${i}`,
         new TransformerBlock(dim, {
           heads: config.heads,
           causal: true,
           linear: config.linear,
-          projections: config.projections,
-          scoreMask: att,
+          projections: c ? c.projections : config.projections,
+          mlpLinear: c?.mlp,
+          scoreMask: c ? (scores ? () => scores : undefined) : att,
           context,
           mlpHidden: config.mlpHidden,
           dropout: config.dropout,
@@ -172,6 +203,33 @@ export class GPT extends Module {
       }
     }
     for (const [, p] of this.namedParameters()) p.noWeightDecay = p.rank < 2;
+  }
+
+  /**
+   * With a `budget`: the allocation table (what each layer got, its kept entries and cost per token) and the
+   * built model's real parameter count and FLOPs per token against the dense model's.
+   */
+  budgetReport(): string {
+    const a = this.#allocation;
+    if (!a) return "GPT: built without a budget (every layer as configured)";
+    const { vocabSize, context, dim, depth, heads, mlpHidden } = this.config;
+    const dense = new GPT({
+      vocabSize,
+      context,
+      dim,
+      depth,
+      heads,
+      mlpHidden,
+      seed: 0,
+      backend: this.config.backend,
+    });
+    const lines = [
+      a.toString(),
+      `built: ${this.parameterCount()} parameters (dense ${dense.parameterCount()}), ` +
+      `${this.flopsPerToken().toFixed(0)} FLOPs/token (dense ${dense.flopsPerToken().toFixed(0)})`,
+    ];
+    dense.dispose();
+    return lines.join("\n");
   }
 
   /** Token ids as a (B, L) tensor on the model's backend. */

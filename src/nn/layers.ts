@@ -205,6 +205,10 @@ export interface MLPOptions extends LayerOptions {
   outFeatures?: number;
   /** Linear layers: "dense" (default) or Pixelfly options. */
   linear?: LinearKind;
+  /** The first layer's kind, overriding `linear` (a budget allocation gives each layer its own). */
+  fc1Linear?: LinearKind;
+  /** The second layer's kind, overriding `linear`. */
+  fc2Linear?: LinearKind;
   /** Activation between the two layers: "gelu" (default: exact erf GELU, as PyTorch), "gelu-tanh" or "relu". */
   activation?: "gelu" | "gelu-tanh" | "relu";
   /** Dropout after the activation (0). */
@@ -241,7 +245,7 @@ export class MLP extends Module {
     const sub = { backend: opts.backend };
     this.fc1 = this.child(
       "fc1",
-      makeLinear(inFeatures, hidden, opts.linear, { ...sub, seed: rng.nextUint32() }),
+      makeLinear(inFeatures, hidden, opts.fc1Linear ?? opts.linear, { ...sub, seed: rng.nextUint32() }),
     );
     this.#act = opts.activation === "relu"
       ? new ReLU()
@@ -249,7 +253,10 @@ export class MLP extends Module {
     this.#drop = opts.dropout
       ? this.child("drop", new Dropout(opts.dropout, { seed: rng.nextUint32() }))
       : undefined;
-    this.fc2 = this.child("fc2", makeLinear(hidden, out, opts.linear, { ...sub, seed: rng.nextUint32() }));
+    this.fc2 = this.child(
+      "fc2",
+      makeLinear(hidden, out, opts.fc2Linear ?? opts.linear, { ...sub, seed: rng.nextUint32() }),
+    );
   }
 
   /** Apply the layer to `x`. */

@@ -11,6 +11,8 @@ import { keep, Tensor } from "../tensor.ts";
 import { type ProjectionKinds, type ScoreMaskOptions, TransformerBlock } from "./attention.ts";
 import { Dropout, LayerNorm, type LinearKind, makeLinear } from "./layers.ts";
 import { checkPositiveInt, fromArray, type LayerOptions, Module, rngFor } from "./module.ts";
+import { allocateTransformer } from "./_budget.ts";
+import type { Allocation } from "../masks/budget.ts";
 
 /** Configuration of {@link ViT}. */
 export interface ViTConfig extends LayerOptions {
@@ -38,6 +40,14 @@ export interface ViTConfig extends LayerOptions {
   pool?: "cls" | "mean";
   /** Dropout on the embeddings and each residual branch (0). */
   dropout?: number;
+  /**
+   * A fraction of the dense blocks' compute, shared among every projection and MLP layer by
+   * `allocateBudget` (the paper's Figure 1; attention scores stay dense: a few tokens make one tile);
+   * then `linear` and `projections` must be left out. See {@link ViT.budgetReport}.
+   */
+  budget?: number;
+  /** Tile edge of a budget allocation (32). */
+  budgetBlock?: number;
 }
 
 /**
@@ -119,6 +129,18 @@ export class ViT extends Module {
   readonly head: Module;
   readonly #drop: Dropout | undefined;
   readonly #pool: Tensor;
+  #allocation: Allocation | undefined;
+
+  /** With a `budget`: the allocation table and the built model's parameter count against the dense model's. */
+  budgetReport(): string {
+    const a = this.#allocation;
+    if (!a) return "ViT: built without a budget (every layer as configured)";
+    const { budget: _b, budgetBlock: _bb, ...rest } = this.config;
+    const dense = new ViT({ ...rest, seed: 0 });
+    const line = `built: ${this.parameterCount()} parameters (dense ${dense.parameterCount()})`;
+    dense.dispose();
+    return `${a.toString()}\n${line}`;
+  }
 
   /** Build the model; see {@link ViTConfig}. */
   constructor(config: ViTConfig) {
@@ -144,6 +166,21 @@ export class ViT extends Module {
       ? this.child("drop", new Dropout(config.dropout, { seed: rng.nextUint32() }))
       : undefined;
     const att = config.attention === "dense" ? undefined : config.attention;
+    let choices: ReturnType<typeof allocateTransformer>["blocks"] | undefined;
+    if (config.budget !== undefined) {
+      if (config.linear !== undefined || config.projections !== undefined) {
+        throw new RangeError(`${op}: budget chooses every layer; leave linear and projections out`);
+      }
+      const plan = allocateTransformer({
+        depth,
+        dim,
+        hidden: config.mlpHidden ?? 4 * dim,
+        budget: config.budget,
+        block: config.budgetBlock ?? 32,
+      });
+      this.#allocation = plan.allocation;
+      choices = plan.blocks;
+    }
     this.blocks = [];
     for (let i = 0; i < depth; i++) {
       this.blocks.push(this.child(
@@ -151,7 +188,8 @@ export class ViT extends Module {
         new TransformerBlock(dim, {
           heads: config.heads,
           linear: config.linear,
-          projections: config.projections,
+          projections: choices ? choices[i].projections : config.projections,
+          mlpLinear: choices?.[i].mlp,
           scoreMask: att,
           mlpHidden: config.mlpHidden,
           dropout: config.dropout,
