@@ -112,6 +112,8 @@ class Storage {
  */
 class Hold {
   done = false;
+  /** Freed by the garbage collector and counted in `finalized` (the hold stays in `tracked`). */
+  countedByGc = false;
   releasedBy: string | undefined;
   constructor(readonly storage: Storage, readonly id: number) {}
   release(reason?: string): void {
@@ -126,10 +128,15 @@ class Hold {
 
 const finalizer = new FinalizationRegistry<Hold>((hold) => {
   if (hold.done) return;
+  const storage = hold.storage;
+  if (storage.refs === 1 && storage.buffer !== undefined) {
+    usageOf(storage.backend).finalized++;
+    // a step scope that later reaches this hold un-counts it: it would have freed the buffer then anyway
+    hold.countedByGc = true;
+  }
+  hold.done = true;
   try {
-    const storage = hold.storage;
-    if (storage.refs === 1 && storage.buffer !== undefined) usageOf(storage.backend).finalized++;
-    hold.release();
+    storage.release();
   } catch {
     // a backend disposed before its tensors were collected: nothing to free
   }
@@ -335,6 +342,12 @@ export function releaseCreatedBetween(from: number, to: number, reason: string):
   for (const [id, hold] of tracked) {
     if (id >= to) break;
     if (id < from) continue;
+    if (hold.done) {
+      // collected before its step came: count it as released now
+      tracked.delete(id);
+      if (hold.countedByGc) usageOf(hold.storage.backend).finalized--;
+      continue;
+    }
     hold.release(reason); // removes it from tracked
     n++;
   }
@@ -350,9 +363,10 @@ export interface MemoryInfo {
   /** Bytes of those buffers. */
   bytes: number;
   /**
-   * Buffers the garbage collector has freed so far (tensors dropped without
-   * `dispose`, a step scope or `tidy`). `buffers + finalized` does not depend on
-   * when collections run: a leak check that must not rely on them uses it.
+   * Buffers the garbage collector freed that nothing else would have freed
+   * by now (a collected tensor that a step scope later reaches stops counting).
+   * `buffers + finalized` is what would be live had no collection run: a leak
+   * check that must not depend on the collector uses it.
    */
   finalized: number;
 }
