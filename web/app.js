@@ -49,21 +49,27 @@ function lineChart({ series, xLabel, yLabel, width = 520, height = 300, markers 
   const pad = (y1 - y0) * 0.06;
   y0 -= pad;
   y1 += pad;
-  const L = 52, R = 12, T = 12, B = 38, w = width - L - R, h = height - T - B;
+  const L = 52, R = 12, T = 26, B = 38, w = width - L - R, h = height - T - B;
   const sx = (x) => L + ((x - x0) / (x1 - x0)) * w, sy = (y) => T + h - ((y - y0) / (y1 - y0)) * h;
-  const nice = (
-    v,
-  ) => (Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(2) : v.toPrecision(2));
+  // enough decimals that the five y ticks differ
+  const digits = Math.min(6, Math.max(2, Math.ceil(-Math.log10((y1 - y0) / 4)) + 1));
+  const nice = (v) => Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(digits);
   const out = [
     `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" font-size="11" font-family="sans-serif">`,
     `<rect x="${L}" y="${T}" width="${w}" height="${h}" fill="#fff" stroke="#999"/>`,
   ];
+  const xTicks = new Set();
   for (let k = 0; k <= 4; k++) {
-    const yv = y0 + ((y1 - y0) * k) / 4, xv = x0 + ((x1 - x0) * k) / 4;
+    const yv = y0 + ((y1 - y0) * k) / 4;
+    let xv = x0 + ((x1 - x0) * k) / 4;
     out.push(`<line x1="${L}" x2="${L + w}" y1="${sy(yv)}" y2="${sy(yv)}" stroke="#eee"/>`);
     out.push(`<text x="${L - 4}" y="${sy(yv) + 4}" text-anchor="end">${nice(yv)}</text>`);
-    const xt = integerX ? Math.round(xv).toString() : nice(xv);
-    out.push(`<text x="${sx(xv)}" y="${T + h + 14}" text-anchor="middle">${xt}</text>`);
+    if (integerX) xv = Math.round(xv);
+    if (xTicks.has(xv)) continue; // integer steps: no repeated tick
+    xTicks.add(xv);
+    out.push(
+      `<text x="${sx(xv)}" y="${T + h + 14}" text-anchor="middle">${integerX ? xv : xv.toFixed(2)}</text>`,
+    );
   }
   out.push(`<text x="${L + w / 2}" y="${height - 6}" text-anchor="middle">${esc(xLabel)}</text>`);
   out.push(
@@ -85,8 +91,9 @@ function lineChart({ series, xLabel, yLabel, width = 520, height = 300, markers 
         out.push(`<circle cx="${sx(x)}" cy="${sy(y)}" r="3.5" fill="${s.color}"/>`);
       }
     }
-    out.push(`<rect x="${L + w - 130}" y="${T + 8 + i * 15}" width="10" height="10" fill="${s.color}"/>`);
-    out.push(`<text x="${L + w - 116}" y="${T + 17 + i * 15}">${esc(s.name)}</text>`);
+    // the legend sits above the plot, where no point can hide under it
+    out.push(`<rect x="${L + i * 150}" y="6" width="10" height="10" fill="${s.color}"/>`);
+    out.push(`<text x="${L + 14 + i * 150}" y="15">${esc(s.name)}</text>`);
   });
   out.push("</svg>");
   return out.join("");

@@ -28,7 +28,7 @@ export class LayerNorm extends Module {
   readonly eps: number;
   /** The weight parameter. */
   readonly weight: Tensor;
-  /** The bias parameter (absent when built without one). */
+  /** The bias (shift) parameter, initialised to zeros. */
   readonly bias: Tensor;
 
   /** Build the layer; see the class documentation for the options. */
