@@ -137,7 +137,7 @@ export function randomTilesMask(
  * ```ts
  * import { bigBirdMask } from "@pixelfly/pixelfly";
  * const m = bigBirdMask({ length: 512, block: 32, window: 3, global: 1, random: 1, seed: 0 });
- * console.log(m.rows, m.density < 0.4); // 16 true
+ * console.log(m.rows, m.density.toFixed(3)); // 16 0.430
  * ```
  */
 export function bigBirdMask(
@@ -206,7 +206,7 @@ export interface AttentionMaskOptions {
  * ```ts
  * import { attentionMask } from "@pixelfly/pixelfly";
  * const m = attentionMask(2048, { block: 64, nFactors: 2, local: 1, global: 1 });
- * console.log(m.rows, m.density.toFixed(3)); // 32 0.146
+ * console.log(m.rows, m.density.toFixed(3)); // 32 0.150
  * ```
  */
 export function attentionMask(length: number, opts: AttentionMaskOptions): BlockMask {
