@@ -8,11 +8,13 @@ import {
   BlockSparseLinear,
   Embedding,
   flatBlockButterfly,
+  GPT,
   LayerNorm,
   Linear,
   Module,
   PixelflyLinear,
   type Tensor,
+  ViT,
   zeros,
 } from "../mod.ts";
 import { JsBackend } from "../src/backends/js.ts";
@@ -75,6 +77,40 @@ Deno.test("weight decay as in fly: weights, sparse weights and low-rank factors 
     assertClose(await p.data(), want, { atol: 1e-7, rtol: 1e-6 });
   }
   opt.dispose();
+});
+
+Deno.test("weight decay as in fly on GPT and ViT: every matrix decays; biases, norms, token and position embeddings do not", () => {
+  const backend = new JsBackend();
+  const pixelfly = { kind: "pixelfly" as const, block: 8, butterflySize: 4, nFactors: 1, rank: 2 };
+  const gpt = new GPT({
+    vocabSize: 11,
+    context: 16,
+    dim: 32,
+    depth: 1,
+    heads: 2,
+    linear: pixelfly,
+    seed: 1,
+    backend,
+  });
+  const vit = new ViT({
+    patches: 4,
+    patchDim: 16,
+    dim: 32,
+    depth: 1,
+    heads: 2,
+    classes: 3,
+    linear: pixelfly,
+    seed: 1,
+    backend,
+  });
+  const embeddings = new Set(["wte.weight", "wpe.weight", "pos"]);
+  for (const m of [gpt, vit]) {
+    for (const [n, p] of m.namedParameters()) {
+      const exempt = p.rank < 2 || embeddings.has(n);
+      assertEquals(p.noWeightDecay, exempt, `${m.constructor.name} ${n} [${p.shape}]: noWeightDecay`);
+    }
+    assertOk(m.namedParameters().some(([n]) => embeddings.has(n)), `${m.constructor.name} has an embedding`);
+  }
 });
 
 Deno.test("sparse init: each block row's variance is the dense one scaled by blockCols/kept, global rows included", async () => {

@@ -202,7 +202,6 @@ export class GPT extends Module {
         else scaleAll(m, resid); // Pixelfly: its own initialisation, scaled like GPT-2's residual projections
       }
     }
-    for (const [, p] of this.namedParameters()) p.noWeightDecay = p.rank < 2;
   }
 
   /**

@@ -10,7 +10,7 @@ import type { SequenceMaskFactory } from "../masks/sequence.ts";
 import { keep, Tensor } from "../tensor.ts";
 import { type ProjectionKinds, type ScoreMaskOptions, TransformerBlock } from "./attention.ts";
 import { Dropout, LayerNorm, type LinearKind, makeLinear } from "./layers.ts";
-import { checkPositiveInt, fromArray, type LayerOptions, Module, rngFor } from "./module.ts";
+import { checkPositiveInt, fromArray, type LayerOptions, Module, noDecay, rngFor } from "./module.ts";
 import { allocateTransformer } from "./_budget.ts";
 import type { Allocation } from "../masks/budget.ts";
 
@@ -161,7 +161,7 @@ export class ViT extends Module {
     this.embed = this.child("embed", makeLinear(patchDim, dim, "dense", { backend, seed: rng.nextUint32() }));
     const pd = new Float32Array(T * dim);
     for (let i = 0; i < pd.length; i++) pd[i] = rng.normal(0, 0.02);
-    this.pos = this.param("pos", fromArray(pd, [T, dim], backend));
+    this.pos = noDecay(this.param("pos", fromArray(pd, [T, dim], backend))); // positions do not decay (fly)
     this.#drop = config.dropout
       ? this.child("drop", new Dropout(config.dropout, { seed: rng.nextUint32() }))
       : undefined;
