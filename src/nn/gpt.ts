@@ -92,8 +92,8 @@ function checkIds(op: string, ids: unknown, vocab: number): { flat: Float32Array
  * causal transformer blocks, final LayerNorm, and an LM head tied to the
  * token embedding. GPT-2 initialisation (std 0.02, residual projections
  * scaled by 1/sqrt(2·depth) on dense layers; Pixelfly layers keep their own
- * initialisation, residual ones scaled the same way); weight decay on
- * matrices only.
+ * initialisation, residual ones scaled the same way); weight decay as in fly
+ * (weight matrices decay; biases, norms and embeddings do not).
  *
  * @example
  * ```ts
