@@ -13,11 +13,15 @@ import * as pf from "../mod.ts";
 import { JsBackend } from "../src/backends/js.ts";
 import type { Backend, BlockLayout } from "../src/backends/types.ts";
 import { createWasmBackend } from "../src/backends/wasm.ts";
+import { createWebGpuBackend } from "../src/backends/webgpu.ts";
+import { hasWebGpuAdapter, ignoreWebGpu } from "./_backends.ts";
 import { assertEquals, assertOk } from "./_assert.ts";
 import { type Entry, MAKERS, OPS } from "./_op_table.ts";
 
 const SEED = 20261129;
 const RUNS = 60;
+/** Fewer runs on WebGPU: each read-back costs ~11 ms on a software adapter. */
+const GPU_RUNS = 20;
 
 /** Values that are wrong for any argument slot. */
 function badValue(be: Backend): fc.Arbitrary<unknown> {
@@ -107,7 +111,7 @@ function checkOutcome(e: Entry, bad: unknown, fn: () => unknown, numberSlot = tr
   }
 }
 
-async function fuzzOn(be: Backend, t: Deno.TestContext): Promise<void> {
+async function fuzzOn(be: Backend, t: Deno.TestContext, runs = RUNS): Promise<void> {
   const sentinel = pf.keep(pf.tensor([1, -2, 3, -4, 5, -6], [6], { backend: be }));
   for (const e of [...OPS, ...MAKERS]) {
     await t.step(`${e.name}`, async () => {
@@ -120,7 +124,7 @@ async function fuzzOn(be: Backend, t: Deno.TestContext): Promise<void> {
           args[k] = bad;
           checkOutcome(e, bad, () => e.call(args), wasNumber);
         }),
-        { seed: SEED, numRuns: RUNS },
+        { seed: SEED, numRuns: runs },
       );
       // sizes: fractional, negative, zero, huge; numbers: NaN and infinities
       for (const k of e.sizes ?? []) {
@@ -183,7 +187,7 @@ async function fuzzOn(be: Backend, t: Deno.TestContext): Promise<void> {
           }
         },
       ),
-      { seed: SEED, numRuns: 60 },
+      { seed: SEED, numRuns: runs },
     );
     await sane(be, sentinel);
   });
@@ -204,12 +208,13 @@ async function fuzzOn(be: Backend, t: Deno.TestContext): Promise<void> {
           assertOk((err as Error).message.startsWith(forward ? "dds:" : "sdd:"), String(err));
         }
       }),
-      { seed: SEED, numRuns: 80 },
+      { seed: SEED, numRuns: Math.round(runs * 4 / 3) },
     );
     x.dispose();
     w.dispose();
     await sane(be, sentinel);
   });
+  await fuzzTransformers(be, t, sentinel, runs);
   sentinel.dispose();
 }
 
@@ -225,3 +230,427 @@ Deno.test("fuzz: bad arguments on wasm are TypeErrors or RangeErrors naming the 
     be.dispose();
   }
 });
+
+Deno.test({
+  name: "fuzz: bad arguments on webgpu are TypeErrors or RangeErrors naming the op; nothing is corrupted",
+  ignore: ignoreWebGpu,
+  fn: async (t) => {
+    if (!hasWebGpuAdapter) {
+      throw new Error("PIXELFLY_REQUIRE_GPU=1 but this machine offers no WebGPU adapter");
+    }
+    const be = await createWebGpuBackend();
+    try {
+      await fuzzOn(be, t, GPU_RUNS);
+    } finally {
+      be.dispose();
+    }
+  },
+});
+
+/** Throws unless `err` is a TypeError/RangeError whose message starts with `name:` (one of `names`). */
+function assertNamed(err: unknown, names: string[], what: string): string {
+  assertOk(
+    err instanceof TypeError || err instanceof RangeError,
+    `${what}: ${(err as Error)?.constructor?.name}: ${err}`,
+  );
+  const msg = (err as Error).message;
+  assertOk(names.some((n) => msg.startsWith(`${n}:`)), `${what}: message does not name ${names}: ${msg}`);
+  return msg;
+}
+
+/** Host float64 reference of (masked, causal) attention for (N, L, dh), (N, S, dh), (N, S, dv). */
+function attentionRef(
+  q: number[],
+  k: number[],
+  v: number[],
+  [N, L, S, dh, dv]: number[],
+  scale: number,
+  keep: (i: number, j: number) => boolean,
+): number[] {
+  const out = new Array(N * L * dv).fill(0);
+  for (let n = 0; n < N; n++) {
+    for (let i = 0; i < L; i++) {
+      const s: number[] = [], js: number[] = [];
+      for (let j = 0; j < S; j++) {
+        if (!keep(i, j)) continue;
+        let d = 0;
+        for (let c = 0; c < dh; c++) d += q[(n * L + i) * dh + c] * k[(n * S + j) * dh + c];
+        s.push(d * scale);
+        js.push(j);
+      }
+      if (s.length === 0) continue;
+      const m = Math.max(...s), e = s.map((x) => Math.exp(x - m)), z = e.reduce((a, b) => a + b, 0);
+      for (let t = 0; t < js.length; t++) {
+        for (let c = 0; c < dv; c++) out[(n * L + i) * dv + c] += (e[t] / z) * v[(n * S + js[t]) * dv + c];
+      }
+    }
+  }
+  return out;
+}
+
+const oddValues = [undefined, null, "1", true, {}, [], NaN, Infinity, -Infinity, -1, 0, 0.5, -2.5, 2 ** 40];
+
+async function fuzzTransformers(be: Backend, t: Deno.TestContext, sentinel: pf.Tensor, runs: number) {
+  await t.step("scaledDotProductAttention: bad shapes, masks, layouts, scales and causal", async () => {
+    const op = "scaledDotProductAttention";
+    let computed = 0;
+    const dimA = fc.integer({ min: 0, max: 3 }), lenA = fc.integer({ min: 0, max: 9 });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          N: fc.integer({ min: 1, max: 2 }),
+          L: fc.integer({ min: 1, max: 9 }),
+          S: fc.integer({ min: 1, max: 9 }),
+          dh: fc.integer({ min: 1, max: 3 }),
+          dv: fc.integer({ min: 1, max: 3 }),
+          // which of q, k, v gets a wrong shape (3: none), and its shape
+          wrong: fc.integer({ min: 0, max: 7 }),
+          wrongShape: fc.array(fc.oneof(dimA, lenA), { minLength: 1, maxLength: 4 }),
+          maskKind: fc.constantFrom(
+            "none",
+            "fit",
+            "fit",
+            "fit",
+            "tiles",
+            "object",
+            "layout",
+            "null",
+            "string",
+          ),
+          block: fc.constantFrom(1, 2, 4, 8),
+          extra: fc.integer({ min: -1, max: 1 }),
+          keepBits: fc.nat(),
+          causal: fc.constantFrom(undefined, true, false, true, false, 1, "yes", null),
+          scale: fc.constantFrom(
+            undefined,
+            undefined,
+            undefined,
+            0.7,
+            -1.3,
+            0,
+            NaN,
+            Infinity,
+            -Infinity,
+            "1",
+            null,
+          ),
+        }),
+        async (c) => {
+          const { N, L, S, dh, dv, block: b } = c;
+          const shapes = [[N, L, dh], [N, S, dh], [N, S, dv]];
+          if (c.wrong < 3) shapes[c.wrong] = c.wrongShape;
+          const vals = shapes.map((s, x) =>
+            Array.from({ length: s.reduce((a, y) => a * y, 1) }, (_, i) => Math.sin(i * 1.3 + x))
+          );
+          const [qv, kv, vv] = vals;
+          const rows = Math.ceil(L / b), cols = Math.ceil(S / b);
+          const keepTile = (i: number, j: number) => ((c.keepBits >>> ((i * 7 + j * 3) % 31)) & 1) === 1;
+          let mask: unknown;
+          if (c.maskKind === "fit") mask = pf.BlockMask.fromFunction(rows, cols, b, keepTile);
+          else if (c.maskKind === "tiles") {
+            mask = pf.BlockMask.fromFunction(
+              Math.max(1, rows + c.extra),
+              Math.max(1, cols - c.extra),
+              b,
+              keepTile,
+            );
+          } else if (c.maskKind === "object") mask = { rows, cols, block: b, nnz: 1, has: () => true };
+          else if (c.maskKind === "layout") mask = pf.BlockMask.fromFunction(rows, cols, b, keepTile).toBSR();
+          else if (c.maskKind === "null") mask = null;
+          else if (c.maskKind === "string") mask = "local";
+          const opts: Record<string, unknown> = {};
+          if (mask !== undefined) opts.mask = mask;
+          if (c.causal !== undefined) opts.causal = c.causal;
+          if (c.scale !== undefined) opts.scale = c.scale;
+          const shapeOk = shapes.every((s) => s.length === 3 && s.every((y) => y > 0)) &&
+            shapes[1][0] === shapes[0][0] && shapes[2][0] === shapes[0][0] && shapes[1][2] === shapes[0][2] &&
+            shapes[2][1] === shapes[1][1];
+          const maskOk = mask === undefined ||
+            (mask instanceof pf.BlockMask && shapeOk &&
+              mask.rows === Math.ceil(shapes[0][1] / mask.block) &&
+              mask.cols === Math.ceil(shapes[1][1] / mask.block));
+          const ok = shapeOk && maskOk && (c.causal === undefined || typeof c.causal === "boolean") &&
+            (c.scale === undefined || (typeof c.scale === "number" && Number.isFinite(c.scale)));
+          const [q, k, v] = shapes.map((s, x) => pf.tensor(vals[x], s, { backend: be }));
+          let out: pf.Tensor | undefined;
+          try {
+            out = pf.tidy(() => pf.scaledDotProductAttention(q, k, v, opts as pf.AttentionOptions));
+          } catch (err) {
+            const msg = assertNamed(err, [op], `${op} ${JSON.stringify(c)}`);
+            assertOk(!ok, `${op} refused valid arguments ${JSON.stringify(c)}: ${msg}`);
+            if (
+              typeof c.scale === "number" && !Number.isFinite(c.scale) && shapeOk &&
+              (c.causal === undefined || typeof c.causal === "boolean")
+            ) {
+              assertOk(msg.includes(String(c.scale)), `${op}: message does not show the scale: ${msg}`);
+            }
+          }
+          try {
+            if (out) {
+              computed++;
+              assertOk(ok, `${op} accepted bad arguments ${JSON.stringify(c)}`);
+              const scale = (c.scale as number | undefined) ?? 1 / Math.sqrt(dh);
+              const m = mask as pf.BlockMask | undefined;
+              const want = attentionRef(
+                qv,
+                kv,
+                vv,
+                [N, L, S, dh, dv],
+                scale,
+                (i, j) =>
+                  (c.causal !== true || j <= i) &&
+                  (m === undefined || m.has(Math.floor(i / b), Math.floor(j / b))),
+              );
+              const got = Array.from(await out.data());
+              assertEquals(out.shape, [N, L, dv]);
+              for (let i = 0; i < want.length; i++) {
+                assertOk(
+                  Math.abs(got[i] - want[i]) <= 1e-4 + 1e-4 * Math.abs(want[i]),
+                  `${op} ${JSON.stringify(c)} [${i}]: ${got[i]} vs ${want[i]}`,
+                );
+              }
+            }
+          } finally {
+            out?.dispose();
+            for (const x of [q, k, v]) x.dispose();
+          }
+        },
+      ),
+      { seed: SEED, numRuns: runs * 4 },
+    );
+    assertOk(computed >= runs / 10, `${op}: only ${computed} of ${runs * 4} cases were valid and computed`);
+    await sane(be, sentinel);
+  });
+
+  type Ctor = {
+    name: string;
+    base: Record<string, unknown>;
+    strict: string[];
+    build: (c: unknown) => pf.Module;
+    run: (m: pf.Module, c: Record<string, unknown>) => pf.Tensor;
+  };
+  const ctors: Ctor[] = [
+    {
+      name: "MultiHeadAttention",
+      base: { dim: 8, heads: 2, causal: true, seed: 1 },
+      strict: ["dim", "heads", "causal", "context", "projections"],
+      build: (c) => {
+        const { dim, ...o } = c as Record<string, unknown>;
+        return new pf.MultiHeadAttention(dim as number, o as unknown as pf.MultiHeadAttentionOptions);
+      },
+      run: (m, c) =>
+        (m as pf.MultiHeadAttention).forward(pf.randn([1, 3, c.dim as number], { seed: 2, backend: be })),
+    },
+    {
+      name: "TransformerBlock",
+      base: { dim: 8, heads: 2, mlpHidden: 12, seed: 1 },
+      strict: ["dim", "heads", "causal", "mlpHidden", "dropout", "mlpLinear", "projections"],
+      build: (c) => {
+        const { dim, ...o } = c as Record<string, unknown>;
+        return new pf.TransformerBlock(dim as number, o as unknown as pf.TransformerBlockOptions);
+      },
+      run: (m, c) =>
+        (m as pf.TransformerBlock).forward(pf.randn([1, 3, c.dim as number], { seed: 2, backend: be })),
+    },
+    {
+      name: "GPT",
+      base: { vocabSize: 16, context: 8, dim: 8, depth: 1, heads: 2, seed: 1 },
+      strict: ["vocabSize", "context", "dim", "depth", "heads", "mlpHidden", "dropout", "projections"],
+      build: (c) => new pf.GPT(c as unknown as pf.GPTConfig),
+      run: (m, c) => (m as pf.GPT).forward([[0, 1 % (c.vocabSize as number)].slice(0, c.context as number)]),
+    },
+    {
+      name: "ViT",
+      base: { patches: 4, patchDim: 4, dim: 8, depth: 1, heads: 2, classes: 3, seed: 1 },
+      strict: [
+        "patches",
+        "patchDim",
+        "dim",
+        "depth",
+        "heads",
+        "classes",
+        "mlpHidden",
+        "dropout",
+        "pool",
+        "projections",
+      ],
+      build: (c) => new pf.ViT(c as unknown as pf.ViTConfig),
+      run: (m, c) =>
+        (m as pf.ViT).forward(
+          pf.randn([1, c.patches as number, c.patchDim as number], { seed: 2, backend: be }),
+        ),
+    },
+  ];
+  for (const e of ctors) {
+    await t.step(`${e.name}: bad dims, heads, sizes and types`, async () => {
+      const fields = [...new Set([...Object.keys(e.base), ...e.strict, "attention", "linear", "budget"])]
+        .filter((f) => f !== "seed" || e.name !== "MultiHeadAttention");
+      await fc.assert(
+        fc.asyncProperty(
+          fc.constantFrom(...fields),
+          fc.oneof(
+            fc.constantFrom(...oddValues),
+            fc.integer({ min: -3, max: 40 }),
+            fc.double({ min: -10, max: 10, noNaN: true }),
+          ),
+          fc.boolean(),
+          async (field, bad, whole) => {
+            const cfg: Record<string, unknown> = { ...e.base, [field]: bad, backend: be };
+            let m: pf.Module | undefined;
+            try {
+              m = e.build(whole && field === "seed" ? bad : cfg);
+            } catch (err) {
+              const strict = e.strict.includes(field) || (whole && field === "seed");
+              const msg = assertNamed(
+                err,
+                strict ? [e.name] : [
+                  e.name,
+                  "MultiHeadAttention",
+                  "makeLinear",
+                  "Linear",
+                  "PixelflyLinear",
+                  "allocateBudget",
+                  "Rng",
+                  "attentionMask",
+                ],
+                `${e.name} ${field}=${String(bad)}`,
+              );
+              if (strict && typeof bad === "number" && !(whole && field === "seed")) {
+                assertOk(
+                  msg.includes(String(bad)),
+                  `${e.name}: message does not show ${field} ${bad}: ${msg}`,
+                );
+              }
+              return;
+            }
+            try {
+              const y = pf.tidy(() => e.run(m!, cfg));
+              const d = await y.data();
+              y.dispose();
+              assertOk(d.every(Number.isFinite), `${e.name} ${field}=${String(bad)}: non-finite output`);
+            } catch (err) {
+              // a built layer may still refuse a later call, but only by name
+              assertNamed(err, [
+                e.name,
+                `${e.name}.forward`,
+                "MultiHeadAttention",
+                "attentionMask",
+                "GPT.forward",
+                "ViT",
+              ], `${e.name} ${field}=${String(bad)} (forward)`);
+            } finally {
+              m.dispose();
+            }
+          },
+        ),
+        { seed: SEED, numRuns: runs },
+      );
+      await sane(be, sentinel);
+    });
+  }
+
+  await t.step(
+    "GPT.forward and generate: out-of-range ids, bad maxNewTokens, temperature, topK, seed",
+    async () => {
+      const gpt = new pf.GPT({ vocabSize: 16, context: 8, dim: 8, depth: 1, heads: 2, seed: 3, backend: be });
+      try {
+        const idA = fc.oneof(
+          { arbitrary: fc.integer({ min: 0, max: 15 }), weight: 12 },
+          { arbitrary: fc.integer({ min: -4, max: 20 }), weight: 1 },
+          { arbitrary: fc.constantFrom(0.5, NaN, Infinity, "3"), weight: 1 },
+        );
+        let computed = 0, generated = 0;
+        await fc.assert(
+          fc.asyncProperty(
+            fc.array(fc.array(idA, { minLength: 0, maxLength: 10 }), { minLength: 1, maxLength: 2 }),
+            fc.constantFrom("forward", "forwardTensor", "generate"),
+            fc.constantFrom(undefined, 0, 1, 3, -1, 1.5, NaN, "2"),
+            fc.constantFrom(undefined, 0, 0.7, -1, NaN, Infinity, "1"),
+            fc.constantFrom(undefined, 1, 3, 100, 0, 1.5, -2, NaN),
+            fc.constantFrom(undefined, 5, NaN, "x"),
+            async (ids, how, maxNewTokens, temperature, topK, seed) => {
+              const L = ids[0].length;
+              const idsOk = L > 0 && ids.every((r) => r.length === L) &&
+                ids.every((r) =>
+                  r.every((x) => Number.isInteger(x) && (x as number) >= 0 && (x as number) < 16)
+                );
+              const what = `${how} ${JSON.stringify(ids)} ${maxNewTokens} ${temperature} ${topK} ${seed}`;
+              if (how === "generate") {
+                const optsOk = Number.isInteger(maxNewTokens) && (maxNewTokens as number) >= 0 &&
+                  (temperature === undefined ||
+                    (typeof temperature === "number" && temperature >= 0 && Number.isFinite(temperature))) &&
+                  (topK === undefined || (Number.isInteger(topK) && topK >= 1)) &&
+                  (seed === undefined || (typeof seed === "number" && Number.isFinite(seed)));
+                const opts = { maxNewTokens, temperature, topK, seed } as unknown as pf.GenerateOptions;
+                let out: number[][];
+                try {
+                  out = await gpt.generate(ids as number[][], opts);
+                } catch (err) {
+                  assertNamed(err, ["GPT.generate"], what);
+                  assertOk(!(idsOk && optsOk), `refused valid ${what}: ${err}`);
+                  return;
+                }
+                assertOk(idsOk && optsOk, `accepted ${what}`);
+                generated++;
+                assertEquals(out.map((r) => r.length), ids.map(() => L + (maxNewTokens as number)));
+                assertOk(
+                  out.every((r) => r.every((x) => Number.isInteger(x) && x >= 0 && x < 16)),
+                  `${what}: ${out}`,
+                );
+                return;
+              }
+              const okLen = idsOk && L <= 8;
+              let arg: unknown = ids;
+              if (how === "forwardTensor") {
+                if (
+                  !(L > 0 && ids.every((r) => r.length === L) &&
+                    ids.every((r) => r.every((x) => typeof x === "number")))
+                ) return;
+                arg = pf.tensor(ids.flat() as number[], [ids.length, L], { backend: be });
+              }
+              let y: pf.Tensor | undefined;
+              try {
+                y = pf.tidy(() => gpt.forward(arg as number[][]));
+              } catch (err) {
+                const msg = assertNamed(
+                  err,
+                  how === "forwardTensor" ? ["GPT.forward", "gather"] : ["GPT.forward"],
+                  what,
+                );
+                assertOk(!okLen, `refused valid ${what}: ${msg}`);
+                const badId = ids.flat().find((x) =>
+                  !(Number.isInteger(x) && (x as number) >= 0 && (x as number) < 16)
+                );
+                if (
+                  L <= 8 && idsOk === false && ids.every((r) => r.length === L) && L > 0 &&
+                  typeof badId === "number"
+                ) {
+                  assertOk(
+                    msg.includes(String(badId)) ||
+                      ids.flat().some((x) => msg.includes(`is ${x},`) || msg.includes(`id ${x} `)),
+                    `${what}: ${msg}`,
+                  );
+                }
+                return;
+              } finally {
+                if (arg instanceof pf.Tensor) arg.dispose();
+              }
+              try {
+                assertOk(okLen, `accepted ${what}`);
+                computed++;
+                assertEquals(y.shape, [ids.length, L, 16]);
+                assertOk((await y.data()).every(Number.isFinite), what);
+              } finally {
+                y.dispose();
+              }
+            },
+          ),
+          { seed: SEED, numRuns: runs * 2 },
+        );
+      } finally {
+        gpt.dispose();
+      }
+      await sane(be, sentinel);
+    },
+  );
+}

@@ -261,6 +261,14 @@ export class WebGpuBackend implements Backend {
 
   #take(size: number): { gpu: GPUBuffer; cls: number; fresh: boolean } {
     const cls = sizeClass(Math.max(1, size) * 4);
+    // A buffer beyond the device's limits would fail on the GPU timeline and poison every later read:
+    // refuse it here (allocTensor turns the RangeError into one naming the op).
+    const max = Math.min(this.device.limits.maxBufferSize, this.device.limits.maxStorageBufferBindingSize);
+    if (!(cls <= max)) {
+      throw new RangeError(
+        `webgpu backend: ${size * 4} bytes exceed the device's largest buffer of ${max} bytes`,
+      );
+    }
     const list = this.#pool.get(cls);
     const pooled = list?.pop();
     if (pooled) {

@@ -15,6 +15,36 @@ import { add, affine, matmul, reshape, softmax, transpose } from "../ops.ts";
 import { Tensor } from "../tensor.ts";
 import { Dropout, LayerNorm, type LinearKind, makeLinear, MLP } from "./layers.ts";
 import { checkPositiveInt, fromArray, type LayerOptions, Module, rngFor } from "./module.ts";
+import { checkOptions } from "../validate.ts";
+
+/**
+ * @internal Checks the options a transformer layer (`op`) shares with its blocks: heads dividing dim,
+ * causal, projections, mlpLinear, mlpHidden and dropout, so a bad one is reported under `op`.
+ */
+export function _checkTransformerOptions(op: string, dim: number, opts: Record<string, unknown>): void {
+  const heads = checkPositiveInt(op, "heads", opts.heads);
+  if (dim % heads !== 0) {
+    throw new RangeError(`${op}: heads must divide dim; got dim ${dim} and heads ${heads}`);
+  }
+  if (opts.causal !== undefined && typeof opts.causal !== "boolean") {
+    throw new TypeError(`${op}: causal must be a boolean, got ${typeof opts.causal} ${String(opts.causal)}`);
+  }
+  const pr = opts.projections;
+  if (pr !== undefined && (pr === null || typeof pr !== "object" || Array.isArray(pr))) {
+    throw new TypeError(`${op}: projections must be an object of per-projection kinds, got ${String(pr)}`);
+  }
+  const ml = opts.mlpLinear;
+  if (ml !== undefined && (!Array.isArray(ml) || ml.length !== 2)) {
+    throw new TypeError(`${op}: mlpLinear must be a pair [fc1 kind, fc2 kind], got ${String(ml)}`);
+  }
+  if (opts.mlpHidden !== undefined) checkPositiveInt(op, "mlpHidden", opts.mlpHidden);
+  const p = opts.dropout;
+  if (p !== undefined && (typeof p !== "number" || !(p >= 0 && p < 1))) {
+    throw new RangeError(
+      `${op}: dropout must be a number in [0, 1), got ${typeof p === "string" ? `"${p}"` : p}`,
+    );
+  }
+}
 
 /**
  * The block-sparse score layout of {@link MultiHeadAttention}: the union of a
@@ -113,11 +143,14 @@ export class MultiHeadAttention extends Module {
   constructor(dim: number, opts: MultiHeadAttentionOptions) {
     super();
     const op = "MultiHeadAttention";
+    checkOptions(op, opts, true);
     this.dim = checkPositiveInt(op, "dim", dim);
-    this.heads = checkPositiveInt(op, "heads", opts?.heads);
-    if (dim % this.heads !== 0) {
-      throw new RangeError(`${op}: heads must divide dim; got dim ${dim} and heads ${this.heads}`);
-    }
+    _checkTransformerOptions(op, dim, {
+      heads: opts.heads,
+      causal: opts.causal,
+      projections: opts.projections,
+    });
+    this.heads = opts.heads;
     this.causal = opts.causal ?? false;
     const sm = opts.scoreMask;
     if (sm !== undefined && typeof sm !== "function" && (sm === null || typeof sm !== "object")) {
@@ -258,6 +291,10 @@ export class TransformerBlock extends Module {
   /** Build the layer; see the class documentation for the options. */
   constructor(dim: number, opts: TransformerBlockOptions) {
     super();
+    const op = "TransformerBlock";
+    checkOptions(op, opts, true);
+    checkPositiveInt(op, "dim", dim);
+    _checkTransformerOptions(op, dim, { ...opts });
     const rng = rngFor(opts);
     this.ln1 = this.child("ln1", new LayerNorm(dim, { backend: opts.backend }));
     this.attn = this.child("attn", new MultiHeadAttention(dim, { ...opts, seed: rng.nextUint32() }));

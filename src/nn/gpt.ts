@@ -12,7 +12,12 @@ import type { SequenceMaskFactory } from "../masks/sequence.ts";
 import { Rng } from "../random.ts";
 import { keep, Tensor, tensor, tidy } from "../tensor.ts";
 import { linearFlops } from "../train.ts";
-import { type ProjectionKinds, type ScoreMaskOptions, TransformerBlock } from "./attention.ts";
+import {
+  _checkTransformerOptions,
+  type ProjectionKinds,
+  type ScoreMaskOptions,
+  TransformerBlock,
+} from "./attention.ts";
 import { Dropout, Embedding, LayerNorm, type LinearKind } from "./layers.ts";
 import { Linear } from "./linear.ts";
 import { allocateTransformer } from "./_budget.ts";
@@ -126,7 +131,7 @@ export class GPT extends Module {
     const context = checkPositiveInt(op, "context", config.context);
     const dim = checkPositiveInt(op, "dim", config.dim);
     const depth = checkPositiveInt(op, "depth", config.depth);
-    checkPositiveInt(op, "heads", config.heads);
+    _checkTransformerOptions(op, dim, { ...config });
     this.config = Object.freeze({ ...config });
     const rng = rngFor(config), backend = config.backend;
     this.wte = this.child("wte", new Embedding(vocab, dim, { backend, seed: rng.nextUint32() }));
@@ -302,8 +307,11 @@ export class GPT extends Module {
     if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) {
       throw new RangeError(`${op}: maxNewTokens must be an integer >= 0, got ${maxNewTokens}`);
     }
-    if (typeof temperature !== "number" || !(temperature >= 0)) {
-      throw new RangeError(`${op}: temperature must be a number >= 0, got ${temperature}`);
+    if (typeof temperature !== "number" || !(temperature >= 0) || temperature === Infinity) {
+      throw new RangeError(`${op}: temperature must be a finite number >= 0, got ${temperature}`);
+    }
+    if (typeof seed !== "number" || !Number.isFinite(seed)) {
+      throw new RangeError(`${op}: seed must be a finite number, got ${seed}`);
     }
     if (topK !== undefined && (!Number.isInteger(topK) || topK < 1)) {
       throw new RangeError(`${op}: topK must be a positive integer, got ${topK}`);

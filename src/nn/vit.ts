@@ -8,7 +8,12 @@
 import { add, matmul, padLast, reshape, transpose } from "../ops.ts";
 import type { SequenceMaskFactory } from "../masks/sequence.ts";
 import { keep, Tensor } from "../tensor.ts";
-import { type ProjectionKinds, type ScoreMaskOptions, TransformerBlock } from "./attention.ts";
+import {
+  _checkTransformerOptions,
+  type ProjectionKinds,
+  type ScoreMaskOptions,
+  TransformerBlock,
+} from "./attention.ts";
 import { Dropout, LayerNorm, type LinearKind, makeLinear } from "./layers.ts";
 import { checkPositiveInt, fromArray, type LayerOptions, Module, noDecay, rngFor } from "./module.ts";
 import { allocateTransformer } from "./_budget.ts";
@@ -152,6 +157,7 @@ export class ViT extends Module {
     const dim = checkPositiveInt(op, "dim", config.dim);
     const depth = checkPositiveInt(op, "depth", config.depth);
     const classes = checkPositiveInt(op, "classes", config.classes);
+    _checkTransformerOptions(op, dim, { ...config });
     const pool = config.pool ?? "cls";
     if (pool !== "cls" && pool !== "mean") {
       throw new RangeError(`${op}: pool must be "cls" or "mean", got ${pool}`);
