@@ -384,3 +384,24 @@ Deno.test("GPT and ViT with a budget: every layer from allocateBudget, the repor
   );
   assertEquals(vit.forward(new Tensor([2, 4, 16], be, be.upload(input([2, 4, 16], 3).data))).shape, [2, 3]);
 });
+
+Deno.test("GPT's MLP uses GELU in GPT-2's tanh form; TransformerBlock defaults to exact GELU", async () => {
+  const { GPT, TransformerBlock, gelu, noGrad, randn } = await import("../mod.ts");
+  const backend = new JsBackend();
+  const g = new GPT({ vocabSize: 7, context: 8, dim: 16, depth: 1, heads: 2, seed: 3, backend });
+  const blk = new TransformerBlock(16, { heads: 2, seed: 3, backend });
+  const x = randn([4, 16], { seed: 9, std: 3, backend });
+  for (const [mlp, approximate] of [[g.blocks[0].mlp, "tanh"], [blk.mlp, "none"]] as const) {
+    const [got, want, other] = noGrad(() => {
+      const h = mlp.fc1.forward(x);
+      return [
+        mlp.forward(x),
+        mlp.fc2.forward(gelu(h, { approximate })),
+        mlp.fc2.forward(gelu(h, { approximate: approximate === "tanh" ? "none" : "tanh" })),
+      ];
+    });
+    const a = await got.data(), b = await want.data(), c = await other.data();
+    assertEquals(Array.from(a), Array.from(b), `${approximate}: the MLP applies this GELU`);
+    assertOk(a.some((v, i) => v !== c[i]), `${approximate}: the other GELU differs on this input`);
+  }
+});

@@ -13,7 +13,7 @@ import { BlockMask } from "../masks/block_mask.ts";
 import { attentionMask, type SequenceMaskFactory } from "../masks/sequence.ts";
 import { add, affine, matmul, reshape, softmax, transpose } from "../ops.ts";
 import { Tensor } from "../tensor.ts";
-import { Dropout, LayerNorm, type LinearKind, makeLinear, MLP } from "./layers.ts";
+import { Dropout, LayerNorm, type LinearKind, makeLinear, MLP, type MLPOptions } from "./layers.ts";
 import { checkPositiveInt, fromArray, type LayerOptions, Module, rngFor } from "./module.ts";
 import { checkOptions } from "../validate.ts";
 
@@ -265,6 +265,8 @@ export interface TransformerBlockOptions extends MultiHeadAttentionOptions {
   dropout?: number;
   /** The MLP's two layers' kinds, overriding `linear` (a budget allocation gives each layer its own). */
   mlpLinear?: [LinearKind, LinearKind];
+  /** The MLP's activation: `"gelu"` (exact erf, PyTorch's `nn.GELU()`, the default), `"gelu-tanh"` or `"relu"`. */
+  activation?: MLPOptions["activation"];
 }
 
 /**
@@ -306,6 +308,7 @@ export class TransformerBlock extends Module {
         linear: opts.linear,
         fc1Linear: opts.mlpLinear?.[0],
         fc2Linear: opts.mlpLinear?.[1],
+        activation: opts.activation,
         backend: opts.backend,
         seed: rng.nextUint32(),
       }),

@@ -95,7 +95,7 @@ function checkIds(op: string, ids: unknown, vocab: number): { flat: Float32Array
 /**
  * A GPT language model: token embedding + learned positions, `depth` pre-LN
  * causal transformer blocks, final LayerNorm, and an LM head tied to the
- * token embedding. GPT-2 initialisation (std 0.02, residual projections
+ * token embedding, GELU in GPT-2's tanh form. GPT-2 initialisation (std 0.02, residual projections
  * scaled by 1/sqrt(2·depth) on dense layers; Pixelfly layers keep their own
  * initialisation, residual ones scaled the same way); weight decay as in fly
  * (weight matrices decay; biases, norms and embeddings do not).
@@ -172,6 +172,7 @@ export class GPT extends Module {
           scoreMask: c ? (scores ? () => scores : undefined) : att,
           context,
           mlpHidden: config.mlpHidden,
+          activation: "gelu-tanh", // GPT-2's gelu_new
           dropout: config.dropout,
           backend,
           seed: rng.nextUint32(),
