@@ -433,8 +433,11 @@ async function fuzzTransformers(be: Backend, t: Deno.TestContext, sentinel: pf.T
     {
       name: "MultiHeadAttention",
       base: { dim: 8, heads: 2, causal: true, seed: 1 },
-      strict: ["dim", "heads", "causal", "context", "projections"],
+      strict: ["dim", "heads", "causal", "context", "projections", "backend"],
       build: (c) => {
+        if (c === null || typeof c !== "object") {
+          return new pf.MultiHeadAttention(8, c as pf.MultiHeadAttentionOptions);
+        }
         const { dim, ...o } = c as Record<string, unknown>;
         return new pf.MultiHeadAttention(dim as number, o as unknown as pf.MultiHeadAttentionOptions);
       },
@@ -444,8 +447,11 @@ async function fuzzTransformers(be: Backend, t: Deno.TestContext, sentinel: pf.T
     {
       name: "TransformerBlock",
       base: { dim: 8, heads: 2, mlpHidden: 12, seed: 1 },
-      strict: ["dim", "heads", "causal", "mlpHidden", "dropout", "mlpLinear", "projections"],
+      strict: ["dim", "heads", "causal", "mlpHidden", "dropout", "mlpLinear", "projections", "backend"],
       build: (c) => {
+        if (c === null || typeof c !== "object") {
+          return new pf.TransformerBlock(8, c as pf.TransformerBlockOptions);
+        }
         const { dim, ...o } = c as Record<string, unknown>;
         return new pf.TransformerBlock(dim as number, o as unknown as pf.TransformerBlockOptions);
       },
@@ -455,7 +461,17 @@ async function fuzzTransformers(be: Backend, t: Deno.TestContext, sentinel: pf.T
     {
       name: "GPT",
       base: { vocabSize: 16, context: 8, dim: 8, depth: 1, heads: 2, seed: 1 },
-      strict: ["vocabSize", "context", "dim", "depth", "heads", "mlpHidden", "dropout", "projections"],
+      strict: [
+        "vocabSize",
+        "context",
+        "dim",
+        "depth",
+        "heads",
+        "mlpHidden",
+        "dropout",
+        "projections",
+        "backend",
+      ],
       build: (c) => new pf.GPT(c as unknown as pf.GPTConfig),
       run: (m, c) => (m as pf.GPT).forward([[0, 1 % (c.vocabSize as number)].slice(0, c.context as number)]),
     },
@@ -473,6 +489,7 @@ async function fuzzTransformers(be: Backend, t: Deno.TestContext, sentinel: pf.T
         "dropout",
         "pool",
         "projections",
+        "backend",
       ],
       build: (c) => new pf.ViT(c as unknown as pf.ViTConfig),
       run: (m, c) =>
@@ -483,8 +500,11 @@ async function fuzzTransformers(be: Backend, t: Deno.TestContext, sentinel: pf.T
   ];
   for (const e of ctors) {
     await t.step(`${e.name}: bad dims, heads, sizes and types`, async () => {
-      const fields = [...new Set([...Object.keys(e.base), ...e.strict, "attention", "linear", "budget"])]
-        .filter((f) => f !== "seed" || e.name !== "MultiHeadAttention");
+      const fields = [...new Set([...Object.keys(e.base), ...e.strict, "attention", "linear", "budget"])];
+      if (e.name === "MultiHeadAttention" || e.name === "TransformerBlock") {
+        fields.push("scoreMask", "context");
+      }
+      if (e.name === "TransformerBlock") fields.push("activation");
       await fc.assert(
         fc.asyncProperty(
           fc.constantFrom(...fields),
@@ -495,7 +515,7 @@ async function fuzzTransformers(be: Backend, t: Deno.TestContext, sentinel: pf.T
           ),
           fc.boolean(),
           async (field, bad, whole) => {
-            const cfg: Record<string, unknown> = { ...e.base, [field]: bad, backend: be };
+            const cfg: Record<string, unknown> = { ...e.base, backend: be, [field]: bad };
             let m: pf.Module | undefined;
             try {
               m = e.build(whole && field === "seed" ? bad : cfg);

@@ -22,6 +22,13 @@ import { checkOptions } from "../validate.ts";
  * causal, projections, mlpLinear, mlpHidden and dropout, so a bad one is reported under `op`.
  */
 export function _checkTransformerOptions(op: string, dim: number, opts: Record<string, unknown>): void {
+  const be = opts.backend;
+  if (
+    be !== undefined &&
+    (be === null || typeof be !== "object" || typeof (be as { alloc?: unknown }).alloc !== "function")
+  ) {
+    throw new TypeError(`${op}: backend must be a Backend (e.g. from createWasmBackend), got ${String(be)}`);
+  }
   const heads = checkPositiveInt(op, "heads", opts.heads);
   if (dim % heads !== 0) {
     throw new RangeError(`${op}: heads must divide dim; got dim ${dim} and heads ${heads}`);
@@ -149,6 +156,7 @@ export class MultiHeadAttention extends Module {
       heads: opts.heads,
       causal: opts.causal,
       projections: opts.projections,
+      backend: opts.backend,
     });
     this.heads = opts.heads;
     this.causal = opts.causal ?? false;
