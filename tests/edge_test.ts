@@ -169,7 +169,13 @@ Deno.test("edge: the handler on 127.0.0.1 classifies like a direct forward and r
   }
 });
 
-Deno.test("edge: runs as a server with only --allow-net=127.0.0.1", async () => {
+/**
+ * The edge example as a server in a child process with only --allow-net=127.0.0.1: its pid, its URL once it
+ * listens, and `stop()`, which ends it and returns its exit status and stderr.
+ */
+async function startEdgeServer(): Promise<
+  { pid: number; url: string; stop: () => Promise<{ status: Deno.CommandStatus; stderr: string }> }
+> {
   const script = new URL("../src/examples/edge.ts", import.meta.url).pathname;
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--no-prompt", "--allow-net=127.0.0.1", script, "--hostname", "127.0.0.1", "--port", "0"],
@@ -179,16 +185,29 @@ Deno.test("edge: runs as a server with only --allow-net=127.0.0.1", async () => 
   }).spawn();
   const stderr = new Response(child.stderr).text();
   const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let status: Deno.CommandStatus | undefined;
+  const stop = async () => {
+    child.kill("SIGTERM");
+    const status = await child.status;
+    await lines.cancel();
+    return { status, stderr: await stderr };
+  };
+  let out = "", url: string | undefined;
+  while (url === undefined) {
+    const { value, done } = await lines.read();
+    if (done) break;
+    out += value;
+    url = out.match(/listening on (http:\/\/127\.0\.0\.1:\d+\/)/)?.[1];
+  }
+  if (url === undefined) {
+    const { stderr } = await stop();
+    throw new Error(`the server did not start: ${out}${stderr}`);
+  }
+  return { pid: child.pid, url, stop };
+}
+
+Deno.test("edge: runs as a server with only --allow-net=127.0.0.1", async () => {
+  const { url, stop } = await startEdgeServer();
   try {
-    let out = "", url: string | undefined;
-    while (url === undefined) {
-      const { value, done } = await lines.read();
-      if (done) break;
-      out += value;
-      url = out.match(/listening on (http:\/\/127\.0\.0\.1:\d+\/)/)?.[1];
-    }
-    assertOk(url, `the server did not start: ${out}`);
     const r = await post(url, JSON.stringify({ pixels: image(5) }));
     assertEquals(r.status, 200);
     assertEquals(
@@ -196,11 +215,8 @@ Deno.test("edge: runs as a server with only --allow-net=127.0.0.1", async () => 
       await directProbs("wasm", images.images.slice(5 * PIXELS, 6 * PIXELS), 1),
     );
   } finally {
-    child.kill("SIGTERM");
-    status = await child.status;
-    await lines.cancel();
-    const err = await stderr;
-    assertOk(status.signal === "SIGTERM" || status.success, `the server failed: ${err}`);
+    const { status, stderr } = await stop();
+    assertOk(status.signal === "SIGTERM" || status.success, `the server failed: ${stderr}`);
   }
 });
 
@@ -240,24 +256,8 @@ Deno.test({
     "edge: a 50 MB chunked body is refused while reading; the server grows by a bounded amount, not by the body",
   ignore: Deno.build.os !== "linux",
   async fn() {
-    const script = new URL("../src/examples/edge.ts", import.meta.url).pathname;
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--no-prompt", "--allow-net=127.0.0.1", script, "--hostname", "127.0.0.1", "--port", "0"],
-      env: { NO_COLOR: "1" },
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const stderr = new Response(child.stderr).text();
-    const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    const { pid, url, stop } = await startEdgeServer();
     try {
-      let out = "", url: string | undefined;
-      while (url === undefined) {
-        const { value, done } = await lines.read();
-        if (done) break;
-        out += value;
-        url = out.match(/listening on (http:\/\/127\.0\.0\.1:\d+\/)/)?.[1];
-      }
-      assertOk(url, `the server did not start: ${out}`);
       // warm up: a normal request and one oversized body, so the buffers a refusal needs exist
       assertEquals((await post(url, JSON.stringify({ pixels: image(1) }))).status, 200);
       const chunked = (mb: number) => {
@@ -279,21 +279,18 @@ Deno.test({
       // collection, which V8 runs when it sees fit (measured: 6-13 MiB of RSS per refusal, levelling off
       // after a few). Read whole, as before, a 50 MB body took more than 100 MB; so the bound here is
       // half the body: the server never held it.
-      const before = await rssOf(child.pid);
+      const before = await rssOf(pid);
       const r = await refuse();
       assertEquals(r.status, 413);
       assertOk(r.error.includes(`at most ${MAX_BODY_BYTES} bytes; stopped reading at`), r.error);
-      const grew = (await rssOf(child.pid)) - before;
+      const grew = (await rssOf(pid)) - before;
       assertOk(
         grew < 25 * 2 ** 20,
         `a 50 MB chunked body grew the server by ${(grew / 2 ** 20).toFixed(1)} MiB`,
       );
       assertEquals((await post(url, JSON.stringify({ pixels: image(2) }))).status, 200);
     } finally {
-      child.kill("SIGTERM");
-      await child.status;
-      await lines.cancel();
-      await stderr;
+      await stop();
     }
   },
 });
