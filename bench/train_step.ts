@@ -100,7 +100,7 @@ class Timed {
   }
 }
 
-function trainStep(be: Backend, model: Module & { forward(x: Tensor): Tensor }, x: Tensor, labels: number[]) {
+function trainStep(model: Module & { forward(x: Tensor): Tensor }, x: Tensor, labels: number[]) {
   const opt = new AdamW(model.parameters(), { lr: 1e-3, weightDecay: 0.01 });
   return () => {
     opt.zeroGrad();
@@ -111,7 +111,7 @@ function trainStep(be: Backend, model: Module & { forward(x: Tensor): Tensor }, 
   };
 }
 
-const PIXELFLY_MLP: LinearKind = { kind: "pixelfly", block: 32, butterflySize: 16, nFactors: 2, rank: 32 };
+const PIXELFLY_MLP = { kind: "pixelfly" as const, block: 32, butterflySize: 16, nFactors: 2, rank: 32 };
 function mlpStep(be: Backend): () => void {
   const hidden = 2048, batch = 128;
   const mk = (i: number, o: number) => makeLinear(i, o, PIXELFLY_MLP, { backend: be, seed: i + o });
@@ -123,7 +123,7 @@ function mlpStep(be: Backend): () => void {
     new Linear(hidden, 10, { backend: be, seed: 3 }),
   );
   const x = new Tensor([batch, 784], be, be.upload(rnd(batch * 784)));
-  return trainStep(be, model, x, Array.from({ length: batch }, (_, i) => i % 10));
+  return trainStep(model, x, Array.from({ length: batch }, (_, i) => i % 10));
 }
 
 // The demo's Mixer (src/demo/main.ts mixerSpec, not quick).
@@ -144,7 +144,7 @@ function mixerStep(be: Backend, linear: LinearKind): () => void {
     seed: 5,
   });
   const x = new Tensor([batch, patches, 49], be, be.upload(rnd(batch * patches * 49)));
-  return trainStep(be, model, x, Array.from({ length: batch }, (_, i) => i % 10));
+  return trainStep(model, x, Array.from({ length: batch }, (_, i) => i % 10));
 }
 
 function layerStep(be: Backend): () => void {
