@@ -59,7 +59,7 @@ export function microModule(): string {
 // @ts-nocheck: AssemblyScript source, compiled by asm/build.ts (not by Deno).
 // deno-lint-ignore-file
 ${microKernelSource()}
-export { MR, NR, micro };
+export { MR, NR, micro, microRows };
 `;
 }
 
