@@ -40,7 +40,8 @@ export function packA(dst: usize, src: usize, rs: i32, cs: i32, rows: i32, cols:
       const k0 = q << 2;
       if (rs == 1 && cs != 1 && fullRows && k0 + 4 <= cols) {
         // column-major source: four k columns of four rows, transposed in registers
-        for (let g = 0; g < MR; g += 4) {
+        let g = 0;
+        for (; g + 4 <= MR; g += 4) {
           const p = src + (<usize> (ip * MR + g + k0 * cs) << 2);
           storeTransposed(
             d + (<usize> g << 4),
@@ -50,6 +51,11 @@ export function packA(dst: usize, src: usize, rs: i32, cs: i32, rows: i32, cols:
             v128.load(p + 2 * csb),
             v128.load(p + 3 * csb),
           );
+        }
+        for (; g < MR; g++) {
+          const p = src + (<usize> (ip * MR + g + k0 * cs) << 2);
+          const q = d + (<usize> g << 4);
+          for (let kk = 0; kk < 4; kk++) store<f32>(q + (<usize> kk << 2), load<f32>(p + <usize> kk * csb));
         }
         d += <usize> MR << 4;
         continue;

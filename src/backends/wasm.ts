@@ -63,13 +63,16 @@ export interface WasmBackendOptions {
   /** Which build to load (the fastest one this engine validates when omitted). */
   variant?: WasmVariant;
   /**
-   * Threads that share every kernel's work: 1 (the default), an integer n up to 64 (the calling thread and
-   * n - 1 Workers; more than `navigator.hardwareConcurrency` runs correctly but only oversubscribes the
-   * cores), or "auto" (one per core, at most 8). Results are bit for bit the same for every count. Where
-   * SharedArrayBuffer, Workers or the threads build are unavailable the backend runs on 1 thread: read
-   * {@link WasmBackend.threads} for what you got. A Worker leaves after 1 s idle (so a backend nobody
-   * disposes lets the process exit) and the next kernel starts another (about 20 ms);
-   * {@link WasmBackend.dispose} stops them at once.
+   * Threads that share every kernel's work: "auto" (the default: one per core, at most 8), or an integer n
+   * up to 64 (the calling thread and n - 1 Workers; more than `navigator.hardwareConcurrency` runs
+   * correctly but only oversubscribes the cores; 1 keeps everything on the calling thread). Results are
+   * bit for bit the same for every count. Where SharedArrayBuffer, `Atomics.wait` on this thread, Workers
+   * or the threads build are unavailable (a page that is not cross-origin isolated, a browser's main
+   * thread) the backend runs on 1 thread and {@link WasmBackend.info} says why. "auto" returns without
+   * waiting for its Workers to start (the kernels run on the calling thread until they are ready); a count
+   * asked for waits, and falls back to 1 thread with a note if one cannot start. A Worker leaves after 1 s
+   * idle (so a backend nobody disposes lets the process exit) and the next kernel starts another (about
+   * 20 ms); {@link WasmBackend.dispose} stops them at once.
    */
   threads?: number | "auto";
   /**
@@ -428,11 +431,15 @@ export class WasmBackend implements Backend {
    *
    * @ignore
    */
-  async startThreads(module: WebAssembly.Module, n: number, spawn: Spawner): Promise<void> {
+  async startThreads(module: WebAssembly.Module, n: number, spawn: Spawner, wait = true): Promise<void> {
     const bytes = ThreadPool.blockBytes(n + 1);
     const block = this.#reserve(bytes, "createWasmBackend");
     this.#f32().fill(0, block >>> 2, (block + bytes) >>> 2);
-    this.#pool = await ThreadPool.start(spawn, module, this.#mem, block, JOBS, n + 1);
+    // not waiting: the Workers start with the first kernel that splits; one that cannot start leaves a note
+    const onFailure = wait ? undefined : (msg: string) => {
+      if (!this.#notes.some((n) => n.endsWith(msg))) this.#notes.push(`fewer threads than ${n + 1}: ${msg}`);
+    };
+    this.#pool = await ThreadPool.start(spawn, module, this.#mem, block, JOBS, n + 1, onFailure);
     (this as { threads: number }).threads = n + 1;
     this.#ws = new Array(n + 1).fill(0);
     this.#wsBytes = new Array(n + 1).fill(0);
@@ -990,7 +997,9 @@ export class WasmBackend implements Backend {
 }
 
 // Runs the hot kernels a few times so they leave V8's baseline tier before real work.
-function warm(be: WasmBackend): void {
+// The Workers share the compiled module, so kernels warmed here are warm there too; `split` warms the
+// splitting paths as well (and starts Workers that have not started).
+function warm(be: WasmBackend, split = false): void {
   const n = 64, b = 16;
   const a = be.alloc(n * n), bb = be.alloc(n * n), c = be.alloc(n * n);
   const rows = n / b;
@@ -1009,7 +1018,7 @@ function warm(be: WasmBackend): void {
     blockIdx: Int32Array.from(colIdx, (_, e) => (e % rows) * rows + Math.floor(e / rows)),
   };
   const minSplit = be.minSplitWork;
-  be.minSplitWork = 0; // warm the worker's kernels too
+  be.minSplitWork = split ? 0 : Infinity;
   for (let r = 0; r < 8; r++) {
     for (const transA of [false, true]) {
       for (const transB of [false, true]) {
@@ -1033,12 +1042,15 @@ function warm(be: WasmBackend): void {
  * @example
  * ```ts
  * import { createWasmBackend } from "./wasm.ts";
+ * // one thread per core by default (where SharedArrayBuffer and Workers exist); dispose() stops the Workers
  * const be = await createWasmBackend();
  * const x = be.upload(new Float32Array([1, 2, 3, 4]));
  * be.scale(x, x, { size: 4, alpha: 2, beta: 0, accumulate: false });
  * console.log(await be.read(x)); // Float32Array [2, 4, 6, 8]
+ * console.log(be.threads === Math.min(8, navigator.hardwareConcurrency)); // true on Deno
+ * be.dispose();
  *
- * // every kernel splits between this thread and two Workers; dispose() stops the Workers
+ * // any count: the calling thread and two Workers; 1 keeps every kernel on the calling thread
  * const be2 = await createWasmBackend({ threads: 3 });
  * console.log(be2.threads); // 3 where SharedArrayBuffer and Workers exist, else 1
  * be2.dispose();
@@ -1052,7 +1064,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   if (variant !== "relaxed" && variant !== "simd128") {
     throw new RangeError(`createWasmBackend: variant must be "relaxed" or "simd128", got ${variant}`);
   }
-  const threads = opts.threads ?? 1;
+  const threads = opts.threads ?? "auto";
   if (threads !== "auto" && !(Number.isInteger(threads) && threads >= 1 && threads <= MAX_THREADS)) {
     throw new RangeError(
       `createWasmBackend: threads must be an integer from 1 to ${MAX_THREADS} or "auto", got ${threads}`,
@@ -1065,6 +1077,9 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   const notes: string[] = [];
   if (opts.variant === undefined && variant === "simd128") notes.push(relaxedNote());
   const support = threads === 1 ? undefined : await threadSupport();
+  if (threads === "auto" && support !== undefined && "cores" in support && support.cores <= 1) {
+    notes.push("1 thread: this engine reports 1 core (navigator.hardwareConcurrency)");
+  }
   const want = threads === "auto" ? autoThreads(support) : threads;
   if (want > 1) {
     const build = variant === "relaxed" ? "threads" : "threads-simd128";
@@ -1079,8 +1094,12 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
       const instance = await WebAssembly.instantiate(module, { env: { memory } });
       const be = new WasmBackend(instance, variant, { memory, minSplitWork, requestedThreads: want, notes });
       try {
-        await be.startThreads(module, want - 1, support.spawn);
-        warm(be);
+        // "auto" (the default) starts its Workers when a kernel first splits (Deno's `new Worker` blocks
+        // 20-40 ms each, which a small model's cold start should not pay); a count asked for starts them
+        // now and waits, so a Worker that cannot start is known at once.
+        const now = threads !== "auto";
+        await be.startThreads(module, want - 1, support.spawn, now);
+        warm(be, now);
         return be;
       } catch (err) {
         // a Worker that cannot start (a content security policy, say): one thread, and say why
