@@ -30,10 +30,17 @@ const ERR_BYTES = 128;
 const ARGS_AT = ERR_AT + ERR_BYTES;
 const MAX_ARGS = 24;
 
+// How long a thread polls before it sleeps in Atomics.wait, in ms: a worker after its last part (the next
+// kernel of a step follows within tens of microseconds of JS), the calling thread for the workers' parts.
+// Waking a sleeping thread costs 30-100 us on these VMs, as much as a small kernel; polling longer than this
+// only takes a core from other work.
+const SPIN_MS = 0.25;
+
 const WORKER_SOURCE = `
 const SEQ = ${SEQ}, CLAIM = ${CLAIM}, DONE = ${DONE}, NPARTS = ${NPARTS}, OP = ${OP}, NARGS = ${NARGS};
 const WSARG = ${WSARG}, STATUS = ${STATUS}, QUIT = ${QUIT}, STATE = ${STATE}, BY_WORKERS = ${BY_WORKERS};
 const WS_AT = ${WS_AT}, ERR_AT = ${ERR_AT}, ERR_BYTES = ${ERR_BYTES}, ARGS_AT = ${ARGS_AT}, MAX_ARGS = ${MAX_ARGS};
+const SPIN_MS = ${SPIN_MS};
 self.onmessage = async (e) => {
   const { module, memory, base, id, idleMs, names, parts } = e.data;
   let seen = e.data.seen;
@@ -77,7 +84,15 @@ self.onmessage = async (e) => {
     }
   };
   for (;;) {
-    const s = Atomics.load(i32, SEQ);
+    let s = Atomics.load(i32, SEQ);
+    if (s === seen) {
+      // spin a while first: a training step's next kernel usually comes within it, and a sleeping thread
+      // takes tens of microseconds to wake
+      const until = performance.now() + SPIN_MS;
+      while (s === seen && performance.now() < until) {
+        for (let k = 0; k < 64 && s === seen; k++) s = Atomics.load(i32, SEQ);
+      }
+    }
     if (s === seen) {
       if (Atomics.wait(i32, SEQ, seen, idleMs) === "timed-out" && Atomics.load(i32, SEQ) === seen) {
         Atomics.store(i32, STATE + id, 1); // gone: the next job starts a replacement
@@ -243,6 +258,7 @@ export class ThreadPool {
   #parts: number;
   #seq = 0;
   #total = 0;
+  #onFailure: ((message: string) => void) | undefined;
 
   private constructor(
     spawner: Spawner,
@@ -271,7 +287,10 @@ export class ThreadPool {
 
   /**
    * Starts `threads - 1` workers serving the kernels `names` (exports of `module`) through the zeroed
-   * block at `base` ({@link ThreadPool.blockBytes} bytes); rejects when one fails to start.
+   * block at `base` ({@link ThreadPool.blockBytes} bytes); rejects when one fails to start. With
+   * `onFailure`, starts none yet: the first job that splits starts them (in Deno a `new Worker` blocks the
+   * calling thread 20-40 ms, which a backend that never splits a kernel should not pay), the calling thread
+   * takes every part until they are ready, and a worker that fails to start is reported there.
    */
   static async start(
     spawner: Spawner,
@@ -280,8 +299,15 @@ export class ThreadPool {
     base: number,
     names: readonly string[],
     threads: number,
+    onFailure?: (message: string) => void,
   ): Promise<ThreadPool> {
     const pool = new ThreadPool(spawner, module, mem, base, names, threads);
+    if (onFailure) {
+      pool.#onFailure = onFailure;
+      // "gone": run() starts them when a job has parts for them
+      for (let id = 1; id < threads; id++) Atomics.store(pool.#i32(), STATE + id, 1);
+      return pool;
+    }
     try {
       for (let id = 1; id < threads; id++) {
         const h = pool.#spawn(id);
@@ -309,7 +335,15 @@ export class ThreadPool {
     Atomics.store(this.#i32(), STATE + id, 3);
     this.#handles[id - 1]?.terminate();
     const h = this.#spawner(WORKER_SOURCE);
-    h.listen(null, null);
+    const onFailure = this.#onFailure;
+    if (onFailure) {
+      // a worker that cannot start stays "starting" (the other threads take its parts): say so once
+      const failed = (text: string) => {
+        h.listen(null, null);
+        onFailure(`a worker thread failed to start: ${text}`);
+      };
+      h.listen((data) => data?.ready ? h.listen(null, null) : failed(String(data?.error)), failed);
+    } else h.listen(null, null);
     h.postMessage({
       module: this.#module,
       memory: this.#mem,
@@ -371,10 +405,11 @@ export class ThreadPool {
       }
       Atomics.add(i32, DONE, 1);
     }
-    const t0 = Date.now();
+    const t0 = Date.now(), until = performance.now() + SPIN_MS;
     for (;;) {
       const d = Atomics.load(i32, DONE);
       if (d >= n) break;
+      if (performance.now() < until) continue;
       Atomics.wait(i32, DONE, d, 1000);
       if (Date.now() - t0 > JOB_TIMEOUT_MS) {
         throw new Error(`wasm backend: the threads did not finish ${name} within ${JOB_TIMEOUT_MS} ms`);
