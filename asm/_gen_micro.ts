@@ -70,7 +70,14 @@ export const EDGE_ROWS: number[] = [2, 4];
 // then per row one splat and its FMAs). V8 emits in the order it is given, so the build must not let
 // Binaryen reorder this (asm/build.ts runs -O2: -O3's SSA passes hoist all 4 k of loads ahead of the
 // FMAs and turn each accumulator's 4 FMAs into one chain, which spills).
-function fmaLines(mr: number, nr: number, indent: string, mode: SplatMode, addr: AddrMode, rows: boolean): string {
+function fmaLines(
+  mr: number,
+  nr: number,
+  indent: string,
+  mode: SplatMode,
+  addr: AddrMode,
+  rows: boolean,
+): string {
   const v = nr / 4;
   const out: string[] = [];
   // p + o as the load's index (addr "index") or as its constant offset (addr "offset")
@@ -104,7 +111,13 @@ export interface MicroOptions {
 }
 
 // The function `f32_gemm_MRxNR__<fma>` for one tile.
-function tileKernel(t: Tile, fma: "relaxed" | "simd128", opts: MicroOptions, rows = false, stride = t.mr): string {
+function tileKernel(
+  t: Tile,
+  fma: "relaxed" | "simd128",
+  opts: MicroOptions,
+  rows = false,
+  stride = t.mr,
+): string {
   const { mr, nr } = t;
   const mode = rows ? "load" : opts.mode ?? SPLAT, addr = rows ? "index" : opts.addr ?? ADDR;
   if (nr % 4 !== 0) throw new RangeError(`microKernelSource: nr must be a multiple of 4, got ${nr}`);
@@ -155,7 +168,9 @@ ${rows ? aBases.map((x) => `      ${x} += 16;`).join("\n") : ""}
     rows ? "rows in place (lda bytes apart)" : `panel [k/4][${mr}][4]`
   } x B panel [k][${nr}].
 // segs holds nseg (aOffset from aBase, bPtr, k/4) u32 triples; ldc is in bytes; beta = 1 accumulates.
-function ${name}(aBase: usize, ${rows ? "lda: usize, " : ""}segs: usize, nseg: i32, c: usize, ldc: usize, alpha: f32, beta: i32, mr: i32, nr: i32): void {
+function ${name}(aBase: usize, ${
+    rows ? "lda: usize, " : ""
+  }segs: usize, nseg: i32, c: usize, ldc: usize, alpha: f32, beta: i32, mr: i32, nr: i32): void {
 ${rows ? "  const lda2 = lda << 1;" : ""}
 ${accs.map((a) => `  let ${a} = f32x4.splat(0);`).join("\n")}
   let s = f32x4.splat(0);
