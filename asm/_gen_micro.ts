@@ -63,15 +63,30 @@ export type AddrMode = "offset" | "index";
  */
 export const ADDR: AddrMode = "index";
 
+/** Row counts of the edge kernels (each reads MR-row panels; a tile of mr rows runs the smallest that fits). */
+export const EDGE_ROWS: number[] = [2, 4];
+
 // One k/4 step of the tile: 4 k of FMAs, in the order V8 should run them (for each k: load B's vectors,
 // then per row one splat and its FMAs). V8 emits in the order it is given, so the build must not let
 // Binaryen reorder this (asm/build.ts runs -O2: -O3's SSA passes hoist all 4 k of loads ahead of the
 // FMAs and turn each accumulator's 4 FMAs into one chain, which spills).
-function fmaLines(mr: number, nr: number, indent: string, mode: SplatMode, addr: AddrMode): string {
+function fmaLines(
+  mr: number,
+  nr: number,
+  indent: string,
+  mode: SplatMode,
+  addr: AddrMode,
+  rows: boolean,
+): string {
   const v = nr / 4;
   const out: string[] = [];
   // p + o as the load's index (addr "index") or as its constant offset (addr "offset")
   const at = (p: string, o: number) => addr === "index" ? (o ? `${p} + ${o}` : p) : `${p}, ${o}`;
+  // A in place (rows): row r of the tile starts at a (rows 0-2) or a3 (rows 3-5) plus 0, lda or lda2
+  const rowAt = (r: number, o: number) => {
+    const base = r < 3 ? "a" : `a${3 * Math.floor(r / 3)}`, q = r % 3;
+    return [base, ...(q === 0 ? [] : [q === 1 ? "lda" : "lda2"]), ...(o ? [`${o}`] : [])].join(" + ");
+  };
   if (mode === "shuffle") {
     for (let r = 0; r < mr; r++) out.push(`${indent}a${r} = v128.load(${at("a", r * 16)});`);
   }
@@ -81,7 +96,7 @@ function fmaLines(mr: number, nr: number, indent: string, mode: SplatMode, addr:
       out.push(
         mode === "shuffle"
           ? `${indent}s = v128.shuffle<f32>(a${r}, a${r}, ${kk}, ${kk}, ${kk}, ${kk});`
-          : `${indent}s = v128.load32_splat(${at("a", r * 16 + kk * 4)});`,
+          : `${indent}s = v128.load32_splat(${rows ? rowAt(r, kk * 4) : at("a", r * 16 + kk * 4)});`,
       );
       for (let j = 0; j < v; j++) out.push(`${indent}c${r}_${j} = FMA(s, b${j}, c${r}_${j});`);
     }
@@ -96,18 +111,29 @@ export interface MicroOptions {
 }
 
 // The function `f32_gemm_MRxNR__<fma>` for one tile.
-function tileKernel(t: Tile, fma: "relaxed" | "simd128", opts: MicroOptions): string {
+function tileKernel(
+  t: Tile,
+  fma: "relaxed" | "simd128",
+  opts: MicroOptions,
+  rows = false,
+  stride = t.mr,
+): string {
   const { mr, nr } = t;
-  const mode = opts.mode ?? SPLAT, addr = opts.addr ?? ADDR;
+  const mode = rows ? "load" : opts.mode ?? SPLAT, addr = rows ? "index" : opts.addr ?? ADDR;
   if (nr % 4 !== 0) throw new RangeError(`microKernelSource: nr must be a multiple of 4, got ${nr}`);
   const v = nr / 4;
-  const name = `f32_gemm_${mr}x${nr}__${fma}`;
+  const name = `f32_gemm_${mr}x${nr}__${fma}${rows ? "_rows" : ""}${stride !== mr ? `_in${stride}` : ""}`;
+  const aBases = Array.from({ length: Math.ceil(mr / 3) - 1 }, (_, g) => `a${3 * (g + 1)}`);
   const accs: string[] = [];
   for (let r = 0; r < mr; r++) for (let j = 0; j < v; j++) accs.push(`c${r}_${j}`);
-  const step = fmaLines(mr, nr, "      ", mode, addr).replaceAll(
+  const step = fmaLines(mr, nr, "      ", mode, addr, rows).replaceAll(
     /FMA\((\w+), (\w+), (\w+)\)/g,
     fma === "relaxed" ? "f32x4.relaxed_madd($1, $2, $3)" : "f32x4.add(f32x4.mul($1, $2), $3)",
   );
+  const stepInc = `${step}
+      a += ${rows ? 16 : stride * 16};
+${rows ? aBases.map((x) => `      ${x} += 16;`).join("\n") : ""}
+      b += ${nr * 16};`;
   const storeFull: string[] = [];
   const storeFullAcc: string[] = [];
   const storeTile: string[] = [];
@@ -138,9 +164,14 @@ function tileKernel(t: Tile, fma: "relaxed" | "simd128", opts: MicroOptions): st
     storeTile.push(`  }`);
   }
   return `
-// One ${mr}x${nr} tile: c (+)= alpha * sum over segments of A panel [k/4][${mr}][4] x B panel [k][${nr}].
+// One ${mr}x${nr} tile: c (+)= alpha * sum over segments of A ${
+    rows ? "rows in place (lda bytes apart)" : `panel [k/4][${mr}][4]`
+  } x B panel [k][${nr}].
 // segs holds nseg (aOffset from aBase, bPtr, k/4) u32 triples; ldc is in bytes; beta = 1 accumulates.
-function ${name}(aBase: usize, segs: usize, nseg: i32, c: usize, ldc: usize, alpha: f32, beta: i32, mr: i32, nr: i32): void {
+function ${name}(aBase: usize, ${
+    rows ? "lda: usize, " : ""
+  }segs: usize, nseg: i32, c: usize, ldc: usize, alpha: f32, beta: i32, mr: i32, nr: i32): void {
+${rows ? "  const lda2 = lda << 1;" : ""}
 ${accs.map((a) => `  let ${a} = f32x4.splat(0);`).join("\n")}
   let s = f32x4.splat(0);
 ${Array.from({ length: v }, (_, j) => `  let b${j} = f32x4.splat(0);`).join("\n")}
@@ -148,12 +179,11 @@ ${mode === "shuffle" ? Array.from({ length: mr }, (_, r) => `  let a${r} = f32x4
   for (let g = 0; g < nseg; g++) {
     const sp = segs + <usize>(g * 12);
     let a = aBase + <usize>load<u32>(sp);
+${aBases.length && rows ? aBases.map((x, g) => `    let ${x} = a + lda * ${3 * (g + 1)};`).join("\n") : ""}
     let b = <usize>load<u32>(sp, 4);
     let n = load<u32>(sp, 8);
     while (n > 0) {
-${step}
-      a += ${mr * 16};
-      b += ${nr * 16};
+${stepInc}
       n--;
     }
   }
@@ -181,6 +211,17 @@ export function microKernelSource(
   opts: MicroOptions = {},
 ): string {
   const r = tiles.relaxed, p = tiles.simd128;
+  // Edge kernels: tiles of fewer rows reading the same MR-row panels (the last rows of a block or of M
+  // run at their own size rather than as a full tile of zero rows: 32 = 5 x 6 + 2).
+  const edges = (t: Tile) => EDGE_ROWS.filter((e) => e < t.mr);
+  const call = (t: Tile, fma: string) => {
+    const args = "(aBase, segs, nseg, c, ldc, alpha, beta, mr, nr)";
+    const lines = edges(t).map((e, i) =>
+      `    ${i ? "} else " : ""}if (mr <= ${e}) {\n      f32_gemm_${e}x${t.nr}__${fma}_in${t.mr}${args};`
+    );
+    const full = `f32_gemm_${t.mr}x${t.nr}__${fma}${args};`;
+    return lines.length ? `${lines.join("\n")}\n    } else {\n      ${full}\n    }` : `    ${full}`;
+  };
   return `
 // ---- generated by asm/_gen_micro.ts (tiles: relaxed ${r.mr}x${r.nr}, simd128 ${p.mr}x${p.nr}) ----
 const MR: i32 = ASC_FEATURE_RELAXED_SIMD ? ${r.mr} : ${p.mr};
@@ -191,12 +232,27 @@ const NR: i32 = ASC_FEATURE_RELAXED_SIMD ? ${r.nr} : ${p.nr};
 @inline function storeEdge(p: usize, t: f32, beta: i32): void {
   store<f32>(p, beta ? load<f32>(p) + t : t);
 }
-${tileKernel(r, "relaxed", opts)}${tileKernel(p, "simd128", opts)}
+${tileKernel(r, "relaxed", opts)}${tileKernel(p, "simd128", opts)}${tileKernel(r, "relaxed", opts, true)}${
+    tileKernel(p, "simd128", opts, true)
+  }${edges(r).map((e) => tileKernel({ mr: e, nr: r.nr }, "relaxed", opts, false, r.mr)).join("")}${
+    edges(p).map((e) => tileKernel({ mr: e, nr: p.nr }, "simd128", opts, false, p.mr)).join("")
+  }
+// One tile of at most MR x NR: the build's kernel for mr rows.
 function micro(aBase: usize, segs: usize, nseg: i32, c: usize, ldc: usize, alpha: f32, beta: i32, mr: i32, nr: i32): void {
   if (ASC_FEATURE_RELAXED_SIMD) {
-    f32_gemm_${r.mr}x${r.nr}__relaxed(aBase, segs, nseg, c, ldc, alpha, beta, mr, nr);
+${call(r, "relaxed")}
   } else {
-    f32_gemm_${p.mr}x${p.nr}__simd128(aBase, segs, nseg, c, ldc, alpha, beta, mr, nr);
+${call(p, "simd128")}
+  }
+}
+
+// As micro, with A read in place: MR full rows of a row-major matrix from aBase, lda bytes apart; a
+// segment's aOffset is then the byte offset of its first column, and its k/4 groups run along the rows.
+function microRows(aBase: usize, lda: usize, segs: usize, nseg: i32, c: usize, ldc: usize, alpha: f32, beta: i32, mr: i32, nr: i32): void {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    f32_gemm_${r.mr}x${r.nr}__relaxed_rows(aBase, lda, segs, nseg, c, ldc, alpha, beta, mr, nr);
+  } else {
+    f32_gemm_${p.mr}x${p.nr}__simd128_rows(aBase, lda, segs, nseg, c, ldc, alpha, beta, mr, nr);
   }
 }
 `;

@@ -27,6 +27,14 @@ function storeTransposed(d: usize, step: usize, v0: v128, v1: v128, v2: v128, v3
   v128.store(d + 3 * step, v128.shuffle<f32>(hi01, hi23, 2, 3, 6, 7));
 }
 
+// Lanes 0 and 1 of (v0, v1, v2, v3) as two rows of four: (v0[0], v1[0], v2[0], v3[0]) at d, lane 1 at d + 16.
+function storeTransposed2(d: usize, v0: v128, v1: v128, v2: v128, v3: v128): void {
+  const lo01 = v128.shuffle<f32>(v0, v1, 0, 4, 1, 5);
+  const lo23 = v128.shuffle<f32>(v2, v3, 0, 4, 1, 5);
+  v128.store(d, v128.shuffle<f32>(lo01, lo23, 0, 1, 4, 5));
+  v128.store(d + 16, v128.shuffle<f32>(lo01, lo23, 2, 3, 6, 7));
+}
+
 // Packs rows x cols of a matrix (element (i, k) at src + (i*rs + k*cs)*4) as
 // panels of MR rows: panel ip is [ceil(cols/4)][MR][4] at dst + ip*pstride bytes, zero padded.
 export function packA(dst: usize, src: usize, rs: i32, cs: i32, rows: i32, cols: i32, pstride: usize): void {
@@ -51,6 +59,18 @@ export function packA(dst: usize, src: usize, rs: i32, cs: i32, rows: i32, cols:
             v128.load(p + 2 * csb),
             v128.load(p + 3 * csb),
           );
+        }
+        if (g + 2 <= MR) {
+          // two more rows (MR = 6): four k columns of two rows, transposed in registers
+          const p = src + (<usize> (ip * MR + g + k0 * cs) << 2);
+          storeTransposed2(
+            d + (<usize> g << 4),
+            v128.load64_zero(p),
+            v128.load64_zero(p + csb),
+            v128.load64_zero(p + 2 * csb),
+            v128.load64_zero(p + 3 * csb),
+          );
+          g += 2;
         }
         for (; g < MR; g++) {
           const p = src + (<usize> (ip * MR + g + k0 * cs) << 2);

@@ -6,16 +6,21 @@
 // blocks), over BSR layouts, built on the packing and micro-kernel of gemm.ts.
 import { cdiv } from "./_common.ts";
 import { packA, packB } from "./gemm.ts";
-import { micro, MR, NR } from "./generated/micro.ts";
+import { micro, microRows, MR, NR } from "./generated/micro.ts";
 
-// Rows of X swept per block row in dds (keeps that slice of packed X in L2).
-const MCD: i32 = 64;
+// Bytes of X one sweep over the block rows reads (rows of X per sweep: DDS_XBYTES / row bytes, whole
+// MR-row panels, at least one), so that slice of X stays in L2 while every W block passes once.
+const DDS_XBYTES: i32 = 256 << 10;
+const DDS_ROWS_OUTER: bool = false;
+
 /** Workspace bytes `dds` needs. */
 export function ddsWorkspace(M: i32, inBlocks: i32, nnz: i32, b: i32): usize {
   const bq = cdiv(b, 4);
-  const xp = cdiv(M, MR) * MR * inBlocks * bq * 4;
+  // X is read in place when b is a multiple of 4, but for the last M % MR rows (one packed panel)
+  const xRows = (b & 3) == 0 ? MR : cdiv(M, MR) * MR;
+  const xp = xRows * inBlocks * bq * 4;
   const wp = nnz * cdiv(b, NR) * NR * bq * 4;
-  return (<usize> (xp + wp) << 2) + <usize> nnz * 12 + 64;
+  return (<usize> (xp + wp) << 2) + <usize> (nnz * cdiv(b, NR) * 24) + 64;
 }
 
 /** Bytes `ddsPackW` writes: every kept block as NR-column panels. */
@@ -76,14 +81,24 @@ export function dds(
   transW &= 1;
   const bq = cdiv(b, 4), npb = cdiv(b, NR);
   const inCols = inBlocks * b, outCols = outBlocks * b;
+  const ldx = <usize> inCols << 2;
   const kTot4 = inBlocks * bq;
   const pstride = <usize> (kTot4 * MR) << 4;
+  // X is read in place, MR rows at a time (no copy), when its blocks are whole k/4 groups; the last
+  // M % MR rows, or all of X otherwise, are packed as MR-row panels (each block column padded to whole
+  // k/4 groups, zero rows below M).
+  const inPlace = (b & 3) == 0;
+  const full = inPlace ? M / MR : 0;
   const xp = ws;
-  const wp = xp + <usize> cdiv(M, MR) * pstride;
-  const segs = wp + (<usize> (nnz * npb * NR * bq * 4) << 2);
-  // X as MR-row panels, each block column padded to whole k/4 groups.
-  for (let j = 0; j < inBlocks; j++) {
-    packA(xp + (<usize> (j * bq * MR) << 4), x + (<usize> (j * b) << 2), inCols, 1, M, b, pstride);
+  const packedRows = M - full * MR;
+  const wp = xp + <usize> cdiv(packedRows, MR) * pstride;
+  const segsP = wp + (<usize> (nnz * npb * NR * bq * 4) << 2);
+  const segsR = segsP + <usize> (nnz * npb * 12);
+  const x0 = x + <usize> (full * MR) * ldx;
+  if (packedRows > 0) {
+    for (let j = 0; j < inBlocks; j++) {
+      packA(xp + (<usize> (j * bq * MR) << 4), x0 + (<usize> (j * b) << 2), inCols, 1, packedRows, b, pstride);
+    }
   }
   // The W blocks this range walks, as NR-column panels of op(W block), in walk order (block e at
   // wBase + (e - eBase) panels); already packed when prepacked.
@@ -93,25 +108,50 @@ export function dds(
   if (!prepacked) packW(w, blk, b, transW, e0, e1, wp);
   const ldc = <usize> outCols << 2;
   const mps = cdiv(M, MR);
-  for (let mc = 0; mc < mps; mc += MCD / MR) {
-    const mcEnd = min(mps, mc + MCD / MR);
+  const chunk = max(1, DDS_XBYTES / (MR * inCols * 4));
+  for (let mc = 0; mc < mps; mc += chunk) {
+    const mcEnd = min(mps, mc + chunk);
     for (let o = o0; o < o1; o++) {
       const s0 = load<i32>(ptr + (<usize> o << 2)), s1 = load<i32>(ptr + (<usize> (o + 1) << 2));
       const ns = s1 - s0;
-      for (let p = 0; p < npb; p++) {
-        const nr = min(NR, b - p * NR);
-        for (let t = 0; t < ns; t++) {
-          const e = s0 + t;
-          const inBlk = load<i32>(idx + (<usize> e << 2));
-          const sp = segs + <usize> (t * 12);
-          store<u32>(sp, <u32> (inBlk * bq * MR) << 4);
-          store<u32>(sp, <u32> (wBase + <usize> ((e - eBase) * npb + p) * wPanel), 4);
-          store<u32>(sp, <u32> bq, 8);
+      // segment tables of this block column, one per NR-column panel p of the block (ns entries each)
+      for (let t = 0; t < ns; t++) {
+        const e = s0 + t;
+        const inBlk = load<i32>(idx + (<usize> e << 2));
+        for (let p = 0; p < npb; p++) {
+          const bp = <u32> (wBase + <usize> ((e - eBase) * npb + p) * wPanel);
+          const q = <usize> ((p * ns + t) * 12);
+          store<u32>(segsP + q, <u32> (inBlk * bq * MR) << 4);
+          store<u32>(segsP + q, bp, 4);
+          store<u32>(segsP + q, <u32> bq, 8);
+          store<u32>(segsR + q, <u32> (inBlk * b) << 2);
+          store<u32>(segsR + q, bp, 4);
+          store<u32>(segsR + q, <u32> bq, 8);
         }
-        let cp = y + (<usize> (mc * MR * outCols + o * b + p * NR) << 2);
+      }
+      if (DDS_ROWS_OUTER) {
         for (let ip = mc; ip < mcEnd; ip++) {
-          micro(xp + <usize> ip * pstride, segs, ns, cp, ldc, 1, beta, min(MR, M - ip * MR), nr);
-          cp += ldc * MR;
+          for (let p = 0; p < npb; p++) {
+            const nr = min(NR, b - p * NR), q = <usize> (p * ns * 12);
+            const cp = y + (<usize> (ip * MR * outCols + o * b + p * NR) << 2);
+            if (ip < full) {
+              microRows(x + <usize> (ip * MR) * ldx, ldx, segsR + q, ns, cp, ldc, 1, beta, MR, nr);
+            } else {
+              micro(xp + <usize> (ip - full) * pstride, segsP + q, ns, cp, ldc, 1, beta, min(MR, M - ip * MR), nr);
+            }
+          }
+        }
+      } else {
+        for (let p = 0; p < npb; p++) {
+          const nr = min(NR, b - p * NR), q = <usize> (p * ns * 12);
+          for (let ip = mc; ip < mcEnd; ip++) {
+            const cp = y + (<usize> (ip * MR * outCols + o * b + p * NR) << 2);
+            if (ip < full) {
+              microRows(x + <usize> (ip * MR) * ldx, ldx, segsR + q, ns, cp, ldc, 1, beta, MR, nr);
+            } else {
+              micro(xp + <usize> (ip - full) * pstride, segsP + q, ns, cp, ldc, 1, beta, min(MR, M - ip * MR), nr);
+            }
+          }
         }
       }
     }

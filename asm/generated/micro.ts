@@ -16,6 +16,7 @@ const NR: i32 = ASC_FEATURE_RELAXED_SIMD ? 8 : 8;
 // One 6x8 tile: c (+)= alpha * sum over segments of A panel [k/4][6][4] x B panel [k][8].
 // segs holds nseg (aOffset from aBase, bPtr, k/4) u32 triples; ldc is in bytes; beta = 1 accumulates.
 function f32_gemm_6x8__relaxed(aBase: usize, segs: usize, nseg: i32, c: usize, ldc: usize, alpha: f32, beta: i32, mr: i32, nr: i32): void {
+
   let c0_0 = f32x4.splat(0);
   let c0_1 = f32x4.splat(0);
   let c1_0 = f32x4.splat(0);
@@ -35,6 +36,7 @@ function f32_gemm_6x8__relaxed(aBase: usize, segs: usize, nseg: i32, c: usize, l
   for (let g = 0; g < nseg; g++) {
     const sp = segs + <usize>(g * 12);
     let a = aBase + <usize>load<u32>(sp);
+
     let b = <usize>load<u32>(sp, 4);
     let n = load<u32>(sp, 8);
     while (n > 0) {
@@ -119,6 +121,7 @@ function f32_gemm_6x8__relaxed(aBase: usize, segs: usize, nseg: i32, c: usize, l
       c5_0 = f32x4.relaxed_madd(s, b0, c5_0);
       c5_1 = f32x4.relaxed_madd(s, b1, c5_1);
       a += 96;
+
       b += 128;
       n--;
     }
@@ -237,6 +240,7 @@ function f32_gemm_6x8__relaxed(aBase: usize, segs: usize, nseg: i32, c: usize, l
 // One 5x8 tile: c (+)= alpha * sum over segments of A panel [k/4][5][4] x B panel [k][8].
 // segs holds nseg (aOffset from aBase, bPtr, k/4) u32 triples; ldc is in bytes; beta = 1 accumulates.
 function f32_gemm_5x8__simd128(aBase: usize, segs: usize, nseg: i32, c: usize, ldc: usize, alpha: f32, beta: i32, mr: i32, nr: i32): void {
+
   let c0_0 = f32x4.splat(0);
   let c0_1 = f32x4.splat(0);
   let c1_0 = f32x4.splat(0);
@@ -254,6 +258,7 @@ function f32_gemm_5x8__simd128(aBase: usize, segs: usize, nseg: i32, c: usize, l
   for (let g = 0; g < nseg; g++) {
     const sp = segs + <usize>(g * 12);
     let a = aBase + <usize>load<u32>(sp);
+
     let b = <usize>load<u32>(sp, 4);
     let n = load<u32>(sp, 8);
     while (n > 0) {
@@ -326,6 +331,7 @@ function f32_gemm_5x8__simd128(aBase: usize, segs: usize, nseg: i32, c: usize, l
       c4_0 = f32x4.add(f32x4.mul(s, b0), c4_0);
       c4_1 = f32x4.add(f32x4.mul(s, b1), c4_1);
       a += 80;
+
       b += 128;
       n--;
     }
@@ -424,12 +430,976 @@ function f32_gemm_5x8__simd128(aBase: usize, segs: usize, nseg: i32, c: usize, l
   }
 }
 
-function micro(aBase: usize, segs: usize, nseg: i32, c: usize, ldc: usize, alpha: f32, beta: i32, mr: i32, nr: i32): void {
-  if (ASC_FEATURE_RELAXED_SIMD) {
-    f32_gemm_6x8__relaxed(aBase, segs, nseg, c, ldc, alpha, beta, mr, nr);
-  } else {
-    f32_gemm_5x8__simd128(aBase, segs, nseg, c, ldc, alpha, beta, mr, nr);
+// One 6x8 tile: c (+)= alpha * sum over segments of A rows in place (lda bytes apart) x B panel [k][8].
+// segs holds nseg (aOffset from aBase, bPtr, k/4) u32 triples; ldc is in bytes; beta = 1 accumulates.
+function f32_gemm_6x8__relaxed_rows(aBase: usize, lda: usize, segs: usize, nseg: i32, c: usize, ldc: usize, alpha: f32, beta: i32, mr: i32, nr: i32): void {
+  const lda2 = lda << 1;
+  let c0_0 = f32x4.splat(0);
+  let c0_1 = f32x4.splat(0);
+  let c1_0 = f32x4.splat(0);
+  let c1_1 = f32x4.splat(0);
+  let c2_0 = f32x4.splat(0);
+  let c2_1 = f32x4.splat(0);
+  let c3_0 = f32x4.splat(0);
+  let c3_1 = f32x4.splat(0);
+  let c4_0 = f32x4.splat(0);
+  let c4_1 = f32x4.splat(0);
+  let c5_0 = f32x4.splat(0);
+  let c5_1 = f32x4.splat(0);
+  let s = f32x4.splat(0);
+  let b0 = f32x4.splat(0);
+  let b1 = f32x4.splat(0);
+
+  for (let g = 0; g < nseg; g++) {
+    const sp = segs + <usize>(g * 12);
+    let a = aBase + <usize>load<u32>(sp);
+    let a3 = a + lda * 3;
+    let b = <usize>load<u32>(sp, 4);
+    let n = load<u32>(sp, 8);
+    while (n > 0) {
+      b0 = v128.load(b);
+      b1 = v128.load(b + 16);
+      s = v128.load32_splat(a);
+      c0_0 = f32x4.relaxed_madd(s, b0, c0_0);
+      c0_1 = f32x4.relaxed_madd(s, b1, c0_1);
+      s = v128.load32_splat(a + lda);
+      c1_0 = f32x4.relaxed_madd(s, b0, c1_0);
+      c1_1 = f32x4.relaxed_madd(s, b1, c1_1);
+      s = v128.load32_splat(a + lda2);
+      c2_0 = f32x4.relaxed_madd(s, b0, c2_0);
+      c2_1 = f32x4.relaxed_madd(s, b1, c2_1);
+      s = v128.load32_splat(a3);
+      c3_0 = f32x4.relaxed_madd(s, b0, c3_0);
+      c3_1 = f32x4.relaxed_madd(s, b1, c3_1);
+      s = v128.load32_splat(a3 + lda);
+      c4_0 = f32x4.relaxed_madd(s, b0, c4_0);
+      c4_1 = f32x4.relaxed_madd(s, b1, c4_1);
+      s = v128.load32_splat(a3 + lda2);
+      c5_0 = f32x4.relaxed_madd(s, b0, c5_0);
+      c5_1 = f32x4.relaxed_madd(s, b1, c5_1);
+      b0 = v128.load(b + 32);
+      b1 = v128.load(b + 48);
+      s = v128.load32_splat(a + 4);
+      c0_0 = f32x4.relaxed_madd(s, b0, c0_0);
+      c0_1 = f32x4.relaxed_madd(s, b1, c0_1);
+      s = v128.load32_splat(a + lda + 4);
+      c1_0 = f32x4.relaxed_madd(s, b0, c1_0);
+      c1_1 = f32x4.relaxed_madd(s, b1, c1_1);
+      s = v128.load32_splat(a + lda2 + 4);
+      c2_0 = f32x4.relaxed_madd(s, b0, c2_0);
+      c2_1 = f32x4.relaxed_madd(s, b1, c2_1);
+      s = v128.load32_splat(a3 + 4);
+      c3_0 = f32x4.relaxed_madd(s, b0, c3_0);
+      c3_1 = f32x4.relaxed_madd(s, b1, c3_1);
+      s = v128.load32_splat(a3 + lda + 4);
+      c4_0 = f32x4.relaxed_madd(s, b0, c4_0);
+      c4_1 = f32x4.relaxed_madd(s, b1, c4_1);
+      s = v128.load32_splat(a3 + lda2 + 4);
+      c5_0 = f32x4.relaxed_madd(s, b0, c5_0);
+      c5_1 = f32x4.relaxed_madd(s, b1, c5_1);
+      b0 = v128.load(b + 64);
+      b1 = v128.load(b + 80);
+      s = v128.load32_splat(a + 8);
+      c0_0 = f32x4.relaxed_madd(s, b0, c0_0);
+      c0_1 = f32x4.relaxed_madd(s, b1, c0_1);
+      s = v128.load32_splat(a + lda + 8);
+      c1_0 = f32x4.relaxed_madd(s, b0, c1_0);
+      c1_1 = f32x4.relaxed_madd(s, b1, c1_1);
+      s = v128.load32_splat(a + lda2 + 8);
+      c2_0 = f32x4.relaxed_madd(s, b0, c2_0);
+      c2_1 = f32x4.relaxed_madd(s, b1, c2_1);
+      s = v128.load32_splat(a3 + 8);
+      c3_0 = f32x4.relaxed_madd(s, b0, c3_0);
+      c3_1 = f32x4.relaxed_madd(s, b1, c3_1);
+      s = v128.load32_splat(a3 + lda + 8);
+      c4_0 = f32x4.relaxed_madd(s, b0, c4_0);
+      c4_1 = f32x4.relaxed_madd(s, b1, c4_1);
+      s = v128.load32_splat(a3 + lda2 + 8);
+      c5_0 = f32x4.relaxed_madd(s, b0, c5_0);
+      c5_1 = f32x4.relaxed_madd(s, b1, c5_1);
+      b0 = v128.load(b + 96);
+      b1 = v128.load(b + 112);
+      s = v128.load32_splat(a + 12);
+      c0_0 = f32x4.relaxed_madd(s, b0, c0_0);
+      c0_1 = f32x4.relaxed_madd(s, b1, c0_1);
+      s = v128.load32_splat(a + lda + 12);
+      c1_0 = f32x4.relaxed_madd(s, b0, c1_0);
+      c1_1 = f32x4.relaxed_madd(s, b1, c1_1);
+      s = v128.load32_splat(a + lda2 + 12);
+      c2_0 = f32x4.relaxed_madd(s, b0, c2_0);
+      c2_1 = f32x4.relaxed_madd(s, b1, c2_1);
+      s = v128.load32_splat(a3 + 12);
+      c3_0 = f32x4.relaxed_madd(s, b0, c3_0);
+      c3_1 = f32x4.relaxed_madd(s, b1, c3_1);
+      s = v128.load32_splat(a3 + lda + 12);
+      c4_0 = f32x4.relaxed_madd(s, b0, c4_0);
+      c4_1 = f32x4.relaxed_madd(s, b1, c4_1);
+      s = v128.load32_splat(a3 + lda2 + 12);
+      c5_0 = f32x4.relaxed_madd(s, b0, c5_0);
+      c5_1 = f32x4.relaxed_madd(s, b1, c5_1);
+      a += 16;
+      a3 += 16;
+      b += 128;
+      n--;
+    }
+  }
+  const va = f32x4.splat(alpha);
+  if (mr == 6 && nr == 8) {
+    if (beta) {
+      v128.store(c + 0 * ldc, f32x4.add(v128.load(c + 0 * ldc, 0), f32x4.mul(c0_0, va)), 0);
+      v128.store(c + 0 * ldc, f32x4.add(v128.load(c + 0 * ldc, 16), f32x4.mul(c0_1, va)), 16);
+      v128.store(c + 1 * ldc, f32x4.add(v128.load(c + 1 * ldc, 0), f32x4.mul(c1_0, va)), 0);
+      v128.store(c + 1 * ldc, f32x4.add(v128.load(c + 1 * ldc, 16), f32x4.mul(c1_1, va)), 16);
+      v128.store(c + 2 * ldc, f32x4.add(v128.load(c + 2 * ldc, 0), f32x4.mul(c2_0, va)), 0);
+      v128.store(c + 2 * ldc, f32x4.add(v128.load(c + 2 * ldc, 16), f32x4.mul(c2_1, va)), 16);
+      v128.store(c + 3 * ldc, f32x4.add(v128.load(c + 3 * ldc, 0), f32x4.mul(c3_0, va)), 0);
+      v128.store(c + 3 * ldc, f32x4.add(v128.load(c + 3 * ldc, 16), f32x4.mul(c3_1, va)), 16);
+      v128.store(c + 4 * ldc, f32x4.add(v128.load(c + 4 * ldc, 0), f32x4.mul(c4_0, va)), 0);
+      v128.store(c + 4 * ldc, f32x4.add(v128.load(c + 4 * ldc, 16), f32x4.mul(c4_1, va)), 16);
+      v128.store(c + 5 * ldc, f32x4.add(v128.load(c + 5 * ldc, 0), f32x4.mul(c5_0, va)), 0);
+      v128.store(c + 5 * ldc, f32x4.add(v128.load(c + 5 * ldc, 16), f32x4.mul(c5_1, va)), 16);
+    } else {
+      v128.store(c + 0 * ldc, f32x4.mul(c0_0, va), 0);
+      v128.store(c + 0 * ldc, f32x4.mul(c0_1, va), 16);
+      v128.store(c + 1 * ldc, f32x4.mul(c1_0, va), 0);
+      v128.store(c + 1 * ldc, f32x4.mul(c1_1, va), 16);
+      v128.store(c + 2 * ldc, f32x4.mul(c2_0, va), 0);
+      v128.store(c + 2 * ldc, f32x4.mul(c2_1, va), 16);
+      v128.store(c + 3 * ldc, f32x4.mul(c3_0, va), 0);
+      v128.store(c + 3 * ldc, f32x4.mul(c3_1, va), 16);
+      v128.store(c + 4 * ldc, f32x4.mul(c4_0, va), 0);
+      v128.store(c + 4 * ldc, f32x4.mul(c4_1, va), 16);
+      v128.store(c + 5 * ldc, f32x4.mul(c5_0, va), 0);
+      v128.store(c + 5 * ldc, f32x4.mul(c5_1, va), 16);
+    }
+    return;
+  }
+  if (0 < mr) {
+    const row = c + 0 * ldc;
+    const v0 = f32x4.mul(c0_0, va);
+    if (0 < nr) storeEdge(row + 0, f32x4.extract_lane(v0, 0), beta);
+    if (1 < nr) storeEdge(row + 4, f32x4.extract_lane(v0, 1), beta);
+    if (2 < nr) storeEdge(row + 8, f32x4.extract_lane(v0, 2), beta);
+    if (3 < nr) storeEdge(row + 12, f32x4.extract_lane(v0, 3), beta);
+    const v1 = f32x4.mul(c0_1, va);
+    if (4 < nr) storeEdge(row + 16, f32x4.extract_lane(v1, 0), beta);
+    if (5 < nr) storeEdge(row + 20, f32x4.extract_lane(v1, 1), beta);
+    if (6 < nr) storeEdge(row + 24, f32x4.extract_lane(v1, 2), beta);
+    if (7 < nr) storeEdge(row + 28, f32x4.extract_lane(v1, 3), beta);
+  }
+  if (1 < mr) {
+    const row = c + 1 * ldc;
+    const v0 = f32x4.mul(c1_0, va);
+    if (0 < nr) storeEdge(row + 0, f32x4.extract_lane(v0, 0), beta);
+    if (1 < nr) storeEdge(row + 4, f32x4.extract_lane(v0, 1), beta);
+    if (2 < nr) storeEdge(row + 8, f32x4.extract_lane(v0, 2), beta);
+    if (3 < nr) storeEdge(row + 12, f32x4.extract_lane(v0, 3), beta);
+    const v1 = f32x4.mul(c1_1, va);
+    if (4 < nr) storeEdge(row + 16, f32x4.extract_lane(v1, 0), beta);
+    if (5 < nr) storeEdge(row + 20, f32x4.extract_lane(v1, 1), beta);
+    if (6 < nr) storeEdge(row + 24, f32x4.extract_lane(v1, 2), beta);
+    if (7 < nr) storeEdge(row + 28, f32x4.extract_lane(v1, 3), beta);
+  }
+  if (2 < mr) {
+    const row = c + 2 * ldc;
+    const v0 = f32x4.mul(c2_0, va);
+    if (0 < nr) storeEdge(row + 0, f32x4.extract_lane(v0, 0), beta);
+    if (1 < nr) storeEdge(row + 4, f32x4.extract_lane(v0, 1), beta);
+    if (2 < nr) storeEdge(row + 8, f32x4.extract_lane(v0, 2), beta);
+    if (3 < nr) storeEdge(row + 12, f32x4.extract_lane(v0, 3), beta);
+    const v1 = f32x4.mul(c2_1, va);
+    if (4 < nr) storeEdge(row + 16, f32x4.extract_lane(v1, 0), beta);
+    if (5 < nr) storeEdge(row + 20, f32x4.extract_lane(v1, 1), beta);
+    if (6 < nr) storeEdge(row + 24, f32x4.extract_lane(v1, 2), beta);
+    if (7 < nr) storeEdge(row + 28, f32x4.extract_lane(v1, 3), beta);
+  }
+  if (3 < mr) {
+    const row = c + 3 * ldc;
+    const v0 = f32x4.mul(c3_0, va);
+    if (0 < nr) storeEdge(row + 0, f32x4.extract_lane(v0, 0), beta);
+    if (1 < nr) storeEdge(row + 4, f32x4.extract_lane(v0, 1), beta);
+    if (2 < nr) storeEdge(row + 8, f32x4.extract_lane(v0, 2), beta);
+    if (3 < nr) storeEdge(row + 12, f32x4.extract_lane(v0, 3), beta);
+    const v1 = f32x4.mul(c3_1, va);
+    if (4 < nr) storeEdge(row + 16, f32x4.extract_lane(v1, 0), beta);
+    if (5 < nr) storeEdge(row + 20, f32x4.extract_lane(v1, 1), beta);
+    if (6 < nr) storeEdge(row + 24, f32x4.extract_lane(v1, 2), beta);
+    if (7 < nr) storeEdge(row + 28, f32x4.extract_lane(v1, 3), beta);
+  }
+  if (4 < mr) {
+    const row = c + 4 * ldc;
+    const v0 = f32x4.mul(c4_0, va);
+    if (0 < nr) storeEdge(row + 0, f32x4.extract_lane(v0, 0), beta);
+    if (1 < nr) storeEdge(row + 4, f32x4.extract_lane(v0, 1), beta);
+    if (2 < nr) storeEdge(row + 8, f32x4.extract_lane(v0, 2), beta);
+    if (3 < nr) storeEdge(row + 12, f32x4.extract_lane(v0, 3), beta);
+    const v1 = f32x4.mul(c4_1, va);
+    if (4 < nr) storeEdge(row + 16, f32x4.extract_lane(v1, 0), beta);
+    if (5 < nr) storeEdge(row + 20, f32x4.extract_lane(v1, 1), beta);
+    if (6 < nr) storeEdge(row + 24, f32x4.extract_lane(v1, 2), beta);
+    if (7 < nr) storeEdge(row + 28, f32x4.extract_lane(v1, 3), beta);
+  }
+  if (5 < mr) {
+    const row = c + 5 * ldc;
+    const v0 = f32x4.mul(c5_0, va);
+    if (0 < nr) storeEdge(row + 0, f32x4.extract_lane(v0, 0), beta);
+    if (1 < nr) storeEdge(row + 4, f32x4.extract_lane(v0, 1), beta);
+    if (2 < nr) storeEdge(row + 8, f32x4.extract_lane(v0, 2), beta);
+    if (3 < nr) storeEdge(row + 12, f32x4.extract_lane(v0, 3), beta);
+    const v1 = f32x4.mul(c5_1, va);
+    if (4 < nr) storeEdge(row + 16, f32x4.extract_lane(v1, 0), beta);
+    if (5 < nr) storeEdge(row + 20, f32x4.extract_lane(v1, 1), beta);
+    if (6 < nr) storeEdge(row + 24, f32x4.extract_lane(v1, 2), beta);
+    if (7 < nr) storeEdge(row + 28, f32x4.extract_lane(v1, 3), beta);
   }
 }
 
-export { MR, NR, micro };
+// One 5x8 tile: c (+)= alpha * sum over segments of A rows in place (lda bytes apart) x B panel [k][8].
+// segs holds nseg (aOffset from aBase, bPtr, k/4) u32 triples; ldc is in bytes; beta = 1 accumulates.
+function f32_gemm_5x8__simd128_rows(aBase: usize, lda: usize, segs: usize, nseg: i32, c: usize, ldc: usize, alpha: f32, beta: i32, mr: i32, nr: i32): void {
+  const lda2 = lda << 1;
+  let c0_0 = f32x4.splat(0);
+  let c0_1 = f32x4.splat(0);
+  let c1_0 = f32x4.splat(0);
+  let c1_1 = f32x4.splat(0);
+  let c2_0 = f32x4.splat(0);
+  let c2_1 = f32x4.splat(0);
+  let c3_0 = f32x4.splat(0);
+  let c3_1 = f32x4.splat(0);
+  let c4_0 = f32x4.splat(0);
+  let c4_1 = f32x4.splat(0);
+  let s = f32x4.splat(0);
+  let b0 = f32x4.splat(0);
+  let b1 = f32x4.splat(0);
+
+  for (let g = 0; g < nseg; g++) {
+    const sp = segs + <usize>(g * 12);
+    let a = aBase + <usize>load<u32>(sp);
+    let a3 = a + lda * 3;
+    let b = <usize>load<u32>(sp, 4);
+    let n = load<u32>(sp, 8);
+    while (n > 0) {
+      b0 = v128.load(b);
+      b1 = v128.load(b + 16);
+      s = v128.load32_splat(a);
+      c0_0 = f32x4.add(f32x4.mul(s, b0), c0_0);
+      c0_1 = f32x4.add(f32x4.mul(s, b1), c0_1);
+      s = v128.load32_splat(a + lda);
+      c1_0 = f32x4.add(f32x4.mul(s, b0), c1_0);
+      c1_1 = f32x4.add(f32x4.mul(s, b1), c1_1);
+      s = v128.load32_splat(a + lda2);
+      c2_0 = f32x4.add(f32x4.mul(s, b0), c2_0);
+      c2_1 = f32x4.add(f32x4.mul(s, b1), c2_1);
+      s = v128.load32_splat(a3);
+      c3_0 = f32x4.add(f32x4.mul(s, b0), c3_0);
+      c3_1 = f32x4.add(f32x4.mul(s, b1), c3_1);
+      s = v128.load32_splat(a3 + lda);
+      c4_0 = f32x4.add(f32x4.mul(s, b0), c4_0);
+      c4_1 = f32x4.add(f32x4.mul(s, b1), c4_1);
+      b0 = v128.load(b + 32);
+      b1 = v128.load(b + 48);
+      s = v128.load32_splat(a + 4);
+      c0_0 = f32x4.add(f32x4.mul(s, b0), c0_0);
+      c0_1 = f32x4.add(f32x4.mul(s, b1), c0_1);
+      s = v128.load32_splat(a + lda + 4);
+      c1_0 = f32x4.add(f32x4.mul(s, b0), c1_0);
+      c1_1 = f32x4.add(f32x4.mul(s, b1), c1_1);
+      s = v128.load32_splat(a + lda2 + 4);
+      c2_0 = f32x4.add(f32x4.mul(s, b0), c2_0);
+      c2_1 = f32x4.add(f32x4.mul(s, b1), c2_1);
+      s = v128.load32_splat(a3 + 4);
+      c3_0 = f32x4.add(f32x4.mul(s, b0), c3_0);
+      c3_1 = f32x4.add(f32x4.mul(s, b1), c3_1);
+      s = v128.load32_splat(a3 + lda + 4);
+      c4_0 = f32x4.add(f32x4.mul(s, b0), c4_0);
+      c4_1 = f32x4.add(f32x4.mul(s, b1), c4_1);
+      b0 = v128.load(b + 64);
+      b1 = v128.load(b + 80);
+      s = v128.load32_splat(a + 8);
+      c0_0 = f32x4.add(f32x4.mul(s, b0), c0_0);
+      c0_1 = f32x4.add(f32x4.mul(s, b1), c0_1);
+      s = v128.load32_splat(a + lda + 8);
+      c1_0 = f32x4.add(f32x4.mul(s, b0), c1_0);
+      c1_1 = f32x4.add(f32x4.mul(s, b1), c1_1);
+      s = v128.load32_splat(a + lda2 + 8);
+      c2_0 = f32x4.add(f32x4.mul(s, b0), c2_0);
+      c2_1 = f32x4.add(f32x4.mul(s, b1), c2_1);
+      s = v128.load32_splat(a3 + 8);
+      c3_0 = f32x4.add(f32x4.mul(s, b0), c3_0);
+      c3_1 = f32x4.add(f32x4.mul(s, b1), c3_1);
+      s = v128.load32_splat(a3 + lda + 8);
+      c4_0 = f32x4.add(f32x4.mul(s, b0), c4_0);
+      c4_1 = f32x4.add(f32x4.mul(s, b1), c4_1);
+      b0 = v128.load(b + 96);
+      b1 = v128.load(b + 112);
+      s = v128.load32_splat(a + 12);
+      c0_0 = f32x4.add(f32x4.mul(s, b0), c0_0);
+      c0_1 = f32x4.add(f32x4.mul(s, b1), c0_1);
+      s = v128.load32_splat(a + lda + 12);
+      c1_0 = f32x4.add(f32x4.mul(s, b0), c1_0);
+      c1_1 = f32x4.add(f32x4.mul(s, b1), c1_1);
+      s = v128.load32_splat(a + lda2 + 12);
+      c2_0 = f32x4.add(f32x4.mul(s, b0), c2_0);
+      c2_1 = f32x4.add(f32x4.mul(s, b1), c2_1);
+      s = v128.load32_splat(a3 + 12);
+      c3_0 = f32x4.add(f32x4.mul(s, b0), c3_0);
+      c3_1 = f32x4.add(f32x4.mul(s, b1), c3_1);
+      s = v128.load32_splat(a3 + lda + 12);
+      c4_0 = f32x4.add(f32x4.mul(s, b0), c4_0);
+      c4_1 = f32x4.add(f32x4.mul(s, b1), c4_1);
+      a += 16;
+      a3 += 16;
+      b += 128;
+      n--;
+    }
+  }
+  const va = f32x4.splat(alpha);
+  if (mr == 5 && nr == 8) {
+    if (beta) {
+      v128.store(c + 0 * ldc, f32x4.add(v128.load(c + 0 * ldc, 0), f32x4.mul(c0_0, va)), 0);
+      v128.store(c + 0 * ldc, f32x4.add(v128.load(c + 0 * ldc, 16), f32x4.mul(c0_1, va)), 16);
+      v128.store(c + 1 * ldc, f32x4.add(v128.load(c + 1 * ldc, 0), f32x4.mul(c1_0, va)), 0);
+      v128.store(c + 1 * ldc, f32x4.add(v128.load(c + 1 * ldc, 16), f32x4.mul(c1_1, va)), 16);
+      v128.store(c + 2 * ldc, f32x4.add(v128.load(c + 2 * ldc, 0), f32x4.mul(c2_0, va)), 0);
+      v128.store(c + 2 * ldc, f32x4.add(v128.load(c + 2 * ldc, 16), f32x4.mul(c2_1, va)), 16);
+      v128.store(c + 3 * ldc, f32x4.add(v128.load(c + 3 * ldc, 0), f32x4.mul(c3_0, va)), 0);
+      v128.store(c + 3 * ldc, f32x4.add(v128.load(c + 3 * ldc, 16), f32x4.mul(c3_1, va)), 16);
+      v128.store(c + 4 * ldc, f32x4.add(v128.load(c + 4 * ldc, 0), f32x4.mul(c4_0, va)), 0);
+      v128.store(c + 4 * ldc, f32x4.add(v128.load(c + 4 * ldc, 16), f32x4.mul(c4_1, va)), 16);
+    } else {
+      v128.store(c + 0 * ldc, f32x4.mul(c0_0, va), 0);
+      v128.store(c + 0 * ldc, f32x4.mul(c0_1, va), 16);
+      v128.store(c + 1 * ldc, f32x4.mul(c1_0, va), 0);
+      v128.store(c + 1 * ldc, f32x4.mul(c1_1, va), 16);
+      v128.store(c + 2 * ldc, f32x4.mul(c2_0, va), 0);
+      v128.store(c + 2 * ldc, f32x4.mul(c2_1, va), 16);
+      v128.store(c + 3 * ldc, f32x4.mul(c3_0, va), 0);
+      v128.store(c + 3 * ldc, f32x4.mul(c3_1, va), 16);
+      v128.store(c + 4 * ldc, f32x4.mul(c4_0, va), 0);
+      v128.store(c + 4 * ldc, f32x4.mul(c4_1, va), 16);
+    }
+    return;
+  }
+  if (0 < mr) {
+    const row = c + 0 * ldc;
+    const v0 = f32x4.mul(c0_0, va);
+    if (0 < nr) storeEdge(row + 0, f32x4.extract_lane(v0, 0), beta);
+    if (1 < nr) storeEdge(row + 4, f32x4.extract_lane(v0, 1), beta);
+    if (2 < nr) storeEdge(row + 8, f32x4.extract_lane(v0, 2), beta);
+    if (3 < nr) storeEdge(row + 12, f32x4.extract_lane(v0, 3), beta);
+    const v1 = f32x4.mul(c0_1, va);
+    if (4 < nr) storeEdge(row + 16, f32x4.extract_lane(v1, 0), beta);
+    if (5 < nr) storeEdge(row + 20, f32x4.extract_lane(v1, 1), beta);
+    if (6 < nr) storeEdge(row + 24, f32x4.extract_lane(v1, 2), beta);
+    if (7 < nr) storeEdge(row + 28, f32x4.extract_lane(v1, 3), beta);
+  }
+  if (1 < mr) {
+    const row = c + 1 * ldc;
+    const v0 = f32x4.mul(c1_0, va);
+    if (0 < nr) storeEdge(row + 0, f32x4.extract_lane(v0, 0), beta);
+    if (1 < nr) storeEdge(row + 4, f32x4.extract_lane(v0, 1), beta);
+    if (2 < nr) storeEdge(row + 8, f32x4.extract_lane(v0, 2), beta);
+    if (3 < nr) storeEdge(row + 12, f32x4.extract_lane(v0, 3), beta);
+    const v1 = f32x4.mul(c1_1, va);
+    if (4 < nr) storeEdge(row + 16, f32x4.extract_lane(v1, 0), beta);
+    if (5 < nr) storeEdge(row + 20, f32x4.extract_lane(v1, 1), beta);
+    if (6 < nr) storeEdge(row + 24, f32x4.extract_lane(v1, 2), beta);
+    if (7 < nr) storeEdge(row + 28, f32x4.extract_lane(v1, 3), beta);
+  }
+  if (2 < mr) {
+    const row = c + 2 * ldc;
+    const v0 = f32x4.mul(c2_0, va);
+    if (0 < nr) storeEdge(row + 0, f32x4.extract_lane(v0, 0), beta);
+    if (1 < nr) storeEdge(row + 4, f32x4.extract_lane(v0, 1), beta);
+    if (2 < nr) storeEdge(row + 8, f32x4.extract_lane(v0, 2), beta);
+    if (3 < nr) storeEdge(row + 12, f32x4.extract_lane(v0, 3), beta);
+    const v1 = f32x4.mul(c2_1, va);
+    if (4 < nr) storeEdge(row + 16, f32x4.extract_lane(v1, 0), beta);
+    if (5 < nr) storeEdge(row + 20, f32x4.extract_lane(v1, 1), beta);
+    if (6 < nr) storeEdge(row + 24, f32x4.extract_lane(v1, 2), beta);
+    if (7 < nr) storeEdge(row + 28, f32x4.extract_lane(v1, 3), beta);
+  }
+  if (3 < mr) {
+    const row = c + 3 * ldc;
+    const v0 = f32x4.mul(c3_0, va);
+    if (0 < nr) storeEdge(row + 0, f32x4.extract_lane(v0, 0), beta);
+    if (1 < nr) storeEdge(row + 4, f32x4.extract_lane(v0, 1), beta);
+    if (2 < nr) storeEdge(row + 8, f32x4.extract_lane(v0, 2), beta);
+    if (3 < nr) storeEdge(row + 12, f32x4.extract_lane(v0, 3), beta);
+    const v1 = f32x4.mul(c3_1, va);
+    if (4 < nr) storeEdge(row + 16, f32x4.extract_lane(v1, 0), beta);
+    if (5 < nr) storeEdge(row + 20, f32x4.extract_lane(v1, 1), beta);
+    if (6 < nr) storeEdge(row + 24, f32x4.extract_lane(v1, 2), beta);
+    if (7 < nr) storeEdge(row + 28, f32x4.extract_lane(v1, 3), beta);
+  }
+  if (4 < mr) {
+    const row = c + 4 * ldc;
+    const v0 = f32x4.mul(c4_0, va);
+    if (0 < nr) storeEdge(row + 0, f32x4.extract_lane(v0, 0), beta);
+    if (1 < nr) storeEdge(row + 4, f32x4.extract_lane(v0, 1), beta);
+    if (2 < nr) storeEdge(row + 8, f32x4.extract_lane(v0, 2), beta);
+    if (3 < nr) storeEdge(row + 12, f32x4.extract_lane(v0, 3), beta);
+    const v1 = f32x4.mul(c4_1, va);
+    if (4 < nr) storeEdge(row + 16, f32x4.extract_lane(v1, 0), beta);
+    if (5 < nr) storeEdge(row + 20, f32x4.extract_lane(v1, 1), beta);
+    if (6 < nr) storeEdge(row + 24, f32x4.extract_lane(v1, 2), beta);
+    if (7 < nr) storeEdge(row + 28, f32x4.extract_lane(v1, 3), beta);
+  }
+}
+
+// One 2x8 tile: c (+)= alpha * sum over segments of A panel [k/4][2][4] x B panel [k][8].
+// segs holds nseg (aOffset from aBase, bPtr, k/4) u32 triples; ldc is in bytes; beta = 1 accumulates.
+function f32_gemm_2x8__relaxed_in6(aBase: usize, segs: usize, nseg: i32, c: usize, ldc: usize, alpha: f32, beta: i32, mr: i32, nr: i32): void {
+
+  let c0_0 = f32x4.splat(0);
+  let c0_1 = f32x4.splat(0);
+  let c1_0 = f32x4.splat(0);
+  let c1_1 = f32x4.splat(0);
+  let s = f32x4.splat(0);
+  let b0 = f32x4.splat(0);
+  let b1 = f32x4.splat(0);
+
+  for (let g = 0; g < nseg; g++) {
+    const sp = segs + <usize>(g * 12);
+    let a = aBase + <usize>load<u32>(sp);
+
+    let b = <usize>load<u32>(sp, 4);
+    let n = load<u32>(sp, 8);
+    while (n > 0) {
+      b0 = v128.load(b);
+      b1 = v128.load(b + 16);
+      s = v128.load32_splat(a);
+      c0_0 = f32x4.relaxed_madd(s, b0, c0_0);
+      c0_1 = f32x4.relaxed_madd(s, b1, c0_1);
+      s = v128.load32_splat(a + 16);
+      c1_0 = f32x4.relaxed_madd(s, b0, c1_0);
+      c1_1 = f32x4.relaxed_madd(s, b1, c1_1);
+      b0 = v128.load(b + 32);
+      b1 = v128.load(b + 48);
+      s = v128.load32_splat(a + 4);
+      c0_0 = f32x4.relaxed_madd(s, b0, c0_0);
+      c0_1 = f32x4.relaxed_madd(s, b1, c0_1);
+      s = v128.load32_splat(a + 20);
+      c1_0 = f32x4.relaxed_madd(s, b0, c1_0);
+      c1_1 = f32x4.relaxed_madd(s, b1, c1_1);
+      b0 = v128.load(b + 64);
+      b1 = v128.load(b + 80);
+      s = v128.load32_splat(a + 8);
+      c0_0 = f32x4.relaxed_madd(s, b0, c0_0);
+      c0_1 = f32x4.relaxed_madd(s, b1, c0_1);
+      s = v128.load32_splat(a + 24);
+      c1_0 = f32x4.relaxed_madd(s, b0, c1_0);
+      c1_1 = f32x4.relaxed_madd(s, b1, c1_1);
+      b0 = v128.load(b + 96);
+      b1 = v128.load(b + 112);
+      s = v128.load32_splat(a + 12);
+      c0_0 = f32x4.relaxed_madd(s, b0, c0_0);
+      c0_1 = f32x4.relaxed_madd(s, b1, c0_1);
+      s = v128.load32_splat(a + 28);
+      c1_0 = f32x4.relaxed_madd(s, b0, c1_0);
+      c1_1 = f32x4.relaxed_madd(s, b1, c1_1);
+      a += 96;
+
+      b += 128;
+      n--;
+    }
+  }
+  const va = f32x4.splat(alpha);
+  if (mr == 2 && nr == 8) {
+    if (beta) {
+      v128.store(c + 0 * ldc, f32x4.add(v128.load(c + 0 * ldc, 0), f32x4.mul(c0_0, va)), 0);
+      v128.store(c + 0 * ldc, f32x4.add(v128.load(c + 0 * ldc, 16), f32x4.mul(c0_1, va)), 16);
+      v128.store(c + 1 * ldc, f32x4.add(v128.load(c + 1 * ldc, 0), f32x4.mul(c1_0, va)), 0);
+      v128.store(c + 1 * ldc, f32x4.add(v128.load(c + 1 * ldc, 16), f32x4.mul(c1_1, va)), 16);
+    } else {
+      v128.store(c + 0 * ldc, f32x4.mul(c0_0, va), 0);
+      v128.store(c + 0 * ldc, f32x4.mul(c0_1, va), 16);
+      v128.store(c + 1 * ldc, f32x4.mul(c1_0, va), 0);
+      v128.store(c + 1 * ldc, f32x4.mul(c1_1, va), 16);
+    }
+    return;
+  }
+  if (0 < mr) {
+    const row = c + 0 * ldc;
+    const v0 = f32x4.mul(c0_0, va);
+    if (0 < nr) storeEdge(row + 0, f32x4.extract_lane(v0, 0), beta);
+    if (1 < nr) storeEdge(row + 4, f32x4.extract_lane(v0, 1), beta);
+    if (2 < nr) storeEdge(row + 8, f32x4.extract_lane(v0, 2), beta);
+    if (3 < nr) storeEdge(row + 12, f32x4.extract_lane(v0, 3), beta);
+    const v1 = f32x4.mul(c0_1, va);
+    if (4 < nr) storeEdge(row + 16, f32x4.extract_lane(v1, 0), beta);
+    if (5 < nr) storeEdge(row + 20, f32x4.extract_lane(v1, 1), beta);
+    if (6 < nr) storeEdge(row + 24, f32x4.extract_lane(v1, 2), beta);
+    if (7 < nr) storeEdge(row + 28, f32x4.extract_lane(v1, 3), beta);
+  }
+  if (1 < mr) {
+    const row = c + 1 * ldc;
+    const v0 = f32x4.mul(c1_0, va);
+    if (0 < nr) storeEdge(row + 0, f32x4.extract_lane(v0, 0), beta);
+    if (1 < nr) storeEdge(row + 4, f32x4.extract_lane(v0, 1), beta);
+    if (2 < nr) storeEdge(row + 8, f32x4.extract_lane(v0, 2), beta);
+    if (3 < nr) storeEdge(row + 12, f32x4.extract_lane(v0, 3), beta);
+    const v1 = f32x4.mul(c1_1, va);
+    if (4 < nr) storeEdge(row + 16, f32x4.extract_lane(v1, 0), beta);
+    if (5 < nr) storeEdge(row + 20, f32x4.extract_lane(v1, 1), beta);
+    if (6 < nr) storeEdge(row + 24, f32x4.extract_lane(v1, 2), beta);
+    if (7 < nr) storeEdge(row + 28, f32x4.extract_lane(v1, 3), beta);
+  }
+}
+
+// One 4x8 tile: c (+)= alpha * sum over segments of A panel [k/4][4][4] x B panel [k][8].
+// segs holds nseg (aOffset from aBase, bPtr, k/4) u32 triples; ldc is in bytes; beta = 1 accumulates.
+function f32_gemm_4x8__relaxed_in6(aBase: usize, segs: usize, nseg: i32, c: usize, ldc: usize, alpha: f32, beta: i32, mr: i32, nr: i32): void {
+
+  let c0_0 = f32x4.splat(0);
+  let c0_1 = f32x4.splat(0);
+  let c1_0 = f32x4.splat(0);
+  let c1_1 = f32x4.splat(0);
+  let c2_0 = f32x4.splat(0);
+  let c2_1 = f32x4.splat(0);
+  let c3_0 = f32x4.splat(0);
+  let c3_1 = f32x4.splat(0);
+  let s = f32x4.splat(0);
+  let b0 = f32x4.splat(0);
+  let b1 = f32x4.splat(0);
+
+  for (let g = 0; g < nseg; g++) {
+    const sp = segs + <usize>(g * 12);
+    let a = aBase + <usize>load<u32>(sp);
+
+    let b = <usize>load<u32>(sp, 4);
+    let n = load<u32>(sp, 8);
+    while (n > 0) {
+      b0 = v128.load(b);
+      b1 = v128.load(b + 16);
+      s = v128.load32_splat(a);
+      c0_0 = f32x4.relaxed_madd(s, b0, c0_0);
+      c0_1 = f32x4.relaxed_madd(s, b1, c0_1);
+      s = v128.load32_splat(a + 16);
+      c1_0 = f32x4.relaxed_madd(s, b0, c1_0);
+      c1_1 = f32x4.relaxed_madd(s, b1, c1_1);
+      s = v128.load32_splat(a + 32);
+      c2_0 = f32x4.relaxed_madd(s, b0, c2_0);
+      c2_1 = f32x4.relaxed_madd(s, b1, c2_1);
+      s = v128.load32_splat(a + 48);
+      c3_0 = f32x4.relaxed_madd(s, b0, c3_0);
+      c3_1 = f32x4.relaxed_madd(s, b1, c3_1);
+      b0 = v128.load(b + 32);
+      b1 = v128.load(b + 48);
+      s = v128.load32_splat(a + 4);
+      c0_0 = f32x4.relaxed_madd(s, b0, c0_0);
+      c0_1 = f32x4.relaxed_madd(s, b1, c0_1);
+      s = v128.load32_splat(a + 20);
+      c1_0 = f32x4.relaxed_madd(s, b0, c1_0);
+      c1_1 = f32x4.relaxed_madd(s, b1, c1_1);
+      s = v128.load32_splat(a + 36);
+      c2_0 = f32x4.relaxed_madd(s, b0, c2_0);
+      c2_1 = f32x4.relaxed_madd(s, b1, c2_1);
+      s = v128.load32_splat(a + 52);
+      c3_0 = f32x4.relaxed_madd(s, b0, c3_0);
+      c3_1 = f32x4.relaxed_madd(s, b1, c3_1);
+      b0 = v128.load(b + 64);
+      b1 = v128.load(b + 80);
+      s = v128.load32_splat(a + 8);
+      c0_0 = f32x4.relaxed_madd(s, b0, c0_0);
+      c0_1 = f32x4.relaxed_madd(s, b1, c0_1);
+      s = v128.load32_splat(a + 24);
+      c1_0 = f32x4.relaxed_madd(s, b0, c1_0);
+      c1_1 = f32x4.relaxed_madd(s, b1, c1_1);
+      s = v128.load32_splat(a + 40);
+      c2_0 = f32x4.relaxed_madd(s, b0, c2_0);
+      c2_1 = f32x4.relaxed_madd(s, b1, c2_1);
+      s = v128.load32_splat(a + 56);
+      c3_0 = f32x4.relaxed_madd(s, b0, c3_0);
+      c3_1 = f32x4.relaxed_madd(s, b1, c3_1);
+      b0 = v128.load(b + 96);
+      b1 = v128.load(b + 112);
+      s = v128.load32_splat(a + 12);
+      c0_0 = f32x4.relaxed_madd(s, b0, c0_0);
+      c0_1 = f32x4.relaxed_madd(s, b1, c0_1);
+      s = v128.load32_splat(a + 28);
+      c1_0 = f32x4.relaxed_madd(s, b0, c1_0);
+      c1_1 = f32x4.relaxed_madd(s, b1, c1_1);
+      s = v128.load32_splat(a + 44);
+      c2_0 = f32x4.relaxed_madd(s, b0, c2_0);
+      c2_1 = f32x4.relaxed_madd(s, b1, c2_1);
+      s = v128.load32_splat(a + 60);
+      c3_0 = f32x4.relaxed_madd(s, b0, c3_0);
+      c3_1 = f32x4.relaxed_madd(s, b1, c3_1);
+      a += 96;
+
+      b += 128;
+      n--;
+    }
+  }
+  const va = f32x4.splat(alpha);
+  if (mr == 4 && nr == 8) {
+    if (beta) {
+      v128.store(c + 0 * ldc, f32x4.add(v128.load(c + 0 * ldc, 0), f32x4.mul(c0_0, va)), 0);
+      v128.store(c + 0 * ldc, f32x4.add(v128.load(c + 0 * ldc, 16), f32x4.mul(c0_1, va)), 16);
+      v128.store(c + 1 * ldc, f32x4.add(v128.load(c + 1 * ldc, 0), f32x4.mul(c1_0, va)), 0);
+      v128.store(c + 1 * ldc, f32x4.add(v128.load(c + 1 * ldc, 16), f32x4.mul(c1_1, va)), 16);
+      v128.store(c + 2 * ldc, f32x4.add(v128.load(c + 2 * ldc, 0), f32x4.mul(c2_0, va)), 0);
+      v128.store(c + 2 * ldc, f32x4.add(v128.load(c + 2 * ldc, 16), f32x4.mul(c2_1, va)), 16);
+      v128.store(c + 3 * ldc, f32x4.add(v128.load(c + 3 * ldc, 0), f32x4.mul(c3_0, va)), 0);
+      v128.store(c + 3 * ldc, f32x4.add(v128.load(c + 3 * ldc, 16), f32x4.mul(c3_1, va)), 16);
+    } else {
+      v128.store(c + 0 * ldc, f32x4.mul(c0_0, va), 0);
+      v128.store(c + 0 * ldc, f32x4.mul(c0_1, va), 16);
+      v128.store(c + 1 * ldc, f32x4.mul(c1_0, va), 0);
+      v128.store(c + 1 * ldc, f32x4.mul(c1_1, va), 16);
+      v128.store(c + 2 * ldc, f32x4.mul(c2_0, va), 0);
+      v128.store(c + 2 * ldc, f32x4.mul(c2_1, va), 16);
+      v128.store(c + 3 * ldc, f32x4.mul(c3_0, va), 0);
+      v128.store(c + 3 * ldc, f32x4.mul(c3_1, va), 16);
+    }
+    return;
+  }
+  if (0 < mr) {
+    const row = c + 0 * ldc;
+    const v0 = f32x4.mul(c0_0, va);
+    if (0 < nr) storeEdge(row + 0, f32x4.extract_lane(v0, 0), beta);
+    if (1 < nr) storeEdge(row + 4, f32x4.extract_lane(v0, 1), beta);
+    if (2 < nr) storeEdge(row + 8, f32x4.extract_lane(v0, 2), beta);
+    if (3 < nr) storeEdge(row + 12, f32x4.extract_lane(v0, 3), beta);
+    const v1 = f32x4.mul(c0_1, va);
+    if (4 < nr) storeEdge(row + 16, f32x4.extract_lane(v1, 0), beta);
+    if (5 < nr) storeEdge(row + 20, f32x4.extract_lane(v1, 1), beta);
+    if (6 < nr) storeEdge(row + 24, f32x4.extract_lane(v1, 2), beta);
+    if (7 < nr) storeEdge(row + 28, f32x4.extract_lane(v1, 3), beta);
+  }
+  if (1 < mr) {
+    const row = c + 1 * ldc;
+    const v0 = f32x4.mul(c1_0, va);
+    if (0 < nr) storeEdge(row + 0, f32x4.extract_lane(v0, 0), beta);
+    if (1 < nr) storeEdge(row + 4, f32x4.extract_lane(v0, 1), beta);
+    if (2 < nr) storeEdge(row + 8, f32x4.extract_lane(v0, 2), beta);
+    if (3 < nr) storeEdge(row + 12, f32x4.extract_lane(v0, 3), beta);
+    const v1 = f32x4.mul(c1_1, va);
+    if (4 < nr) storeEdge(row + 16, f32x4.extract_lane(v1, 0), beta);
+    if (5 < nr) storeEdge(row + 20, f32x4.extract_lane(v1, 1), beta);
+    if (6 < nr) storeEdge(row + 24, f32x4.extract_lane(v1, 2), beta);
+    if (7 < nr) storeEdge(row + 28, f32x4.extract_lane(v1, 3), beta);
+  }
+  if (2 < mr) {
+    const row = c + 2 * ldc;
+    const v0 = f32x4.mul(c2_0, va);
+    if (0 < nr) storeEdge(row + 0, f32x4.extract_lane(v0, 0), beta);
+    if (1 < nr) storeEdge(row + 4, f32x4.extract_lane(v0, 1), beta);
+    if (2 < nr) storeEdge(row + 8, f32x4.extract_lane(v0, 2), beta);
+    if (3 < nr) storeEdge(row + 12, f32x4.extract_lane(v0, 3), beta);
+    const v1 = f32x4.mul(c2_1, va);
+    if (4 < nr) storeEdge(row + 16, f32x4.extract_lane(v1, 0), beta);
+    if (5 < nr) storeEdge(row + 20, f32x4.extract_lane(v1, 1), beta);
+    if (6 < nr) storeEdge(row + 24, f32x4.extract_lane(v1, 2), beta);
+    if (7 < nr) storeEdge(row + 28, f32x4.extract_lane(v1, 3), beta);
+  }
+  if (3 < mr) {
+    const row = c + 3 * ldc;
+    const v0 = f32x4.mul(c3_0, va);
+    if (0 < nr) storeEdge(row + 0, f32x4.extract_lane(v0, 0), beta);
+    if (1 < nr) storeEdge(row + 4, f32x4.extract_lane(v0, 1), beta);
+    if (2 < nr) storeEdge(row + 8, f32x4.extract_lane(v0, 2), beta);
+    if (3 < nr) storeEdge(row + 12, f32x4.extract_lane(v0, 3), beta);
+    const v1 = f32x4.mul(c3_1, va);
+    if (4 < nr) storeEdge(row + 16, f32x4.extract_lane(v1, 0), beta);
+    if (5 < nr) storeEdge(row + 20, f32x4.extract_lane(v1, 1), beta);
+    if (6 < nr) storeEdge(row + 24, f32x4.extract_lane(v1, 2), beta);
+    if (7 < nr) storeEdge(row + 28, f32x4.extract_lane(v1, 3), beta);
+  }
+}
+
+// One 2x8 tile: c (+)= alpha * sum over segments of A panel [k/4][2][4] x B panel [k][8].
+// segs holds nseg (aOffset from aBase, bPtr, k/4) u32 triples; ldc is in bytes; beta = 1 accumulates.
+function f32_gemm_2x8__simd128_in5(aBase: usize, segs: usize, nseg: i32, c: usize, ldc: usize, alpha: f32, beta: i32, mr: i32, nr: i32): void {
+
+  let c0_0 = f32x4.splat(0);
+  let c0_1 = f32x4.splat(0);
+  let c1_0 = f32x4.splat(0);
+  let c1_1 = f32x4.splat(0);
+  let s = f32x4.splat(0);
+  let b0 = f32x4.splat(0);
+  let b1 = f32x4.splat(0);
+
+  for (let g = 0; g < nseg; g++) {
+    const sp = segs + <usize>(g * 12);
+    let a = aBase + <usize>load<u32>(sp);
+
+    let b = <usize>load<u32>(sp, 4);
+    let n = load<u32>(sp, 8);
+    while (n > 0) {
+      b0 = v128.load(b);
+      b1 = v128.load(b + 16);
+      s = v128.load32_splat(a);
+      c0_0 = f32x4.add(f32x4.mul(s, b0), c0_0);
+      c0_1 = f32x4.add(f32x4.mul(s, b1), c0_1);
+      s = v128.load32_splat(a + 16);
+      c1_0 = f32x4.add(f32x4.mul(s, b0), c1_0);
+      c1_1 = f32x4.add(f32x4.mul(s, b1), c1_1);
+      b0 = v128.load(b + 32);
+      b1 = v128.load(b + 48);
+      s = v128.load32_splat(a + 4);
+      c0_0 = f32x4.add(f32x4.mul(s, b0), c0_0);
+      c0_1 = f32x4.add(f32x4.mul(s, b1), c0_1);
+      s = v128.load32_splat(a + 20);
+      c1_0 = f32x4.add(f32x4.mul(s, b0), c1_0);
+      c1_1 = f32x4.add(f32x4.mul(s, b1), c1_1);
+      b0 = v128.load(b + 64);
+      b1 = v128.load(b + 80);
+      s = v128.load32_splat(a + 8);
+      c0_0 = f32x4.add(f32x4.mul(s, b0), c0_0);
+      c0_1 = f32x4.add(f32x4.mul(s, b1), c0_1);
+      s = v128.load32_splat(a + 24);
+      c1_0 = f32x4.add(f32x4.mul(s, b0), c1_0);
+      c1_1 = f32x4.add(f32x4.mul(s, b1), c1_1);
+      b0 = v128.load(b + 96);
+      b1 = v128.load(b + 112);
+      s = v128.load32_splat(a + 12);
+      c0_0 = f32x4.add(f32x4.mul(s, b0), c0_0);
+      c0_1 = f32x4.add(f32x4.mul(s, b1), c0_1);
+      s = v128.load32_splat(a + 28);
+      c1_0 = f32x4.add(f32x4.mul(s, b0), c1_0);
+      c1_1 = f32x4.add(f32x4.mul(s, b1), c1_1);
+      a += 80;
+
+      b += 128;
+      n--;
+    }
+  }
+  const va = f32x4.splat(alpha);
+  if (mr == 2 && nr == 8) {
+    if (beta) {
+      v128.store(c + 0 * ldc, f32x4.add(v128.load(c + 0 * ldc, 0), f32x4.mul(c0_0, va)), 0);
+      v128.store(c + 0 * ldc, f32x4.add(v128.load(c + 0 * ldc, 16), f32x4.mul(c0_1, va)), 16);
+      v128.store(c + 1 * ldc, f32x4.add(v128.load(c + 1 * ldc, 0), f32x4.mul(c1_0, va)), 0);
+      v128.store(c + 1 * ldc, f32x4.add(v128.load(c + 1 * ldc, 16), f32x4.mul(c1_1, va)), 16);
+    } else {
+      v128.store(c + 0 * ldc, f32x4.mul(c0_0, va), 0);
+      v128.store(c + 0 * ldc, f32x4.mul(c0_1, va), 16);
+      v128.store(c + 1 * ldc, f32x4.mul(c1_0, va), 0);
+      v128.store(c + 1 * ldc, f32x4.mul(c1_1, va), 16);
+    }
+    return;
+  }
+  if (0 < mr) {
+    const row = c + 0 * ldc;
+    const v0 = f32x4.mul(c0_0, va);
+    if (0 < nr) storeEdge(row + 0, f32x4.extract_lane(v0, 0), beta);
+    if (1 < nr) storeEdge(row + 4, f32x4.extract_lane(v0, 1), beta);
+    if (2 < nr) storeEdge(row + 8, f32x4.extract_lane(v0, 2), beta);
+    if (3 < nr) storeEdge(row + 12, f32x4.extract_lane(v0, 3), beta);
+    const v1 = f32x4.mul(c0_1, va);
+    if (4 < nr) storeEdge(row + 16, f32x4.extract_lane(v1, 0), beta);
+    if (5 < nr) storeEdge(row + 20, f32x4.extract_lane(v1, 1), beta);
+    if (6 < nr) storeEdge(row + 24, f32x4.extract_lane(v1, 2), beta);
+    if (7 < nr) storeEdge(row + 28, f32x4.extract_lane(v1, 3), beta);
+  }
+  if (1 < mr) {
+    const row = c + 1 * ldc;
+    const v0 = f32x4.mul(c1_0, va);
+    if (0 < nr) storeEdge(row + 0, f32x4.extract_lane(v0, 0), beta);
+    if (1 < nr) storeEdge(row + 4, f32x4.extract_lane(v0, 1), beta);
+    if (2 < nr) storeEdge(row + 8, f32x4.extract_lane(v0, 2), beta);
+    if (3 < nr) storeEdge(row + 12, f32x4.extract_lane(v0, 3), beta);
+    const v1 = f32x4.mul(c1_1, va);
+    if (4 < nr) storeEdge(row + 16, f32x4.extract_lane(v1, 0), beta);
+    if (5 < nr) storeEdge(row + 20, f32x4.extract_lane(v1, 1), beta);
+    if (6 < nr) storeEdge(row + 24, f32x4.extract_lane(v1, 2), beta);
+    if (7 < nr) storeEdge(row + 28, f32x4.extract_lane(v1, 3), beta);
+  }
+}
+
+// One 4x8 tile: c (+)= alpha * sum over segments of A panel [k/4][4][4] x B panel [k][8].
+// segs holds nseg (aOffset from aBase, bPtr, k/4) u32 triples; ldc is in bytes; beta = 1 accumulates.
+function f32_gemm_4x8__simd128_in5(aBase: usize, segs: usize, nseg: i32, c: usize, ldc: usize, alpha: f32, beta: i32, mr: i32, nr: i32): void {
+
+  let c0_0 = f32x4.splat(0);
+  let c0_1 = f32x4.splat(0);
+  let c1_0 = f32x4.splat(0);
+  let c1_1 = f32x4.splat(0);
+  let c2_0 = f32x4.splat(0);
+  let c2_1 = f32x4.splat(0);
+  let c3_0 = f32x4.splat(0);
+  let c3_1 = f32x4.splat(0);
+  let s = f32x4.splat(0);
+  let b0 = f32x4.splat(0);
+  let b1 = f32x4.splat(0);
+
+  for (let g = 0; g < nseg; g++) {
+    const sp = segs + <usize>(g * 12);
+    let a = aBase + <usize>load<u32>(sp);
+
+    let b = <usize>load<u32>(sp, 4);
+    let n = load<u32>(sp, 8);
+    while (n > 0) {
+      b0 = v128.load(b);
+      b1 = v128.load(b + 16);
+      s = v128.load32_splat(a);
+      c0_0 = f32x4.add(f32x4.mul(s, b0), c0_0);
+      c0_1 = f32x4.add(f32x4.mul(s, b1), c0_1);
+      s = v128.load32_splat(a + 16);
+      c1_0 = f32x4.add(f32x4.mul(s, b0), c1_0);
+      c1_1 = f32x4.add(f32x4.mul(s, b1), c1_1);
+      s = v128.load32_splat(a + 32);
+      c2_0 = f32x4.add(f32x4.mul(s, b0), c2_0);
+      c2_1 = f32x4.add(f32x4.mul(s, b1), c2_1);
+      s = v128.load32_splat(a + 48);
+      c3_0 = f32x4.add(f32x4.mul(s, b0), c3_0);
+      c3_1 = f32x4.add(f32x4.mul(s, b1), c3_1);
+      b0 = v128.load(b + 32);
+      b1 = v128.load(b + 48);
+      s = v128.load32_splat(a + 4);
+      c0_0 = f32x4.add(f32x4.mul(s, b0), c0_0);
+      c0_1 = f32x4.add(f32x4.mul(s, b1), c0_1);
+      s = v128.load32_splat(a + 20);
+      c1_0 = f32x4.add(f32x4.mul(s, b0), c1_0);
+      c1_1 = f32x4.add(f32x4.mul(s, b1), c1_1);
+      s = v128.load32_splat(a + 36);
+      c2_0 = f32x4.add(f32x4.mul(s, b0), c2_0);
+      c2_1 = f32x4.add(f32x4.mul(s, b1), c2_1);
+      s = v128.load32_splat(a + 52);
+      c3_0 = f32x4.add(f32x4.mul(s, b0), c3_0);
+      c3_1 = f32x4.add(f32x4.mul(s, b1), c3_1);
+      b0 = v128.load(b + 64);
+      b1 = v128.load(b + 80);
+      s = v128.load32_splat(a + 8);
+      c0_0 = f32x4.add(f32x4.mul(s, b0), c0_0);
+      c0_1 = f32x4.add(f32x4.mul(s, b1), c0_1);
+      s = v128.load32_splat(a + 24);
+      c1_0 = f32x4.add(f32x4.mul(s, b0), c1_0);
+      c1_1 = f32x4.add(f32x4.mul(s, b1), c1_1);
+      s = v128.load32_splat(a + 40);
+      c2_0 = f32x4.add(f32x4.mul(s, b0), c2_0);
+      c2_1 = f32x4.add(f32x4.mul(s, b1), c2_1);
+      s = v128.load32_splat(a + 56);
+      c3_0 = f32x4.add(f32x4.mul(s, b0), c3_0);
+      c3_1 = f32x4.add(f32x4.mul(s, b1), c3_1);
+      b0 = v128.load(b + 96);
+      b1 = v128.load(b + 112);
+      s = v128.load32_splat(a + 12);
+      c0_0 = f32x4.add(f32x4.mul(s, b0), c0_0);
+      c0_1 = f32x4.add(f32x4.mul(s, b1), c0_1);
+      s = v128.load32_splat(a + 28);
+      c1_0 = f32x4.add(f32x4.mul(s, b0), c1_0);
+      c1_1 = f32x4.add(f32x4.mul(s, b1), c1_1);
+      s = v128.load32_splat(a + 44);
+      c2_0 = f32x4.add(f32x4.mul(s, b0), c2_0);
+      c2_1 = f32x4.add(f32x4.mul(s, b1), c2_1);
+      s = v128.load32_splat(a + 60);
+      c3_0 = f32x4.add(f32x4.mul(s, b0), c3_0);
+      c3_1 = f32x4.add(f32x4.mul(s, b1), c3_1);
+      a += 80;
+
+      b += 128;
+      n--;
+    }
+  }
+  const va = f32x4.splat(alpha);
+  if (mr == 4 && nr == 8) {
+    if (beta) {
+      v128.store(c + 0 * ldc, f32x4.add(v128.load(c + 0 * ldc, 0), f32x4.mul(c0_0, va)), 0);
+      v128.store(c + 0 * ldc, f32x4.add(v128.load(c + 0 * ldc, 16), f32x4.mul(c0_1, va)), 16);
+      v128.store(c + 1 * ldc, f32x4.add(v128.load(c + 1 * ldc, 0), f32x4.mul(c1_0, va)), 0);
+      v128.store(c + 1 * ldc, f32x4.add(v128.load(c + 1 * ldc, 16), f32x4.mul(c1_1, va)), 16);
+      v128.store(c + 2 * ldc, f32x4.add(v128.load(c + 2 * ldc, 0), f32x4.mul(c2_0, va)), 0);
+      v128.store(c + 2 * ldc, f32x4.add(v128.load(c + 2 * ldc, 16), f32x4.mul(c2_1, va)), 16);
+      v128.store(c + 3 * ldc, f32x4.add(v128.load(c + 3 * ldc, 0), f32x4.mul(c3_0, va)), 0);
+      v128.store(c + 3 * ldc, f32x4.add(v128.load(c + 3 * ldc, 16), f32x4.mul(c3_1, va)), 16);
+    } else {
+      v128.store(c + 0 * ldc, f32x4.mul(c0_0, va), 0);
+      v128.store(c + 0 * ldc, f32x4.mul(c0_1, va), 16);
+      v128.store(c + 1 * ldc, f32x4.mul(c1_0, va), 0);
+      v128.store(c + 1 * ldc, f32x4.mul(c1_1, va), 16);
+      v128.store(c + 2 * ldc, f32x4.mul(c2_0, va), 0);
+      v128.store(c + 2 * ldc, f32x4.mul(c2_1, va), 16);
+      v128.store(c + 3 * ldc, f32x4.mul(c3_0, va), 0);
+      v128.store(c + 3 * ldc, f32x4.mul(c3_1, va), 16);
+    }
+    return;
+  }
+  if (0 < mr) {
+    const row = c + 0 * ldc;
+    const v0 = f32x4.mul(c0_0, va);
+    if (0 < nr) storeEdge(row + 0, f32x4.extract_lane(v0, 0), beta);
+    if (1 < nr) storeEdge(row + 4, f32x4.extract_lane(v0, 1), beta);
+    if (2 < nr) storeEdge(row + 8, f32x4.extract_lane(v0, 2), beta);
+    if (3 < nr) storeEdge(row + 12, f32x4.extract_lane(v0, 3), beta);
+    const v1 = f32x4.mul(c0_1, va);
+    if (4 < nr) storeEdge(row + 16, f32x4.extract_lane(v1, 0), beta);
+    if (5 < nr) storeEdge(row + 20, f32x4.extract_lane(v1, 1), beta);
+    if (6 < nr) storeEdge(row + 24, f32x4.extract_lane(v1, 2), beta);
+    if (7 < nr) storeEdge(row + 28, f32x4.extract_lane(v1, 3), beta);
+  }
+  if (1 < mr) {
+    const row = c + 1 * ldc;
+    const v0 = f32x4.mul(c1_0, va);
+    if (0 < nr) storeEdge(row + 0, f32x4.extract_lane(v0, 0), beta);
+    if (1 < nr) storeEdge(row + 4, f32x4.extract_lane(v0, 1), beta);
+    if (2 < nr) storeEdge(row + 8, f32x4.extract_lane(v0, 2), beta);
+    if (3 < nr) storeEdge(row + 12, f32x4.extract_lane(v0, 3), beta);
+    const v1 = f32x4.mul(c1_1, va);
+    if (4 < nr) storeEdge(row + 16, f32x4.extract_lane(v1, 0), beta);
+    if (5 < nr) storeEdge(row + 20, f32x4.extract_lane(v1, 1), beta);
+    if (6 < nr) storeEdge(row + 24, f32x4.extract_lane(v1, 2), beta);
+    if (7 < nr) storeEdge(row + 28, f32x4.extract_lane(v1, 3), beta);
+  }
+  if (2 < mr) {
+    const row = c + 2 * ldc;
+    const v0 = f32x4.mul(c2_0, va);
+    if (0 < nr) storeEdge(row + 0, f32x4.extract_lane(v0, 0), beta);
+    if (1 < nr) storeEdge(row + 4, f32x4.extract_lane(v0, 1), beta);
+    if (2 < nr) storeEdge(row + 8, f32x4.extract_lane(v0, 2), beta);
+    if (3 < nr) storeEdge(row + 12, f32x4.extract_lane(v0, 3), beta);
+    const v1 = f32x4.mul(c2_1, va);
+    if (4 < nr) storeEdge(row + 16, f32x4.extract_lane(v1, 0), beta);
+    if (5 < nr) storeEdge(row + 20, f32x4.extract_lane(v1, 1), beta);
+    if (6 < nr) storeEdge(row + 24, f32x4.extract_lane(v1, 2), beta);
+    if (7 < nr) storeEdge(row + 28, f32x4.extract_lane(v1, 3), beta);
+  }
+  if (3 < mr) {
+    const row = c + 3 * ldc;
+    const v0 = f32x4.mul(c3_0, va);
+    if (0 < nr) storeEdge(row + 0, f32x4.extract_lane(v0, 0), beta);
+    if (1 < nr) storeEdge(row + 4, f32x4.extract_lane(v0, 1), beta);
+    if (2 < nr) storeEdge(row + 8, f32x4.extract_lane(v0, 2), beta);
+    if (3 < nr) storeEdge(row + 12, f32x4.extract_lane(v0, 3), beta);
+    const v1 = f32x4.mul(c3_1, va);
+    if (4 < nr) storeEdge(row + 16, f32x4.extract_lane(v1, 0), beta);
+    if (5 < nr) storeEdge(row + 20, f32x4.extract_lane(v1, 1), beta);
+    if (6 < nr) storeEdge(row + 24, f32x4.extract_lane(v1, 2), beta);
+    if (7 < nr) storeEdge(row + 28, f32x4.extract_lane(v1, 3), beta);
+  }
+}
+
+// One tile of at most MR x NR: the build's kernel for mr rows.
+function micro(aBase: usize, segs: usize, nseg: i32, c: usize, ldc: usize, alpha: f32, beta: i32, mr: i32, nr: i32): void {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    if (mr <= 2) {
+      f32_gemm_2x8__relaxed_in6(aBase, segs, nseg, c, ldc, alpha, beta, mr, nr);
+    } else if (mr <= 4) {
+      f32_gemm_4x8__relaxed_in6(aBase, segs, nseg, c, ldc, alpha, beta, mr, nr);
+    } else {
+      f32_gemm_6x8__relaxed(aBase, segs, nseg, c, ldc, alpha, beta, mr, nr);
+    }
+  } else {
+    if (mr <= 2) {
+      f32_gemm_2x8__simd128_in5(aBase, segs, nseg, c, ldc, alpha, beta, mr, nr);
+    } else if (mr <= 4) {
+      f32_gemm_4x8__simd128_in5(aBase, segs, nseg, c, ldc, alpha, beta, mr, nr);
+    } else {
+      f32_gemm_5x8__simd128(aBase, segs, nseg, c, ldc, alpha, beta, mr, nr);
+    }
+  }
+}
+
+// As micro, with A read in place: MR full rows of a row-major matrix from aBase, lda bytes apart; a
+// segment's aOffset is then the byte offset of its first column, and its k/4 groups run along the rows.
+function microRows(aBase: usize, lda: usize, segs: usize, nseg: i32, c: usize, ldc: usize, alpha: f32, beta: i32, mr: i32, nr: i32): void {
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    f32_gemm_6x8__relaxed_rows(aBase, lda, segs, nseg, c, ldc, alpha, beta, mr, nr);
+  } else {
+    f32_gemm_5x8__simd128_rows(aBase, lda, segs, nseg, c, ldc, alpha, beta, mr, nr);
+  }
+}
+
+export { MR, NR, micro, microRows };

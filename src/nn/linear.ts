@@ -6,13 +6,14 @@
  * @module
  */
 import { BlockMask } from "../masks/block_mask.ts";
-import { checkOptions, hostValues } from "../validate.ts";
+import { checkOptions } from "../validate.ts";
+import { uniformBlocks } from "../random.ts";
 import { flatBlockButterfly } from "../masks/patterns.ts";
 import { add, affine, blockSparseLinear, matmul, mul, padLast, reshape, sigmoid, sliceLast } from "../ops.ts";
 import type { Tensor } from "../tensor.ts";
 import {
   checkPositiveInt,
-  fromArray,
+  drawnTensor,
   type LayerOptions,
   Module,
   noDecay,
@@ -191,19 +192,17 @@ function initBlockSparse(mask: BlockMask, rng: ReturnType<typeof rngFor>, opts: 
   const b = mask.block, K = mask.inFeatures, bb = b * b;
   const bound = 1 / Math.sqrt(K); // Kaiming-uniform, a = sqrt(5), fan_in = padded in-features
   const layout = mask.toBSR();
-  const w = hostValues("BlockSparseLinear", layout.nnz * bb);
-  // Only the kept tiles are drawn (the same distribution as masking a dense draw, at nnz·b² draws, not N·K).
-  for (let i = 0; i < mask.rows; i++) {
-    const kept = layout.rowPtr[i + 1] - layout.rowPtr[i];
-    const scale = kept > 0 ? Math.sqrt(mask.cols / kept) : 0;
-    for (let r = 0; r < b; r++) {
-      for (let e = layout.rowPtr[i]; e < layout.rowPtr[i + 1]; e++) {
-        const at = e * bb + r * b;
-        for (let c = 0; c < b; c++) w[at + c] = rng.uniform(-bound, bound) * scale;
-      }
+  // Only the kept tiles are drawn (the same distribution as masking a dense draw, at nnz·b² draws, not N·K),
+  // in the order a dense draw visits them: element row r of block row i crosses its kept tiles left to
+  // right. Each block row's tiles are contiguous in BSR order, so they go to the backend in one piece.
+  return drawnTensor("BlockSparseLinear", [layout.nnz, b, b], opts.backend, (sink) => {
+    for (let i = 0; i < mask.rows; i++) {
+      const e0 = layout.rowPtr[i], kept = layout.rowPtr[i + 1] - e0;
+      if (kept === 0) continue;
+      const walk = { rows: b, rowStride: b, cols: kept, colStride: bb, len: b };
+      uniformBlocks(rng, (v, at) => sink(v, e0 * bb + at), walk, -bound, bound, Math.sqrt(mask.cols / kept));
     }
-  }
-  return fromArray(w, [layout.nnz, b, b], opts.backend);
+  });
 }
 
 /** Options of {@link LowRank}. */
