@@ -90,11 +90,15 @@ for (const m of [2, 4, 8, 16, 32, 64]) {
   }
 }
 const res = interleave(cases, { rounds: ROUNDS });
-console.log("\n| gemm M x 256 x 128 | M multiply-adds | 1 thread us | 2 threads us | speed-up |\n|---|---:|---:|---:|---:|");
+console.log(
+  "\n| gemm M x 256 x 128 | M multiply-adds | 1 thread us | 2 threads us | speed-up |\n|---|---:|---:|---:|---:|",
+);
 for (const m of [2, 4, 8, 16, 32, 64]) {
   const t1 = (res.get(`${m}|1`)!.median - 0.05) * 1000, t2 = (res.get(`${m}|2`)!.median - 0.05) * 1000;
   console.log(
-    `| M = ${m} | ${(m * 256 * 128 / 1e6).toFixed(3)} | ${t1.toFixed(1)} | ${t2.toFixed(1)} | ${(t1 / t2).toFixed(2)}x |`,
+    `| M = ${m} | ${(m * 256 * 128 / 1e6).toFixed(3)} | ${t1.toFixed(1)} | ${t2.toFixed(1)} | ${
+      (t1 / t2).toFixed(2)
+    }x |`,
   );
 }
 one.dispose();
