@@ -141,6 +141,11 @@ console.log(
 );
 const res = interleave(cases, { rounds: ROUNDS, warmup: 2 });
 const med = (key: string, t: number) => res.get(`${key} ${t}`)?.median ?? NaN;
+const stats = backends.get(T)!.threadStats;
+console.log(
+  `${T} threads: ${stats.parts} parts, ${stats.onWorkers} on the Workers; ${stats.aloneJobs} jobs on the ` +
+    `calling thread alone (backing off while the Workers were late: the cores were taken)`,
+);
 console.log("\n| step | ms, 1 thread | ms, " + T + " threads | speed-up |");
 console.log("|---|---:|---:|---:|");
 for (const key of ["mlp_pixelfly", "mixer_dense", "mixer_pixelfly", "layer_pixelfly"]) {
