@@ -173,6 +173,17 @@ async function threadsMatchOne(threads: number, seed: number): Promise<number> {
   };
   const dim = (hi: number) => 1 + rng.int(hi);
   try {
+    // thin products (asm/thin.ts): one dimension of 1 to 10, the others up to 140
+    for (let it = 0; it < 18; it++) {
+      const small = 1 + rng.int(10), d = [dim(140), dim(140)];
+      const [M, N, K] = it % 3 === 0 ? [small, ...d] : it % 3 === 1 ? [d[0], small, d[1]] : [...d, small];
+      const transA = rng.int(2) === 1, transB = rng.int(2) === 1, accumulate = rng.int(2) === 1;
+      same(`thin gemm M=${M} N=${N} K=${K} ${transA} ${transB} ${accumulate}`, [
+        rand(M * K),
+        rand(K * N),
+        rand(M * N),
+      ], (be, [a, b, c]) => be.gemm(a, b, c, { M, N, K, transA, transB, accumulate, alpha: 0.75 }));
+    }
     for (let it = 0; it < 24; it++) {
       const big = it < 6;
       const M = big ? 65 + rng.int(8) : dim(70),
@@ -757,5 +768,43 @@ Deno.test('wasm: threads "auto" (the default) starts its Workers at the first ke
   } finally {
     be.dispose();
     one.dispose();
+  }
+});
+
+Deno.test("wasm: thin products (a small M, N or K) equal the packed GEMM's within rounding and the js reference", async () => {
+  const be = await createWasmBackend({ threads: 1 }), js = new JsBackend();
+  const rng = new Rng(21);
+  try {
+    for (
+      const [M, N, K] of [[1, 300, 77], [3, 41, 130], [4, 64, 9], [130, 1, 77], [70, 10, 301], [90, 37, 1], [
+        50,
+        4,
+        3,
+      ], [129, 3, 64]]
+    ) {
+      for (const transA of [false, true]) {
+        for (const transB of [false, true]) {
+          const a = Float32Array.from({ length: M * K }, () => rng.normal());
+          const b = Float32Array.from({ length: K * N }, () => rng.normal());
+          const c0 = Float32Array.from({ length: M * N }, () => rng.normal());
+          const p = { M, N, K, transA, transB, accumulate: true, alpha: 0.5 };
+          const out = [true, false].map((thin) => {
+            be.thinProducts = thin;
+            const c = be.upload(c0);
+            be.gemm(be.upload(a), be.upload(b), c, p);
+            return be.readSync(c);
+          });
+          const ref = js.upload(c0);
+          js.gemm(js.upload(a), js.upload(b), ref, p);
+          const want = await js.read(ref);
+          const label = `M=${M} N=${N} K=${K} transA=${transA} transB=${transB}`;
+          assertClose(out[0], want, { atol: 1e-4 * Math.sqrt(K), rtol: 1e-4, label: `thin ${label}` });
+          assertClose(out[1], want, { atol: 1e-4 * Math.sqrt(K), rtol: 1e-4, label: `packed ${label}` });
+        }
+      }
+    }
+  } finally {
+    be.thinProducts = true;
+    be.dispose();
   }
 });

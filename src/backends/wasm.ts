@@ -148,6 +148,9 @@ interface Kernels {
   heapBase(): number;
   gemmWorkspace(): number;
   gemm(...args: number[]): void;
+  gemmDot(...args: number[]): void;
+  gemmRows(...args: number[]): void;
+  gemmCols(...args: number[]): void;
   ddsWorkspace(M: number, inBlocks: number, nnz: number, b: number): number;
   ddsPackedBytes(nnz: number, b: number): number;
   ddsPackW(w: number, blk: number, b: number, nnz: number, transW: number, dst: number): void;
@@ -182,6 +185,9 @@ interface Kernels {
 // The kernels the worker threads serve (an index into this list travels in a job's control block).
 const JOBS = [
   "gemm",
+  "gemmDot",
+  "gemmRows",
+  "gemmCols",
   "dds",
   "sdd",
   "sumRows",
@@ -206,6 +212,12 @@ const JOBS = [
   "clipScale",
 ] as const;
 type Job = typeof JOBS[number];
+
+// Largest N for gemmDot, K or N for gemmRows, M for gemmCols (see WasmBackend's #thin), measured by
+// bench/thin_gemm.ts (one thread, CPU time; Zen 4 VM): at d = 1 the thin kernels are 1.6-7.5x faster than
+// the packed GEMM, at d = 4 0.97-2.2x, at d = 10 gemmDot still 1.33x (the others 0.36-1.2x), at d = 16 and
+// above the packed GEMM wins almost everywhere.
+const THIN_DOT_N = 10, THIN_K = 4, THIN_N = 4, THIN_M = 4;
 
 // Work per element in multiply-add equivalents (the unit of minSplitWork), measured against the
 // micro-kernel: a memory-bound pass, a pass with exp/div per element, a row kernel in float64.
@@ -251,6 +263,11 @@ export class WasmBackend implements Backend {
   readonly threads: number;
   /** Work below this many multiply-add equivalents stays on one thread (see {@link WasmBackendOptions}). */
   minSplitWork: number;
+  /**
+   * Products with a small dimension (a gate, a head, a low-rank factor) run on the unpacked thin kernels
+   * (true); false sends every product to the packed GEMM (for benches and tests).
+   */
+  thinProducts = true;
   #requested: number;
   #notes: string[];
   #k: Kernels;
@@ -565,6 +582,7 @@ export class WasmBackend implements Backend {
     const pa = this.#p(a), pb = this.#p(b), pc = this.#p(c);
     const ta = transA ? 1 : 0, tb = transB ? 1 : 0, acc = accumulate ? 1 : 0;
     const lda = transA ? M : K, ldb = transB ? K : N;
+    if (this.#thin(pa, pb, pc, p, alpha, batch, sA, sB, sC)) return;
     // Threads split the larger of M and N at multiples of the 8-wide register tile.
     const byN = N >= M;
     const cuts = evenSplit(byN ? N : M, this.#parts(M * N * K), 8);
@@ -597,6 +615,47 @@ export class WasmBackend implements Backend {
         10,
       );
     }
+  }
+
+  // Products with a small dimension run unpacked (asm/thin.ts): a dot per element when B is transposed
+  // and N small, scaled rows of B when K or N is small, and B walked once per 4 rows of C when M is small.
+  // Returns false for the packed GEMM. The limits (THIN_*) are measured by `deno run bench/thin_gemm.ts`.
+  #thin(
+    pa: number,
+    pb: number,
+    pc: number,
+    p: GemmParams,
+    alpha: number,
+    batch: number,
+    sA: number,
+    sB: number,
+    sC: number,
+  ): boolean {
+    const { M, N, K, transA, transB } = p, acc = p.accumulate ? 1 : 0;
+    if (!this.thinProducts) return false;
+    // A(i,k) at a[i·sai + k·sak]
+    const sai = transA ? 1 : K, sak = transA ? M : 1;
+    let name: "gemmDot" | "gemmRows" | "gemmCols", byRows: boolean;
+    if ((transB || N === 1) && !transA && N <= THIN_DOT_N) [name, byRows] = ["gemmDot", true];
+    else if (!transB && (K <= THIN_K || N <= THIN_N)) [name, byRows] = ["gemmRows", true];
+    else if (!transB && M <= THIN_M) [name, byRows] = ["gemmCols", false];
+    else return false;
+    const cuts = byRows ? evenSplit(M, this.#parts(M * N * K)) : evenSplit(N, this.#parts(M * N * K), 8);
+    for (let i = 0; i < batch; i++) {
+      const A = pa + i * sA, B = pb + i * sB, C = pc + i * sC;
+      this.#run(
+        name,
+        cuts.slice(1).map((e, t) => {
+          const s = cuts[t], n = e - s;
+          if (name === "gemmDot") return [A + s * K * 4, B, C + s * N * 4, n, N, K, K, K, N, alpha, acc];
+          if (name === "gemmRows") {
+            return [A + s * sai * 4, B, C + s * N * 4, n, N, K, sai, sak, N, N, alpha, acc];
+          }
+          return [A, B + s * 4, C + s * 4, M, n, K, sai, sak, N, N, alpha, acc];
+        }),
+      );
+    }
+    return true;
   }
 
   dds(x: BackendBuffer, w: BackendBuffer, y: BackendBuffer, p: DdsParams): void {

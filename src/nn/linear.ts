@@ -9,18 +9,7 @@ import { BlockMask } from "../masks/block_mask.ts";
 import { checkOptions } from "../validate.ts";
 import { uniformBlocks } from "../random.ts";
 import { flatBlockButterfly } from "../masks/patterns.ts";
-import {
-  add,
-  affine,
-  blockSparseLinear,
-  matmul,
-  mul,
-  padLast,
-  reshape,
-  sigmoid,
-  sliceLast,
-  sub,
-} from "../ops.ts";
+import { add, affine, blockSparseLinear, matmul, mul, padLast, reshape, sigmoid, sliceLast } from "../ops.ts";
 import type { Tensor } from "../tensor.ts";
 import {
   checkPositiveInt,
@@ -369,11 +358,24 @@ export class PixelflyLinear extends Module {
   forward(x: Tensor): Tensor {
     checkInput("PixelflyLinear", x, this.inFeatures);
     if (x.rank === 1) return reshape(this.forward(reshape(x, [1, this.inFeatures])), [this.outFeatures]);
-    const s = this.sparse.forward(x);
-    if (this.lowRank === undefined) return this.bias ? add(s, this.bias) : s;
-    const l = this.lowRank.forward(x);
-    // (1 − g)·s + g·l = s + g·(l − s)
-    const y = this.gate ? add(s, mul(sub(l, s), sigmoid(this.gate.forward(x)))) : affine(add(s, l), 0.5, 0);
+    if (this.lowRank === undefined) {
+      const s = this.sparse.forward(x);
+      return this.bias ? add(s, this.bias) : s;
+    }
+    let y: Tensor;
+    if (this.gate) {
+      // (1 − g)·sparse(x) + g·(x·Vᵀ)·Uᵀ with g one number per row, which commutes with the products:
+      // (1 − g) scales x or the sparse output, whichever is narrower, and g scales h = x·Vᵀ (rank wide),
+      // so no (rows, out) tensor is scaled, subtracted or kept for the gate's backward.
+      const g = sigmoid(this.gate.forward(x)), keep = affine(g, -1, 1);
+      const s = this.inFeatures < this.outFeatures
+        ? this.sparse.forward(mul(x, keep))
+        : mul(this.sparse.forward(x), keep);
+      const h = matmul(x, this.lowRank.V, { transB: true });
+      y = add(s, matmul(mul(h, g), this.lowRank.U, { transB: true }));
+    } else {
+      y = affine(add(this.sparse.forward(x), this.lowRank.forward(x)), 0.5, 0);
+    }
     return this.bias ? add(y, this.bias) : y;
   }
 
