@@ -216,7 +216,7 @@ type Job = typeof JOBS[number];
 // Largest N for gemmDot, K or N for gemmRows, M for gemmCols (see WasmBackend's #thin), measured by
 // bench/thin_gemm.ts (one thread, CPU time; Zen 4 VM): at d = 1 the thin kernels are 1.6-7.5x faster than
 // the packed GEMM, at d = 4 0.97-2.2x, at d = 10 gemmDot still 1.33x (the others 0.36-1.2x), at d = 16 and
-// above the packed GEMM wins almost everywhere.
+// above the packed GEMM wins or ties almost everywhere (gemmRows' 4-row blocks included).
 const THIN_DOT_N = 10, THIN_K = 4, THIN_N = 4, THIN_M = 4;
 
 // Work per element in multiply-add equivalents (the unit of minSplitWork), measured against the
