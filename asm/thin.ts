@@ -62,9 +62,58 @@ export function gemmRows(
   a: usize, b: usize, c: usize, M: i32, N: i32, K: i32, sai: i32, sak: i32, ldb: i32, ldc: i32, alpha: f32,
   acc: i32,
 ): void {
-  const al = f32x4.splat(alpha), bstep = <usize> ldb << 2;
+  const al = f32x4.splat(alpha), bstep = <usize> ldb << 2, astep = <usize> sak << 2;
+  const n8 = N & ~7, rowa = <usize> sai << 2, rowc = <usize> ldc << 2;
+  let i = 0;
+  // 4 rows x 8 columns of C in registers: per k, 4 splats of A and 2 loads of B feed 8 multiply-adds
+  for (; i + 4 <= M; i += 4) {
+    const a0 = a + (<usize> (i * sai) << 2), c0 = c + (<usize> (i * ldc) << 2);
+    for (let j = 0; j < n8; j += 8) {
+      let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+      let s4 = f32x4.splat(0), s5 = f32x4.splat(0), s6 = f32x4.splat(0), s7 = f32x4.splat(0);
+      let p = a0, q = b + (<usize> j << 2);
+      for (let k = 0; k < K; k++) {
+        const b0 = v128.load(q), b1 = v128.load(q, 16);
+        const x0 = splat(load<f32>(p)), x1 = splat(load<f32>(p + rowa));
+        const x2 = splat(load<f32>(p + 2 * rowa)), x3 = splat(load<f32>(p + 3 * rowa));
+        s0 = madd(x0, b0, s0);
+        s1 = madd(x0, b1, s1);
+        s2 = madd(x1, b0, s2);
+        s3 = madd(x1, b1, s3);
+        s4 = madd(x2, b0, s4);
+        s5 = madd(x2, b1, s5);
+        s6 = madd(x3, b0, s6);
+        s7 = madd(x3, b1, s7);
+        p += astep;
+        q += bstep;
+      }
+      const o = c0 + (<usize> j << 2);
+      put(o, s0, al, acc);
+      put(o + 16, s1, al, acc);
+      put(o + rowc, s2, al, acc);
+      put(o + rowc + 16, s3, al, acc);
+      put(o + 2 * rowc, s4, al, acc);
+      put(o + 2 * rowc + 16, s5, al, acc);
+      put(o + 3 * rowc, s6, al, acc);
+      put(o + 3 * rowc + 16, s7, al, acc);
+    }
+    // their last columns (fewer than 8): one row at a time below
+    if (n8 < N) {
+      gemmRowsOne(a0, b + (<usize> n8 << 2), c0 + (<usize> n8 << 2), 4, N - n8, K, sai, sak, ldb, ldc, alpha, acc);
+    }
+  }
+  gemmRowsOne(a + (<usize> (i * sai) << 2), b, c + (<usize> (i * ldc) << 2), M - i, N, K, sai, sak, ldb, ldc,
+    alpha, acc);
+}
+
+// gemmRows one row of C at a time (the same arithmetic per element as the 4-row blocks).
+function gemmRowsOne(
+  a: usize, b: usize, c: usize, M: i32, N: i32, K: i32, sai: i32, sak: i32, ldb: i32, ldc: i32, alpha: f32,
+  acc: i32,
+): void {
+  const al = f32x4.splat(alpha), bstep = <usize> ldb << 2, astep = <usize> sak << 2;
   for (let i = 0; i < M; i++) {
-    const ci = c + (<usize> (i * ldc) << 2), ai = a + (<usize> (i * sai) << 2), astep = <usize> sak << 2;
+    const ci = c + (<usize> (i * ldc) << 2), ai = a + (<usize> (i * sai) << 2);
     let j = 0;
     for (; j + 16 <= N; j += 16) {
       let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
@@ -172,7 +221,7 @@ export function gemmCols(
   // the last columns (fewer than 8): the row kernel's loops, one row of C at a time
   if (j < N) {
     for (let m = 0; m < M; m++) {
-      gemmRows(a + (<usize> (m * sam) << 2), b + (<usize> j << 2), c + (<usize> (m * ldc + j) << 2), 1, N - j, K,
+      gemmRowsOne(a + (<usize> (m * sam) << 2), b + (<usize> j << 2), c + (<usize> (m * ldc + j) << 2), 1, N - j, K,
         0, sak, ldb, ldc, alpha, acc);
     }
   }

@@ -23,6 +23,8 @@ for (const d of [1, 4, 10, 16, 24, 32]) {
   shapes.push([d, 2048, 128, true, false]); // their weight gradient: dzᵀ·x
   shapes.push([d, 512, 2048, true, false]);
   shapes.push([2048, d, 512, false, false]); // low rank: x·V with V (K, r)
+  shapes.push([2048, d, 128, false, true]); // low rank: h = x·Vᵀ with V (r, K)
+  shapes.push([128, d, 784, false, true]);
 }
 const rnd = (n: number) => Float32Array.from({ length: n }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
 const cases = [];

@@ -30,6 +30,7 @@ import { AdamW } from "../src/optim/adamw.ts";
 import { Rng } from "../src/random.ts";
 import { Tensor, tidy } from "../src/tensor.ts";
 import { interleave, threadCpuClock } from "./_interleave.ts";
+import { Timed } from "./_timed.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -46,59 +47,6 @@ const ONLY = new Set(values.only!.split(","));
 
 const rng = new Rng(7);
 const rnd = (n: number, scale = 1) => Float32Array.from({ length: n }, () => (rng.uniform() - 0.5) * scale);
-
-// A kernel's name with its sizes (for --shapes).
-function shapeKey(name: string, args: unknown[]): string {
-  const p = args.at(-1) as Record<string, unknown> | undefined;
-  if (name === "gemm" && p) {
-    return `gemm ${p.M}x${p.N}x${p.K}${p.transA ? " tA" : ""}${p.transB ? " tB" : ""}`;
-  }
-  if (name === "dds" && p) {
-    const l = p.layout as { nnz: number; block: number };
-    return `dds M${p.M} nnz${l.nnz} b${l.block}${p.transW ? " tW" : ""}`;
-  }
-  if (name === "sdd" && p) return `sdd K${p.K} nnz${(p.layout as { nnz: number }).nnz}`;
-  if (p && typeof p === "object") {
-    const d = p as { size?: number; M?: number; N?: number; bcast?: string };
-    return `${name} ${d.size ?? `${d.M}x${d.N}`}${d.bcast ? " " + d.bcast : ""}`;
-  }
-  return name;
-}
-
-/** Times every backend method call (the kernels) while `on` is set. */
-class Timed {
-  on = false;
-  clock: () => number = () => performance.now();
-  byShape = false;
-  readonly totals = new Map<string, { ms: number; calls: number }>();
-  readonly backend: Backend;
-  constructor(be: Backend) {
-    this.backend = new Proxy(be, {
-      get: (target, key) => {
-        const v = Reflect.get(target, key, target);
-        if (typeof v !== "function" || key === "constructor") return v;
-        return (...args: unknown[]) => {
-          if (!this.on) return v.apply(target, args);
-          const t0 = this.clock();
-          try {
-            return v.apply(target, args);
-          } finally {
-            const name = this.byShape ? shapeKey(String(key), args) : String(key);
-            const e = this.totals.get(name) ?? { ms: 0, calls: 0 };
-            e.ms += this.clock() - t0;
-            e.calls++;
-            this.totals.set(name, e);
-          }
-        };
-      },
-    });
-  }
-  kernelMs(): number {
-    let s = 0;
-    for (const e of this.totals.values()) s += e.ms;
-    return s;
-  }
-}
 
 function trainStep(model: Module & { forward(x: Tensor): Tensor }, x: Tensor, labels: number[]) {
   const opt = new AdamW(model.parameters(), { lr: 1e-3, weightDecay: 0.01 });
@@ -193,6 +141,11 @@ console.log(
 );
 const res = interleave(cases, { rounds: ROUNDS, warmup: 2 });
 const med = (key: string, t: number) => res.get(`${key} ${t}`)?.median ?? NaN;
+const stats = backends.get(T)!.threadStats;
+console.log(
+  `${T} threads: ${stats.parts} parts, ${stats.onWorkers} on the Workers; ${stats.aloneJobs} jobs on the ` +
+    `calling thread alone (backing off while the Workers were late: the cores were taken)`,
+);
 console.log("\n| step | ms, 1 thread | ms, " + T + " threads | speed-up |");
 console.log("|---|---:|---:|---:|");
 for (const key of ["mlp_pixelfly", "mixer_dense", "mixer_pixelfly", "layer_pixelfly"]) {

@@ -5,6 +5,13 @@
  */
 import { wasmBase64 } from "../asm/generated/random_wasm.ts";
 
+// A view of the first `count` floats of the module's memory, grown to hold them.
+function stage(m: RandomWasm, count: number): Float32Array {
+  const have = m.memory.buffer.byteLength;
+  if (count * 4 > have) m.memory.grow(Math.ceil((count * 4 - have) / 65536));
+  return new Float32Array(m.memory.buffer, 0, count);
+}
+
 // Rng's state, for uniformBlocks (set by Rng's static block).
 let stateOf: (rng: Rng) => Uint32Array;
 
@@ -130,8 +137,11 @@ export class Rng {
 
 // Draws at least this many go through the WebAssembly path (a call costs about a microsecond).
 const WASM_MIN = 256;
-// Values the WebAssembly module draws per call (its memory stays this small).
-const CHUNK = 1 << 16;
+// Values drawn per call where the destination order allows chunks (64 KB of the module's memory: on
+// some machines every first touch of a fresh page costs microseconds, so the scratch stays small).
+const CHUNK = 1 << 14;
+// The most values a tile-major walk draws in place at once (16 MB); larger walks go run by run.
+const MAX_STAGE = 1 << 22;
 
 interface RandomWasm {
   memory: WebAssembly.Memory;
@@ -146,12 +156,18 @@ let wasm: RandomWasm | null | undefined;
 function randomWasm(): RandomWasm | null {
   if (wasm === undefined) {
     try {
-      const bin = atob(wasmBase64), bytes = new Uint8Array(bin.length);
-      for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+      // native base64 where the engine has it (Deno's atob is a lazily loaded script: milliseconds at first use)
+      const native = (Uint8Array as { fromBase64?: (s: string) => Uint8Array }).fromBase64;
+      let bytes: Uint8Array;
+      if (typeof native === "function") bytes = native(wasmBase64);
+      else {
+        const bin = atob(wasmBase64);
+        bytes = new Uint8Array(bin.length);
+        for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+      }
       // a few hundred bytes: synchronous compilation is allowed everywhere, even on a browser's main thread
-      const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {});
+      const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes as BufferSource), {});
       wasm = inst.exports as unknown as RandomWasm;
-      wasm.memory.grow(Math.ceil((CHUNK * 4) / 65536) - wasm.memory.buffer.byteLength / 65536);
     } catch {
       wasm = null;
     }
@@ -232,36 +248,28 @@ export function uniformBlocks(
     return;
   }
   m.setState(s[0], s[1], s[2], s[3]);
-  const view = new Float32Array(m.memory.buffer, 0, CHUNK);
-  const rowMajor = colStride === len && rowStride === cols * len;
-  if (n <= CHUNK && (rowMajor || (rowStride === len && colStride === rows * len))) {
-    // the walk covers elements 0 .. n exactly (row-major or tile-major): drawn in place, handed over at once
-    m.uniform(0, rows, rowStride, cols, colStride, len, lo, w, scale);
-    sink(n === CHUNK ? view : view.subarray(0, n), 0);
-  } else if (cols * len <= CHUNK) {
-    // as many whole rows as fit, then each run to its place
-    const per = Math.floor(CHUNK / (cols * len));
-    for (let r = 0; r < rows; r += per) {
-      const cr = Math.min(per, rows - r);
-      m.uniform(0, cr, cols * len, cols, len, len, lo, w, scale);
-      if (rowMajor) sink(view.subarray(0, cr * cols * len), r * rowStride);
-      else {
-        for (let i = 0; i < cr; i++) {
-          for (let e = 0; e < cols; e++) {
-            const q = (i * cols + e) * len;
-            sink(view.subarray(q, q + len), (r + i) * rowStride + e * colStride);
-          }
-        }
-      }
+  if (colStride === len && rowStride === cols * len) {
+    // row-major: the destination's order is the stream's, so flat chunks
+    const view = stage(m, Math.min(n, CHUNK));
+    for (let q = 0; q < n; q += CHUNK) {
+      const c = Math.min(CHUNK, n - q);
+      m.uniform(0, 1, 0, 1, 0, c, lo, w, scale);
+      sink(c === view.length ? view : view.subarray(0, c), q);
     }
+  } else if (rowStride === len && colStride === rows * len && n <= MAX_STAGE) {
+    // tile-major (a block row of BSR tiles): drawn in place as a whole, handed over at once
+    const view = stage(m, n);
+    m.uniform(0, rows, rowStride, cols, colStride, len, lo, w, scale);
+    sink(view, 0);
   } else {
-    // long runs: CHUNK values at a time
+    // any other walk: run by run, CHUNK values at a time
+    const view = stage(m, Math.min(len, CHUNK));
     for (let r = 0; r < rows; r++) {
       for (let e = 0; e < cols; e++) {
         for (let k = 0; k < len; k += CHUNK) {
           const c = Math.min(CHUNK, len - k);
           m.uniform(0, 1, 0, 1, 0, c, lo, w, scale);
-          sink(c === CHUNK ? view : view.subarray(0, c), r * rowStride + e * colStride + k);
+          sink(c === view.length ? view : view.subarray(0, c), r * rowStride + e * colStride + k);
         }
       }
     }

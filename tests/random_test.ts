@@ -62,6 +62,11 @@ const WALKS = [
     walk: { rows: 2, rowStride: 30_000, cols: 3, colStride: 60_000, len: 30_000 },
   },
   {
+    name: "row-major, longer than a chunk",
+    size: 300 * 2 * 64,
+    walk: { rows: 300, rowStride: 128, cols: 2, colStride: 64, len: 64 },
+  },
+  {
     name: "many small rows",
     size: 5000 * 3,
     walk: { rows: 5000, rowStride: 3, cols: 1, colStride: 0, len: 3 },

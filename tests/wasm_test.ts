@@ -389,7 +389,7 @@ Deno.test("wasm: the workers take parts of the work (not only the calling thread
   } finally {
     be.dispose();
   }
-  assertEquals(be.threadStats, { parts: 0, onWorkers: 0 });
+  assertEquals(be.threadStats, { parts: 0, onWorkers: 0, aloneJobs: 0 });
 });
 
 Deno.test("wasm: an idle worker leaves (so an undisposed backend lets the process exit) and comes back", async () => {
@@ -742,7 +742,7 @@ Deno.test('wasm: threads "auto" (the default) starts its Workers at the first ke
   try {
     assertEquals(be.threads, Math.min(8, navigator.hardwareConcurrency));
     // creating it started no Worker (Deno's new Worker blocks 20-40 ms): warming ran on this thread only
-    assertEquals(be.threadStats, { parts: 0, onWorkers: 0 });
+    assertEquals(be.threadStats, { parts: 0, onWorkers: 0, aloneJobs: 0 });
     const rng = new Rng(11);
     const M = 64, N = 96, K = 80;
     const a = Float32Array.from({ length: M * K }, () => rng.normal());

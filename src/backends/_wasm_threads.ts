@@ -113,6 +113,8 @@ self.onmessage = async (e) => {
 `;
 
 const WORKER_IDLE_MS = 1000;
+// Backing off (ThreadPool's #pace): late jobs in a row that start it, the slack in ms, the jobs run alone.
+const LATE_JOBS = 3, LATE_MS = 0.05, BACKOFF_MIN = 16, BACKOFF_MAX = 1024;
 // A job whose parts have not all finished within this time is taken for hung.
 const JOB_TIMEOUT_MS = 120_000;
 
@@ -362,10 +364,40 @@ export class ThreadPool {
    * Runs kernel `name` once per argument list in `parts` (at most the pool's thread count) on whichever
    * threads are free, this one included (`here` runs a part on it); argument `wsArg` (when >= 0) is
    * replaced by the running thread's workspace, thread t's being `ws[t]`. Returns when every part has
-   * finished; then throws the first failure, naming the kernel.
+   * finished; then throws the first failure, naming the kernel. `backOff` false: always share the parts
+   * out, even while the workers are late.
    */
-  run(name: string, parts: number[][], wsArg: number, ws: number[], here: (args: number[]) => void): void {
+  run(
+    name: string,
+    parts: number[][],
+    wsArg: number,
+    ws: number[],
+    here: (args: number[]) => void,
+    backOff = true,
+  ): void {
     const n = parts.length, i32 = this.#i32();
+    if (this.#alone > 0 && backOff) {
+      // backing off (see below): every part here, in order; the same bits as on any thread
+      this.#alone--;
+      this.#total += n;
+      this.#aloneJobs++;
+      let err: unknown;
+      for (const part of parts) {
+        const args = part.slice();
+        if (wsArg >= 0) args[wsArg] = ws[0];
+        try {
+          here(args);
+        } catch (e) {
+          err ??= e;
+        }
+      }
+      if (err !== undefined) {
+        throw new Error(`wasm backend: a thread failed in ${name}: ${(err as Error)?.message ?? err}`, {
+          cause: err,
+        });
+      }
+      return;
+    }
     const op = this.#names.indexOf(name);
     const argv = new Float64Array(this.#mem.buffer, this.#base + ARGS_AT, MAX_ARGS * this.#parts);
     const wsv = new Float64Array(this.#mem.buffer, this.#base + WS_AT, MAX_THREADS);
@@ -391,6 +423,7 @@ export class ThreadPool {
     Atomics.store(i32, SEQ, seq);
     Atomics.notify(i32, SEQ);
     let err: unknown;
+    const t0 = performance.now();
     for (;;) {
       const w = Atomics.load(i32, CLAIM);
       const p = w & 0xffff;
@@ -405,16 +438,18 @@ export class ThreadPool {
       }
       Atomics.add(i32, DONE, 1);
     }
-    const t0 = Date.now(), until = performance.now() + SPIN_MS;
+    const t1 = performance.now(), until = t1 + SPIN_MS;
     for (;;) {
       const d = Atomics.load(i32, DONE);
       if (d >= n) break;
-      if (performance.now() < until) continue;
+      const now = performance.now();
+      if (now < until) continue;
       Atomics.wait(i32, DONE, d, 1000);
-      if (Date.now() - t0 > JOB_TIMEOUT_MS) {
+      if (now - t1 > JOB_TIMEOUT_MS) {
         throw new Error(`wasm backend: the threads did not finish ${name} within ${JOB_TIMEOUT_MS} ms`);
       }
     }
+    if (backOff) this.#pace(t1 - t0, performance.now() - t1);
     // the same message whichever thread ran the failing part
     if (err !== undefined) {
       throw new Error(`wasm backend: a thread failed in ${name}: ${(err as Error)?.message ?? err}`, {
@@ -429,9 +464,39 @@ export class ThreadPool {
     }
   }
 
-  /** Parts of jobs run so far, and how many of them ran on the workers. */
-  get stats(): { parts: number; onWorkers: number } {
-    return { parts: this.#total, onWorkers: Atomics.load(this.#i32(), BY_WORKERS) };
+  // Backing off when the cores are taken (more runnable threads than cores: other processes, or more
+  // threads than cores): a worker that is descheduled while it holds a part makes this thread wait for it,
+  // far longer than the part takes. After LATE_JOBS jobs in a row in which this thread waited longer for
+  // the workers than it worked itself (plus LATE_MS), the next #backoff jobs run here alone (16, doubling
+  // while the lateness lasts, at most 1024), then the threads are tried again. An idle machine never
+  // backs off: a polling worker is at most microseconds late, a sleeping one tens of microseconds once.
+  #late = 0;
+  #alone = 0;
+  #backoff = BACKOFF_MIN;
+  #aloneJobs = 0;
+
+  #pace(worked: number, waited: number): void {
+    if (waited <= worked + LATE_MS) {
+      this.#late = 0;
+      this.#backoff = Math.max(BACKOFF_MIN, this.#backoff >> 1);
+      return;
+    }
+    if (++this.#late < LATE_JOBS) return;
+    this.#late = 0;
+    this.#alone = this.#backoff;
+    this.#backoff = Math.min(BACKOFF_MAX, this.#backoff * 2);
+  }
+
+  /**
+   * Parts of jobs run so far, how many of them ran on the workers, and how many jobs ran on the calling
+   * thread alone because the workers were late (backing off on a machine whose cores are taken).
+   */
+  get stats(): { parts: number; onWorkers: number; aloneJobs: number } {
+    return {
+      parts: this.#total,
+      onWorkers: Atomics.load(this.#i32(), BY_WORKERS),
+      aloneJobs: this.#aloneJobs,
+    };
   }
 
   /** Stops every worker at once. */

@@ -78,8 +78,10 @@ export interface WasmBackendOptions {
   /**
    * Each thread past the first needs this much work, in multiply-adds (M·N·K for gemm, M·nnz·b² for dds,
    * K·nnz·b² for sdd; elementwise and row kernels count each element as 4 to 64 of them, by cost), so small
-   * kernels stay on the calling thread, where the hand-off (about 0.1 ms) would cost more than it saves.
-   * Default 2^21; tests set 0 to split everything.
+   * kernels stay on the calling thread, where the hand-off would cost more than it saves (measured by
+   * bench/split_threshold.ts). Default 2^21; 0 splits everything, always (for tests: with a positive value
+   * the backend runs kernels on the calling thread alone for a while when the Workers keep arriving late,
+   * as on a machine whose cores other processes take).
    */
   minSplitWork?: number;
 }
@@ -216,7 +218,7 @@ type Job = typeof JOBS[number];
 // Largest N for gemmDot, K or N for gemmRows, M for gemmCols (see WasmBackend's #thin), measured by
 // bench/thin_gemm.ts (one thread, CPU time; Zen 4 VM): at d = 1 the thin kernels are 1.6-7.5x faster than
 // the packed GEMM, at d = 4 0.97-2.2x, at d = 10 gemmDot still 1.33x (the others 0.36-1.2x), at d = 16 and
-// above the packed GEMM wins almost everywhere.
+// above the packed GEMM wins or ties almost everywhere (gemmRows' 4-row blocks included).
 const THIN_DOT_N = 10, THIN_K = 4, THIN_N = 4, THIN_M = 4;
 
 // Work per element in multiply-add equivalents (the unit of minSplitWork), measured against the
@@ -373,8 +375,9 @@ export class WasmBackend implements Backend {
    * How the threads shared the work so far: the parts kernels were split into (0 on one thread) and how
    * many of them the Workers ran (the calling thread ran the rest). For benches and tests.
    */
-  get threadStats(): { parts: number; onWorkers: number } {
-    return this.#pool?.stats ?? { parts: 0, onWorkers: 0 };
+  get threadStats(): { parts: number; onWorkers: number; aloneJobs: number } {
+    // aloneJobs: jobs run on the calling thread alone while backing off (the Workers were late)
+    return this.#pool?.stats ?? { parts: 0, onWorkers: 0, aloneJobs: 0 };
   }
 
   /** Bytes of linear memory (it only grows). */
@@ -491,7 +494,8 @@ export class WasmBackend implements Backend {
       for (const args of parts) k(...args);
       return;
     }
-    this.#pool.run(name, parts, wsArg, this.#ws, (args) => k(...args));
+    // minSplitWork 0 splits everything, always: no backing off while the workers are late
+    this.#pool.run(name, parts, wsArg, this.#ws, (args) => k(...args), this.minSplitWork > 0);
   }
 
   // Runs an elementwise kernel over `size` elements split in ranges of whole v128s: args(offset, length).

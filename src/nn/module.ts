@@ -160,8 +160,10 @@ export function uniformTensor(
 
 /**
  * A tensor of `shape` on a backend (the current one when omitted) whose values `draw` hands to the
- * sink in chunks, written straight into the backend's buffer (no host array of the whole tensor).
- * `draw` must write every element.
+ * sink in chunks. On the wasm backend they are written straight into the tensor's buffer (no host
+ * array of the whole tensor, whose fresh pages cost a page fault each); elsewhere (a WebGPU write
+ * stages a buffer per call) they are gathered on the host and uploaded once. `draw` must write every
+ * element.
  */
 export function drawnTensor(
   op: string,
@@ -169,8 +171,14 @@ export function drawnTensor(
   backend: Backend | undefined,
   draw: (sink: UniformSink) => void,
 ): Tensor {
-  checkHostCount(op, shape.reduce((a, b) => a * b, 1));
+  const n = shape.reduce((a, b) => a * b, 1);
+  checkHostCount(op, n);
   const be = backend ?? getBackend();
+  if (be.name !== "wasm") {
+    const d = new Float32Array(n);
+    draw((values, offset) => d.set(values, offset));
+    return allocTensor(op, shape, be, d);
+  }
   const t = allocTensor(op, shape, be, undefined, false);
   try {
     const buf = t.buffer;
