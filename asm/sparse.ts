@@ -158,10 +158,14 @@ export function dds(
   }
 }
 
-/** Workspace bytes `sdd` needs (64 bytes of segment descriptor, the packed panels, a flag per block column). */
+/**
+ * Workspace bytes `sdd` needs (64 bytes of segment descriptor, one block row of A and the used block
+ * columns of B as panels, a flag per block column).
+ */
+// (rows is no longer used: one block row of A is packed at a time; kept so the signature is unchanged)
 export function sddWorkspace(rows: i32, cols: i32, b: i32, K: i32): usize {
   const k4 = cdiv(K, 4);
-  const ap = rows * cdiv(b, MR) * MR * k4 * 4;
+  const ap = cdiv(b, MR) * MR * k4 * 4;
   const bp = cols * cdiv(b, NR) * NR * k4 * 4;
   return 64 + (<usize> (ap + bp) << 2) + <usize> cols;
 }
@@ -197,15 +201,12 @@ export function sdd(
   // the segment descriptor lives in the workspace: each thread has its own (no static scratch)
   const seg = ws;
   const ap = ws + 64;
-  const bp = ap + <usize> (rows * mpb) * aPanel;
+  const bp = ap + <usize> mpb * aPanel;
   const packed = bp + <usize> (cols * npb) * bPanel;
   memory.fill(packed, 0, <usize> cols);
-  // Pack only the block rows of the range that keep some block, and the block columns their blocks use.
+  // Pack the block columns of B the range's blocks use, once each.
   for (let i = r0; i < r1; i++) {
     const s0 = load<i32>(rowPtr + (<usize> i << 2)), s1 = load<i32>(rowPtr + (<usize> (i + 1) << 2));
-    if (s1 > s0) {
-      packA(ap + <usize> (i * mpb) * aPanel, a + (<usize> (i * b * ars) << 2), ars, acs, b, K, aPanel);
-    }
     for (let e = s0; e < s1; e++) {
       const j = load<i32>(colIdx + (<usize> e << 2));
       if (load<u8>(packed + <usize> j)) continue;
@@ -216,6 +217,8 @@ export function sdd(
   const ldc = <usize> b << 2;
   for (let i = r0; i < r1; i++) {
     const s0 = load<i32>(rowPtr + (<usize> i << 2)), s1 = load<i32>(rowPtr + (<usize> (i + 1) << 2));
+    // this block row of A, packed just before its blocks use it (it stays in L1/L2 for them)
+    if (s1 > s0) packA(ap, a + (<usize> (i * b * ars) << 2), ars, acs, b, K, aPanel);
     for (let e = s0; e < s1; e++) {
       const j = load<i32>(colIdx + (<usize> e << 2));
       for (let p = 0; p < npb; p++) {
@@ -225,7 +228,7 @@ export function sdd(
         store<u32>(seg, <u32> k4, 8);
         let cp = w + (<usize> (e * bb + p * NR) << 2);
         for (let ip = 0; ip < mpb; ip++) {
-          micro(ap + <usize> (i * mpb + ip) * aPanel, seg, 1, cp, ldc, 1, beta, min(MR, b - ip * MR), nr);
+          micro(ap + <usize> ip * aPanel, seg, 1, cp, ldc, 1, beta, min(MR, b - ip * MR), nr);
           cp += ldc * MR;
         }
       }
