@@ -214,6 +214,8 @@ const JOBS = [
   "adamw",
   "sgd",
   "clipScale",
+  "bsrSoftmax",
+  "bsrSoftmaxGrad",
 ] as const;
 type Job = typeof JOBS[number];
 
@@ -740,21 +742,22 @@ export class WasmBackend implements Backend {
 
   bsrSoftmax(x: BackendBuffer, y: BackendBuffer, p: BsrSoftmaxParams): void {
     const l = p.layout, [rowPtr, colIdx] = this.#layout(l);
-    const f = p.causal ? 1 : 0;
-    this.#k.bsrSoftmax(
-      this.#p(x),
-      this.#p(y),
+    const f = p.causal ? 1 : 0, px = this.#p(x), py = this.#p(y), bb = l.nnz * l.block * l.block;
+    // threads take whole batch entries (heads)
+    this.#rows("bsrSoftmax", p.batch, p.batch * bb * COST_MATH, (t, n) => [
+      px + t * bb * 4,
+      py + t * bb * 4,
       rowPtr,
       colIdx,
       l.rows,
       l.nnz,
       l.block,
-      p.batch,
+      n,
       p.L,
       p.S,
       f,
       p.scale,
-    );
+    ]);
   }
   bsrSoftmaxGrad(
     y: BackendBuffer,
@@ -763,19 +766,20 @@ export class WasmBackend implements Backend {
     p: BsrSoftmaxParams & { accumulate: boolean },
   ): void {
     const l = p.layout, [rowPtr] = this.#layout(l);
-    const acc = p.accumulate ? 1 : 0;
-    this.#k.bsrSoftmaxGrad(
-      this.#p(y),
-      this.#p(dy),
-      this.#p(dx),
+    const acc = p.accumulate ? 1 : 0, bb = l.nnz * l.block * l.block;
+    const py = this.#p(y), pdy = this.#p(dy), pdx = this.#p(dx);
+    this.#rows("bsrSoftmaxGrad", p.batch, p.batch * bb * COST_PASS, (t, n) => [
+      py + t * bb * 4,
+      pdy + t * bb * 4,
+      pdx + t * bb * 4,
       rowPtr,
       l.rows,
       l.nnz,
       l.block,
-      p.batch,
+      n,
       p.scale,
       acc,
-    );
+    ]);
   }
 
   // --- reductions ---------------------------------------------------------
