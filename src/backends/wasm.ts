@@ -193,6 +193,7 @@ const JOBS = [
   "gemmCols",
   "dds",
   "sdd",
+  "ddsPackW",
   "sumRows",
   "sumCols",
   "sumSquaresChunks",
@@ -444,7 +445,17 @@ export class WasmBackend implements Backend {
       e = { ptr: this.#reserve(bytes, "dds' packed weight"), bytes, version: -1, layout: l };
       entries[tw] = e;
     }
-    this.#k.ddsPackW(w.ptr, blockIdx, l.block, l.nnz, tw, e.ptr);
+    // threads take ranges of blocks (block e's panels start at e times one block's packed bytes)
+    const b = l.block,
+      per = this.#k.ddsPackedBytes(1, b),
+      cuts = evenSplit(l.nnz, this.#parts(l.nnz * b * b * COST_PASS));
+    this.#run(
+      "ddsPackW",
+      cuts.slice(1).map((e1, t) => {
+        const e0 = cuts[t];
+        return [tw ? w.ptr + e0 * b * b * 4 : w.ptr, blockIdx + e0 * 4, b, e1 - e0, tw, e.ptr + e0 * per];
+      }),
+    );
     e.version = w.version;
     e.layout = l;
     return e.ptr;
