@@ -808,3 +808,28 @@ Deno.test("wasm: thin products (a small M, N or K) equal the packed GEMM's withi
     be.dispose();
   }
 });
+
+Deno.test("wasm: sumSquares splits its fixed chunks between threads with the same bits as one thread", async () => {
+  const one = await createWasmBackend({ threads: 1 }), js = new JsBackend();
+  const rng = new Rng(31);
+  const size = 3 * 65536 + 1234;
+  const x = Float32Array.from({ length: size }, () => rng.normal());
+  const ref = js.upload(Float32Array.of(2));
+  js.sumSquares(js.upload(x), ref, { size, accumulate: true });
+  const want = (await js.read(ref))[0];
+  const y1 = one.upload(Float32Array.of(2));
+  one.sumSquares(one.upload(x), y1, { size, accumulate: true });
+  const got1 = one.readSync(y1)[0];
+  assertOk(Math.abs(got1 - want) <= 1e-6 * want, `sumSquares ${got1} vs js ${want}`);
+  for (const threads of [2, 3, 4]) {
+    const many = await createWasmBackend({ threads, minSplitWork: 0 });
+    try {
+      const y = many.upload(Float32Array.of(2));
+      many.sumSquares(many.upload(x), y, { size, accumulate: true });
+      assertEquals(many.readSync(y)[0], got1, `${threads} threads`);
+    } finally {
+      many.dispose();
+    }
+  }
+  one.dispose();
+});

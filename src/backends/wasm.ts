@@ -162,6 +162,7 @@ interface Kernels {
   sumRows(x: number, y: number, M: number, N: number, beta: number, ld: number): void;
   sumCols(x: number, y: number, M: number, N: number, beta: number): void;
   sumSquares(x: number, out: number, size: number, beta: number): void;
+  sumSquaresChunks(x: number, partial: number, size: number, c0: number, c1: number): void;
   binary(op: number, a: number, b: number, out: number, M: number, N: number, bcast: number): void;
   unary(op: number, x: number, y: number, size: number): void;
   unaryGrad(op: number, x: number, y: number, dy: number, dx: number, size: number, beta: number): void;
@@ -194,6 +195,7 @@ const JOBS = [
   "sdd",
   "sumRows",
   "sumCols",
+  "sumSquaresChunks",
   "binary",
   "unary",
   "unaryGrad",
@@ -220,6 +222,9 @@ type Job = typeof JOBS[number];
 // the packed GEMM, at d = 4 0.97-2.2x, at d = 10 gemmDot still 1.33x (the others 0.36-1.2x), at d = 16 and
 // above the packed GEMM wins or ties almost everywhere (gemmRows' 4-row blocks included).
 const THIN_DOT_N = 10, THIN_K = 4, THIN_N = 4, THIN_M = 4;
+
+// sumSquares' chunk (asm/rows.ts SQ_CHUNK): fixed, so its sum has the same bits on any thread count.
+const SQ_CHUNK = 1 << 16;
 
 // Work per element in multiply-add equivalents (the unit of minSplitWork), measured against the
 // micro-kernel: a memory-bound pass, a pass with exp/div per element, a row kernel in float64.
@@ -282,6 +287,8 @@ export class WasmBackend implements Backend {
   #pool: ThreadPool | undefined;
   #idx = 0;
   #idxBytes = 0;
+  #partial = 0;
+  #partialBytes = 0;
   #live = 0;
   #liveBytes = 0;
   #maxBytes: number;
@@ -786,8 +793,26 @@ export class WasmBackend implements Backend {
     this.#rows("sumCols", M, M * N * COST_PASS, (r, n) => [px + r * N * 4, py + r * 4, n, N, acc]);
   }
   sumSquares(x: BackendBuffer, out: BackendBuffer, p: { size: number; accumulate: boolean }): void {
-    // one float64 sum in element order: stays on one thread, so every thread count gives the same bits
-    this.#k.sumSquares(this.#p(x), this.#p(out), p.size, p.accumulate ? 1 : 0);
+    // float64 sums of fixed chunks (SQ_CHUNK elements, whatever the thread count), added in chunk order:
+    // the threads take ranges of chunks, and every thread count gives the same bits
+    const px = this.#p(x), po = this.#p(out), size = p.size, acc = p.accumulate ? 1 : 0;
+    const chunks = Math.ceil(size / SQ_CHUNK), parts = Math.min(chunks, this.#parts(size * COST_PASS));
+    if (parts <= 1) {
+      this.#k.sumSquares(px, po, size, acc);
+      return;
+    }
+    if (chunks * 8 > this.#partialBytes) {
+      if (this.#partialBytes > 0) this.#alloc.free(this.#partial, this.#partialBytes);
+      this.#partialBytes = 0;
+      this.#partial = this.#reserve(chunks * 8, "sumSquares");
+      this.#partialBytes = chunks * 8;
+    }
+    const cuts = evenSplit(chunks, parts);
+    this.#run("sumSquaresChunks", cuts.slice(1).map((e, t) => [px, this.#partial, size, cuts[t], e]));
+    const partial = new Float64Array(this.#mem.buffer, this.#partial, chunks), f32 = this.#f32();
+    let s = 0;
+    for (let c = 0; c < chunks; c++) s += partial[c];
+    f32[po >>> 2] = (acc ? f32[po >>> 2] : 0) + s;
   }
 
   // --- elementwise --------------------------------------------------------
