@@ -101,6 +101,7 @@ export {
   availableBackends,
   type BackendInfo,
   backendInfo,
+  createWebGpuBackend,
   getBackend,
   loadBackend,
   setBackend,
@@ -129,7 +130,7 @@ export {
   type WasmBackendOptions,
   type WasmVariant,
 } from "./src/backends/wasm.ts";
-export { createWebGpuBackend, type WebGpuOptions } from "./src/backends/webgpu.ts";
+export type { WebGpuOptions } from "./src/backends/webgpu.ts";
 export type { Family as WebGpuKernelFamily } from "./src/backends/_webgpu_tiles.ts";
 export { manualSeed, nextSeed, Rng } from "./src/random.ts";
 export { fromArray, type LayerOptions, Module, type NamedBuffer } from "./src/nn/module.ts";

@@ -27,49 +27,80 @@ function storeTransposed(d: usize, step: usize, v0: v128, v1: v128, v2: v128, v3
   v128.store(d + 3 * step, v128.shuffle<f32>(hi01, hi23, 2, 3, 6, 7));
 }
 
+// Lanes 0 and 1 of (v0, v1, v2, v3) as two rows of four: (v0[0], v1[0], v2[0], v3[0]) at d, lane 1 at d + 16.
+function storeTransposed2(d: usize, v0: v128, v1: v128, v2: v128, v3: v128): void {
+  const lo01 = v128.shuffle<f32>(v0, v1, 0, 4, 1, 5);
+  const lo23 = v128.shuffle<f32>(v2, v3, 0, 4, 1, 5);
+  v128.store(d, v128.shuffle<f32>(lo01, lo23, 0, 1, 4, 5));
+  v128.store(d + 16, v128.shuffle<f32>(lo01, lo23, 2, 3, 6, 7));
+}
+
 // Packs rows x cols of a matrix (element (i, k) at src + (i*rs + k*cs)*4) as
 // panels of MR rows: panel ip is [ceil(cols/4)][MR][4] at dst + ip*pstride bytes, zero padded.
 export function packA(dst: usize, src: usize, rs: i32, cs: i32, rows: i32, cols: i32, pstride: usize): void {
   const k4 = cdiv(cols, 4);
   const np = cdiv(rows, MR);
-  const csb = <usize> cs << 2;
   for (let ip = 0; ip < np; ip++) {
     let d = dst + <usize> ip * pstride;
-    const fullRows = ip * MR + MR <= rows;
     for (let q = 0; q < k4; q++) {
-      const k0 = q << 2;
-      if (rs == 1 && cs != 1 && fullRows && k0 + 4 <= cols) {
-        // column-major source: four k columns of four rows, transposed in registers
-        for (let g = 0; g < MR; g += 4) {
-          const p = src + (<usize> (ip * MR + g + k0 * cs) << 2);
-          storeTransposed(
-            d + (<usize> g << 4),
-            16,
-            v128.load(p),
-            v128.load(p + csb),
-            v128.load(p + 2 * csb),
-            v128.load(p + 3 * csb),
-          );
-        }
-        d += <usize> MR << 4;
-        continue;
-      }
-      for (let r = 0; r < MR; r++) {
-        const i = ip * MR + r;
-        if (cs == 1 && i < rows && k0 + 4 <= cols) {
-          v128.store(d, v128.load(src + (<usize> (i * rs + k0) << 2)));
-        } else {
-          for (let kk = 0; kk < 4; kk++) {
-            const k = k0 + kk;
-            store<f32>(
-              d + <usize> (kk << 2),
-              i < rows && k < cols ? load<f32>(src + (<usize> (i * rs + k * cs) << 2)) : 0,
-            );
-          }
-        }
-        d += 16;
+      packGroup(d, src, rs, cs, rows, cols, ip, q);
+      d += <usize> MR << 4;
+    }
+  }
+}
+
+// One k/4 group q of panel ip of packA: MR x 4 values at d.
+// @ts-ignore: decorator
+@inline function packGroup(d: usize, src: usize, rs: i32, cs: i32, rows: i32, cols: i32, ip: i32, q: i32): void {
+  const k0 = q << 2;
+  const csb = <usize> cs << 2;
+  if (rs == 1 && cs != 1 && ip * MR + MR <= rows && k0 + 4 <= cols) {
+    // column-major source: four k columns of four rows, transposed in registers
+    let g = 0;
+    for (; g + 4 <= MR; g += 4) {
+      const p = src + (<usize> (ip * MR + g + k0 * cs) << 2);
+      storeTransposed(
+        d + (<usize> g << 4),
+        16,
+        v128.load(p),
+        v128.load(p + csb),
+        v128.load(p + 2 * csb),
+        v128.load(p + 3 * csb),
+      );
+    }
+    if (g + 2 <= MR) {
+      // two more rows (MR = 6): four k columns of two rows, transposed in registers
+      const p = src + (<usize> (ip * MR + g + k0 * cs) << 2);
+      storeTransposed2(
+        d + (<usize> g << 4),
+        v128.load64_zero(p),
+        v128.load64_zero(p + csb),
+        v128.load64_zero(p + 2 * csb),
+        v128.load64_zero(p + 3 * csb),
+      );
+      g += 2;
+    }
+    for (; g < MR; g++) {
+      const p = src + (<usize> (ip * MR + g + k0 * cs) << 2);
+      const t = d + (<usize> g << 4);
+      for (let kk = 0; kk < 4; kk++) store<f32>(t + (<usize> kk << 2), load<f32>(p + <usize> kk * csb));
+    }
+    return;
+  }
+  for (let r = 0; r < MR; r++) {
+    const i = ip * MR + r;
+    if (cs == 1 && i < rows && k0 + 4 <= cols) {
+      v128.store(d, v128.load(src + (<usize> (i * rs + k0) << 2)));
+    } else {
+      for (let kk = 0; kk < 4; kk++) {
+        const k = k0 + kk;
+        store<f32>(
+          d + <usize> (kk << 2),
+          i < rows && k < cols ? load<f32>(src + (<usize> (i * rs + k * cs) << 2)) : 0,
+        );
       }
     }
+    d += 16;
   }
 }
 

@@ -43,25 +43,72 @@ export function sumRows(x: usize, y: usize, M: i32, N: i32, beta: i32, ld: i32):
   }
 }
 
-/** x is (M,N), y is (M): `y (+)= Σ_cols x`. */
+/**
+ * x is (M,N), y is (M): `y (+)= Σ_cols x`, each row in float64: four f64x2 partial sums over 8 columns at a
+ * time (element j into partial (j % 8) / 2), added in a fixed order, then the last N % 8 columns in order.
+ */
 export function sumCols(x: usize, y: usize, M: i32, N: i32, beta: i32): void {
+  const n8 = N & ~7;
   for (let i = 0; i < M; i++) {
-    let s: f64 = 0;
     const p = x + (<usize> (i * N) << 2);
-    for (let j = 0; j < N; j++) s += <f64> load<f32>(p + (<usize> j << 2));
+    let s0 = f64x2.splat(0), s1 = f64x2.splat(0), s2 = f64x2.splat(0), s3 = f64x2.splat(0);
+    for (let j = 0; j < n8; j += 8) {
+      const a = v128.load(p + (<usize> j << 2)), b = v128.load(p + (<usize> j << 2), 16);
+      s0 = f64x2.add(s0, f64x2.promote_low_f32x4(a));
+      s1 = f64x2.add(s1, f64x2.promote_low_f32x4(v128.shuffle<f32>(a, a, 2, 3, 2, 3)));
+      s2 = f64x2.add(s2, f64x2.promote_low_f32x4(b));
+      s3 = f64x2.add(s3, f64x2.promote_low_f32x4(v128.shuffle<f32>(b, b, 2, 3, 2, 3)));
+    }
+    const t = f64x2.add(f64x2.add(s0, s1), f64x2.add(s2, s3));
+    let s: f64 = f64x2.extract_lane(t, 0) + f64x2.extract_lane(t, 1);
+    for (let j = n8; j < N; j++) s += <f64> load<f32>(p + (<usize> j << 2));
     const q = y + (<usize> i << 2);
     store<f32>(q, <f32> ((beta ? <f64> load<f32>(q) : 0) + s));
   }
 }
 
-/** x is (size), out is (1): `out (+)= Σ x²`. */
+/**
+ * x is (size), out is (1): `out (+)= Σ x²` in float64, as the in-order sum of the chunks' sums (chunks of
+ * `chunk` elements, each summed by {@link sumSquaresChunks}), so splitting the chunks between threads gives
+ * the same bits.
+ */
 export function sumSquares(x: usize, out: usize, size: i32, beta: i32): void {
   let s: f64 = 0;
-  for (let i = 0; i < size; i++) {
-    const v = <f64> load<f32>(x + (<usize> i << 2));
+  for (let o = 0; o < size; o += SQ_CHUNK) s += sumSquares1(x + (<usize> o << 2), min(SQ_CHUNK, size - o));
+  store<f32>(out, <f32> ((beta ? <f64> load<f32>(out) : 0) + s));
+}
+
+/** The chunk of sumSquares (elements), fixed whatever the thread count. */
+export const SQ_CHUNK: i32 = 1 << 16;
+
+/** Chunks [c0, c1) of x (size) in chunks of SQ_CHUNK: partial[c] = Σ x² over chunk c (float64). */
+export function sumSquaresChunks(x: usize, partial: usize, size: i32, c0: i32, c1: i32): void {
+  for (let c = c0; c < c1; c++) {
+    const o = c * SQ_CHUNK;
+    store<f64>(partial + (<usize> c << 3), sumSquares1(x + (<usize> o << 2), min(SQ_CHUNK, size - o)));
+  }
+}
+
+// Σ x² over n elements in float64: four f64x2 partial sums over 8 elements at a time, in a fixed order.
+function sumSquares1(p: usize, n: i32): f64 {
+  const n8 = n & ~7;
+  let s0 = f64x2.splat(0), s1 = f64x2.splat(0), s2 = f64x2.splat(0), s3 = f64x2.splat(0);
+  for (let j = 0; j < n8; j += 8) {
+    const a = v128.load(p + (<usize> j << 2)), b = v128.load(p + (<usize> j << 2), 16);
+    const a0 = f64x2.promote_low_f32x4(a), a1 = f64x2.promote_low_f32x4(v128.shuffle<f32>(a, a, 2, 3, 2, 3));
+    const b0 = f64x2.promote_low_f32x4(b), b1 = f64x2.promote_low_f32x4(v128.shuffle<f32>(b, b, 2, 3, 2, 3));
+    s0 = f64x2.add(s0, f64x2.mul(a0, a0));
+    s1 = f64x2.add(s1, f64x2.mul(a1, a1));
+    s2 = f64x2.add(s2, f64x2.mul(b0, b0));
+    s3 = f64x2.add(s3, f64x2.mul(b1, b1));
+  }
+  const t = f64x2.add(f64x2.add(s0, s1), f64x2.add(s2, s3));
+  let s: f64 = f64x2.extract_lane(t, 0) + f64x2.extract_lane(t, 1);
+  for (let j = n8; j < n; j++) {
+    const v = <f64> load<f32>(p + (<usize> j << 2));
     s += v * v;
   }
-  store<f32>(out, <f32> ((beta ? <f64> load<f32>(out) : 0) + s));
+  return s;
 }
 
 // Row softmax of x into y; returns log Σ exp(x - max) + max (the logsumexp).

@@ -6,16 +6,21 @@
 // blocks), over BSR layouts, built on the packing and micro-kernel of gemm.ts.
 import { cdiv } from "./_common.ts";
 import { packA, packB } from "./gemm.ts";
-import { micro, MR, NR } from "./generated/micro.ts";
+import { micro, microRows, MR, NR } from "./generated/micro.ts";
 
-// Rows of X swept per block row in dds (keeps that slice of packed X in L2).
-const MCD: i32 = 64;
+// Bytes of X one sweep over the block rows reads (rows of X per sweep: DDS_XBYTES / row bytes, whole
+// MR-row panels, at least one), so that slice of X stays in L2 while every W block passes once.
+const DDS_XBYTES: i32 = 256 << 10;
+const DDS_ROWS_OUTER: bool = false;
+
 /** Workspace bytes `dds` needs. */
 export function ddsWorkspace(M: i32, inBlocks: i32, nnz: i32, b: i32): usize {
   const bq = cdiv(b, 4);
-  const xp = cdiv(M, MR) * MR * inBlocks * bq * 4;
+  // X is read in place when b is a multiple of 4, but for the last M % MR rows (one packed panel)
+  const xRows = (b & 3) == 0 ? MR : cdiv(M, MR) * MR;
+  const xp = xRows * inBlocks * bq * 4;
   const wp = nnz * cdiv(b, NR) * NR * bq * 4;
-  return (<usize> (xp + wp) << 2) + <usize> nnz * 12 + 64;
+  return (<usize> (xp + wp) << 2) + <usize> (nnz * cdiv(b, NR) * 24) + 64;
 }
 
 /** Bytes `ddsPackW` writes: every kept block as NR-column panels. */
@@ -24,15 +29,19 @@ export function ddsPackedBytes(nnz: i32, b: i32): usize {
 }
 
 // Packs W blocks e0 <= e < e1 of a walk (transW 1: e is the block; 0: blk[e] is) as NR-column panels
-// of op(W block), in walk order from dst.
+// of op(W block): panel p of block e at dst + (p * (e1 - e0) + e - e0) panels, so the panels one output
+// panel p of a block column walks lie contiguous (block by block they would lie npb panels apart, 4 KiB
+// at b = 32, and map onto the same L1 sets: 16 of them cannot stay in L1 across the rows of X).
 function packW(w: usize, blk: usize, b: i32, transW: i32, e0: i32, e1: i32, dst: usize): void {
-  const bb = b * b, wPanel = <usize> (NR * cdiv(b, 4) * 4) << 2, npb = cdiv(b, NR);
+  const bb = b * b, wPanel = <usize> (NR * cdiv(b, 4) * 4) << 2, npb = cdiv(b, NR), nE = e1 - e0;
   for (let e = e0; e < e1; e++) {
     const wb = transW ? e : load<i32>(blk + (<usize> e << 2));
     const src = w + (<usize> (wb * bb) << 2);
-    const d = dst + <usize> ((e - e0) * npb) * wPanel;
-    if (transW) packB(d, src, 1, b, b, b);
-    else packB(d, src, b, 1, b, b);
+    for (let p = 0; p < npb; p++) {
+      const d = dst + <usize> (p * nE + e - e0) * wPanel, nr = min(NR, b - p * NR);
+      if (transW) packB(d, src + (<usize> (p * NR * b) << 2), 1, b, b, nr);
+      else packB(d, src + (<usize> (p * NR) << 2), b, 1, b, nr);
+    }
   }
 }
 
@@ -76,52 +85,91 @@ export function dds(
   transW &= 1;
   const bq = cdiv(b, 4), npb = cdiv(b, NR);
   const inCols = inBlocks * b, outCols = outBlocks * b;
+  const ldx = <usize> inCols << 2;
   const kTot4 = inBlocks * bq;
   const pstride = <usize> (kTot4 * MR) << 4;
+  // X is read in place, MR rows at a time (no copy), when its blocks are whole k/4 groups; the last
+  // M % MR rows, or all of X otherwise, are packed as MR-row panels (each block column padded to whole
+  // k/4 groups, zero rows below M).
+  const inPlace = (b & 3) == 0;
+  const full = inPlace ? M / MR : 0;
   const xp = ws;
-  const wp = xp + <usize> cdiv(M, MR) * pstride;
-  const segs = wp + (<usize> (nnz * npb * NR * bq * 4) << 2);
-  // X as MR-row panels, each block column padded to whole k/4 groups.
-  for (let j = 0; j < inBlocks; j++) {
-    packA(xp + (<usize> (j * bq * MR) << 4), x + (<usize> (j * b) << 2), inCols, 1, M, b, pstride);
+  const packedRows = M - full * MR;
+  const wp = xp + <usize> cdiv(packedRows, MR) * pstride;
+  const segsP = wp + (<usize> (nnz * npb * NR * bq * 4) << 2);
+  const segsR = segsP + <usize> (nnz * npb * 12);
+  const x0 = x + <usize> (full * MR) * ldx;
+  if (packedRows > 0) {
+    for (let j = 0; j < inBlocks; j++) {
+      packA(xp + (<usize> (j * bq * MR) << 4), x0 + (<usize> (j * b) << 2), inCols, 1, packedRows, b, pstride);
+    }
   }
   // The W blocks this range walks, as NR-column panels of op(W block), in walk order (block e at
-  // wBase + (e - eBase) panels); already packed when prepacked.
+  // wBase + (p * nW + e - eBase) panels, see packW); already packed when prepacked.
   const wPanel = <usize> (NR * bq * 4) << 2;
   const e0 = load<i32>(ptr + (<usize> o0 << 2)), e1 = load<i32>(ptr + (<usize> o1 << 2));
-  const wBase = prepacked ? w : wp, eBase = prepacked ? 0 : e0;
+  const wBase = prepacked ? w : wp, eBase = prepacked ? 0 : e0, nW = prepacked ? nnz : e1 - e0;
   if (!prepacked) packW(w, blk, b, transW, e0, e1, wp);
   const ldc = <usize> outCols << 2;
   const mps = cdiv(M, MR);
-  for (let mc = 0; mc < mps; mc += MCD / MR) {
-    const mcEnd = min(mps, mc + MCD / MR);
+  const chunk = max(1, DDS_XBYTES / (MR * inCols * 4));
+  for (let mc = 0; mc < mps; mc += chunk) {
+    const mcEnd = min(mps, mc + chunk);
     for (let o = o0; o < o1; o++) {
       const s0 = load<i32>(ptr + (<usize> o << 2)), s1 = load<i32>(ptr + (<usize> (o + 1) << 2));
       const ns = s1 - s0;
-      for (let p = 0; p < npb; p++) {
-        const nr = min(NR, b - p * NR);
-        for (let t = 0; t < ns; t++) {
-          const e = s0 + t;
-          const inBlk = load<i32>(idx + (<usize> e << 2));
-          const sp = segs + <usize> (t * 12);
-          store<u32>(sp, <u32> (inBlk * bq * MR) << 4);
-          store<u32>(sp, <u32> (wBase + <usize> ((e - eBase) * npb + p) * wPanel), 4);
-          store<u32>(sp, <u32> bq, 8);
+      // segment tables of this block column, one per NR-column panel p of the block (ns entries each)
+      for (let t = 0; t < ns; t++) {
+        const e = s0 + t;
+        const inBlk = load<i32>(idx + (<usize> e << 2));
+        for (let p = 0; p < npb; p++) {
+          const bp = <u32> (wBase + <usize> (p * nW + e - eBase) * wPanel);
+          const q = <usize> ((p * ns + t) * 12);
+          store<u32>(segsP + q, <u32> (inBlk * bq * MR) << 4);
+          store<u32>(segsP + q, bp, 4);
+          store<u32>(segsP + q, <u32> bq, 8);
+          store<u32>(segsR + q, <u32> (inBlk * b) << 2);
+          store<u32>(segsR + q, bp, 4);
+          store<u32>(segsR + q, <u32> bq, 8);
         }
-        let cp = y + (<usize> (mc * MR * outCols + o * b + p * NR) << 2);
+      }
+      if (DDS_ROWS_OUTER) {
         for (let ip = mc; ip < mcEnd; ip++) {
-          micro(xp + <usize> ip * pstride, segs, ns, cp, ldc, 1, beta, min(MR, M - ip * MR), nr);
-          cp += ldc * MR;
+          for (let p = 0; p < npb; p++) {
+            const nr = min(NR, b - p * NR), q = <usize> (p * ns * 12);
+            const cp = y + (<usize> (ip * MR * outCols + o * b + p * NR) << 2);
+            if (ip < full) {
+              microRows(x + <usize> (ip * MR) * ldx, ldx, segsR + q, ns, cp, ldc, 1, beta, MR, nr);
+            } else {
+              micro(xp + <usize> (ip - full) * pstride, segsP + q, ns, cp, ldc, 1, beta, min(MR, M - ip * MR), nr);
+            }
+          }
+        }
+      } else {
+        for (let p = 0; p < npb; p++) {
+          const nr = min(NR, b - p * NR), q = <usize> (p * ns * 12);
+          for (let ip = mc; ip < mcEnd; ip++) {
+            const cp = y + (<usize> (ip * MR * outCols + o * b + p * NR) << 2);
+            if (ip < full) {
+              microRows(x + <usize> (ip * MR) * ldx, ldx, segsR + q, ns, cp, ldc, 1, beta, MR, nr);
+            } else {
+              micro(xp + <usize> (ip - full) * pstride, segsP + q, ns, cp, ldc, 1, beta, min(MR, M - ip * MR), nr);
+            }
+          }
         }
       }
     }
   }
 }
 
-/** Workspace bytes `sdd` needs (64 bytes of segment descriptor, the packed panels, a flag per block column). */
+/**
+ * Workspace bytes `sdd` needs (64 bytes of segment descriptor, one block row of A and the used block
+ * columns of B as panels, a flag per block column).
+ */
+// (rows is no longer used: one block row of A is packed at a time; kept so the signature is unchanged)
 export function sddWorkspace(rows: i32, cols: i32, b: i32, K: i32): usize {
   const k4 = cdiv(K, 4);
-  const ap = rows * cdiv(b, MR) * MR * k4 * 4;
+  const ap = cdiv(b, MR) * MR * k4 * 4;
   const bp = cols * cdiv(b, NR) * NR * k4 * 4;
   return 64 + (<usize> (ap + bp) << 2) + <usize> cols;
 }
@@ -157,15 +205,12 @@ export function sdd(
   // the segment descriptor lives in the workspace: each thread has its own (no static scratch)
   const seg = ws;
   const ap = ws + 64;
-  const bp = ap + <usize> (rows * mpb) * aPanel;
+  const bp = ap + <usize> mpb * aPanel;
   const packed = bp + <usize> (cols * npb) * bPanel;
   memory.fill(packed, 0, <usize> cols);
-  // Pack only the block rows of the range that keep some block, and the block columns their blocks use.
+  // Pack the block columns of B the range's blocks use, once each.
   for (let i = r0; i < r1; i++) {
     const s0 = load<i32>(rowPtr + (<usize> i << 2)), s1 = load<i32>(rowPtr + (<usize> (i + 1) << 2));
-    if (s1 > s0) {
-      packA(ap + <usize> (i * mpb) * aPanel, a + (<usize> (i * b * ars) << 2), ars, acs, b, K, aPanel);
-    }
     for (let e = s0; e < s1; e++) {
       const j = load<i32>(colIdx + (<usize> e << 2));
       if (load<u8>(packed + <usize> j)) continue;
@@ -176,6 +221,8 @@ export function sdd(
   const ldc = <usize> b << 2;
   for (let i = r0; i < r1; i++) {
     const s0 = load<i32>(rowPtr + (<usize> i << 2)), s1 = load<i32>(rowPtr + (<usize> (i + 1) << 2));
+    // this block row of A, packed just before its blocks use it (it stays in L1/L2 for them)
+    if (s1 > s0) packA(ap, a + (<usize> (i * b * ars) << 2), ars, acs, b, K, aPanel);
     for (let e = s0; e < s1; e++) {
       const j = load<i32>(colIdx + (<usize> e << 2));
       for (let p = 0; p < npb; p++) {
@@ -185,7 +232,7 @@ export function sdd(
         store<u32>(seg, <u32> k4, 8);
         let cp = w + (<usize> (e * bb + p * NR) << 2);
         for (let ip = 0; ip < mpb; ip++) {
-          micro(ap + <usize> (i * mpb + ip) * aPanel, seg, 1, cp, ldc, 1, beta, min(MR, b - ip * MR), nr);
+          micro(ap + <usize> ip * aPanel, seg, 1, cp, ldc, 1, beta, min(MR, b - ip * MR), nr);
           cp += ldc * MR;
         }
       }

@@ -4,37 +4,64 @@
  * a fresh process (so nothing is warm but Deno's own transpile cache). Prints
  * the phases' medians over `--runs` processes.
  *
- *   deno run --allow-read --allow-run --allow-env bench/cold_start.ts --runs 7
+ *   deno run --allow-read --allow-run --allow-env bench/cold_start.ts [--runs 7] [--clock cpu]
+ *     [--against ../other/mod.ts]
+ *
+ * `--clock cpu` times the phases by the process's CPU time (all its threads: V8's compiler and GC threads
+ * too), steadier than wall time on a machine other processes keep busy. `--against` runs another checkout's
+ * `mod.ts` in the same way, interleaved process by process, and prints both columns (before/after in one run).
  *
  * @module
  */
-const CHILD = `
-const t0 = performance.now();
-const pf = await import(${JSON.stringify(new URL("../mod.ts", import.meta.url).href)});
-const t1 = performance.now();
+function child(mod: string): string {
+  return `
+const cpu = () => { const u = globalThis.process?.cpuUsage?.(); return u ? (u.user + u.system) / 1000 : NaN; };
+const w0 = performance.now(), c0 = cpu();
+const pf = await import(${JSON.stringify(mod)});
+const w1 = performance.now(), c1 = cpu();
 await pf.setBackend("wasm");
-const t2 = performance.now();
+const w2 = performance.now(), c2 = cpu();
 const layer = new pf.PixelflyLinear(1024, 4096, { seed: 1 });
-const t3 = performance.now();
+const w3 = performance.now(), c3 = cpu();
 const y = layer.forward(pf.ones([1, 1024]));
 await y.data();
-const t4 = performance.now();
-console.log(JSON.stringify({ import: t1 - t0, setBackend: t2 - t1, construct: t3 - t2, forward: t4 - t3, total: t4 - t0 }));
+const w4 = performance.now(), c4 = cpu();
+const phases = (t) => ({ import: t[1] - t[0], setBackend: t[2] - t[1], construct: t[3] - t[2], forward: t[4] - t[3], total: t[4] - t[0] });
+console.log(JSON.stringify({ wall: phases([w0, w1, w2, w3, w4]), cpu: phases([c0, c1, c2, c3, c4]) }));
 `;
-
-const i = Deno.args.indexOf("--runs");
-const runs = i >= 0 ? Number(Deno.args[i + 1]) : 7;
-const rows: Record<string, number>[] = [];
-for (let r = 0; r < runs + 1; r++) {
-  const out = await new Deno.Command(Deno.execPath(), { args: ["eval", "--ext=ts", CHILD] }).output();
-  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
-  if (r > 0) rows.push(JSON.parse(new TextDecoder().decode(out.stdout))); // the first run fills the transpile cache
 }
-const median = (k: string) => {
-  const v = rows.map((x) => x[k]).sort((a, b) => a - b);
+
+const arg = (name: string): string | undefined => {
+  const i = Deno.args.indexOf(name);
+  return i >= 0 ? Deno.args[i + 1] : undefined;
+};
+const runs = Number(arg("--runs") ?? 7);
+const clock = arg("--clock") === "cpu" ? "cpu" : "wall";
+const mods = [new URL("../mod.ts", import.meta.url).href];
+const against = arg("--against");
+if (against !== undefined) mods.unshift(new URL(against, `file://${Deno.cwd()}/`).href);
+const rows: Record<string, number>[][] = mods.map(() => []);
+for (let r = 0; r < runs + 1; r++) {
+  for (let m = 0; m < mods.length; m++) {
+    const out = await new Deno.Command(Deno.execPath(), { args: ["eval", "--ext=ts", child(mods[m])] })
+      .output();
+    if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
+    // the first run fills the transpile cache
+    if (r > 0) rows[m].push(JSON.parse(new TextDecoder().decode(out.stdout))[clock]);
+  }
+}
+const median = (xs: number[]) => {
+  const v = [...xs].sort((a, b) => a - b);
   return v[Math.floor(v.length / 2)];
 };
-console.log(`cold start over ${runs} processes (median ms):`);
+console.log(
+  `cold start over ${runs} processes (median ms, ${clock === "cpu" ? "process CPU time" : "wall time"}):`,
+);
+if (mods.length > 1) {
+  console.log(`  ${"".padEnd(10)} ${"against".padStart(9)} ${"this".padStart(9)}   (against: ${mods[0]})`);
+}
 for (const k of ["import", "setBackend", "construct", "forward", "total"]) {
-  console.log(`  ${k.padEnd(10)} ${median(k).toFixed(1)}`);
+  console.log(
+    `  ${k.padEnd(10)} ${rows.map((rs) => median(rs.map((x) => x[k])).toFixed(1).padStart(9)).join(" ")}`,
+  );
 }

@@ -33,6 +33,7 @@ import { AdamW } from "../src/optim/adamw.ts";
 import { Rng } from "../src/random.ts";
 import { Tensor, tidy } from "../src/tensor.ts";
 import { median, threadCpuClock } from "./_interleave.ts";
+import { Timed } from "./_timed.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -283,6 +284,32 @@ if (THREADS.includes(2)) {
   for (const w of Object.keys(pf.get(1)!)) {
     console.log(`| ${w} | ${(med(`pixelfly ${w} 1`) / med(`pixelfly ${w} 2`)).toFixed(2)}x |`);
   }
+}
+// The PixelflyLinear layer through autograd against the sum of its kernels' times in the same calls:
+// what the layer costs outside the kernels (tape, checks, allocation).
+console.log("\n| PixelflyLinear fwd+bwd b256 | threads | through autograd ms | its kernels ms | ratio |");
+console.log("|---|---:|---:|---:|---:|");
+for (const t of THREADS) {
+  const tm = new Timed(backends.get(t)!);
+  tm.clock = clock;
+  await setBackend(tm.backend);
+  const fn = layerStep(
+    tm.backend,
+    new PixelflyLinear(1024, 4096, { ...PIXELFLY, backend: tm.backend, seed: 1 }),
+  );
+  fn();
+  const total: number[] = [], kern: number[] = [];
+  for (let r = 0; r < ROUNDS * REPS; r++) {
+    tm.totals.clear();
+    tm.on = true;
+    const t0 = clock();
+    fn();
+    total.push(clock() - t0);
+    tm.on = false;
+    kern.push(tm.kernelMs());
+  }
+  const a = median(total), k = median(kern);
+  console.log(`| layer | ${t} | ${a.toFixed(1)} | ${k.toFixed(1)} | ${(a / k).toFixed(3)}x |`);
 }
 for (const p of peers.values()) await p.stop();
 for (const be of backends.values()) be.dispose();

@@ -24,6 +24,11 @@ function zerosOn(shape: readonly number[], be: Backend): Tensor {
   return allocTensor("backward", shape, be);
 }
 
+// For an output the kernel overwrites (accumulate: false): no zero fill.
+function emptyOn(shape: readonly number[], be: Backend): Tensor {
+  return allocTensor("backward", shape, be, undefined, false);
+}
+
 /** A one-element tensor broadcast to a shape. */
 function broadcastScalar(s: Tensor, shape: readonly number[]): Tensor {
   const out = zerosOn(shape, s.backend);
@@ -35,7 +40,7 @@ function broadcastScalar(s: Tensor, shape: readonly number[]): Tensor {
 
 /** `dy * f'(x)` for the unary rules. */
 function unaryGrad(op: UnaryOp, x: Tensor, y: Tensor, dy: Tensor): Tensor {
-  const dx = zerosOn(x.shape, x.backend);
+  const dx = emptyOn(x.shape, x.backend);
   if (x.size > 0) {
     x.backend.unaryGrad(op, x.buffer, y.buffer, dy.buffer, dx.buffer, { size: x.size, accumulate: false });
   }
@@ -45,7 +50,7 @@ function unaryGrad(op: UnaryOp, x: Tensor, y: Tensor, dy: Tensor): Tensor {
 /** The softmax backward. */
 function softmaxGrad(y: Tensor, dy: Tensor): Tensor {
   const N = y.shape.at(-1)!, M = y.size / N;
-  const dx = zerosOn(y.shape, y.backend);
+  const dx = emptyOn(y.shape, y.backend);
   y.backend.softmaxGrad(y.buffer, dy.buffer, dx.buffer, { M, N, accumulate: false });
   return dx;
 }
@@ -55,7 +60,7 @@ function crossEntropyGrad(probs: Tensor, labels: Tensor, dy: Tensor): Tensor {
   const [M, N] = probs.shape, be = probs.backend;
   const dl = broadcastScalar(dy, [M]);
   be.scale(dl.buffer, dl.buffer, { size: M, alpha: 1 / M, beta: 0, accumulate: false });
-  const dx = zerosOn([M, N], be);
+  const dx = emptyOn([M, N], be);
   be.crossEntropyGrad(probs.buffer, labels.buffer, dl.buffer, dx.buffer, { M, N, accumulate: false });
   dl.dispose();
   return dx;
@@ -64,7 +69,8 @@ function crossEntropyGrad(probs: Tensor, labels: Tensor, dy: Tensor): Tensor {
 /** The LayerNorm backward: [dx, dgamma, dbeta]. */
 function layerNormGrad(dy: Tensor, x: Tensor, gamma: Tensor, mu: Tensor, rs: Tensor): Tensor[] {
   const N = x.shape.at(-1)!, M = x.size / N, be = x.backend;
-  const dx = zerosOn(x.shape, be), dg = zerosOn(gamma.shape, be), db = zerosOn(gamma.shape, be);
+  // dgamma and dbeta sum into their buffers on every backend: zeroed
+  const dx = emptyOn(x.shape, be), dg = zerosOn(gamma.shape, be), db = zerosOn(gamma.shape, be);
   be.layerNormGrad(dy.buffer, x.buffer, gamma.buffer, mu.buffer, rs.buffer, dx.buffer, dg.buffer, db.buffer, {
     M,
     N,

@@ -3,6 +3,17 @@
  *
  * @module
  */
+import { wasmBase64 } from "../asm/generated/random_wasm.ts";
+
+// A view of the first `count` floats of the module's memory, grown to hold them.
+function stage(m: RandomWasm, count: number): Float32Array {
+  const have = m.memory.buffer.byteLength;
+  if (count * 4 > have) m.memory.grow(Math.ceil((count * 4 - have) / 65536));
+  return new Float32Array(m.memory.buffer, 0, count);
+}
+
+// Rng's state, for uniformBlocks (set by Rng's static block).
+let stateOf: (rng: Rng) => Uint32Array;
 
 /**
  * A small, fast, seeded generator (SplitMix32 seeding a xoshiro128**).
@@ -17,6 +28,10 @@
 export class Rng {
   #s = new Uint32Array(4);
   #spare: number | undefined;
+
+  static {
+    stateOf = (rng) => rng.#s;
+  }
 
   /** A generator for this integer seed. */
   constructor(seed: number) {
@@ -50,6 +65,44 @@ export class Rng {
     return lo + (hi - lo) * (this.nextUint32() / 4294967296);
   }
 
+  /**
+   * Fill `count` values of `out` from index `start` with `uniform(lo, hi) * scale`: the same values, in
+   * the same order, as that many calls of {@link Rng.uniform}, without a call per value (layers draw
+   * their initial weights with it).
+   *
+   * @example
+   * ```ts
+   * import { Rng } from "@pixelfly/pixelfly";
+   * const a = new Rng(7), b = new Rng(7), out = new Float32Array(4);
+   * a.fillUniform(out, -1, 1, 1, 2);
+   * console.log(out[0], out[1] === Math.fround(b.uniform(-1, 1)), out[3]); // 0 true 0
+   * ```
+   */
+  fillUniform(
+    out: Float32Array | Float64Array,
+    lo = 0,
+    hi = 1,
+    start = 0,
+    count: number = out.length - start,
+    scale = 1,
+  ): void {
+    if (!(Number.isInteger(start) && Number.isInteger(count) && start >= 0 && count >= 0)) {
+      throw new RangeError(`Rng.fillUniform: start ${start} and count ${count} must be integers >= 0`);
+    }
+    if (start + count > out.length) {
+      throw new RangeError(
+        `Rng.fillUniform: start ${start} + count ${count} is past the end (${out.length})`,
+      );
+    }
+    if (out instanceof Float64Array) {
+      // float64 keeps the unrounded values, as uniform() gives them
+      jsFill(this.#s, out, lo, hi - lo, start, count, scale);
+      return;
+    }
+    const walk = { rows: 1, rowStride: 0, cols: 1, colStride: 0, len: count };
+    uniformBlocks(this, (v, at) => out.set(v, start + at), walk, lo, hi, scale);
+  }
+
   /** Standard normal (Box-Muller), times std plus mean. */
   normal(mean = 0, std = 1): number {
     if (this.#spare !== undefined) {
@@ -80,6 +133,177 @@ export class Rng {
     }
     return a;
   }
+}
+
+// Draws at least this many go through the WebAssembly path (a call costs about a microsecond).
+const WASM_MIN = 256;
+// Values drawn per call where the destination order allows chunks (64 KB of the module's memory: on
+// some machines every first touch of a fresh page costs microseconds, so the scratch stays small).
+const CHUNK = 1 << 14;
+// The most values a tile-major walk draws in place at once (16 MB); larger walks go run by run.
+const MAX_STAGE = 1 << 22;
+
+interface RandomWasm {
+  memory: WebAssembly.Memory;
+  setState(a: number, b: number, c: number, d: number): void;
+  getState(i: number): number;
+  uniform(...args: number[]): void;
+}
+
+// undefined: not loaded yet; null: this engine cannot run it (no WebAssembly, or a policy forbids it).
+let wasm: RandomWasm | null | undefined;
+
+function randomWasm(): RandomWasm | null {
+  if (wasm === undefined) {
+    try {
+      // native base64 where the engine has it (Deno's atob is a lazily loaded script: milliseconds at first use)
+      const native = (Uint8Array as { fromBase64?: (s: string) => Uint8Array }).fromBase64;
+      let bytes: Uint8Array;
+      if (typeof native === "function") bytes = native(wasmBase64);
+      else {
+        const bin = atob(wasmBase64);
+        bytes = new Uint8Array(bin.length);
+        for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+      }
+      // a few hundred bytes: synchronous compilation is allowed everywhere, even on a browser's main thread
+      const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes as BufferSource), {});
+      wasm = inst.exports as unknown as RandomWasm;
+    } catch {
+      wasm = null;
+    }
+  }
+  return wasm;
+}
+
+/**
+ * The walk of {@link uniformBlocks}: `rows x cols` runs of `len` values, drawn row by row, run by run;
+ * run (r, e) lands at element `r·rowStride + e·colStride`.
+ */
+export interface BlockWalk {
+  /** Outer count. */
+  rows: number;
+  /** Elements between consecutive outer steps. */
+  rowStride: number;
+  /** Middle count. */
+  cols: number;
+  /** Elements between consecutive middle steps. */
+  colStride: number;
+  /** Contiguous values per (row, col). */
+  len: number;
+}
+
+/**
+ * Receives drawn values: `values` go to elements `offset ..` of the destination. The array is only
+ * valid during the call (it may be a view of scratch memory that the next draw overwrites).
+ */
+export type UniformSink = (values: Float32Array, offset: number) => void;
+
+/**
+ * Draw `rows·cols·len` uniforms in [lo, hi), times `scale`, rounded to float32: value q of the stream
+ * (the order of `rng.uniform` calls) goes to element `r·rowStride + e·colStride + k` for
+ * q = (r·cols + e)·len + k, handed to `sink` in chunks. The values equal
+ * `Math.fround(rng.uniform(lo, hi) * scale)` call for call. A layer draws a block-sparse weight's kept
+ * tiles with it in the order a dense draw would visit them (each element row across its kept tiles),
+ * straight into the backend's buffer.
+ *
+ * @example
+ * ```ts
+ * import { Rng, uniformBlocks } from "./random.ts";
+ * const a = new Rng(1), b = new Rng(1), out = new Float32Array(8);
+ * // two tiles of 2 x 2, tile-major: value (r, e, k) at 4e + 2r + k
+ * const walk = { rows: 2, rowStride: 2, cols: 2, colStride: 4, len: 2 };
+ * uniformBlocks(a, (v, at) => out.set(v, at), walk, -1, 1);
+ * const first = [0, 1, 4, 5].map(() => Math.fround(b.uniform(-1, 1)));
+ * console.log(first.every((v, i) => out[[0, 1, 4, 5][i]] === v)); // true
+ * ```
+ */
+export function uniformBlocks(
+  rng: Rng,
+  sink: UniformSink,
+  walk: BlockWalk,
+  lo = 0,
+  hi = 1,
+  scale = 1,
+): void {
+  const { rows, rowStride, cols, colStride, len } = walk;
+  for (const v of [rows, rowStride, cols, colStride, len]) {
+    if (!Number.isInteger(v) || v < 0) {
+      throw new RangeError(`uniformBlocks: the walk's counts and strides must be integers >= 0, got ${v}`);
+    }
+  }
+  const n = rows * cols * len;
+  if (n === 0) return;
+  const w = hi - lo, s = stateOf(rng), m = n >= WASM_MIN ? randomWasm() : null;
+  if (m === null) {
+    const run = new Float32Array(Math.min(len, CHUNK));
+    for (let r = 0; r < rows; r++) {
+      for (let e = 0; e < cols; e++) {
+        for (let k = 0; k < len; k += CHUNK) {
+          const c = Math.min(CHUNK, len - k), v = c === run.length ? run : run.subarray(0, c);
+          jsFill(s, v, lo, w, 0, c, scale);
+          sink(v, r * rowStride + e * colStride + k);
+        }
+      }
+    }
+    return;
+  }
+  m.setState(s[0], s[1], s[2], s[3]);
+  if (colStride === len && rowStride === cols * len) {
+    // row-major: the destination's order is the stream's, so flat chunks
+    const view = stage(m, Math.min(n, CHUNK));
+    for (let q = 0; q < n; q += CHUNK) {
+      const c = Math.min(CHUNK, n - q);
+      m.uniform(0, 1, 0, 1, 0, c, lo, w, scale);
+      sink(c === view.length ? view : view.subarray(0, c), q);
+    }
+  } else if (rowStride === len && colStride === rows * len && n <= MAX_STAGE) {
+    // tile-major (a block row of BSR tiles): drawn in place as a whole, handed over at once
+    const view = stage(m, n);
+    m.uniform(0, rows, rowStride, cols, colStride, len, lo, w, scale);
+    sink(view, 0);
+  } else {
+    // any other walk: run by run, CHUNK values at a time
+    const view = stage(m, Math.min(len, CHUNK));
+    for (let r = 0; r < rows; r++) {
+      for (let e = 0; e < cols; e++) {
+        for (let k = 0; k < len; k += CHUNK) {
+          const c = Math.min(CHUNK, len - k);
+          m.uniform(0, 1, 0, 1, 0, c, lo, w, scale);
+          sink(c === view.length ? view : view.subarray(0, c), r * rowStride + e * colStride + k);
+        }
+      }
+    }
+  }
+  for (let i = 0; i < 4; i++) s[i] = m.getState(i);
+}
+
+// The JS path: `count` values from `start`, the state in int32 locals (xoshiro128** as in nextUint32).
+function jsFill(
+  s: Uint32Array,
+  out: Float32Array | Float64Array,
+  lo: number,
+  w: number,
+  start: number,
+  count: number,
+  scale: number,
+): void {
+  let s0 = s[0] | 0, s1 = s[1] | 0, s2 = s[2] | 0, s3 = s[3] | 0;
+  for (let i = start, end = start + count; i < end; i++) {
+    const m = Math.imul(s1, 5);
+    const r = Math.imul((m << 7) | (m >>> 25), 9) >>> 0;
+    const t = s1 << 9;
+    s2 ^= s0;
+    s3 ^= s1;
+    s1 ^= s2;
+    s0 ^= s3;
+    s2 ^= t;
+    s3 = (s3 << 11) | (s3 >>> 21);
+    out[i] = (lo + w * (r / 4294967296)) * scale;
+  }
+  s[0] = s0;
+  s[1] = s1;
+  s[2] = s2;
+  s[3] = s3;
 }
 
 function rotl(x: number, k: number): number {

@@ -71,12 +71,25 @@ export const MAX_HOST_VALUES = 2 ** 30;
  * ```
  */
 export function hostValues(op: string, n: number): Float32Array {
+  checkHostCount(op, n);
+  return new Float32Array(n);
+}
+
+/**
+ * A RangeError naming the op when `n` values are beyond what a layer may draw (as {@link hostValues}).
+ *
+ * @example
+ * ```ts
+ * import { checkHostCount } from "./validate.ts";
+ * checkHostCount("Linear", 6); // fine
+ * ```
+ */
+export function checkHostCount(op: string, n: number): void {
   if (!Number.isSafeInteger(n) || n < 0 || n > MAX_HOST_VALUES) {
     throw new RangeError(
       `${op}: ${n} values are more than the ${MAX_HOST_VALUES} a layer may draw on the host`,
     );
   }
-  return new Float32Array(n);
 }
 
 /**

@@ -34,8 +34,8 @@ export const ignoreWebGpu: boolean = !hasWebGpuAdapter && !requireGpu;
 export const backendsUnderTest: BackendUnderTest[] = [];
 
 backendsUnderTest.push(
-  { label: "wasm-relaxed", make: () => createWasmBackend({ variant: "relaxed" }) },
-  { label: "wasm-simd128", make: () => createWasmBackend({ variant: "simd128" }) },
+  { label: "wasm-relaxed", make: () => createWasmBackend({ variant: "relaxed", threads: 1 }) },
+  { label: "wasm-simd128", make: () => createWasmBackend({ variant: "simd128", threads: 1 }) },
   // two threads (main + one Worker), splitting every product however small so the split paths run
   { label: "wasm-threads", make: () => createWasmBackend({ threads: 2, minSplitWork: 0 }) },
 );

@@ -3,41 +3,23 @@
  * flags: the repository is served over 127.0.0.1 on an ephemeral port and a
  * child `deno run --no-prompt --allow-import=127.0.0.1:PORT` (and no other
  * flag) imports `mod.ts` from it, selects the wasm backend and runs a
- * PixelflyLinear forward pass. Its output must equal this process's.
+ * PixelflyLinear forward pass. Its output must equal this process's. The
+ * server is the repository's own `src/tools/serve_module.ts` (what the README
+ * tells users to run).
  */
 import * as pf from "../mod.ts";
 import { assertEquals, assertOk } from "./_assert.ts";
+import { serveModuleFile } from "../src/tools/serve_module.ts";
 
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname);
 const IN = 512, OUT = 256, M = 4;
 const LAYER = { seed: 11, block: 32, butterflySize: 16, nFactors: 2, rank: 16 } as const;
 
-const TYPES: Record<string, string> = {
-  ".ts": "application/typescript; charset=utf-8",
-  ".js": "text/javascript; charset=utf-8",
-  ".json": "application/json; charset=utf-8",
-};
-
-/** Serve files under the repository root (GET only, no directory listing, no escape above the root). */
-async function serveFile(req: Request): Promise<Response> {
-  const path = decodeURIComponent(new URL(req.url).pathname);
-  if (req.method !== "GET") return new Response("method not allowed", { status: 405 });
-  if (path.split("/").includes("..")) return new Response("bad path", { status: 400 });
-  const ext = path.slice(path.lastIndexOf("."));
-  const type = TYPES[ext];
-  if (type === undefined) return new Response("not found", { status: 404 });
-  try {
-    return new Response(await Deno.readFile(ROOT + path.slice(1)), { headers: { "content-type": type } });
-  } catch {
-    return new Response("not found", { status: 404 });
-  }
-}
-
 Deno.test("url import: mod.ts over http with only --allow-import runs a wasm PixelflyLinear like here", async () => {
   const requested: string[] = [];
   const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, (req) => {
     requested.push(new URL(req.url).pathname);
-    return serveFile(req);
+    return serveModuleFile(req, ROOT);
   });
   const tmp = await Deno.makeTempDir({ prefix: "pixelfly_url_" });
   try {

@@ -29,7 +29,7 @@ Deno.test("wasm: committed asm/generated modules match a fresh build of asm/", a
 Deno.test("wasm: both builds validate and load; the pick follows WebAssembly.validate", async () => {
   for (const variant of ["relaxed", "simd128"] as const) {
     assertOk(WebAssembly.validate(wasmBytes(variant) as BufferSource), `${variant} does not validate`);
-    const be = await createWasmBackend({ variant });
+    const be = await createWasmBackend({ variant, threads: 1 });
     assertEquals(be.variant, variant);
     assertEquals(be.name, "wasm");
   }
@@ -56,7 +56,7 @@ Deno.test('wasm: threads work on the simd128 build too ("auto" on engines withou
   // an engine without relaxed SIMD picks simd128; threads "auto" and 2 must not throw there
   for (const threads of ["auto", 2] as const) {
     const be = await createWasmBackend({ variant: "simd128", threads, minSplitWork: 0 });
-    const one = await createWasmBackend({ variant: "simd128" });
+    const one = await createWasmBackend({ variant: "simd128", threads: 1 });
     try {
       assertEquals(be.variant, "simd128");
       assertEquals(be.threads, threads === 2 ? 2 : Math.min(8, navigator.hardwareConcurrency));
@@ -112,9 +112,13 @@ Deno.test("wasm: two threads load with no permissions, split products, and dispo
   const auto = await createWasmBackend({ threads: "auto" });
   assertEquals(auto.threads, Math.min(8, navigator.hardwareConcurrency));
   auto.dispose();
-  assertEquals((await createWasmBackend()).threads, 1);
+  // the default is "auto"
+  const byDefault = await createWasmBackend();
+  assertEquals(byDefault.threads, Math.min(8, navigator.hardwareConcurrency));
+  byDefault.dispose();
+  assertEquals((await createWasmBackend({ threads: 1 })).threads, 1);
   // a product split across both threads equals the single-thread one bit for bit (same kernels, same tiles)
-  const one = await createWasmBackend({ variant: "relaxed" });
+  const one = await createWasmBackend({ variant: "relaxed", threads: 1 });
   const rng = new Rng(5);
   const M = 40, N = 24, K = 37;
   const a = Float32Array.from({ length: M * K }, () => rng.normal());
@@ -138,7 +142,7 @@ Deno.test("wasm: two threads load with no permissions, split products, and dispo
 // bit for bit, on random shapes at the tile edges. Returns the number of kernel calls compared.
 async function threadsMatchOne(threads: number, seed: number): Promise<number> {
   const many = await createWasmBackend({ threads, minSplitWork: 0 });
-  const one = await createWasmBackend({ variant: "relaxed" });
+  const one = await createWasmBackend({ variant: "relaxed", threads: 1 });
   assertEquals(many.threads, threads);
   const rng = new Rng(seed);
   const rand = (n: number) => Float32Array.from({ length: n }, () => rng.normal());
@@ -169,6 +173,17 @@ async function threadsMatchOne(threads: number, seed: number): Promise<number> {
   };
   const dim = (hi: number) => 1 + rng.int(hi);
   try {
+    // thin products (asm/thin.ts): one dimension of 1 to 10, the others up to 140
+    for (let it = 0; it < 18; it++) {
+      const small = 1 + rng.int(10), d = [dim(140), dim(140)];
+      const [M, N, K] = it % 3 === 0 ? [small, ...d] : it % 3 === 1 ? [d[0], small, d[1]] : [...d, small];
+      const transA = rng.int(2) === 1, transB = rng.int(2) === 1, accumulate = rng.int(2) === 1;
+      same(`thin gemm M=${M} N=${N} K=${K} ${transA} ${transB} ${accumulate}`, [
+        rand(M * K),
+        rand(K * N),
+        rand(M * N),
+      ], (be, [a, b, c]) => be.gemm(a, b, c, { M, N, K, transA, transB, accumulate, alpha: 0.75 }));
+    }
     for (let it = 0; it < 24; it++) {
       const big = it < 6;
       const M = big ? 65 + rng.int(8) : dim(70),
@@ -374,12 +389,12 @@ Deno.test("wasm: the workers take parts of the work (not only the calling thread
   } finally {
     be.dispose();
   }
-  assertEquals(be.threadStats, { parts: 0, onWorkers: 0 });
+  assertEquals(be.threadStats, { parts: 0, onWorkers: 0, aloneJobs: 0 });
 });
 
 Deno.test("wasm: an idle worker leaves (so an undisposed backend lets the process exit) and comes back", async () => {
   const two = await createWasmBackend({ threads: 2, minSplitWork: 0 });
-  const one = await createWasmBackend({ variant: "relaxed" });
+  const one = await createWasmBackend({ variant: "relaxed", threads: 1 });
   const rng = new Rng(3);
   const M = 65, N = 37, K = 130;
   const a = Float32Array.from({ length: M * K }, () => rng.normal());
@@ -521,7 +536,9 @@ Deno.test("wasm: a PixelflyLinear-shaped forward+backward loop keeps linear memo
 Deno.test("wasm: the loop's products match the js reference", async () => {
   const M = 40, inF = 128, outF = 64, rank = 4;
   const results: Float32Array[][] = [];
-  for (const be of [new JsBackend(), await createWasmBackend({ variant: "relaxed" })] as Backend[]) {
+  for (
+    const be of [new JsBackend(), await createWasmBackend({ variant: "relaxed", threads: 1 })] as Backend[]
+  ) {
     const { layout, W, U, V, rnd } = pixelflyProblem(inF, outF, rank, 5);
     const bufs = { w: be.upload(W), u: be.upload(U), v: be.upload(V) };
     const outs = runStep(be, bufs, layout, rnd(M * inF), M, inF, outF, rank);
@@ -591,7 +608,10 @@ Deno.test("wasm: info names the build and the threads asked for and got, with no
     assertEquals(auto.info, { variant: "relaxed", threads: cores, requestedThreads: cores, notes: [] });
     auto.dispose();
     assertEquals(auto.info.threads, 1);
-    assertEquals((await createWasmBackend()).info, {
+    const byDefault = await createWasmBackend();
+    assertEquals(byDefault.info, { variant: "relaxed", threads: cores, requestedThreads: cores, notes: [] });
+    byDefault.dispose();
+    assertEquals((await createWasmBackend({ threads: 1 })).info, {
       variant: "relaxed",
       threads: 1,
       requestedThreads: 1,
@@ -673,7 +693,7 @@ Deno.test({
 const out = [];
 for (const threads of [1, 2, 3, "auto"]) {
   const be = await pf.createWasmBackend({ threads, minSplitWork: 0 });
-  const one = await pf.createWasmBackend({ variant: be.variant });
+  const one = await pf.createWasmBackend({ variant: be.variant, threads: 1 });
   const M = 70, N = 45, K = 33;
   const a = Float32Array.from({ length: M * K }, (_, i) => Math.sin(i));
   const b = Float32Array.from({ length: K * N }, (_, i) => Math.cos(i));
@@ -714,4 +734,133 @@ console.log(JSON.stringify(out));
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+Deno.test('wasm: threads "auto" (the default) starts its Workers at the first kernel that splits, and they take parts', async () => {
+  const be = await createWasmBackend({ minSplitWork: 0 });
+  const one = await createWasmBackend({ threads: 1 });
+  try {
+    assertEquals(be.threads, Math.min(8, navigator.hardwareConcurrency));
+    // creating it started no Worker (Deno's new Worker blocks 20-40 ms): warming ran on this thread only
+    assertEquals(be.threadStats, { parts: 0, onWorkers: 0, aloneJobs: 0 });
+    const rng = new Rng(11);
+    const M = 64, N = 96, K = 80;
+    const a = Float32Array.from({ length: M * K }, () => rng.normal());
+    const b = Float32Array.from({ length: K * N }, () => rng.normal());
+    const want = one.alloc(M * N);
+    one.gemm(one.upload(a), one.upload(b), want, {
+      M,
+      N,
+      K,
+      transA: false,
+      transB: false,
+      accumulate: false,
+    });
+    const pa = be.upload(a), pb = be.upload(b), c = be.alloc(M * N);
+    // the Workers start in the background; give them up to 5 s of idle event loop to join
+    for (let i = 0; i < 500 && be.threadStats.onWorkers === 0; i++) {
+      be.gemm(pa, pb, c, { M, N, K, transA: false, transB: false, accumulate: false });
+      assertClose(be.readSync(c), one.readSync(want), { atol: 0, rtol: 0, label: `auto gemm, try ${i}` });
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assertOk(be.threadStats.onWorkers > 0, "no part ran on a Worker");
+    assertEquals(be.info.notes, []);
+  } finally {
+    be.dispose();
+    one.dispose();
+  }
+});
+
+Deno.test("wasm: thin products (a small M, N or K) equal the packed GEMM's within rounding and the js reference", async () => {
+  const be = await createWasmBackend({ threads: 1 }), js = new JsBackend();
+  const rng = new Rng(21);
+  try {
+    for (
+      const [M, N, K] of [[1, 300, 77], [3, 41, 130], [4, 64, 9], [130, 1, 77], [70, 10, 301], [90, 37, 1], [
+        50,
+        4,
+        3,
+      ], [129, 3, 64]]
+    ) {
+      for (const transA of [false, true]) {
+        for (const transB of [false, true]) {
+          const a = Float32Array.from({ length: M * K }, () => rng.normal());
+          const b = Float32Array.from({ length: K * N }, () => rng.normal());
+          const c0 = Float32Array.from({ length: M * N }, () => rng.normal());
+          const p = { M, N, K, transA, transB, accumulate: true, alpha: 0.5 };
+          const out = [true, false].map((thin) => {
+            be.thinProducts = thin;
+            const c = be.upload(c0);
+            be.gemm(be.upload(a), be.upload(b), c, p);
+            return be.readSync(c);
+          });
+          const ref = js.upload(c0);
+          js.gemm(js.upload(a), js.upload(b), ref, p);
+          const want = await js.read(ref);
+          const label = `M=${M} N=${N} K=${K} transA=${transA} transB=${transB}`;
+          assertClose(out[0], want, { atol: 1e-4 * Math.sqrt(K), rtol: 1e-4, label: `thin ${label}` });
+          assertClose(out[1], want, { atol: 1e-4 * Math.sqrt(K), rtol: 1e-4, label: `packed ${label}` });
+        }
+      }
+    }
+  } finally {
+    be.thinProducts = true;
+    be.dispose();
+  }
+});
+
+Deno.test("wasm: sumSquares splits its fixed chunks between threads with the same bits as one thread", async () => {
+  const one = await createWasmBackend({ threads: 1 }), js = new JsBackend();
+  const rng = new Rng(31);
+  const size = 3 * 65536 + 1234;
+  const x = Float32Array.from({ length: size }, () => rng.normal());
+  const ref = js.upload(Float32Array.of(2));
+  js.sumSquares(js.upload(x), ref, { size, accumulate: true });
+  const want = (await js.read(ref))[0];
+  const y1 = one.upload(Float32Array.of(2));
+  one.sumSquares(one.upload(x), y1, { size, accumulate: true });
+  const got1 = one.readSync(y1)[0];
+  assertOk(Math.abs(got1 - want) <= 1e-6 * want, `sumSquares ${got1} vs js ${want}`);
+  for (const threads of [2, 3, 4]) {
+    const many = await createWasmBackend({ threads, minSplitWork: 0 });
+    try {
+      const y = many.upload(Float32Array.of(2));
+      many.sumSquares(many.upload(x), y, { size, accumulate: true });
+      assertEquals(many.readSync(y)[0], got1, `${threads} threads`);
+    } finally {
+      many.dispose();
+    }
+  }
+  one.dispose();
+});
+
+Deno.test("wasm: bsrSoftmax and its gradient split by batch entry with the same bits as one thread", async () => {
+  const one = await createWasmBackend({ threads: 1 });
+  const rng = new Rng(41);
+  const layout = randomMask({ outFeatures: 5 * 8, inFeatures: 6 * 8, block: 8, density: 0.5, seed: 4 })
+    .toBSR();
+  const batch = 7, n = batch * layout.nnz * 64;
+  const x = Float32Array.from({ length: n }, () => rng.normal());
+  const dy = Float32Array.from({ length: n }, () => rng.normal());
+  const dx0 = Float32Array.from({ length: n }, () => rng.normal());
+  const run = (be: WasmBackend) => {
+    const px = be.upload(x), y = be.alloc(n), pdy = be.upload(dy), pdx = be.upload(dx0);
+    const p = { layout, batch, L: 37, S: 45, causal: true, scale: 0.3 };
+    be.bsrSoftmax(px, y, p);
+    be.bsrSoftmaxGrad(y, pdy, pdx, { ...p, accumulate: true });
+    return [be.readSync(y), be.readSync(pdx)];
+  };
+  const want = run(one);
+  for (const threads of [2, 3, 4]) {
+    const many = await createWasmBackend({ threads, minSplitWork: 0 });
+    try {
+      const got = run(many);
+      assertClose(got[0], want[0], { atol: 0, rtol: 0, label: `bsrSoftmax, ${threads} threads` });
+      assertClose(got[1], want[1], { atol: 0, rtol: 0, label: `bsrSoftmaxGrad, ${threads} threads` });
+      assertOk(many.threadStats.parts > 0, "nothing was split");
+    } finally {
+      many.dispose();
+    }
+  }
+  one.dispose();
 });

@@ -30,10 +30,17 @@ const ERR_BYTES = 128;
 const ARGS_AT = ERR_AT + ERR_BYTES;
 const MAX_ARGS = 24;
 
+// How long a thread polls before it sleeps in Atomics.wait, in ms: a worker after its last part (the next
+// kernel of a step follows within tens of microseconds of JS), the calling thread for the workers' parts.
+// Waking a sleeping thread costs 30-100 us on these VMs, as much as a small kernel; polling longer than this
+// only takes a core from other work.
+const SPIN_MS = 0.25;
+
 const WORKER_SOURCE = `
 const SEQ = ${SEQ}, CLAIM = ${CLAIM}, DONE = ${DONE}, NPARTS = ${NPARTS}, OP = ${OP}, NARGS = ${NARGS};
 const WSARG = ${WSARG}, STATUS = ${STATUS}, QUIT = ${QUIT}, STATE = ${STATE}, BY_WORKERS = ${BY_WORKERS};
 const WS_AT = ${WS_AT}, ERR_AT = ${ERR_AT}, ERR_BYTES = ${ERR_BYTES}, ARGS_AT = ${ARGS_AT}, MAX_ARGS = ${MAX_ARGS};
+const SPIN_MS = ${SPIN_MS};
 self.onmessage = async (e) => {
   const { module, memory, base, id, idleMs, names, parts } = e.data;
   let seen = e.data.seen;
@@ -77,7 +84,15 @@ self.onmessage = async (e) => {
     }
   };
   for (;;) {
-    const s = Atomics.load(i32, SEQ);
+    let s = Atomics.load(i32, SEQ);
+    if (s === seen) {
+      // spin a while first: a training step's next kernel usually comes within it, and a sleeping thread
+      // takes tens of microseconds to wake
+      const until = performance.now() + SPIN_MS;
+      while (s === seen && performance.now() < until) {
+        for (let k = 0; k < 64 && s === seen; k++) s = Atomics.load(i32, SEQ);
+      }
+    }
     if (s === seen) {
       if (Atomics.wait(i32, SEQ, seen, idleMs) === "timed-out" && Atomics.load(i32, SEQ) === seen) {
         Atomics.store(i32, STATE + id, 1); // gone: the next job starts a replacement
@@ -98,6 +113,8 @@ self.onmessage = async (e) => {
 `;
 
 const WORKER_IDLE_MS = 1000;
+// Backing off (ThreadPool's #pace): late jobs in a row that start it, the slack in ms, the jobs run alone.
+const LATE_JOBS = 3, LATE_MS = 0.05, BACKOFF_MIN = 16, BACKOFF_MAX = 1024;
 // A job whose parts have not all finished within this time is taken for hung.
 const JOB_TIMEOUT_MS = 120_000;
 
@@ -243,6 +260,7 @@ export class ThreadPool {
   #parts: number;
   #seq = 0;
   #total = 0;
+  #onFailure: ((message: string) => void) | undefined;
 
   private constructor(
     spawner: Spawner,
@@ -271,7 +289,10 @@ export class ThreadPool {
 
   /**
    * Starts `threads - 1` workers serving the kernels `names` (exports of `module`) through the zeroed
-   * block at `base` ({@link ThreadPool.blockBytes} bytes); rejects when one fails to start.
+   * block at `base` ({@link ThreadPool.blockBytes} bytes); rejects when one fails to start. With
+   * `onFailure`, starts none yet: the first job that splits starts them (in Deno a `new Worker` blocks the
+   * calling thread 20-40 ms, which a backend that never splits a kernel should not pay), the calling thread
+   * takes every part until they are ready, and a worker that fails to start is reported there.
    */
   static async start(
     spawner: Spawner,
@@ -280,8 +301,15 @@ export class ThreadPool {
     base: number,
     names: readonly string[],
     threads: number,
+    onFailure?: (message: string) => void,
   ): Promise<ThreadPool> {
     const pool = new ThreadPool(spawner, module, mem, base, names, threads);
+    if (onFailure) {
+      pool.#onFailure = onFailure;
+      // "gone": run() starts them when a job has parts for them
+      for (let id = 1; id < threads; id++) Atomics.store(pool.#i32(), STATE + id, 1);
+      return pool;
+    }
     try {
       for (let id = 1; id < threads; id++) {
         const h = pool.#spawn(id);
@@ -309,7 +337,15 @@ export class ThreadPool {
     Atomics.store(this.#i32(), STATE + id, 3);
     this.#handles[id - 1]?.terminate();
     const h = this.#spawner(WORKER_SOURCE);
-    h.listen(null, null);
+    const onFailure = this.#onFailure;
+    if (onFailure) {
+      // a worker that cannot start stays "starting" (the other threads take its parts): say so once
+      const failed = (text: string) => {
+        h.listen(null, null);
+        onFailure(`a worker thread failed to start: ${text}`);
+      };
+      h.listen((data) => data?.ready ? h.listen(null, null) : failed(String(data?.error)), failed);
+    } else h.listen(null, null);
     h.postMessage({
       module: this.#module,
       memory: this.#mem,
@@ -328,10 +364,40 @@ export class ThreadPool {
    * Runs kernel `name` once per argument list in `parts` (at most the pool's thread count) on whichever
    * threads are free, this one included (`here` runs a part on it); argument `wsArg` (when >= 0) is
    * replaced by the running thread's workspace, thread t's being `ws[t]`. Returns when every part has
-   * finished; then throws the first failure, naming the kernel.
+   * finished; then throws the first failure, naming the kernel. `backOff` false: always share the parts
+   * out, even while the workers are late.
    */
-  run(name: string, parts: number[][], wsArg: number, ws: number[], here: (args: number[]) => void): void {
+  run(
+    name: string,
+    parts: number[][],
+    wsArg: number,
+    ws: number[],
+    here: (args: number[]) => void,
+    backOff = true,
+  ): void {
     const n = parts.length, i32 = this.#i32();
+    if (this.#alone > 0 && backOff) {
+      // backing off (see below): every part here, in order; the same bits as on any thread
+      this.#alone--;
+      this.#total += n;
+      this.#aloneJobs++;
+      let err: unknown;
+      for (const part of parts) {
+        const args = part.slice();
+        if (wsArg >= 0) args[wsArg] = ws[0];
+        try {
+          here(args);
+        } catch (e) {
+          err ??= e;
+        }
+      }
+      if (err !== undefined) {
+        throw new Error(`wasm backend: a thread failed in ${name}: ${(err as Error)?.message ?? err}`, {
+          cause: err,
+        });
+      }
+      return;
+    }
     const op = this.#names.indexOf(name);
     const argv = new Float64Array(this.#mem.buffer, this.#base + ARGS_AT, MAX_ARGS * this.#parts);
     const wsv = new Float64Array(this.#mem.buffer, this.#base + WS_AT, MAX_THREADS);
@@ -357,6 +423,7 @@ export class ThreadPool {
     Atomics.store(i32, SEQ, seq);
     Atomics.notify(i32, SEQ);
     let err: unknown;
+    const t0 = performance.now();
     for (;;) {
       const w = Atomics.load(i32, CLAIM);
       const p = w & 0xffff;
@@ -371,15 +438,18 @@ export class ThreadPool {
       }
       Atomics.add(i32, DONE, 1);
     }
-    const t0 = Date.now();
+    const t1 = performance.now(), until = t1 + SPIN_MS;
     for (;;) {
       const d = Atomics.load(i32, DONE);
       if (d >= n) break;
+      const now = performance.now();
+      if (now < until) continue;
       Atomics.wait(i32, DONE, d, 1000);
-      if (Date.now() - t0 > JOB_TIMEOUT_MS) {
+      if (now - t1 > JOB_TIMEOUT_MS) {
         throw new Error(`wasm backend: the threads did not finish ${name} within ${JOB_TIMEOUT_MS} ms`);
       }
     }
+    if (backOff) this.#pace(t1 - t0, performance.now() - t1);
     // the same message whichever thread ran the failing part
     if (err !== undefined) {
       throw new Error(`wasm backend: a thread failed in ${name}: ${(err as Error)?.message ?? err}`, {
@@ -394,9 +464,39 @@ export class ThreadPool {
     }
   }
 
-  /** Parts of jobs run so far, and how many of them ran on the workers. */
-  get stats(): { parts: number; onWorkers: number } {
-    return { parts: this.#total, onWorkers: Atomics.load(this.#i32(), BY_WORKERS) };
+  // Backing off when the cores are taken (more runnable threads than cores: other processes, or more
+  // threads than cores): a worker that is descheduled while it holds a part makes this thread wait for it,
+  // far longer than the part takes. After LATE_JOBS jobs in a row in which this thread waited longer for
+  // the workers than it worked itself (plus LATE_MS), the next #backoff jobs run here alone (16, doubling
+  // while the lateness lasts, at most 1024), then the threads are tried again. An idle machine never
+  // backs off: a polling worker is at most microseconds late, a sleeping one tens of microseconds once.
+  #late = 0;
+  #alone = 0;
+  #backoff = BACKOFF_MIN;
+  #aloneJobs = 0;
+
+  #pace(worked: number, waited: number): void {
+    if (waited <= worked + LATE_MS) {
+      this.#late = 0;
+      this.#backoff = Math.max(BACKOFF_MIN, this.#backoff >> 1);
+      return;
+    }
+    if (++this.#late < LATE_JOBS) return;
+    this.#late = 0;
+    this.#alone = this.#backoff;
+    this.#backoff = Math.min(BACKOFF_MAX, this.#backoff * 2);
+  }
+
+  /**
+   * Parts of jobs run so far, how many of them ran on the workers, and how many jobs ran on the calling
+   * thread alone because the workers were late (backing off on a machine whose cores are taken).
+   */
+  get stats(): { parts: number; onWorkers: number; aloneJobs: number } {
+    return {
+      parts: this.#total,
+      onWorkers: Atomics.load(this.#i32(), BY_WORKERS),
+      aloneJobs: this.#aloneJobs,
+    };
   }
 
   /** Stops every worker at once. */

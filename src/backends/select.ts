@@ -6,7 +6,7 @@
  */
 import { JsBackend } from "./js.ts";
 import { createWasmBackend } from "./wasm.ts";
-import { createWebGpuBackend, webGpuAbsence } from "./webgpu.ts";
+import type { WebGpuOptions } from "./webgpu.ts";
 import type { Backend, BackendName } from "./types.ts";
 
 /** A backend name other than "auto". */
@@ -18,6 +18,25 @@ const factories: Record<ConcreteName, () => Promise<Backend>> = {
   wasm: () => createWasmBackend(),
   webgpu: () => createWebGpuBackend(),
 };
+
+/**
+ * Make a WebGPU backend on the given (or default) adapter. The WebGPU backend and its shaders load on
+ * this first call (a dynamic import inside the module graph: no fetch of other files, no permission),
+ * so importing pixelfly does not pay for them.
+ *
+ * @example
+ * ```ts ignore
+ * import { createWebGpuBackend } from "@pixelfly/pixelfly";
+ * const gpu = await createWebGpuBackend();
+ * const x = gpu.upload(new Float32Array([1, 2, 3]));
+ * gpu.scale(x, x, { size: 3, alpha: 2, beta: 0, accumulate: false });
+ * console.log(await gpu.read(x)); // Float32Array [2, 4, 6]
+ * gpu.dispose();
+ * ```
+ */
+export async function createWebGpuBackend(opts: WebGpuOptions = {}): Promise<Backend> {
+  return await (await import("./webgpu.ts")).createWebGpuBackend(opts);
+}
 
 const live = new Map<ConcreteName, Backend>();
 let current: Backend | undefined;
@@ -69,14 +88,14 @@ async function resolveAuto(): Promise<Backend> {
   // deno-lint-ignore no-explicit-any
   const gpu = (globalThis.navigator as any)?.gpu;
   if (!gpu) {
-    notChosen.push({ name: "webgpu", reason: webGpuAbsence(false) });
+    notChosen.push({ name: "webgpu", reason: (await import("./webgpu.ts")).webGpuAbsence(false) });
   } else {
     try {
       const adapter = await gpu.requestAdapter();
       // Deno 2.9 reports the flag on adapter.info only (GPUAdapterInfo.isFallbackAdapter)
       const fallback = adapter?.isFallbackAdapter ?? adapter?.info?.isFallbackAdapter ?? false;
       if (!adapter) {
-        notChosen.push({ name: "webgpu", reason: webGpuAbsence(true) });
+        notChosen.push({ name: "webgpu", reason: (await import("./webgpu.ts")).webGpuAbsence(true) });
       } else if (fallback) {
         const what = adapter.info?.description || adapter.info?.architecture || adapter.info?.vendor || "";
         notChosen.push({

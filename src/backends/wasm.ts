@@ -63,25 +63,33 @@ export interface WasmBackendOptions {
   /** Which build to load (the fastest one this engine validates when omitted). */
   variant?: WasmVariant;
   /**
-   * Threads that share every kernel's work: 1 (the default), an integer n up to 64 (the calling thread and
-   * n - 1 Workers; more than `navigator.hardwareConcurrency` runs correctly but only oversubscribes the
-   * cores), or "auto" (one per core, at most 8). Results are bit for bit the same for every count. Where
-   * SharedArrayBuffer, Workers or the threads build are unavailable the backend runs on 1 thread: read
-   * {@link WasmBackend.threads} for what you got. A Worker leaves after 1 s idle (so a backend nobody
-   * disposes lets the process exit) and the next kernel starts another (about 20 ms);
-   * {@link WasmBackend.dispose} stops them at once.
+   * Threads that share every kernel's work: "auto" (the default: one per core, at most 8), or an integer n
+   * up to 64 (the calling thread and n - 1 Workers; more than `navigator.hardwareConcurrency` runs
+   * correctly but only oversubscribes the cores; 1 keeps everything on the calling thread). Results are
+   * bit for bit the same for every count. Where SharedArrayBuffer, `Atomics.wait` on this thread, Workers
+   * or the threads build are unavailable (a page that is not cross-origin isolated, a browser's main
+   * thread) the backend runs on 1 thread and {@link WasmBackend.info} says why. "auto" returns without
+   * waiting for its Workers to start (the kernels run on the calling thread until they are ready); a count
+   * asked for waits, and falls back to 1 thread with a note if one cannot start. A Worker leaves after 1 s
+   * idle (so a backend nobody disposes lets the process exit) and the next kernel starts another (about
+   * 20 ms); {@link WasmBackend.dispose} stops them at once.
    */
   threads?: number | "auto";
   /**
    * Each thread past the first needs this much work, in multiply-adds (M·N·K for gemm, M·nnz·b² for dds,
    * K·nnz·b² for sdd; elementwise and row kernels count each element as 4 to 64 of them, by cost), so small
-   * kernels stay on the calling thread, where the hand-off (about 0.1 ms) would cost more than it saves.
-   * Default 2^21; tests set 0 to split everything.
+   * kernels stay on the calling thread, where the hand-off would cost more than it saves (measured by
+   * bench/split_threshold.ts). Default 2^21; 0 splits everything, always (for tests: with a positive value
+   * the backend runs kernels on the calling thread alone for a while when the Workers keep arriving late,
+   * as on a machine whose cores other processes take).
    */
   minSplitWork?: number;
 }
 
 function decodeBase64(s: string): Uint8Array {
+  // native where the engine has it (a 36 KB build decodes in 0.1 ms; the loop below runs cold: milliseconds)
+  const native = (Uint8Array as { fromBase64?: (s: string) => Uint8Array }).fromBase64;
+  if (typeof native === "function") return native(s);
   const bin = atob(s);
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
@@ -142,6 +150,9 @@ interface Kernels {
   heapBase(): number;
   gemmWorkspace(): number;
   gemm(...args: number[]): void;
+  gemmDot(...args: number[]): void;
+  gemmRows(...args: number[]): void;
+  gemmCols(...args: number[]): void;
   ddsWorkspace(M: number, inBlocks: number, nnz: number, b: number): number;
   ddsPackedBytes(nnz: number, b: number): number;
   ddsPackW(w: number, blk: number, b: number, nnz: number, transW: number, dst: number): void;
@@ -151,6 +162,7 @@ interface Kernels {
   sumRows(x: number, y: number, M: number, N: number, beta: number, ld: number): void;
   sumCols(x: number, y: number, M: number, N: number, beta: number): void;
   sumSquares(x: number, out: number, size: number, beta: number): void;
+  sumSquaresChunks(x: number, partial: number, size: number, c0: number, c1: number): void;
   binary(op: number, a: number, b: number, out: number, M: number, N: number, bcast: number): void;
   unary(op: number, x: number, y: number, size: number): void;
   unaryGrad(op: number, x: number, y: number, dy: number, dx: number, size: number, beta: number): void;
@@ -176,10 +188,15 @@ interface Kernels {
 // The kernels the worker threads serve (an index into this list travels in a job's control block).
 const JOBS = [
   "gemm",
+  "gemmDot",
+  "gemmRows",
+  "gemmCols",
   "dds",
   "sdd",
+  "ddsPackW",
   "sumRows",
   "sumCols",
+  "sumSquaresChunks",
   "binary",
   "unary",
   "unaryGrad",
@@ -198,8 +215,19 @@ const JOBS = [
   "adamw",
   "sgd",
   "clipScale",
+  "bsrSoftmax",
+  "bsrSoftmaxGrad",
 ] as const;
 type Job = typeof JOBS[number];
+
+// Largest N for gemmDot, K or N for gemmRows, M for gemmCols (see WasmBackend's #thin), measured by
+// bench/thin_gemm.ts (one thread, CPU time; Zen 4 VM): at d = 1 the thin kernels are 1.6-7.5x faster than
+// the packed GEMM, at d = 4 0.97-2.2x, at d = 10 gemmDot still 1.33x (the others 0.36-1.2x), at d = 16 and
+// above the packed GEMM wins or ties almost everywhere (gemmRows' 4-row blocks included).
+const THIN_DOT_N = 10, THIN_K = 4, THIN_N = 4, THIN_M = 4;
+
+// sumSquares' chunk (asm/rows.ts SQ_CHUNK): fixed, so its sum has the same bits on any thread count.
+const SQ_CHUNK = 1 << 16;
 
 // Work per element in multiply-add equivalents (the unit of minSplitWork), measured against the
 // micro-kernel: a memory-bound pass, a pass with exp/div per element, a row kernel in float64.
@@ -245,6 +273,11 @@ export class WasmBackend implements Backend {
   readonly threads: number;
   /** Work below this many multiply-add equivalents stays on one thread (see {@link WasmBackendOptions}). */
   minSplitWork: number;
+  /**
+   * Products with a small dimension (a gate, a head, a low-rank factor) run on the unpacked thin kernels
+   * (true); false sends every product to the packed GEMM (for benches and tests).
+   */
+  thinProducts = true;
   #requested: number;
   #notes: string[];
   #k: Kernels;
@@ -257,6 +290,8 @@ export class WasmBackend implements Backend {
   #pool: ThreadPool | undefined;
   #idx = 0;
   #idxBytes = 0;
+  #partial = 0;
+  #partialBytes = 0;
   #live = 0;
   #liveBytes = 0;
   #maxBytes: number;
@@ -350,8 +385,9 @@ export class WasmBackend implements Backend {
    * How the threads shared the work so far: the parts kernels were split into (0 on one thread) and how
    * many of them the Workers ran (the calling thread ran the rest). For benches and tests.
    */
-  get threadStats(): { parts: number; onWorkers: number } {
-    return this.#pool?.stats ?? { parts: 0, onWorkers: 0 };
+  get threadStats(): { parts: number; onWorkers: number; aloneJobs: number } {
+    // aloneJobs: jobs run on the calling thread alone while backing off (the Workers were late)
+    return this.#pool?.stats ?? { parts: 0, onWorkers: 0, aloneJobs: 0 };
   }
 
   /** Bytes of linear memory (it only grows). */
@@ -409,7 +445,17 @@ export class WasmBackend implements Backend {
       e = { ptr: this.#reserve(bytes, "dds' packed weight"), bytes, version: -1, layout: l };
       entries[tw] = e;
     }
-    this.#k.ddsPackW(w.ptr, blockIdx, l.block, l.nnz, tw, e.ptr);
+    // threads take ranges of blocks (block e's panels start at e times one block's packed bytes)
+    const b = l.block,
+      per = this.#k.ddsPackedBytes(1, b),
+      cuts = evenSplit(l.nnz, this.#parts(l.nnz * b * b * COST_PASS));
+    this.#run(
+      "ddsPackW",
+      cuts.slice(1).map((e1, t) => {
+        const e0 = cuts[t];
+        return [tw ? w.ptr + e0 * b * b * 4 : w.ptr, blockIdx + e0 * 4, b, e1 - e0, tw, e.ptr + e0 * per];
+      }),
+    );
     e.version = w.version;
     e.layout = l;
     return e.ptr;
@@ -425,11 +471,15 @@ export class WasmBackend implements Backend {
    *
    * @ignore
    */
-  async startThreads(module: WebAssembly.Module, n: number, spawn: Spawner): Promise<void> {
+  async startThreads(module: WebAssembly.Module, n: number, spawn: Spawner, wait = true): Promise<void> {
     const bytes = ThreadPool.blockBytes(n + 1);
     const block = this.#reserve(bytes, "createWasmBackend");
     this.#f32().fill(0, block >>> 2, (block + bytes) >>> 2);
-    this.#pool = await ThreadPool.start(spawn, module, this.#mem, block, JOBS, n + 1);
+    // not waiting: the Workers start with the first kernel that splits; one that cannot start leaves a note
+    const onFailure = wait ? undefined : (msg: string) => {
+      if (!this.#notes.some((n) => n.endsWith(msg))) this.#notes.push(`fewer threads than ${n + 1}: ${msg}`);
+    };
+    this.#pool = await ThreadPool.start(spawn, module, this.#mem, block, JOBS, n + 1, onFailure);
     (this as { threads: number }).threads = n + 1;
     this.#ws = new Array(n + 1).fill(0);
     this.#wsBytes = new Array(n + 1).fill(0);
@@ -464,7 +514,8 @@ export class WasmBackend implements Backend {
       for (const args of parts) k(...args);
       return;
     }
-    this.#pool.run(name, parts, wsArg, this.#ws, (args) => k(...args));
+    // minSplitWork 0 splits everything, always: no backing off while the workers are late
+    this.#pool.run(name, parts, wsArg, this.#ws, (args) => k(...args), this.minSplitWork > 0);
   }
 
   // Runs an elementwise kernel over `size` elements split in ranges of whole v128s: args(offset, length).
@@ -555,6 +606,7 @@ export class WasmBackend implements Backend {
     const pa = this.#p(a), pb = this.#p(b), pc = this.#p(c);
     const ta = transA ? 1 : 0, tb = transB ? 1 : 0, acc = accumulate ? 1 : 0;
     const lda = transA ? M : K, ldb = transB ? K : N;
+    if (this.#thin(pa, pb, pc, p, alpha, batch, sA, sB, sC)) return;
     // Threads split the larger of M and N at multiples of the 8-wide register tile.
     const byN = N >= M;
     const cuts = evenSplit(byN ? N : M, this.#parts(M * N * K), 8);
@@ -587,6 +639,47 @@ export class WasmBackend implements Backend {
         10,
       );
     }
+  }
+
+  // Products with a small dimension run unpacked (asm/thin.ts): a dot per element when B is transposed
+  // and N small, scaled rows of B when K or N is small, and B walked once per 4 rows of C when M is small.
+  // Returns false for the packed GEMM. The limits (THIN_*) are measured by `deno run bench/thin_gemm.ts`.
+  #thin(
+    pa: number,
+    pb: number,
+    pc: number,
+    p: GemmParams,
+    alpha: number,
+    batch: number,
+    sA: number,
+    sB: number,
+    sC: number,
+  ): boolean {
+    const { M, N, K, transA, transB } = p, acc = p.accumulate ? 1 : 0;
+    if (!this.thinProducts) return false;
+    // A(i,k) at a[i·sai + k·sak]
+    const sai = transA ? 1 : K, sak = transA ? M : 1;
+    let name: "gemmDot" | "gemmRows" | "gemmCols", byRows: boolean;
+    if ((transB || N === 1) && !transA && N <= THIN_DOT_N) [name, byRows] = ["gemmDot", true];
+    else if (!transB && (K <= THIN_K || N <= THIN_N)) [name, byRows] = ["gemmRows", true];
+    else if (!transB && M <= THIN_M) [name, byRows] = ["gemmCols", false];
+    else return false;
+    const cuts = byRows ? evenSplit(M, this.#parts(M * N * K)) : evenSplit(N, this.#parts(M * N * K), 8);
+    for (let i = 0; i < batch; i++) {
+      const A = pa + i * sA, B = pb + i * sB, C = pc + i * sC;
+      this.#run(
+        name,
+        cuts.slice(1).map((e, t) => {
+          const s = cuts[t], n = e - s;
+          if (name === "gemmDot") return [A + s * K * 4, B, C + s * N * 4, n, N, K, K, K, N, alpha, acc];
+          if (name === "gemmRows") {
+            return [A + s * sai * 4, B, C + s * N * 4, n, N, K, sai, sak, N, N, alpha, acc];
+          }
+          return [A, B + s * 4, C + s * 4, M, n, K, sai, sak, N, N, alpha, acc];
+        }),
+      );
+    }
+    return true;
   }
 
   dds(x: BackendBuffer, w: BackendBuffer, y: BackendBuffer, p: DdsParams): void {
@@ -660,21 +753,22 @@ export class WasmBackend implements Backend {
 
   bsrSoftmax(x: BackendBuffer, y: BackendBuffer, p: BsrSoftmaxParams): void {
     const l = p.layout, [rowPtr, colIdx] = this.#layout(l);
-    const f = p.causal ? 1 : 0;
-    this.#k.bsrSoftmax(
-      this.#p(x),
-      this.#p(y),
+    const f = p.causal ? 1 : 0, px = this.#p(x), py = this.#p(y), bb = l.nnz * l.block * l.block;
+    // threads take whole batch entries (heads)
+    this.#rows("bsrSoftmax", p.batch, p.batch * bb * COST_MATH, (t, n) => [
+      px + t * bb * 4,
+      py + t * bb * 4,
       rowPtr,
       colIdx,
       l.rows,
       l.nnz,
       l.block,
-      p.batch,
+      n,
       p.L,
       p.S,
       f,
       p.scale,
-    );
+    ]);
   }
   bsrSoftmaxGrad(
     y: BackendBuffer,
@@ -683,19 +777,20 @@ export class WasmBackend implements Backend {
     p: BsrSoftmaxParams & { accumulate: boolean },
   ): void {
     const l = p.layout, [rowPtr] = this.#layout(l);
-    const acc = p.accumulate ? 1 : 0;
-    this.#k.bsrSoftmaxGrad(
-      this.#p(y),
-      this.#p(dy),
-      this.#p(dx),
+    const acc = p.accumulate ? 1 : 0, bb = l.nnz * l.block * l.block;
+    const py = this.#p(y), pdy = this.#p(dy), pdx = this.#p(dx);
+    this.#rows("bsrSoftmaxGrad", p.batch, p.batch * bb * COST_PASS, (t, n) => [
+      py + t * bb * 4,
+      pdy + t * bb * 4,
+      pdx + t * bb * 4,
       rowPtr,
       l.rows,
       l.nnz,
       l.block,
-      p.batch,
+      n,
       p.scale,
       acc,
-    );
+    ]);
   }
 
   // --- reductions ---------------------------------------------------------
@@ -713,8 +808,26 @@ export class WasmBackend implements Backend {
     this.#rows("sumCols", M, M * N * COST_PASS, (r, n) => [px + r * N * 4, py + r * 4, n, N, acc]);
   }
   sumSquares(x: BackendBuffer, out: BackendBuffer, p: { size: number; accumulate: boolean }): void {
-    // one float64 sum in element order: stays on one thread, so every thread count gives the same bits
-    this.#k.sumSquares(this.#p(x), this.#p(out), p.size, p.accumulate ? 1 : 0);
+    // float64 sums of fixed chunks (SQ_CHUNK elements, whatever the thread count), added in chunk order:
+    // the threads take ranges of chunks, and every thread count gives the same bits
+    const px = this.#p(x), po = this.#p(out), size = p.size, acc = p.accumulate ? 1 : 0;
+    const chunks = Math.ceil(size / SQ_CHUNK), parts = Math.min(chunks, this.#parts(size * COST_PASS));
+    if (parts <= 1) {
+      this.#k.sumSquares(px, po, size, acc);
+      return;
+    }
+    if (chunks * 8 > this.#partialBytes) {
+      if (this.#partialBytes > 0) this.#alloc.free(this.#partial, this.#partialBytes);
+      this.#partialBytes = 0;
+      this.#partial = this.#reserve(chunks * 8, "sumSquares");
+      this.#partialBytes = chunks * 8;
+    }
+    const cuts = evenSplit(chunks, parts);
+    this.#run("sumSquaresChunks", cuts.slice(1).map((e, t) => [px, this.#partial, size, cuts[t], e]));
+    const partial = new Float64Array(this.#mem.buffer, this.#partial, chunks), f32 = this.#f32();
+    let s = 0;
+    for (let c = 0; c < chunks; c++) s += partial[c];
+    f32[po >>> 2] = (acc ? f32[po >>> 2] : 0) + s;
   }
 
   // --- elementwise --------------------------------------------------------
@@ -987,7 +1100,9 @@ export class WasmBackend implements Backend {
 }
 
 // Runs the hot kernels a few times so they leave V8's baseline tier before real work.
-function warm(be: WasmBackend): void {
+// The Workers share the compiled module, so kernels warmed here are warm there too; `split` warms the
+// splitting paths as well (and starts Workers that have not started).
+function warm(be: WasmBackend, split = false): void {
   const n = 64, b = 16;
   const a = be.alloc(n * n), bb = be.alloc(n * n), c = be.alloc(n * n);
   const rows = n / b;
@@ -1006,7 +1121,7 @@ function warm(be: WasmBackend): void {
     blockIdx: Int32Array.from(colIdx, (_, e) => (e % rows) * rows + Math.floor(e / rows)),
   };
   const minSplit = be.minSplitWork;
-  be.minSplitWork = 0; // warm the worker's kernels too
+  be.minSplitWork = split ? 0 : Infinity;
   for (let r = 0; r < 8; r++) {
     for (const transA of [false, true]) {
       for (const transB of [false, true]) {
@@ -1030,12 +1145,15 @@ function warm(be: WasmBackend): void {
  * @example
  * ```ts
  * import { createWasmBackend } from "./wasm.ts";
+ * // one thread per core by default (where SharedArrayBuffer and Workers exist); dispose() stops the Workers
  * const be = await createWasmBackend();
  * const x = be.upload(new Float32Array([1, 2, 3, 4]));
  * be.scale(x, x, { size: 4, alpha: 2, beta: 0, accumulate: false });
  * console.log(await be.read(x)); // Float32Array [2, 4, 6, 8]
+ * console.log(be.threads === Math.min(8, navigator.hardwareConcurrency)); // true on Deno
+ * be.dispose();
  *
- * // every kernel splits between this thread and two Workers; dispose() stops the Workers
+ * // any count: the calling thread and two Workers; 1 keeps every kernel on the calling thread
  * const be2 = await createWasmBackend({ threads: 3 });
  * console.log(be2.threads); // 3 where SharedArrayBuffer and Workers exist, else 1
  * be2.dispose();
@@ -1049,7 +1167,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   if (variant !== "relaxed" && variant !== "simd128") {
     throw new RangeError(`createWasmBackend: variant must be "relaxed" or "simd128", got ${variant}`);
   }
-  const threads = opts.threads ?? 1;
+  const threads = opts.threads ?? "auto";
   if (threads !== "auto" && !(Number.isInteger(threads) && threads >= 1 && threads <= MAX_THREADS)) {
     throw new RangeError(
       `createWasmBackend: threads must be an integer from 1 to ${MAX_THREADS} or "auto", got ${threads}`,
@@ -1062,6 +1180,9 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   const notes: string[] = [];
   if (opts.variant === undefined && variant === "simd128") notes.push(relaxedNote());
   const support = threads === 1 ? undefined : await threadSupport();
+  if (threads === "auto" && support !== undefined && "cores" in support && support.cores <= 1) {
+    notes.push("1 thread: this engine reports 1 core (navigator.hardwareConcurrency)");
+  }
   const want = threads === "auto" ? autoThreads(support) : threads;
   if (want > 1) {
     const build = variant === "relaxed" ? "threads" : "threads-simd128";
@@ -1076,8 +1197,12 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
       const instance = await WebAssembly.instantiate(module, { env: { memory } });
       const be = new WasmBackend(instance, variant, { memory, minSplitWork, requestedThreads: want, notes });
       try {
-        await be.startThreads(module, want - 1, support.spawn);
-        warm(be);
+        // "auto" (the default) starts its Workers when a kernel first splits (Deno's `new Worker` blocks
+        // 20-40 ms each, which a small model's cold start should not pay); a count asked for starts them
+        // now and waits, so a Worker that cannot start is known at once.
+        const now = threads !== "auto";
+        await be.startThreads(module, want - 1, support.spawn, now);
+        warm(be, now);
         return be;
       } catch (err) {
         // a Worker that cannot start (a content security policy, say): one thread, and say why

@@ -195,17 +195,16 @@ const fingerprints = new WeakMap<object, number>();
 
 /** FNV-1a over the sizes and the five index arrays (a few ns per entry). */
 function fingerprint(l: BlockLayout): number {
+  // mixes written out (no closure call per entry: layouts are fingerprinted on every op, often cold)
+  const P = 0x01000193;
   let h = 0x811c9dc5;
-  const mix = (v: number) => {
-    h = Math.imul(h ^ v, 0x01000193);
-  };
-  mix(l.rows);
-  mix(l.cols);
-  mix(l.block);
-  mix(l.nnz);
+  h = Math.imul(h ^ l.rows, P);
+  h = Math.imul(h ^ l.cols, P);
+  h = Math.imul(h ^ l.block, P);
+  h = Math.imul(h ^ l.nnz, P);
   for (const a of [l.rowPtr, l.colIdx, l.colPtr, l.rowIdx, l.blockIdx]) {
-    mix(a.length);
-    for (let i = 0; i < a.length; i++) mix(a[i]);
+    h = Math.imul(h ^ a.length, P);
+    for (let i = 0; i < a.length; i++) h = Math.imul(h ^ a[i], P);
   }
   return h >>> 0;
 }

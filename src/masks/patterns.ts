@@ -79,19 +79,23 @@ function stretchAndPool(
     }
   }
   const rows = outP / block, cols = inP / block;
-  const cellR = outP / gr, cellC = inP / gc; // elements per grid cell
+  const cellR = outP / gr, cellC = inP / gc; // elements per grid cell (whole: checked above)
   const bits = new Uint8Array(rows * cols);
-  for (let ti = 0; ti < rows; ti++) {
-    const r0 = Math.floor((ti * block) / cellR), r1 = Math.floor((ti * block + block - 1) / cellR);
-    for (let tj = 0; tj < cols; tj++) {
-      let keep = ti * block < globalSize || tj * block < globalSize;
-      if (!keep) {
-        const c0 = Math.floor((tj * block) / cellC), c1 = Math.floor((tj * block + block - 1) / cellC);
-        for (let i = r0; i <= r1 && !keep; i++) for (let j = c0; j <= c1 && !keep; j++) keep = grid(i, j);
-      }
-      bits[ti * cols + tj] = keep ? 1 : 0;
+  // A tile is kept when it overlaps a kept cell: each kept cell marks the tiles its element range
+  // touches (gr·gc grid calls and a fill per tile row, not a call per tile).
+  for (let i = 0; i < gr; i++) {
+    const t0 = Math.floor((i * cellR) / block), t1 = Math.floor(((i + 1) * cellR - 1) / block);
+    for (let j = 0; j < gc; j++) {
+      if (!grid(i, j)) continue;
+      const u0 = Math.floor((j * cellC) / block), u1 = Math.floor(((j + 1) * cellC - 1) / block);
+      for (let ti = t0; ti <= t1; ti++) bits.fill(1, ti * cols + u0, ti * cols + u1 + 1);
     }
   }
+  // the first globalSize element rows and columns are dense: tiles starting below globalSize
+  const gRows = Math.min(rows, Math.ceil(globalSize / block)),
+    gCols = Math.min(cols, Math.ceil(globalSize / block));
+  bits.fill(1, 0, gRows * cols);
+  if (gCols > 0) { for (let ti = gRows; ti < rows; ti++) bits.fill(1, ti * cols, ti * cols + gCols); }
   return new BlockMask(rows, cols, block, bits);
 }
 

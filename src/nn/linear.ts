@@ -6,24 +6,14 @@
  * @module
  */
 import { BlockMask } from "../masks/block_mask.ts";
-import { checkOptions, hostValues } from "../validate.ts";
+import { checkOptions } from "../validate.ts";
+import { uniformBlocks } from "../random.ts";
 import { flatBlockButterfly } from "../masks/patterns.ts";
-import {
-  add,
-  affine,
-  blockSparseLinear,
-  matmul,
-  mul,
-  padLast,
-  reshape,
-  sigmoid,
-  sliceLast,
-  sub,
-} from "../ops.ts";
+import { add, affine, blockSparseLinear, matmul, mul, padLast, reshape, sigmoid, sliceLast } from "../ops.ts";
 import type { Tensor } from "../tensor.ts";
 import {
   checkPositiveInt,
-  fromArray,
+  drawnTensor,
   type LayerOptions,
   Module,
   noDecay,
@@ -202,19 +192,17 @@ function initBlockSparse(mask: BlockMask, rng: ReturnType<typeof rngFor>, opts: 
   const b = mask.block, K = mask.inFeatures, bb = b * b;
   const bound = 1 / Math.sqrt(K); // Kaiming-uniform, a = sqrt(5), fan_in = padded in-features
   const layout = mask.toBSR();
-  const w = hostValues("BlockSparseLinear", layout.nnz * bb);
-  // Only the kept tiles are drawn (the same distribution as masking a dense draw, at nnz·b² draws, not N·K).
-  for (let i = 0; i < mask.rows; i++) {
-    const kept = layout.rowPtr[i + 1] - layout.rowPtr[i];
-    const scale = kept > 0 ? Math.sqrt(mask.cols / kept) : 0;
-    for (let r = 0; r < b; r++) {
-      for (let e = layout.rowPtr[i]; e < layout.rowPtr[i + 1]; e++) {
-        const at = e * bb + r * b;
-        for (let c = 0; c < b; c++) w[at + c] = rng.uniform(-bound, bound) * scale;
-      }
+  // Only the kept tiles are drawn (the same distribution as masking a dense draw, at nnz·b² draws, not N·K),
+  // in the order a dense draw visits them: element row r of block row i crosses its kept tiles left to
+  // right. Each block row's tiles are contiguous in BSR order, so they go to the backend in one piece.
+  return drawnTensor("BlockSparseLinear", [layout.nnz, b, b], opts.backend, (sink) => {
+    for (let i = 0; i < mask.rows; i++) {
+      const e0 = layout.rowPtr[i], kept = layout.rowPtr[i + 1] - e0;
+      if (kept === 0) continue;
+      const walk = { rows: b, rowStride: b, cols: kept, colStride: bb, len: b };
+      uniformBlocks(rng, (v, at) => sink(v, e0 * bb + at), walk, -bound, bound, Math.sqrt(mask.cols / kept));
     }
-  }
-  return fromArray(w, [layout.nnz, b, b], opts.backend);
+  });
 }
 
 /** Options of {@link LowRank}. */
@@ -370,11 +358,24 @@ export class PixelflyLinear extends Module {
   forward(x: Tensor): Tensor {
     checkInput("PixelflyLinear", x, this.inFeatures);
     if (x.rank === 1) return reshape(this.forward(reshape(x, [1, this.inFeatures])), [this.outFeatures]);
-    const s = this.sparse.forward(x);
-    if (this.lowRank === undefined) return this.bias ? add(s, this.bias) : s;
-    const l = this.lowRank.forward(x);
-    // (1 − g)·s + g·l = s + g·(l − s)
-    const y = this.gate ? add(s, mul(sub(l, s), sigmoid(this.gate.forward(x)))) : affine(add(s, l), 0.5, 0);
+    if (this.lowRank === undefined) {
+      const s = this.sparse.forward(x);
+      return this.bias ? add(s, this.bias) : s;
+    }
+    let y: Tensor;
+    if (this.gate) {
+      // (1 − g)·sparse(x) + g·(x·Vᵀ)·Uᵀ with g one number per row, which commutes with the products:
+      // (1 − g) scales x or the sparse output, whichever is narrower, and g scales h = x·Vᵀ (rank wide),
+      // so no (rows, out) tensor is scaled, subtracted or kept for the gate's backward.
+      const g = sigmoid(this.gate.forward(x)), keep = affine(g, -1, 1);
+      const s = this.inFeatures < this.outFeatures
+        ? this.sparse.forward(mul(x, keep))
+        : mul(this.sparse.forward(x), keep);
+      const h = matmul(x, this.lowRank.V, { transB: true });
+      y = add(s, matmul(mul(h, g), this.lowRank.U, { transB: true }));
+    } else {
+      y = affine(add(this.sparse.forward(x), this.lowRank.forward(x)), 0.5, 0);
+    }
     return this.bias ? add(y, this.bias) : y;
   }
 

@@ -7,8 +7,8 @@
 import type { Backend } from "../backends/types.ts";
 import { getBackend } from "../backends/select.ts";
 import { allocTensor, keep, markWritten, Tensor } from "../tensor.ts";
-import { nextSeed, Rng } from "../random.ts";
-import { checkPositiveInt, hostValues } from "../validate.ts";
+import { nextSeed, Rng, uniformBlocks, type UniformSink } from "../random.ts";
+import { checkHostCount, checkPositiveInt } from "../validate.ts";
 
 export { checkPositiveInt };
 
@@ -152,9 +152,42 @@ export function uniformTensor(
   backend?: Backend,
   op = "layer",
 ): Tensor {
-  const n = shape.reduce((a, b) => a * b, 1), d = hostValues(op, n);
-  for (let i = 0; i < n; i++) d[i] = rng.uniform(-bound, bound);
-  return fromArray(d, shape, backend);
+  const n = shape.reduce((a, b) => a * b, 1);
+  return drawnTensor(op, shape, backend, (sink) => {
+    uniformBlocks(rng, sink, { rows: 1, rowStride: 0, cols: 1, colStride: 0, len: n }, -bound, bound);
+  });
+}
+
+/**
+ * A tensor of `shape` on a backend (the current one when omitted) whose values `draw` hands to the
+ * sink in chunks. On the wasm backend they are written straight into the tensor's buffer (no host
+ * array of the whole tensor, whose fresh pages cost a page fault each); elsewhere (a WebGPU write
+ * stages a buffer per call) they are gathered on the host and uploaded once. `draw` must write every
+ * element.
+ */
+export function drawnTensor(
+  op: string,
+  shape: readonly number[],
+  backend: Backend | undefined,
+  draw: (sink: UniformSink) => void,
+): Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  checkHostCount(op, n);
+  const be = backend ?? getBackend();
+  if (be.name !== "wasm") {
+    const d = new Float32Array(n);
+    draw((values, offset) => d.set(values, offset));
+    return allocTensor(op, shape, be, d);
+  }
+  const t = allocTensor(op, shape, be, undefined, false);
+  try {
+    const buf = t.buffer;
+    draw((values, offset) => be.write(buf, values, offset));
+  } catch (e) {
+    t.dispose();
+    throw e;
+  }
+  return t;
 }
 
 /**

@@ -1,0 +1,55 @@
+// deno-fmt-ignore-file: deno fmt drops AssemblyScript decorators
+// @ts-nocheck: AssemblyScript source, compiled by asm/build.ts (not by Deno).
+// deno-lint-ignore-file
+//
+// The bulk path of src/random.ts's Rng (its own small module, built by asm/build.ts into
+// asm/generated/random_wasm.ts; not part of the kernel builds): xoshiro128** drawing uniform floats
+// into this module's memory, value for value what Rng.uniform draws in JS, for layers' initial weights
+// (a cold JS loop runs in V8's interpreter for milliseconds before it is optimised; this runs compiled).
+
+let s0: u32 = 0;
+let s1: u32 = 0;
+let s2: u32 = 0;
+let s3: u32 = 0;
+
+/** Sets the generator state (Rng's four words). */
+export function setState(a: u32, b: u32, c: u32, d: u32): void {
+  s0 = a;
+  s1 = b;
+  s2 = c;
+  s3 = d;
+}
+
+/** Word i (0..3) of the generator state. */
+export function getState(i: i32): u32 {
+  return i == 0 ? s0 : i == 1 ? s1 : i == 2 ? s2 : s3;
+}
+
+// y is float32 at byte `ptr`: for r < rows, e < cols, k < len in that order (the stream's order),
+// y[r*rowStride + e*colStride + k] = (lo + w * u) * scale, u the next 32 random bits / 2^32, computed in
+// float64 and rounded once to float32 (as Rng.uniform(lo, lo + w) * scale stored in a Float32Array).
+export function uniform(
+  ptr: usize, rows: i32, rowStride: i32, cols: i32, colStride: i32, len: i32, lo: f64, w: f64, scale: f64,
+): void {
+  let a = s0, b = s1, c = s2, d = s3;
+  for (let r = 0; r < rows; r++) {
+    for (let e = 0; e < cols; e++) {
+      const p = ptr + (<usize>(r * rowStride + e * colStride) << 2);
+      for (let k = 0; k < len; k++) {
+        const x = rotl<u32>(b * 5, 7) * 9;
+        const t = b << 9;
+        c ^= a;
+        d ^= b;
+        b ^= c;
+        a ^= d;
+        c ^= t;
+        d = rotl<u32>(d, 11);
+        store<f32>(p + (<usize>k << 2), <f32>((lo + w * (<f64>x * 2.3283064365386963e-10)) * scale));
+      }
+    }
+  }
+  s0 = a;
+  s1 = b;
+  s2 = c;
+  s3 = d;
+}
