@@ -833,3 +833,34 @@ Deno.test("wasm: sumSquares splits its fixed chunks between threads with the sam
   }
   one.dispose();
 });
+
+Deno.test("wasm: bsrSoftmax and its gradient split by batch entry with the same bits as one thread", async () => {
+  const one = await createWasmBackend({ threads: 1 });
+  const rng = new Rng(41);
+  const layout = randomMask({ outFeatures: 5 * 8, inFeatures: 6 * 8, block: 8, density: 0.5, seed: 4 })
+    .toBSR();
+  const batch = 7, n = batch * layout.nnz * 64;
+  const x = Float32Array.from({ length: n }, () => rng.normal());
+  const dy = Float32Array.from({ length: n }, () => rng.normal());
+  const dx0 = Float32Array.from({ length: n }, () => rng.normal());
+  const run = (be: WasmBackend) => {
+    const px = be.upload(x), y = be.alloc(n), pdy = be.upload(dy), pdx = be.upload(dx0);
+    const p = { layout, batch, L: 37, S: 45, causal: true, scale: 0.3 };
+    be.bsrSoftmax(px, y, p);
+    be.bsrSoftmaxGrad(y, pdy, pdx, { ...p, accumulate: true });
+    return [be.readSync(y), be.readSync(pdx)];
+  };
+  const want = run(one);
+  for (const threads of [2, 3, 4]) {
+    const many = await createWasmBackend({ threads, minSplitWork: 0 });
+    try {
+      const got = run(many);
+      assertClose(got[0], want[0], { atol: 0, rtol: 0, label: `bsrSoftmax, ${threads} threads` });
+      assertClose(got[1], want[1], { atol: 0, rtol: 0, label: `bsrSoftmaxGrad, ${threads} threads` });
+      assertOk(many.threadStats.parts > 0, "nothing was split");
+    } finally {
+      many.dispose();
+    }
+  }
+  one.dispose();
+});

@@ -193,6 +193,7 @@ const JOBS = [
   "gemmCols",
   "dds",
   "sdd",
+  "ddsPackW",
   "sumRows",
   "sumCols",
   "sumSquaresChunks",
@@ -214,6 +215,8 @@ const JOBS = [
   "adamw",
   "sgd",
   "clipScale",
+  "bsrSoftmax",
+  "bsrSoftmaxGrad",
 ] as const;
 type Job = typeof JOBS[number];
 
@@ -442,7 +445,17 @@ export class WasmBackend implements Backend {
       e = { ptr: this.#reserve(bytes, "dds' packed weight"), bytes, version: -1, layout: l };
       entries[tw] = e;
     }
-    this.#k.ddsPackW(w.ptr, blockIdx, l.block, l.nnz, tw, e.ptr);
+    // threads take ranges of blocks (block e's panels start at e times one block's packed bytes)
+    const b = l.block,
+      per = this.#k.ddsPackedBytes(1, b),
+      cuts = evenSplit(l.nnz, this.#parts(l.nnz * b * b * COST_PASS));
+    this.#run(
+      "ddsPackW",
+      cuts.slice(1).map((e1, t) => {
+        const e0 = cuts[t];
+        return [tw ? w.ptr + e0 * b * b * 4 : w.ptr, blockIdx + e0 * 4, b, e1 - e0, tw, e.ptr + e0 * per];
+      }),
+    );
     e.version = w.version;
     e.layout = l;
     return e.ptr;
@@ -740,21 +753,22 @@ export class WasmBackend implements Backend {
 
   bsrSoftmax(x: BackendBuffer, y: BackendBuffer, p: BsrSoftmaxParams): void {
     const l = p.layout, [rowPtr, colIdx] = this.#layout(l);
-    const f = p.causal ? 1 : 0;
-    this.#k.bsrSoftmax(
-      this.#p(x),
-      this.#p(y),
+    const f = p.causal ? 1 : 0, px = this.#p(x), py = this.#p(y), bb = l.nnz * l.block * l.block;
+    // threads take whole batch entries (heads)
+    this.#rows("bsrSoftmax", p.batch, p.batch * bb * COST_MATH, (t, n) => [
+      px + t * bb * 4,
+      py + t * bb * 4,
       rowPtr,
       colIdx,
       l.rows,
       l.nnz,
       l.block,
-      p.batch,
+      n,
       p.L,
       p.S,
       f,
       p.scale,
-    );
+    ]);
   }
   bsrSoftmaxGrad(
     y: BackendBuffer,
@@ -763,19 +777,20 @@ export class WasmBackend implements Backend {
     p: BsrSoftmaxParams & { accumulate: boolean },
   ): void {
     const l = p.layout, [rowPtr] = this.#layout(l);
-    const acc = p.accumulate ? 1 : 0;
-    this.#k.bsrSoftmaxGrad(
-      this.#p(y),
-      this.#p(dy),
-      this.#p(dx),
+    const acc = p.accumulate ? 1 : 0, bb = l.nnz * l.block * l.block;
+    const py = this.#p(y), pdy = this.#p(dy), pdx = this.#p(dx);
+    this.#rows("bsrSoftmaxGrad", p.batch, p.batch * bb * COST_PASS, (t, n) => [
+      py + t * bb * 4,
+      pdy + t * bb * 4,
+      pdx + t * bb * 4,
       rowPtr,
       l.rows,
       l.nnz,
       l.block,
-      p.batch,
+      n,
       p.scale,
       acc,
-    );
+    ]);
   }
 
   // --- reductions ---------------------------------------------------------
