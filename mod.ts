@@ -132,7 +132,7 @@ export {
 } from "./src/backends/wasm.ts";
 export type { WebGpuOptions } from "./src/backends/webgpu.ts";
 export type { Family as WebGpuKernelFamily } from "./src/backends/_webgpu_tiles.ts";
-export { manualSeed, nextSeed, Rng } from "./src/random.ts";
+export { type FillUniformOptions, manualSeed, nextSeed, Rng } from "./src/random.ts";
 export { fromArray, type LayerOptions, Module, type NamedBuffer } from "./src/nn/module.ts";
 export {
   BlockSparseLinear,

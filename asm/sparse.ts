@@ -29,15 +29,19 @@ export function ddsPackedBytes(nnz: i32, b: i32): usize {
 }
 
 // Packs W blocks e0 <= e < e1 of a walk (transW 1: e is the block; 0: blk[e] is) as NR-column panels
-// of op(W block), in walk order from dst.
+// of op(W block): panel p of block e at dst + (p * (e1 - e0) + e - e0) panels, so the panels one output
+// panel p of a block column walks lie contiguous (block by block they would lie npb panels apart, 4 KiB
+// at b = 32, and map onto the same L1 sets: 16 of them cannot stay in L1 across the rows of X).
 function packW(w: usize, blk: usize, b: i32, transW: i32, e0: i32, e1: i32, dst: usize): void {
-  const bb = b * b, wPanel = <usize> (NR * cdiv(b, 4) * 4) << 2, npb = cdiv(b, NR);
+  const bb = b * b, wPanel = <usize> (NR * cdiv(b, 4) * 4) << 2, npb = cdiv(b, NR), nE = e1 - e0;
   for (let e = e0; e < e1; e++) {
     const wb = transW ? e : load<i32>(blk + (<usize> e << 2));
     const src = w + (<usize> (wb * bb) << 2);
-    const d = dst + <usize> ((e - e0) * npb) * wPanel;
-    if (transW) packB(d, src, 1, b, b, b);
-    else packB(d, src, b, 1, b, b);
+    for (let p = 0; p < npb; p++) {
+      const d = dst + <usize> (p * nE + e - e0) * wPanel, nr = min(NR, b - p * NR);
+      if (transW) packB(d, src + (<usize> (p * NR * b) << 2), 1, b, b, nr);
+      else packB(d, src + (<usize> (p * NR) << 2), b, 1, b, nr);
+    }
   }
 }
 
@@ -101,10 +105,10 @@ export function dds(
     }
   }
   // The W blocks this range walks, as NR-column panels of op(W block), in walk order (block e at
-  // wBase + (e - eBase) panels); already packed when prepacked.
+  // wBase + (p * nW + e - eBase) panels, see packW); already packed when prepacked.
   const wPanel = <usize> (NR * bq * 4) << 2;
   const e0 = load<i32>(ptr + (<usize> o0 << 2)), e1 = load<i32>(ptr + (<usize> o1 << 2));
-  const wBase = prepacked ? w : wp, eBase = prepacked ? 0 : e0;
+  const wBase = prepacked ? w : wp, eBase = prepacked ? 0 : e0, nW = prepacked ? nnz : e1 - e0;
   if (!prepacked) packW(w, blk, b, transW, e0, e1, wp);
   const ldc = <usize> outCols << 2;
   const mps = cdiv(M, MR);
@@ -119,7 +123,7 @@ export function dds(
         const e = s0 + t;
         const inBlk = load<i32>(idx + (<usize> e << 2));
         for (let p = 0; p < npb; p++) {
-          const bp = <u32> (wBase + <usize> ((e - eBase) * npb + p) * wPanel);
+          const bp = <u32> (wBase + <usize> (p * nW + e - eBase) * wPanel);
           const q = <usize> ((p * ns + t) * 12);
           store<u32>(segsP + q, <u32> (inBlk * bq * MR) << 4);
           store<u32>(segsP + q, bp, 4);

@@ -12,6 +12,20 @@ function stage(m: RandomWasm, count: number): Float32Array {
   return new Float32Array(m.memory.buffer, 0, count);
 }
 
+/** Options of {@link Rng.fillUniform}. */
+export interface FillUniformOptions {
+  /** Lower bound (0). */
+  lo?: number;
+  /** Upper bound, excluded (1). */
+  hi?: number;
+  /** First index of `out` to fill (0). */
+  start?: number;
+  /** Values to fill (to the end of `out`). */
+  count?: number;
+  /** Factor applied to every value (1). */
+  scale?: number;
+}
+
 // Rng's state, for uniformBlocks (set by Rng's static block).
 let stateOf: (rng: Rng) => Uint32Array;
 
@@ -74,18 +88,18 @@ export class Rng {
    * ```ts
    * import { Rng } from "@pixelfly/pixelfly";
    * const a = new Rng(7), b = new Rng(7), out = new Float32Array(4);
-   * a.fillUniform(out, -1, 1, 1, 2);
+   * a.fillUniform(out, { lo: -1, hi: 1, start: 1, count: 2 });
    * console.log(out[0], out[1] === Math.fround(b.uniform(-1, 1)), out[3]); // 0 true 0
    * ```
    */
-  fillUniform(
-    out: Float32Array | Float64Array,
-    lo = 0,
-    hi = 1,
-    start = 0,
-    count: number = out.length - start,
-    scale = 1,
-  ): void {
+  fillUniform(out: Float32Array | Float64Array, opts: FillUniformOptions = {}): void {
+    if (!(out instanceof Float32Array || out instanceof Float64Array)) {
+      throw new TypeError(`Rng.fillUniform: out must be a Float32Array or Float64Array, got ${out}`);
+    }
+    if (opts === null || typeof opts !== "object") {
+      throw new TypeError(`Rng.fillUniform: options must be an object, got ${opts}`);
+    }
+    const { lo = 0, hi = 1, start = 0, count = out.length - start, scale = 1 } = opts;
     if (!(Number.isInteger(start) && Number.isInteger(count) && start >= 0 && count >= 0)) {
       throw new RangeError(`Rng.fillUniform: start ${start} and count ${count} must be integers >= 0`);
     }
@@ -100,7 +114,7 @@ export class Rng {
       return;
     }
     const walk = { rows: 1, rowStride: 0, cols: 1, colStride: 0, len: count };
-    uniformBlocks(this, (v, at) => out.set(v, start + at), walk, lo, hi, scale);
+    uniformBlocks(this, (v, at) => out.set(v, start + at), { ...walk, lo, hi, scale });
   }
 
   /** Standard normal (Box-Muller), times std plus mean. */
@@ -192,6 +206,16 @@ export interface BlockWalk {
   len: number;
 }
 
+/** Options of {@link uniformBlocks}: the walk and the values' range and factor. */
+export interface UniformBlocksOptions extends BlockWalk {
+  /** Lower bound (0). */
+  lo?: number;
+  /** Upper bound, excluded (1). */
+  hi?: number;
+  /** Factor applied to every value (1). */
+  scale?: number;
+}
+
 /**
  * Receives drawn values: `values` go to elements `offset ..` of the destination. The array is only
  * valid during the call (it may be a view of scratch memory that the next draw overwrites).
@@ -212,20 +236,16 @@ export type UniformSink = (values: Float32Array, offset: number) => void;
  * const a = new Rng(1), b = new Rng(1), out = new Float32Array(8);
  * // two tiles of 2 x 2, tile-major: value (r, e, k) at 4e + 2r + k
  * const walk = { rows: 2, rowStride: 2, cols: 2, colStride: 4, len: 2 };
- * uniformBlocks(a, (v, at) => out.set(v, at), walk, -1, 1);
+ * uniformBlocks(a, (v, at) => out.set(v, at), { ...walk, lo: -1, hi: 1 });
  * const first = [0, 1, 4, 5].map(() => Math.fround(b.uniform(-1, 1)));
  * console.log(first.every((v, i) => out[[0, 1, 4, 5][i]] === v)); // true
  * ```
  */
-export function uniformBlocks(
-  rng: Rng,
-  sink: UniformSink,
-  walk: BlockWalk,
-  lo = 0,
-  hi = 1,
-  scale = 1,
-): void {
-  const { rows, rowStride, cols, colStride, len } = walk;
+export function uniformBlocks(rng: Rng, sink: UniformSink, opts: UniformBlocksOptions): void {
+  if (opts === null || typeof opts !== "object") {
+    throw new TypeError(`uniformBlocks: options must be an object, got ${opts}`);
+  }
+  const { rows, rowStride, cols, colStride, len, lo = 0, hi = 1, scale = 1 } = opts;
   for (const v of [rows, rowStride, cols, colStride, len]) {
     if (!Number.isInteger(v) || v < 0) {
       throw new RangeError(`uniformBlocks: the walk's counts and strides must be integers >= 0, got ${v}`);

@@ -82,7 +82,7 @@ Deno.test("uniformBlocks: every walk gives the per-call uniform() values, and th
   for (const { name, size, walk } of WALKS) {
     const want = reference(9, size, walk, -0.3, 0.7, 1.7);
     const got = new Float32Array(size), rng = new Rng(9);
-    uniformBlocks(rng, (v, at) => got.set(v, at), walk, -0.3, 0.7, 1.7);
+    uniformBlocks(rng, (v, at) => got.set(v, at), { ...walk, lo: -0.3, hi: 0.7, scale: 1.7 });
     const diff = firstDifference(got, want);
     assertOk(diff === "", `${name}: ${diff}`);
     const after = new Rng(9);
@@ -94,7 +94,7 @@ Deno.test("uniformBlocks: every walk gives the per-call uniform() values, and th
 Deno.test("Rng.fillUniform: float32 as uniform() rounded, float64 exactly uniform(), a range only", () => {
   for (const n of [1, 255, 256, 70_000]) {
     const a = new Rng(5), b = new Rng(5), out = new Float32Array(n + 3).fill(9);
-    a.fillUniform(out, -2, 3, 2, n, 0.5);
+    a.fillUniform(out, { lo: -2, hi: 3, start: 2, count: n, scale: 0.5 });
     assertEquals(out[0], 9);
     assertEquals(out[1], 9);
     assertEquals(out[n + 2], 9);
@@ -107,8 +107,8 @@ Deno.test("Rng.fillUniform: float32 as uniform() rounded, float64 exactly unifor
     for (let i = 0; i < n; i++) assertOk(o64[i] === d.uniform(), `float64 n ${n}, value ${i}`);
   }
   const out = new Float32Array(4);
-  assertThrows(() => new Rng(1).fillUniform(out, 0, 1, 2, 3), RangeError, "past the end");
-  assertThrows(() => new Rng(1).fillUniform(out, 0, 1, -1, 2), RangeError, "integers >= 0");
+  assertThrows(() => new Rng(1).fillUniform(out, { start: 2, count: 3 }), RangeError, "past the end");
+  assertThrows(() => new Rng(1).fillUniform(out, { start: -1, count: 2 }), RangeError, "integers >= 0");
   assertThrows(
     () => uniformBlocks(new Rng(1), () => {}, { rows: 1.5, rowStride: 0, cols: 1, colStride: 0, len: 1 }),
     RangeError,
@@ -124,7 +124,7 @@ Deno.test("uniformBlocks: the JS path (no WebAssembly) draws the same values", a
     const out = [];
     for (const { size, walk } of ${JSON.stringify(WALKS)}) {
       const got = new Float32Array(size), rng = new Rng(9);
-      uniformBlocks(rng, (v, at) => got.set(v, at), walk, -0.3, 0.7, 1.7);
+      uniformBlocks(rng, (v, at) => got.set(v, at), { ...walk, lo: -0.3, hi: 0.7, scale: 1.7 });
       out.push(Array.from(got.subarray(0, 64)), Array.from(got.subarray(size - 64)), rng.nextUint32());
     }
     console.log(JSON.stringify(out));
@@ -139,7 +139,7 @@ Deno.test("uniformBlocks: the JS path (no WebAssembly) draws the same values", a
   const here: unknown[] = [];
   for (const { size, walk } of WALKS) {
     const got = new Float32Array(size), rng = new Rng(9);
-    uniformBlocks(rng, (v, at) => got.set(v, at), walk, -0.3, 0.7, 1.7);
+    uniformBlocks(rng, (v, at) => got.set(v, at), { ...walk, lo: -0.3, hi: 0.7, scale: 1.7 });
     here.push(Array.from(got.subarray(0, 64)), Array.from(got.subarray(size - 64)), rng.nextUint32());
   }
   assertEquals(child, here);

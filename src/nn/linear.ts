@@ -200,7 +200,8 @@ function initBlockSparse(mask: BlockMask, rng: ReturnType<typeof rngFor>, opts: 
       const e0 = layout.rowPtr[i], kept = layout.rowPtr[i + 1] - e0;
       if (kept === 0) continue;
       const walk = { rows: b, rowStride: b, cols: kept, colStride: bb, len: b };
-      uniformBlocks(rng, (v, at) => sink(v, e0 * bb + at), walk, -bound, bound, Math.sqrt(mask.cols / kept));
+      const scale = Math.sqrt(mask.cols / kept);
+      uniformBlocks(rng, (v, at) => sink(v, e0 * bb + at), { ...walk, lo: -bound, hi: bound, scale });
     }
   });
 }

@@ -154,7 +154,7 @@ export function uniformTensor(
 ): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
   return drawnTensor(op, shape, backend, (sink) => {
-    uniformBlocks(rng, sink, { rows: 1, rowStride: 0, cols: 1, colStride: 0, len: n }, -bound, bound);
+    uniformBlocks(rng, sink, { rows: 1, rowStride: 0, cols: 1, colStride: 0, len: n, lo: -bound, hi: bound });
   });
 }
 
