@@ -5,7 +5,7 @@
  * `asm/generated/micro.ts`, which `asm/gemm.ts` and `asm/sparse.ts` import.
  *
  * A kernel computes one MR x NR tile of C from segments of packed panels:
- * A panels are `[k/4][MR][4]` (each value loaded already splat, see {@link SPLAT}),
+ * A panels are `[k][MR]` (k-major: the MR values of one k side by side, each loaded already splat),
  * B panels are `[k][NR]`. Each build gets its own tile ({@link RELAXED_TILE}, {@link SIMD_TILE}):
  * `micro.ts` picks by `ASC_FEATURE_RELAXED_SIMD` at compile time, so `MR` and `NR` are constants of
  * each build.
@@ -34,21 +34,13 @@ export const RELAXED_TILE: Tile = { mr: 6, nr: 8 };
 export const SIMD_TILE: Tile = { mr: 5, nr: 8 };
 
 /**
- * How the micro-kernel splats A's values across a vector: `"load"` loads each value already splat
- * (`v128.load32_splat`, one load per row and k), `"shuffle"` loads four k of a row at once and splats
- * each lane with a shuffle (fewer loads, more shuffles).
+ * How the micro-kernel splats A's values: each value is loaded already splat (`v128.load32_splat`, one
+ * load per row and k). Measured in the micro-kernel alone (L1-resident panels, best of interleaved runs,
+ * `bench/_peak.ts` ceiling in the same run) on an AMD Zen 3 VM, load beat the alternative of loading four
+ * k of a row at once and splatting each lane with a shuffle at every tile that fits (4x8: 0.62 against
+ * 0.60 at twice the registers; 6x8 cannot keep its 6 A vectors without spilling). Zen 3 runs shuffles on
+ * one of its two FMA pipes; FACTS.md records shuffle ahead on Zen 4 and Intel with the older 8x8 tile.
  */
-export type SplatMode = "load" | "shuffle";
-
-/**
- * The splat mode built. Measured in the micro-kernel alone (L1-resident panels, best of interleaved runs,
- * `bench/_peak.ts` ceiling in the same run) on an AMD Zen 3 VM: load beats shuffle at every tile that
- * fits (4x8: shuffle 0.62 of the ceiling against load's 0.60 at twice the registers; 6x8 cannot shuffle
- * without spilling its 6 A vectors). Zen 3 runs shuffles on one of its two FMA pipes; FACTS.md records
- * shuffle ahead on Zen 4 and Intel with the older 8x8 tile.
- */
-export const SPLAT: SplatMode = "load";
-
 /**
  * How a panel load names its address: `"offset"` as a base pointer plus the instruction's constant offset
  * (`v128.load(a, 16)`), `"index"` as a computed index (`v128.load(a + 16)`).
@@ -74,9 +66,9 @@ function fmaLines(
   mr: number,
   nr: number,
   indent: string,
-  mode: SplatMode,
   addr: AddrMode,
   rows: boolean,
+  stride: number,
 ): string {
   const v = nr / 4;
   const out: string[] = [];
@@ -87,16 +79,12 @@ function fmaLines(
     const base = r < 3 ? "a" : `a${3 * Math.floor(r / 3)}`, q = r % 3;
     return [base, ...(q === 0 ? [] : [q === 1 ? "lda" : "lda2"]), ...(o ? [`${o}`] : [])].join(" + ");
   };
-  if (mode === "shuffle") {
-    for (let r = 0; r < mr; r++) out.push(`${indent}a${r} = v128.load(${at("a", r * 16)});`);
-  }
   for (let kk = 0; kk < 4; kk++) {
     for (let j = 0; j < v; j++) out.push(`${indent}b${j} = v128.load(${at("b", (kk * nr + j * 4) * 4)});`);
     for (let r = 0; r < mr; r++) {
+      // packed panels are [k][stride]: row r of k step kk at (kk * stride + r) * 4
       out.push(
-        mode === "shuffle"
-          ? `${indent}s = v128.shuffle<f32>(a${r}, a${r}, ${kk}, ${kk}, ${kk}, ${kk});`
-          : `${indent}s = v128.load32_splat(${rows ? rowAt(r, kk * 4) : at("a", r * 16 + kk * 4)});`,
+        `${indent}s = v128.load32_splat(${rows ? rowAt(r, kk * 4) : at("a", (kk * stride + r) * 4)});`,
       );
       for (let j = 0; j < v; j++) out.push(`${indent}c${r}_${j} = FMA(s, b${j}, c${r}_${j});`);
     }
@@ -106,7 +94,6 @@ function fmaLines(
 
 /** Options of the generated kernels (the defaults are what the build uses). */
 export interface MicroOptions {
-  mode?: SplatMode;
   addr?: AddrMode;
 }
 
@@ -119,14 +106,14 @@ function tileKernel(
   stride = t.mr,
 ): string {
   const { mr, nr } = t;
-  const mode = rows ? "load" : opts.mode ?? SPLAT, addr = rows ? "index" : opts.addr ?? ADDR;
+  const addr = rows ? "index" : opts.addr ?? ADDR;
   if (nr % 4 !== 0) throw new RangeError(`microKernelSource: nr must be a multiple of 4, got ${nr}`);
   const v = nr / 4;
   const name = `f32_gemm_${mr}x${nr}__${fma}${rows ? "_rows" : ""}${stride !== mr ? `_in${stride}` : ""}`;
   const aBases = Array.from({ length: Math.ceil(mr / 3) - 1 }, (_, g) => `a${3 * (g + 1)}`);
   const accs: string[] = [];
   for (let r = 0; r < mr; r++) for (let j = 0; j < v; j++) accs.push(`c${r}_${j}`);
-  const step = fmaLines(mr, nr, "      ", mode, addr, rows).replaceAll(
+  const step = fmaLines(mr, nr, "      ", addr, rows, stride).replaceAll(
     /FMA\((\w+), (\w+), (\w+)\)/g,
     fma === "relaxed" ? "f32x4.relaxed_madd($1, $2, $3)" : "f32x4.add(f32x4.mul($1, $2), $3)",
   );
@@ -165,7 +152,7 @@ ${rows ? aBases.map((x) => `      ${x} += 16;`).join("\n") : ""}
   }
   return `
 // One ${mr}x${nr} tile: c (+)= alpha * sum over segments of A ${
-    rows ? "rows in place (lda bytes apart)" : `panel [k/4][${mr}][4]`
+    rows ? "rows in place (lda bytes apart)" : `panel [k][${stride}]`
   } x B panel [k][${nr}].
 // segs holds nseg (aOffset from aBase, bPtr, k/4) u32 triples; ldc is in bytes; beta = 1 accumulates.
 function ${name}(aBase: usize, ${
@@ -175,7 +162,6 @@ ${rows ? "  const lda2 = lda << 1;" : ""}
 ${accs.map((a) => `  let ${a} = f32x4.splat(0);`).join("\n")}
   let s = f32x4.splat(0);
 ${Array.from({ length: v }, (_, j) => `  let b${j} = f32x4.splat(0);`).join("\n")}
-${mode === "shuffle" ? Array.from({ length: mr }, (_, r) => `  let a${r} = f32x4.splat(0);`).join("\n") : ""}
   for (let g = 0; g < nseg; g++) {
     const sp = segs + <usize>(g * 12);
     let a = aBase + <usize>load<u32>(sp);

@@ -27,16 +27,8 @@ function storeTransposed(d: usize, step: usize, v0: v128, v1: v128, v2: v128, v3
   v128.store(d + 3 * step, v128.shuffle<f32>(hi01, hi23, 2, 3, 6, 7));
 }
 
-// Lanes 0 and 1 of (v0, v1, v2, v3) as two rows of four: (v0[0], v1[0], v2[0], v3[0]) at d, lane 1 at d + 16.
-function storeTransposed2(d: usize, v0: v128, v1: v128, v2: v128, v3: v128): void {
-  const lo01 = v128.shuffle<f32>(v0, v1, 0, 4, 1, 5);
-  const lo23 = v128.shuffle<f32>(v2, v3, 0, 4, 1, 5);
-  v128.store(d, v128.shuffle<f32>(lo01, lo23, 0, 1, 4, 5));
-  v128.store(d + 16, v128.shuffle<f32>(lo01, lo23, 2, 3, 6, 7));
-}
-
 // Packs rows x cols of a matrix (element (i, k) at src + (i*rs + k*cs)*4) as
-// panels of MR rows: panel ip is [ceil(cols/4)][MR][4] at dst + ip*pstride bytes, zero padded.
+// panels of MR rows: panel ip is [ceil(cols/4)*4][MR] (k-major) at dst + ip*pstride bytes, zero padded.
 export function packA(dst: usize, src: usize, rs: i32, cs: i32, rows: i32, cols: i32, pstride: usize): void {
   const k4 = cdiv(cols, 4);
   const np = cdiv(rows, MR);
@@ -49,58 +41,68 @@ export function packA(dst: usize, src: usize, rs: i32, cs: i32, rows: i32, cols:
   }
 }
 
-// One k/4 group q of panel ip of packA: MR x 4 values at d.
+// One k/4 group q of panel ip of packA: k0..k0+3 of the panel's MR rows as [4][MR] at d.
 // @ts-ignore: decorator
 @inline function packGroup(d: usize, src: usize, rs: i32, cs: i32, rows: i32, cols: i32, ip: i32, q: i32): void {
-  const k0 = q << 2;
-  const csb = <usize> cs << 2;
-  if (rs == 1 && cs != 1 && ip * MR + MR <= rows && k0 + 4 <= cols) {
-    // column-major source: four k columns of four rows, transposed in registers
-    let g = 0;
-    for (; g + 4 <= MR; g += 4) {
-      const p = src + (<usize> (ip * MR + g + k0 * cs) << 2);
-      storeTransposed(
-        d + (<usize> g << 4),
-        16,
-        v128.load(p),
-        v128.load(p + csb),
-        v128.load(p + 2 * csb),
-        v128.load(p + 3 * csb),
-      );
-    }
-    if (g + 2 <= MR) {
-      // two more rows (MR = 6): four k columns of two rows, transposed in registers
-      const p = src + (<usize> (ip * MR + g + k0 * cs) << 2);
-      storeTransposed2(
-        d + (<usize> g << 4),
-        v128.load64_zero(p),
-        v128.load64_zero(p + csb),
-        v128.load64_zero(p + 2 * csb),
-        v128.load64_zero(p + 3 * csb),
-      );
-      g += 2;
-    }
-    for (; g < MR; g++) {
-      const p = src + (<usize> (ip * MR + g + k0 * cs) << 2);
-      const t = d + (<usize> g << 4);
-      for (let kk = 0; kk < 4; kk++) store<f32>(t + (<usize> kk << 2), load<f32>(p + <usize> kk * csb));
+  const k0 = q << 2, i0 = ip * MR;
+  const full = i0 + MR <= rows && k0 + 4 <= cols;
+  if (full && rs == 1) {
+    // column-major source: the MR rows of one k lie side by side; copy them
+    for (let kk = 0; kk < 4; kk++) {
+      const p = src + (<usize> (i0 + (k0 + kk) * cs) << 2);
+      const t = d + (<usize> (kk * MR) << 2);
+      let r = 0;
+      for (; r + 4 <= MR; r += 4) v128.store(t + (<usize> r << 2), v128.load(p + (<usize> r << 2)));
+      if (r + 2 <= MR) {
+        v128.store64_lane(t + (<usize> r << 2), v128.load64_zero(p + (<usize> r << 2)), 0);
+        r += 2;
+      }
+      for (; r < MR; r++) store<f32>(t + (<usize> r << 2), load<f32>(p + (<usize> r << 2)));
     }
     return;
   }
-  for (let r = 0; r < MR; r++) {
-    const i = ip * MR + r;
-    if (cs == 1 && i < rows && k0 + 4 <= cols) {
-      v128.store(d, v128.load(src + (<usize> (i * rs + k0) << 2)));
-    } else {
-      for (let kk = 0; kk < 4; kk++) {
-        const k = k0 + kk;
-        store<f32>(
-          d + <usize> (kk << 2),
-          i < rows && k < cols ? load<f32>(src + (<usize> (i * rs + k * cs) << 2)) : 0,
-        );
-      }
+  if (full && cs == 1) {
+    // row-major source: four k of four rows, transposed in registers
+    const rsb = <usize> rs << 2;
+    let g = 0;
+    for (; g + 4 <= MR; g += 4) {
+      const p = src + (<usize> ((i0 + g) * rs + k0) << 2);
+      storeTransposed(
+        d + (<usize> g << 2),
+        <usize> MR << 2,
+        v128.load(p),
+        v128.load(p + rsb),
+        v128.load(p + 2 * rsb),
+        v128.load(p + 3 * rsb),
+      );
     }
-    d += 16;
+    if (g + 2 <= MR) {
+      // two more rows (MR = 6): the pairs (row g, row g + 1) of each k
+      const p = src + (<usize> ((i0 + g) * rs + k0) << 2);
+      const v0 = v128.load(p), v1 = v128.load(p + rsb);
+      const lo = v128.shuffle<f32>(v0, v1, 0, 4, 1, 5), hi = v128.shuffle<f32>(v0, v1, 2, 6, 3, 7);
+      const t = d + (<usize> g << 2), step = <usize> MR << 2;
+      v128.store64_lane(t, lo, 0);
+      v128.store64_lane(t + step, lo, 1);
+      v128.store64_lane(t + 2 * step, hi, 0);
+      v128.store64_lane(t + 3 * step, hi, 1);
+      g += 2;
+    }
+    for (; g < MR; g++) {
+      const p = src + (<usize> ((i0 + g) * rs + k0) << 2);
+      for (let kk = 0; kk < 4; kk++) store<f32>(d + (<usize> (kk * MR + g) << 2), load<f32>(p + (<usize> kk << 2)));
+    }
+    return;
+  }
+  for (let kk = 0; kk < 4; kk++) {
+    const k = k0 + kk;
+    for (let r = 0; r < MR; r++) {
+      const i = i0 + r;
+      store<f32>(
+        d + (<usize> (kk * MR + r) << 2),
+        i < rows && k < cols ? load<f32>(src + (<usize> (i * rs + k * cs) << 2)) : 0,
+      );
+    }
   }
 }
 

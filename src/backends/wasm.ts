@@ -445,10 +445,12 @@ export class WasmBackend implements Backend {
       e = { ptr: this.#reserve(bytes, "dds' packed weight"), bytes, version: -1, layout: l };
       entries[tw] = e;
     }
-    // threads take ranges of blocks (block e's panels start at e times one block's packed bytes)
+    // One part: ddsPackW lays the panels out panel-major over the whole walk (asm/sparse.ts packW), so a
+    // range of blocks is not a contiguous slice at e0 times one block's bytes (split, 2-4 threads gave
+    // wrong products); and a pack, once per update, is not worth a cold start's 20-40 ms `new Worker`.
     const b = l.block,
       per = this.#k.ddsPackedBytes(1, b),
-      cuts = evenSplit(l.nnz, this.#parts(l.nnz * b * b * COST_PASS));
+      cuts = evenSplit(l.nnz, 1);
     this.#run(
       "ddsPackW",
       cuts.slice(1).map((e1, t) => {
