@@ -41,7 +41,7 @@ import type { Module, NamedBuffer } from "../nn/module.ts";
 import { BlockSparseLinear, LowRank } from "../nn/linear.ts";
 import { MixerBlock, MlpMixer } from "../nn/mixer.ts";
 import { GPT } from "../nn/gpt.ts";
-import { TransformerBlock } from "../nn/attention.ts";
+import type { TransformerBlock } from "../nn/attention.ts";
 import { Linear } from "../nn/linear.ts";
 import type { Tensor } from "../tensor.ts";
 import { decodeSafetensors, encodeSafetensors, type SafetensorsEntry } from "./safetensors.ts";
