@@ -28,6 +28,9 @@
  * fused and keep pixelfly's paths (`attn.q`, `attn.k`, `attn.v`), which no GPT-2
  * module has. A MlpMixer's stem is written as a linear layer `(channels, patchDim)`
  * unless `stemKernel: [c, p, p]` asks for timm's `Conv2d` form `(channels, c, p, p)`.
+ * Where the models differ: LayerNorm eps is 1e-5 here (GPT-2's too; timm's Mixer uses
+ * 1e-6), GPT's MLP uses GPT-2's tanh GELU and the Mixer PyTorch's exact one, and the
+ * Mixer takes pre-cut patches (each `(c, py, px)`, patches row-major), not images.
  *
  * {@link load} also takes pixelfly's earlier names (`mask` as U8, `U`, `V`,
  * `token_mixing`, `channel_mixing`, `stem`), a layout stored as U8 or I32,
