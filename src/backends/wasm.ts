@@ -72,7 +72,8 @@ export interface WasmBackendOptions {
    * waiting for its Workers to start (the kernels run on the calling thread until they are ready); a count
    * asked for waits, and falls back to 1 thread with a note if one cannot start. A Worker leaves after 1 s
    * idle (so a backend nobody disposes lets the process exit) and the next kernel starts another (about
-   * 20 ms); {@link WasmBackend.dispose} stops them at once.
+   * 20 ms); {@link WasmBackend.dispose} stops them at once. Memory: the threads builds' shared memory grows
+   * to at most 2 GiB, one thread's to 4 GiB (ask for `threads: 1` for models that need more than 2 GiB).
    */
   threads?: number | "auto";
   /**
