@@ -2,6 +2,7 @@ import {
   BlockSparseLinear,
   decodeSafetensors,
   encodeSafetensors,
+  GPT,
   Linear,
   load,
   MlpMixer,
@@ -294,4 +295,108 @@ Deno.test("load errors name the real difference: name, dtype, shape, tiles", asy
     await assertRejects(() => load(m, bytes), RangeError, message);
   }
   assertEquals(await params(m), before);
+});
+
+Deno.test("a GPT is written under GPT-2's paths: fused Conv1D c_attn, transposed c_proj, tied lm_head; read back", async () => {
+  const backend = new JsBackend();
+  const gpt = (seed: number, projections?: "dense") =>
+    new GPT({
+      vocabSize: 11,
+      context: 8,
+      dim: 16,
+      depth: 2,
+      heads: 2,
+      linear: { kind: "pixelfly", block: 4, butterflySize: 4, nFactors: 2, rank: 2 },
+      projections: projections ? { q: "dense", k: "dense", v: "dense", o: "dense" } : undefined,
+      seed,
+      backend,
+    });
+  const a = gpt(1, "dense"), bytes = await save(a);
+  const t = decodeSafetensors(bytes).tensors;
+  const shape = (n: string) => t[n]?.shape;
+  assertEquals(shape("transformer.wte.weight"), [11, 16]);
+  assertEquals(shape("transformer.wpe.weight"), [8, 16]);
+  assertEquals(shape("lm_head.weight"), [11, 16]);
+  assertEquals(shape("transformer.h.1.attn.c_attn.weight"), [16, 48]);
+  assertEquals(shape("transformer.h.1.attn.c_attn.bias"), [48]);
+  assertEquals(shape("transformer.h.0.attn.c_proj.weight"), [16, 16]);
+  assertEquals([t["transformer.h.0.attn.bias"].dtype, shape("transformer.h.0.attn.bias")], ["U8", [
+    1,
+    1,
+    8,
+    8,
+  ]]);
+  assertEquals([t["transformer.h.0.attn.masked_bias"].dtype, shape("transformer.h.0.attn.masked_bias")], [
+    "F32",
+    [],
+  ]);
+  assertEquals(shape("transformer.h.0.mlp.c_fc.sparse.weight"), [48, 4, 4]);
+  assertEquals(t["transformer.h.0.mlp.c_proj.sparse.layout"].dtype, "I32");
+  assertEquals(shape("transformer.ln_f.weight"), [16]);
+  // c_attn.weight[c][s*16 + j] = W_s[j][c] for s = q, k, v; c_proj.weight[c][j] = W_o[j][c]
+  const blk = a.blocks[1].attn, w = t["transformer.h.1.attn.c_attn.weight"].data;
+  for (const [s, l] of [blk.q, blk.k, blk.v].entries()) {
+    const W = await (l as Linear).weight.data();
+    assertEquals([w[3 * 48 + s * 16 + 5], w[7 * 48 + s * 16 + 2]], [W[5 * 16 + 3], W[2 * 16 + 7]]);
+  }
+  const Wo = await (a.blocks[0].attn.o as Linear).weight.data();
+  assertEquals(t["transformer.h.0.attn.c_proj.weight"].data[3 * 16 + 5], Wo[5 * 16 + 3]);
+  // read back, from GPT-2's paths and from pixelfly's own
+  const ids = [[1, 2, 3, 4, 5]];
+  const want = await a.forward(ids).data();
+  const b = gpt(2, "dense");
+  await load(b, bytes);
+  assertEquals(await b.forward(ids).data(), want);
+  const own: Record<string, SafetensorsEntry> = {};
+  for (const [n, p] of a.namedParameters()) {
+    own[n] = { dtype: "F32", shape: [...p.shape], data: await p.data() };
+  }
+  for (const [n, buf] of a.namedBuffers()) {
+    own[n] = { dtype: buf.dtype, shape: [...buf.shape], data: buf.data };
+  }
+  const c = gpt(3, "dense");
+  await load(c, encodeSafetensors(own));
+  assertEquals(await c.forward(ids).data(), want);
+  // an untied head, a wrong c_attn shape: errors that say so, model untouched
+  const untied = { ...t, "lm_head.weight": { ...t["lm_head.weight"], data: new Float32Array(11 * 16) } };
+  await assertRejects(
+    () => load(c, encodeSafetensors(untied)),
+    RangeError,
+    "ties its LM head to the embedding",
+  );
+  const fused = {
+    ...t,
+    "transformer.h.0.attn.c_attn.weight": { ...t["transformer.h.0.attn.c_attn.weight"], shape: [48, 16] },
+  };
+  await assertRejects(
+    () => load(c, encodeSafetensors(fused)),
+    RangeError,
+    'load: "transformer.h.0.attn.c_attn.weight" has shape [48,16] in the checkpoint but [16,48] in the model',
+  );
+  assertEquals(await c.forward(ids).data(), want);
+  // Pixelfly q, k, v cannot be fused: they keep pixelfly's names under GPT-2's block path
+  const names = Object.keys(decodeSafetensors(await save(gpt(4))).tensors);
+  assertOk(
+    names.includes("transformer.h.0.attn.q.sparse.weight") && !names.some((n) => n.includes("c_attn")),
+  );
+  assertOk(names.includes("transformer.h.0.attn.c_proj.sparse.weight"), names.join(", "));
+});
+
+Deno.test("save's stemKernel writes a Mixer's stem as timm's Conv2d weight, and checks it", async () => {
+  const m = new MlpMixer({
+    patches: 16,
+    patchDim: 8,
+    channels: 16,
+    depth: 1,
+    classes: 5,
+    seed: 1,
+    backend: new JsBackend(),
+  });
+  const t = decodeSafetensors(await save(m, { stemKernel: [2, 2, 2] })).tensors;
+  assertEquals(t["stem.proj.weight"].shape, [16, 2, 2, 2]);
+  await assertRejects(
+    () => save(m, { stemKernel: [3, 2, 2] }),
+    RangeError,
+    "save: stemKernel must be [c, p, p] with c·p·p = the stem's 8 inputs, got [3,2,2]",
+  );
 });

@@ -31,10 +31,12 @@ const ARGS_AT = ERR_AT + ERR_BYTES;
 const MAX_ARGS = 24;
 
 // How long a thread polls before it sleeps in Atomics.wait, in ms: a worker after its last part (the next
-// kernel of a step follows within tens of microseconds of JS), the calling thread for the workers' parts.
-// Waking a sleeping thread costs 30-100 us on these VMs, as much as a small kernel; polling longer than this
-// only takes a core from other work.
-const SPIN_MS = 0.25;
+// kernel of a step follows within tens of microseconds of JS; a sleeping thread takes tens of microseconds
+// to wake, as much as a small kernel), and the calling thread, shorter, for the workers' last parts (a
+// polling caller takes CPU time from its own workers where the process's share of the cores is fixed).
+// On this shared 2-core VM (load 4-5) the step's 2-thread time varied more between runs than between
+// settings (0, 0.03, 0.25 ms, with and without the caller polling): rerun on an idle machine.
+const SPIN_MS = 0.25, CALLER_SPIN_MS = 0.05;
 
 const WORKER_SOURCE = `
 const SEQ = ${SEQ}, CLAIM = ${CLAIM}, DONE = ${DONE}, NPARTS = ${NPARTS}, OP = ${OP}, NARGS = ${NARGS};
@@ -438,7 +440,7 @@ export class ThreadPool {
       }
       Atomics.add(i32, DONE, 1);
     }
-    const t1 = performance.now(), until = t1 + SPIN_MS;
+    const t1 = performance.now(), until = t1 + CALLER_SPIN_MS;
     for (;;) {
       const d = Atomics.load(i32, DONE);
       if (d >= n) break;

@@ -445,10 +445,12 @@ export class WasmBackend implements Backend {
       e = { ptr: this.#reserve(bytes, "dds' packed weight"), bytes, version: -1, layout: l };
       entries[tw] = e;
     }
-    // threads take ranges of blocks (block e's panels start at e times one block's packed bytes)
+    // One part: ddsPackW lays the panels out panel-major over the whole walk (asm/sparse.ts packW), so a
+    // range of blocks is not a contiguous slice at e0 times one block's bytes (split, 2-4 threads gave
+    // wrong products); and a pack, once per update, is not worth a cold start's 20-40 ms `new Worker`.
     const b = l.block,
       per = this.#k.ddsPackedBytes(1, b),
-      cuts = evenSplit(l.nnz, this.#parts(l.nnz * b * b * COST_PASS));
+      cuts = evenSplit(l.nnz, 1);
     this.#run(
       "ddsPackW",
       cuts.slice(1).map((e1, t) => {
@@ -1099,7 +1101,8 @@ export class WasmBackend implements Backend {
   }
 }
 
-// Runs the hot kernels a few times so they leave V8's baseline tier before real work.
+// Runs the hot kernels before real work: compiled (V8 compiles a function at its first call), and with
+// `split` eight rounds, towards the optimising tier.
 // The Workers share the compiled module, so kernels warmed here are warm there too; `split` warms the
 // splitting paths as well (and starts Workers that have not started).
 function warm(be: WasmBackend, split = false): void {
@@ -1122,7 +1125,13 @@ function warm(be: WasmBackend, split = false): void {
   };
   const minSplit = be.minSplitWork;
   be.minSplitWork = split ? 0 : Infinity;
-  for (let r = 0; r < 8; r++) {
+  // Two rounds compile every kernel the products use and run them twice; eight (with `split`: the Workers'
+  // copies too) push more of them towards V8's optimising tier. Measured by bench/cold_start.ts --clock cpu
+  // (2-vCPU VM, loaded): eight rounds cost a cold start 14 ms of CPU for 2 ms of faster first forward, and
+  // did not reach the optimising tier anyway (rounds stayed at the baseline tier's speed); real work
+  // reaches it on its own within its first calls.
+  const rounds = split ? 8 : 2;
+  for (let r = 0; r < rounds; r++) {
     for (const transA of [false, true]) {
       for (const transB of [false, true]) {
         be.gemm(a, bb, c, { M: n, N: n, K: n, transA, transB, accumulate: r > 0 });

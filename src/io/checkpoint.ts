@@ -14,6 +14,23 @@
  * | `MLP` children                   | `fc1`, `fc2` (fly's `MlpCustom`, timm's `Mlp`)           |  |
  * | `MixerBlock` children            | `norm1`, `mlp_tokens`, `norm2`, `mlp_channels`           |  |
  * | `MlpMixer` children              | `stem.proj`, `blocks.i`, `norm`, `head`                  |  |
+ * | `GPT`                            | HuggingFace GPT-2 (`GPT2LMHeadModel`), below             |  |
+ *
+ * A {@link GPT} is written under GPT-2's paths: `transformer.wte`, `transformer.wpe`,
+ * `transformer.h.i.ln_1`, `.ln_2`, `transformer.ln_f`, `lm_head.weight` (tied: the
+ * embedding again), dense projections as GPT-2's `Conv1D` (weight `(in, out)`, the
+ * transpose of `nn.Linear`'s): `attn.c_attn` (q, k and v fused: weight `(D, 3D)`,
+ * bias `(3D)`), `attn.c_proj`, `mlp.c_fc`, `mlp.c_proj`; and the two buffers GPT-2's
+ * attention keeps in its state dict, `attn.bias` (U8 `(1, 1, context, context)`, the
+ * causal triangle) and `attn.masked_bias` (F32 scalar, -1e4). A Pixelfly or
+ * block-sparse layer stands under the same path with fly's layer names (`mlp.c_fc.sparse.weight`,
+ * ...), as fly substitutes its layers for GPT-2's MLP; sparse q, k or v cannot be
+ * fused and keep pixelfly's paths (`attn.q`, `attn.k`, `attn.v`), which no GPT-2
+ * module has. A MlpMixer's stem is written as a linear layer `(channels, patchDim)`
+ * unless `stemKernel: [c, p, p]` asks for timm's `Conv2d` form `(channels, c, p, p)`.
+ * Where the models differ: LayerNorm eps is 1e-5 here (GPT-2's too; timm's Mixer uses
+ * 1e-6), GPT's MLP uses GPT-2's tanh GELU and the Mixer PyTorch's exact one, and the
+ * Mixer takes pre-cut patches (each `(c, py, px)`, patches row-major), not images.
  *
  * {@link load} also takes pixelfly's earlier names (`mask` as U8, `U`, `V`,
  * `token_mixing`, `channel_mixing`, `stem`), a layout stored as U8 or I32,
@@ -26,6 +43,9 @@
 import type { Module, NamedBuffer } from "../nn/module.ts";
 import { BlockSparseLinear, LowRank } from "../nn/linear.ts";
 import { MixerBlock, MlpMixer } from "../nn/mixer.ts";
+import { GPT } from "../nn/gpt.ts";
+import type { TransformerBlock } from "../nn/attention.ts";
+import { Linear } from "../nn/linear.ts";
 import type { Tensor } from "../tensor.ts";
 import { decodeSafetensors, encodeSafetensors, type SafetensorsEntry } from "./safetensors.ts";
 import { fileSystem } from "./_fs.ts";
@@ -42,6 +62,17 @@ interface Slot {
   buffer?: NamedBuffer;
   /** The owner, when its layout differs from the file's forms (sparse weight, stem). */
   owner: Module;
+  /** Parameters stored as one tensor: GPT-2's Conv1D `(in, out)` (one weight, transposed), fused q, k, v. */
+  group?: {
+    parts: Slot[];
+    shape: number[];
+    pack: (v: Float32Array[]) => Float32Array;
+    unpack: (d: Float32Array) => Float32Array[];
+  };
+  /** A tensor the reference keeps beside the parameters (GPT-2's causal `attn.bias`): written, checked if present. */
+  constant?: SafetensorsEntry;
+  /** A name for a parameter stored already (GPT-2's tied `lm_head.weight`): written again, must be equal if present. */
+  tied?: Tensor;
 }
 
 /** fly's name of a child or tensor where pixelfly's differs. */
@@ -59,6 +90,7 @@ function refName(owner: Module, name: string): string {
 function slots(model: Module): Slot[] {
   const out: Slot[] = [];
   const walk = (m: Module, own: string, ref: string) => {
+    if (m instanceof GPT) return walkGPT(m, own, ref, out, walk);
     for (const [n, p] of m.namedParameters()) {
       if (!n.includes(".")) out.push({ name: ref + refName(m, n), own: own + n, param: p, owner: m });
     }
@@ -81,6 +113,133 @@ function slots(model: Module): Slot[] {
   return out;
 }
 
+type Walk = (m: Module, own: string, ref: string) => void;
+
+/** One parameter as GPT-2's Conv1D stores it: `(in, out)`, the transpose of pixelfly's `(out, in)`. */
+function conv1d(p: Tensor, name: string, own: string, owner: Module): Slot {
+  const [N, K] = p.shape;
+  return {
+    name,
+    own,
+    owner,
+    group: {
+      parts: [{ name: own, own, param: p, owner }],
+      shape: [K, N],
+      pack: ([w]) => transpose2(w, N, K),
+      unpack: (d) => [transpose2(d, K, N)],
+    },
+  };
+}
+
+/** (r, c) row-major -> (c, r) row-major. */
+function transpose2(a: Float32Array, r: number, c: number): Float32Array {
+  const out = new Float32Array(r * c);
+  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = a[i * c + j];
+  return out;
+}
+
+/** A dense layer with a bias: the only kind GPT-2's Conv1D holds. */
+function isDense(m: Module): m is Linear {
+  return m instanceof Linear && m.bias !== undefined;
+}
+
+/** A GPT under HuggingFace GPT-2's paths (see the module documentation). */
+function walkGPT(g: GPT, own: string, ref: string, out: Slot[], walk: Walk): void {
+  const t = ref + "transformer.";
+  const param = (p: Tensor, name: string, ownName: string, owner: Module) =>
+    out.push({ name, own: ownName, param: p, owner });
+  param(g.wte.weight, t + "wte.weight", own + "wte.weight", g.wte);
+  param(g.wpe.weight, t + "wpe.weight", own + "wpe.weight", g.wpe);
+  const C = g.config.context;
+  const tril = new Uint8Array(C * C);
+  for (let i = 0; i < C; i++) for (let j = 0; j <= i; j++) tril[i * C + j] = 1;
+  g.blocks.forEach((b: TransformerBlock, i) => {
+    const o = `${own}h${i}.`, r = `${t}h.${i}.`;
+    walk(b.ln1, o + "ln1.", r + "ln_1.");
+    const { q, k, v } = b.attn;
+    if (isDense(q) && isDense(k) && isDense(v)) {
+      const D = q.weight.shape[1], N = q.weight.shape[0];
+      const ws = [q, k, v].map((l, s) => ({
+        name: `${o}attn.${"qkv"[s]}.weight`,
+        own: `${o}attn.${"qkv"[s]}.weight`,
+        param: l.weight,
+        owner: l,
+      }));
+      out.push({
+        name: r + "attn.c_attn.weight",
+        own: o + "attn.qkv.weight",
+        owner: b.attn,
+        group: {
+          parts: ws,
+          shape: [D, 3 * N],
+          // c_attn.weight[i][s*N + j] = W_s[j][i]
+          pack: (vs) => {
+            const w = new Float32Array(D * 3 * N);
+            vs.forEach((x, s) => {
+              for (let j = 0; j < N; j++) for (let c = 0; c < D; c++) w[c * 3 * N + s * N + j] = x[j * D + c];
+            });
+            return w;
+          },
+          unpack: (d) =>
+            [0, 1, 2].map((s) => {
+              const x = new Float32Array(N * D);
+              for (let j = 0; j < N; j++) for (let c = 0; c < D; c++) x[j * D + c] = d[c * 3 * N + s * N + j];
+              return x;
+            }),
+        },
+      });
+      const bs = [q, k, v].map((l, s) => ({
+        name: `${o}attn.${"qkv"[s]}.bias`,
+        own: `${o}attn.${"qkv"[s]}.bias`,
+        param: l.bias!,
+        owner: l,
+      }));
+      out.push({
+        name: r + "attn.c_attn.bias",
+        own: o + "attn.qkv.bias",
+        owner: b.attn,
+        group: {
+          parts: bs,
+          shape: [3 * N],
+          pack: (vs) => {
+            const x = new Float32Array(3 * N);
+            vs.forEach((v, s) => x.set(v, s * N));
+            return x;
+          },
+          unpack: (d) => [0, 1, 2].map((s) => d.slice(s * N, (s + 1) * N)),
+        },
+      });
+    } else {
+      // no GPT-2 module holds sparse q, k, v: pixelfly's paths under the block's
+      for (const n of ["q", "k", "v"] as const) walk(b.attn[n], `${o}attn.${n}.`, `${r}attn.${n}.`);
+    }
+    const proj = (l: Module, ownPath: string, refPath: string) => {
+      if (isDense(l)) {
+        out.push(conv1d(l.weight, refPath + "weight", ownPath + "weight", l));
+        param(l.bias!, refPath + "bias", ownPath + "bias", l);
+      } else walk(l, ownPath, refPath);
+    };
+    proj(b.attn.o, o + "attn.o.", r + "attn.c_proj.");
+    out.push({
+      name: r + "attn.bias",
+      own: r + "attn.bias",
+      owner: b.attn,
+      constant: { dtype: "U8", shape: [1, 1, C, C], data: tril },
+    });
+    out.push({
+      name: r + "attn.masked_bias",
+      own: r + "attn.masked_bias",
+      owner: b.attn,
+      constant: { dtype: "F32", shape: [], data: new Float32Array([-1e4]) },
+    });
+    walk(b.ln2, o + "ln2.", r + "ln_2.");
+    proj(b.mlp.fc1, o + "mlp.fc1.", r + "mlp.c_fc.");
+    proj(b.mlp.fc2, o + "mlp.fc2.", r + "mlp.c_proj.");
+  });
+  walk(g.lnF, own + "ln_f.", t + "ln_f.");
+  out.push({ name: ref + "lm_head.weight", own: ref + "lm_head.weight", owner: g, tied: g.wte.weight });
+}
+
 /**
  * The model's parameters and layouts as safetensors bytes, named as the
  * reference implementation names them (see the module documentation), so
@@ -99,18 +258,45 @@ function slots(model: Module): Slot[] {
  */
 export async function save(
   model: Module,
-  { metadata = {} }: { metadata?: Record<string, string> } = {},
+  { metadata = {}, stemKernel }: {
+    metadata?: Record<string, string>;
+    /** Write a stem (`stem.proj`) as timm's patch-embedding `Conv2d` weight `(channels, c, p, p)`: `[c, p, p]`. */
+    stemKernel?: [number, number, number];
+  } = {},
 ): Promise<Uint8Array> {
   checkModule("save", model);
   const entries: Record<string, SafetensorsEntry> = {};
   for (const s of slots(model)) {
-    entries[s.name] = s.param
-      ? { dtype: "F32", shape: [...s.param.shape], data: await s.param.data() }
-      : s.layout
-      ? { dtype: "I32", shape: [s.layout.rows, s.layout.cols], data: Int32Array.from(s.layout.bits) }
-      : { dtype: s.buffer!.dtype, shape: [...s.buffer!.shape], data: s.buffer!.data };
+    if (s.group) {
+      const values = await Promise.all(s.group.parts.map((p) => p.param!.data()));
+      entries[s.name] = { dtype: "F32", shape: s.group.shape, data: s.group.pack(values) };
+    } else if (s.constant) entries[s.name] = s.constant;
+    else if (s.tied) entries[s.name] = { dtype: "F32", shape: [...s.tied.shape], data: await s.tied.data() };
+    else if (s.param) {
+      let shape = [...s.param.shape];
+      if (stemKernel !== undefined && isStem(s)) shape = stemShape(shape, stemKernel);
+      entries[s.name] = { dtype: "F32", shape, data: await s.param.data() };
+    } else if (s.layout) {
+      entries[s.name] = {
+        dtype: "I32",
+        shape: [s.layout.rows, s.layout.cols],
+        data: Int32Array.from(s.layout.bits),
+      };
+    } else entries[s.name] = { dtype: s.buffer!.dtype, shape: [...s.buffer!.shape], data: s.buffer!.data };
   }
   return encodeSafetensors(entries, { format: "pt", producer: "pixelfly", ...metadata });
+}
+
+function stemShape(shape: number[], k: unknown): number[] {
+  const ok = Array.isArray(k) && k.length === 3 && k.every((v) => Number.isInteger(v) && v > 0);
+  if (!ok || shape.length !== 2 || k[0] * k[1] * k[2] !== shape[1]) {
+    throw new RangeError(
+      `save: stemKernel must be [c, p, p] with c·p·p = the stem's ${shape[1]} inputs, got ${
+        JSON.stringify(k)
+      }`,
+    );
+  }
+  return [shape[0], ...(k as number[])];
 }
 
 /**
@@ -147,25 +333,83 @@ function loadNow(model: Module, bytes: Uint8Array): void {
   const all = slots(model);
   const used = new Set<string>();
   const writes: [Tensor, Float32Array][] = [];
-  for (const s of all) {
-    const names = s.name === s.own ? [s.name] : [s.name, s.own];
+  const ties: [Slot, string][] = [];
+  const find = (names: string[], what: string): string => {
     const found = names.filter((n) => Object.hasOwn(tensors, n));
-    const what = s.param
-      ? `shape ${fmt(s.param.shape)}`
-      : s.layout
-      ? `layout ${s.layout.rows}x${s.layout.cols}`
-      : `${s.buffer!.dtype} ${fmt(s.buffer!.shape)}`;
     const called = names.map((n) => `"${n}"`).join(" or ");
     if (found.length === 0) throw new RangeError(`load: the checkpoint has no tensor ${called} (${what})`);
     if (found.length > 1) {
       throw new RangeError(`load: the checkpoint holds both ${called}: one tensor under two names`);
     }
-    const name = found[0];
-    used.add(name);
+    used.add(found[0]);
+    return found[0];
+  };
+  for (const s of all) {
+    if (s.constant || s.tied) {
+      // kept beside the parameters by the reference: checked where present, never needed
+      if (!Object.hasOwn(tensors, s.name)) continue;
+      used.add(s.name);
+      const e = tensors[s.name], want = s.constant ?? { dtype: "F32", shape: [...s.tied!.shape] };
+      if (e.dtype !== want.dtype) {
+        throw new RangeError(
+          `load: "${s.name}" is ${e.dtype} in the checkpoint but ${want.dtype} in the model`,
+        );
+      }
+      if (fmt(e.shape) !== fmt(want.shape)) {
+        throw new RangeError(
+          `load: "${s.name}" has shape ${fmt(e.shape)} in the checkpoint but ${fmt(want.shape)} in the model`,
+        );
+      }
+      if (s.tied) ties.push([s, s.name]);
+      continue;
+    }
+    if (s.group) {
+      const g = s.group;
+      if (Object.hasOwn(tensors, s.name)) {
+        used.add(s.name);
+        const e = tensors[s.name];
+        if (e.dtype !== "F32") {
+          throw new RangeError(`load: "${s.name}" is ${e.dtype} in the checkpoint but parameters are F32`);
+        }
+        if (fmt(e.shape) !== fmt(g.shape)) {
+          throw new RangeError(
+            `load: "${s.name}" has shape ${fmt(e.shape)} in the checkpoint but ${fmt(g.shape)} in the model` +
+              (g.parts.length === 1 ? " (GPT-2's Conv1D: (in, out))" : " (GPT-2's c_attn: q, k, v fused)"),
+          );
+        }
+        g.unpack(e.data as Float32Array).forEach((v, i) => writes.push([g.parts[i].param!, v]));
+      } else {
+        // pixelfly's own paths, one tensor per parameter
+        for (const p of g.parts) {
+          writes.push([
+            p.param!,
+            paramValues(p, find([p.own], `shape ${fmt(p.param!.shape)}`), tensors[p.own]),
+          ]);
+        }
+      }
+      continue;
+    }
+    const names = s.name === s.own ? [s.name] : [s.name, s.own];
+    const what = s.param
+      ? `shape ${fmt(s.param.shape)}`
+      : s.layout
+      ? `layout ${s.layout.rows}x${s.layout.cols}`
+      : `${s.buffer!.dtype} ${fmt(s.buffer!.shape)}`;
+    const name = find(names, what);
     const e = tensors[name];
     if (s.param) writes.push([s.param, paramValues(s, name, e)]);
     else if (s.layout) checkLayout(s, name, e);
     else checkBuffer(s.buffer!, name, e);
+  }
+  for (const [s, name] of ties) {
+    const own = writes.find(([p]) => p === s.tied)![1], e = tensors[name].data;
+    const i = own.findIndex((v, i) => !Object.is(v, e[i]));
+    if (i >= 0) {
+      throw new RangeError(
+        `load: "${name}" differs from the token embedding at element ${i} (${e[i]} vs ${own[i]}); ` +
+          `pixelfly's GPT ties its LM head to the embedding, as GPT-2 does`,
+      );
+    }
   }
   const unknown = Object.keys(tensors).filter((n) => !used.has(n));
   if (unknown.length) {
