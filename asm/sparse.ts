@@ -20,34 +20,28 @@ export function ddsWorkspace(M: i32, inBlocks: i32, nnz: i32, b: i32): usize {
   const xRows = (b & 3) == 0 ? MR : cdiv(M, MR) * MR;
   const xp = xRows * inBlocks * bq * 4;
   const wp = nnz * cdiv(b, NR) * NR * bq * 4;
-  return (<usize> (xp + wp) << 2) + <usize> nnz * W_PAD + <usize> (nnz * cdiv(b, NR) * 24) + 64;
+  return (<usize> (xp + wp) << 2) + <usize> (nnz * cdiv(b, NR) * 24) + 64;
 }
 
-// Bytes after each packed W block: blocks lie a cache line more than a power of two apart (4 KiB + 64 at
-// b = 32), so panel p of the blocks one block column walks falls on different L1 sets (at exactly 4 KiB
-// apart, 16 of them share one set group and cannot stay in L1 across the rows of X).
-const W_PAD: usize = 64;
-
-// Bytes of one packed W block: its NR-column panels, then W_PAD.
-function wBlockBytes(b: i32): usize {
-  return (<usize> (cdiv(b, NR) * NR * cdiv(b, 4) * 4) << 2) + W_PAD;
-}
-
-/** Bytes `ddsPackW` writes: every kept block as NR-column panels (block e from e * ddsPackedBytes(1, b)). */
+/** Bytes `ddsPackW` writes: every kept block as NR-column panels. */
 export function ddsPackedBytes(nnz: i32, b: i32): usize {
-  return <usize> nnz * wBlockBytes(b);
+  return <usize> (nnz * cdiv(b, NR) * NR * cdiv(b, 4) * 4) << 2;
 }
 
 // Packs W blocks e0 <= e < e1 of a walk (transW 1: e is the block; 0: blk[e] is) as NR-column panels
-// of op(W block), in walk order from dst (block e at (e - e0) * wBlockBytes(b)).
+// of op(W block): panel p of block e at dst + (p * (e1 - e0) + e - e0) panels, so the panels one output
+// panel p of a block column walks lie contiguous (block by block they would lie npb panels apart, 4 KiB
+// at b = 32, and map onto the same L1 sets: 16 of them cannot stay in L1 across the rows of X).
 function packW(w: usize, blk: usize, b: i32, transW: i32, e0: i32, e1: i32, dst: usize): void {
-  const bb = b * b, per = wBlockBytes(b);
+  const bb = b * b, wPanel = <usize> (NR * cdiv(b, 4) * 4) << 2, npb = cdiv(b, NR), nE = e1 - e0;
   for (let e = e0; e < e1; e++) {
     const wb = transW ? e : load<i32>(blk + (<usize> e << 2));
     const src = w + (<usize> (wb * bb) << 2);
-    const d = dst + <usize> (e - e0) * per;
-    if (transW) packB(d, src, 1, b, b, b);
-    else packB(d, src, b, 1, b, b);
+    for (let p = 0; p < npb; p++) {
+      const d = dst + <usize> (p * nE + e - e0) * wPanel, nr = min(NR, b - p * NR);
+      if (transW) packB(d, src + (<usize> (p * NR * b) << 2), 1, b, b, nr);
+      else packB(d, src + (<usize> (p * NR) << 2), b, 1, b, nr);
+    }
   }
 }
 
@@ -102,7 +96,7 @@ export function dds(
   const xp = ws;
   const packedRows = M - full * MR;
   const wp = xp + <usize> cdiv(packedRows, MR) * pstride;
-  const segsP = wp + <usize> nnz * wBlockBytes(b);
+  const segsP = wp + (<usize> (nnz * npb * NR * bq * 4) << 2);
   const segsR = segsP + <usize> (nnz * npb * 12);
   const x0 = x + <usize> (full * MR) * ldx;
   if (packedRows > 0) {
@@ -111,10 +105,10 @@ export function dds(
     }
   }
   // The W blocks this range walks, as NR-column panels of op(W block), in walk order (block e at
-  // wBase + (e - eBase) * wBlock, see packW); already packed when prepacked.
+  // wBase + (p * nW + e - eBase) panels, see packW); already packed when prepacked.
   const wPanel = <usize> (NR * bq * 4) << 2;
   const e0 = load<i32>(ptr + (<usize> o0 << 2)), e1 = load<i32>(ptr + (<usize> o1 << 2));
-  const wBase = prepacked ? w : wp, eBase = prepacked ? 0 : e0, wBlock = wBlockBytes(b);
+  const wBase = prepacked ? w : wp, eBase = prepacked ? 0 : e0, nW = prepacked ? nnz : e1 - e0;
   if (!prepacked) packW(w, blk, b, transW, e0, e1, wp);
   const ldc = <usize> outCols << 2;
   const mps = cdiv(M, MR);
@@ -129,7 +123,7 @@ export function dds(
         const e = s0 + t;
         const inBlk = load<i32>(idx + (<usize> e << 2));
         for (let p = 0; p < npb; p++) {
-          const bp = <u32> (wBase + <usize> (e - eBase) * wBlock + <usize> p * wPanel);
+          const bp = <u32> (wBase + <usize> (p * nW + e - eBase) * wPanel);
           const q = <usize> ((p * ns + t) * 12);
           store<u32>(segsP + q, <u32> (inBlk * bq * MR) << 4);
           store<u32>(segsP + q, bp, 4);
