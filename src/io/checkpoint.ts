@@ -24,7 +24,8 @@
  * attention keeps in its state dict, `attn.bias` (U8 `(1, 1, context, context)`, the
  * causal triangle) and `attn.masked_bias` (F32 scalar, -1e4). A Pixelfly or
  * block-sparse layer stands under the same path with fly's layer names (`mlp.c_fc.sparse.weight`,
- * ...), as fly substitutes its layers for GPT-2's MLP; sparse q, k or v cannot be
+ * ...), as fly's Mixer and ViT configs substitute `SparseLRLinear` for a linear layer
+ * (fly's public GPT-2 config is plain HuggingFace GPT-2); sparse q, k or v cannot be
  * fused and keep pixelfly's paths (`attn.q`, `attn.k`, `attn.v`), which no GPT-2
  * module has. A MlpMixer's stem is written as a linear layer `(channels, patchDim)`
  * unless `stemKernel: [c, p, p]` asks for timm's `Conv2d` form `(channels, c, p, p)`.
