@@ -28,17 +28,19 @@ export function ddsPackedBytes(nnz: i32, b: i32): usize {
   return <usize> (nnz * cdiv(b, NR) * NR * cdiv(b, 4) * 4) << 2;
 }
 
-// Packs W blocks e0 <= e < e1 of a walk (transW 1: e is the block; 0: blk[e] is) as NR-column panels
-// of op(W block): panel p of block e at dst + (p * (e1 - e0) + e - e0) panels, so the panels one output
-// panel p of a block column walks lie contiguous (block by block they would lie npb panels apart, 4 KiB
-// at b = 32, and map onto the same L1 sets: 16 of them cannot stay in L1 across the rows of X).
-function packW(w: usize, blk: usize, b: i32, transW: i32, e0: i32, e1: i32, dst: usize): void {
-  const bb = b * b, wPanel = <usize> (NR * cdiv(b, 4) * 4) << 2, npb = cdiv(b, NR), nE = e1 - e0;
+// Packs W blocks e0 <= e < e1 of a walk of nE blocks starting at block eBase (transW 1: e is the block;
+// 0: blk[e] is) as NR-column panels of op(W block): panel p of block e at dst + (p * nE + e - eBase)
+// panels, so the panels one output panel p of a block column walks lie contiguous (block by block they
+// would lie npb panels apart, 4 KiB at b = 32, and map onto the same L1 sets: 16 of them cannot stay in
+// L1 across the rows of X). A range [e0, e1) of the walk writes only its own panels: ranges split
+// between threads write disjoint bytes, the same as one pack of the whole walk.
+function packW(w: usize, blk: usize, b: i32, transW: i32, e0: i32, e1: i32, nE: i32, eBase: i32, dst: usize): void {
+  const bb = b * b, wPanel = <usize> (NR * cdiv(b, 4) * 4) << 2, npb = cdiv(b, NR);
   for (let e = e0; e < e1; e++) {
     const wb = transW ? e : load<i32>(blk + (<usize> e << 2));
     const src = w + (<usize> (wb * bb) << 2);
     for (let p = 0; p < npb; p++) {
-      const d = dst + <usize> (p * nE + e - e0) * wPanel, nr = min(NR, b - p * NR);
+      const d = dst + <usize> (p * nE + e - eBase) * wPanel, nr = min(NR, b - p * NR);
       if (transW) packB(d, src + (<usize> (p * NR * b) << 2), 1, b, b, nr);
       else packB(d, src + (<usize> (p * NR) << 2), b, 1, b, nr);
     }
@@ -46,11 +48,13 @@ function packW(w: usize, blk: usize, b: i32, transW: i32, e0: i32, e1: i32, dst:
 }
 
 /**
- * w is (nnz,b,b): packs every kept block in the order dds walks them (see dds' transW) into dst
- * (`ddsPackedBytes`), so repeated dds calls on an unchanged weight pass it with transW | 2.
+ * w is (nnz,b,b): packs the kept blocks e0 <= e < e1 of the walk dds takes (see dds' transW; blk is the
+ * whole walk's blockIdx) into dst (`ddsPackedBytes(nnz, b)` for the whole walk), at the places a pack of
+ * all nnz blocks puts them, so repeated dds calls on an unchanged weight pass it with transW | 2. Threads
+ * take disjoint ranges [e0, e1): their writes are disjoint and together equal one pack of 0..nnz.
  */
-export function ddsPackW(w: usize, blk: usize, b: i32, nnz: i32, transW: i32, dst: usize): void {
-  packW(w, blk, b, transW, 0, nnz, dst);
+export function ddsPackW(w: usize, blk: usize, b: i32, nnz: i32, transW: i32, dst: usize, e0: i32, e1: i32): void {
+  packW(w, blk, b, transW, max(0, e0), min(nnz, e1), nnz, 0, dst);
 }
 
 /**
@@ -109,7 +113,7 @@ export function dds(
   const wPanel = <usize> (NR * bq * 4) << 2;
   const e0 = load<i32>(ptr + (<usize> o0 << 2)), e1 = load<i32>(ptr + (<usize> o1 << 2));
   const wBase = prepacked ? w : wp, eBase = prepacked ? 0 : e0, nW = prepacked ? nnz : e1 - e0;
-  if (!prepacked) packW(w, blk, b, transW, e0, e1, wp);
+  if (!prepacked) packW(w, blk, b, transW, e0, e1, e1 - e0, e0, wp);
   const ldc = <usize> outCols << 2;
   const mps = cdiv(M, MR);
   const chunk = max(1, DDS_XBYTES / (MR * inCols * 4));

@@ -184,6 +184,31 @@ async function threadsMatchOne(threads: number, seed: number): Promise<number> {
         rand(M * N),
       ], (be, [a, b, c]) => be.gemm(a, b, c, { M, N, K, transA, transB, accumulate, alpha: 0.75 }));
     }
+    // dds' weight pack (once per update) splits by ranges of blocks of the walk, writing panel-major
+    // over the whole walk: b = 32 (4 panels per block), both directions, packed then reused
+    for (const [block, rows, cols] of [[32, 8, 5], [16, 7, 12], [24, 5, 5]]) {
+      const l = randomMask({
+        outFeatures: rows * block,
+        inFeatures: cols * block,
+        block,
+        density: 0.5,
+        seed: block,
+      })
+        .toBSR();
+      const Mx = 13 + rng.int(60);
+      same(`dds packed W b=${block} ${rows}x${cols} forward then backward, twice`, [
+        rand(Mx * cols * block),
+        rand(Mx * rows * block),
+        rand(l.nnz * block * block),
+        rand(Mx * rows * block),
+        rand(Mx * cols * block),
+      ], (be, [x, dy, w, y, dx]) => {
+        for (let r = 0; r < 2; r++) {
+          be.dds(x, w, y, { M: Mx, layout: l, transW: true, accumulate: r === 1 });
+          be.dds(dy, w, dx, { M: Mx, layout: l, transW: false, accumulate: r === 1 });
+        }
+      });
+    }
     for (let it = 0; it < 24; it++) {
       const big = it < 6;
       const M = big ? 65 + rng.int(8) : dim(70),

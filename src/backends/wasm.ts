@@ -156,7 +156,16 @@ interface Kernels {
   gemmCols(...args: number[]): void;
   ddsWorkspace(M: number, inBlocks: number, nnz: number, b: number): number;
   ddsPackedBytes(nnz: number, b: number): number;
-  ddsPackW(w: number, blk: number, b: number, nnz: number, transW: number, dst: number): void;
+  ddsPackW(
+    w: number,
+    blk: number,
+    b: number,
+    nnz: number,
+    transW: number,
+    dst: number,
+    e0: number,
+    e1: number,
+  ): void;
   dds(...args: number[]): void;
   sddWorkspace(rows: number, cols: number, b: number, K: number): number;
   sdd(...args: number[]): void;
@@ -446,18 +455,13 @@ export class WasmBackend implements Backend {
       e = { ptr: this.#reserve(bytes, "dds' packed weight"), bytes, version: -1, layout: l };
       entries[tw] = e;
     }
-    // One part: ddsPackW lays the panels out panel-major over the whole walk (asm/sparse.ts packW), so a
-    // range of blocks is not a contiguous slice at e0 times one block's bytes (split, 2-4 threads gave
-    // wrong products); and a pack, once per update, is not worth a cold start's 20-40 ms `new Worker`.
-    const b = l.block,
-      per = this.#k.ddsPackedBytes(1, b),
-      cuts = evenSplit(l.nnz, 1);
+    // Threads take ranges of blocks of the walk; ddsPackW lays the panels out panel-major over the whole
+    // walk (asm/sparse.ts packW) and each range writes its own blocks' panels there (disjoint bytes, the
+    // same bits as one part). Below the split threshold (a cold start's first forward) it stays one part.
+    const b = l.block, cuts = evenSplit(l.nnz, this.#parts(l.nnz * b * b * COST_PASS));
     this.#run(
       "ddsPackW",
-      cuts.slice(1).map((e1, t) => {
-        const e0 = cuts[t];
-        return [tw ? w.ptr + e0 * b * b * 4 : w.ptr, blockIdx + e0 * 4, b, e1 - e0, tw, e.ptr + e0 * per];
-      }),
+      cuts.slice(1).map((e1, t) => [w.ptr, blockIdx, b, l.nnz, tw, e.ptr, cuts[t], e1]),
     );
     e.version = w.version;
     e.layout = l;
