@@ -43,29 +43,33 @@ export function packA(dst: usize, src: usize, rs: i32, cs: i32, rows: i32, cols:
 
 // One k/4 group q of panel ip of packA: k0..k0+3 of the panel's MR rows as [4][MR] at d.
 // @ts-ignore: decorator
-@inline function packGroup(d: usize, src: usize, rs: i32, cs: i32, rows: i32, cols: i32, ip: i32, q: i32): void {
+@inline export function packGroup(d: usize, src: usize, rs: i32, cs: i32, rows: i32, cols: i32, ip: i32, q: i32): void {
   const k0 = q << 2, i0 = ip * MR;
-  const full = i0 + MR <= rows && k0 + 4 <= cols;
-  if (full && rs == 1) {
-    // column-major source: the MR rows of one k lie side by side; copy them
+  // n rows of the panel hold data (a panel at the bottom edge, e.g. the last 4 rows of a 16-row block,
+  // has n < MR); the MR - n rows below are zero
+  const n = min(MR, rows - i0);
+  const fullK = n > 0 && k0 + 4 <= cols;
+  if (fullK && rs == 1) {
+    // column-major source: the n rows of one k lie side by side; copy them
     for (let kk = 0; kk < 4; kk++) {
       const p = src + (<usize> (i0 + (k0 + kk) * cs) << 2);
       const t = d + (<usize> (kk * MR) << 2);
       let r = 0;
-      for (; r + 4 <= MR; r += 4) v128.store(t + (<usize> r << 2), v128.load(p + (<usize> r << 2)));
-      if (r + 2 <= MR) {
+      for (; r + 4 <= n; r += 4) v128.store(t + (<usize> r << 2), v128.load(p + (<usize> r << 2)));
+      if (r + 2 <= n) {
         v128.store64_lane(t + (<usize> r << 2), v128.load64_zero(p + (<usize> r << 2)), 0);
         r += 2;
       }
-      for (; r < MR; r++) store<f32>(t + (<usize> r << 2), load<f32>(p + (<usize> r << 2)));
+      for (; r < n; r++) store<f32>(t + (<usize> r << 2), load<f32>(p + (<usize> r << 2)));
+      for (; r < MR; r++) store<f32>(t + (<usize> r << 2), 0);
     }
     return;
   }
-  if (full && cs == 1) {
+  if (fullK && cs == 1) {
     // row-major source: four k of four rows, transposed in registers
     const rsb = <usize> rs << 2;
     let g = 0;
-    for (; g + 4 <= MR; g += 4) {
+    for (; g + 4 <= n; g += 4) {
       const p = src + (<usize> ((i0 + g) * rs + k0) << 2);
       storeTransposed(
         d + (<usize> g << 2),
@@ -76,7 +80,7 @@ export function packA(dst: usize, src: usize, rs: i32, cs: i32, rows: i32, cols:
         v128.load(p + 3 * rsb),
       );
     }
-    if (g + 2 <= MR) {
+    if (g + 2 <= n) {
       // two more rows (MR = 6): the pairs (row g, row g + 1) of each k
       const p = src + (<usize> ((i0 + g) * rs + k0) << 2);
       const v0 = v128.load(p), v1 = v128.load(p + rsb);
@@ -88,9 +92,12 @@ export function packA(dst: usize, src: usize, rs: i32, cs: i32, rows: i32, cols:
       v128.store64_lane(t + 3 * step, hi, 1);
       g += 2;
     }
-    for (; g < MR; g++) {
+    for (; g < n; g++) {
       const p = src + (<usize> ((i0 + g) * rs + k0) << 2);
       for (let kk = 0; kk < 4; kk++) store<f32>(d + (<usize> (kk * MR + g) << 2), load<f32>(p + (<usize> kk << 2)));
+    }
+    for (; g < MR; g++) {
+      for (let kk = 0; kk < 4; kk++) store<f32>(d + (<usize> (kk * MR + g) << 2), 0);
     }
     return;
   }
