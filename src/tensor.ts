@@ -12,6 +12,7 @@ import { backward as runBackward } from "./autograd.ts";
 import { getBackend } from "./backends/select.ts";
 import type { Backend, BackendBuffer } from "./backends/types.ts";
 import { Rng } from "./random.ts";
+import { checkBackend } from "./validate.ts";
 import type { TapeNode } from "./tape.ts";
 
 /**
@@ -425,6 +426,7 @@ export function allocTensor(
   zero = true,
 ): Tensor {
   const size = checkShape(op, shape);
+  checkBackend(op, be);
   if (data !== undefined && data.length !== size) {
     throw new RangeError(`${op}: data has ${data.length} values but shape [${shape}] needs ${size}`);
   }

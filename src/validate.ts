@@ -93,7 +93,8 @@ export function checkHostCount(op: string, n: number): void {
 }
 
 /**
- * Check that an options argument is an object (or omitted), naming the op.
+ * Check that an options argument is an object (or omitted), naming the op, and that its `backend`
+ * field, when given, is a Backend (every layer's options may carry one).
  *
  * @example
  * ```ts
@@ -105,9 +106,34 @@ export function checkHostCount(op: string, n: number): void {
  */
 export function checkOptions(op: string, opts: unknown, required = false): void {
   if (
-    (opts === undefined && !required) || (opts !== null && typeof opts === "object" && !Array.isArray(opts))
+    !((opts === undefined && !required) ||
+      (opts !== null && typeof opts === "object" && !Array.isArray(opts)))
   ) {
-    return;
+    throw new TypeError(`${op}: options must be an object, got ${describeValue(opts)}`);
   }
-  throw new TypeError(`${op}: options must be an object, got ${describeValue(opts)}`);
+  const be = (opts as { backend?: unknown } | undefined)?.backend;
+  if (be !== undefined) checkBackend(op, be);
+}
+
+/**
+ * Check that a value is a Backend (an object with the backend methods, e.g. from
+ * `createWasmBackend`), naming the op. Layers check their `backend` option with it, and every
+ * tensor allocation checks the backend it allocates on.
+ *
+ * @example
+ * ```ts
+ * import { checkBackend } from "./validate.ts";
+ * try { checkBackend("zeros", "wasm"); } catch (e) { console.log((e as Error).message); }
+ * // zeros: backend must be a Backend (e.g. from createWasmBackend), got string wasm
+ * ```
+ */
+export function checkBackend(op: string, be: unknown): void {
+  if (
+    be === null || typeof be !== "object" || typeof (be as { alloc?: unknown }).alloc !== "function" ||
+    typeof (be as { upload?: unknown }).upload !== "function"
+  ) {
+    throw new TypeError(
+      `${op}: backend must be a Backend (e.g. from createWasmBackend), got ${describeValue(be)}`,
+    );
+  }
 }

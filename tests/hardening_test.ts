@@ -26,6 +26,7 @@ import {
   zeros,
 } from "../mod.ts";
 import * as ops from "../src/ops.ts";
+import * as pf from "../mod.ts";
 import { JsBackend } from "../src/backends/js.ts";
 import { createWasmBackend } from "../src/backends/wasm.ts";
 import type { Backend, BlockLayout } from "../src/backends/types.ts";
@@ -306,4 +307,29 @@ Deno.test("backward frees the graph: saved tensors are released, a second pass t
   l2.backward(undefined, { retainGraph: true });
   l2.backward();
   assertOk(!loss.disposed);
+});
+
+Deno.test("a backend option that is not a Backend is a TypeError naming the layer or op, for every layer", () => {
+  const bad: unknown[] = [{}, "wasm", 3, { alloc: () => 0 }];
+  const makers: [string, (be: any) => unknown][] = [
+    ["Linear", (be) => new pf.Linear(8, 4, { backend: be })],
+    ["BlockSparseLinear", (be) => new pf.BlockSparseLinear(64, 64, { backend: be, block: 32 })],
+    ["LowRank", (be) => new pf.LowRank(8, 4, { rank: 2, backend: be })],
+    ["PixelflyLinear", (be) => new pf.PixelflyLinear(64, 64, { backend: be, block: 32 })],
+    ["LayerNorm", (be) => new pf.LayerNorm(8, { backend: be })],
+    ["Embedding", (be) => new pf.Embedding(8, 4, { backend: be })],
+    ["MLP", (be) => new pf.MLP(8, { hidden: 8, outFeatures: 2, backend: be })],
+    [
+      "MlpMixer",
+      (be) => new pf.MlpMixer({ patches: 4, patchDim: 8, channels: 8, depth: 1, classes: 2, backend: be }),
+    ],
+    ["zeros", (be) => zeros([2], { backend: be })],
+    ["tensor", (be) => tensor([1, 2], [2], { backend: be })],
+    ["randn", (be) => randn([2], { seed: 1, backend: be })],
+  ];
+  for (const [op, make] of makers) {
+    for (const be of bad) {
+      assertThrows(() => make(be), TypeError, `${op}: backend must be a Backend`);
+    }
+  }
 });

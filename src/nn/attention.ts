@@ -22,13 +22,7 @@ import { checkOptions } from "../validate.ts";
  * causal, projections, mlpLinear, mlpHidden and dropout, so a bad one is reported under `op`.
  */
 export function _checkTransformerOptions(op: string, dim: number, opts: Record<string, unknown>): void {
-  const be = opts.backend;
-  if (
-    be !== undefined &&
-    (be === null || typeof be !== "object" || typeof (be as { alloc?: unknown }).alloc !== "function")
-  ) {
-    throw new TypeError(`${op}: backend must be a Backend (e.g. from createWasmBackend), got ${String(be)}`);
-  }
+  checkOptions(op, opts);
   const heads = checkPositiveInt(op, "heads", opts.heads);
   if (dim % heads !== 0) {
     throw new RangeError(`${op}: heads must divide dim; got dim ${dim} and heads ${heads}`);

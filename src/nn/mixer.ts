@@ -25,7 +25,9 @@ export interface MixerBlockOptions extends LayerOptions {
 
 /**
  * One Mixer block on (B, patches, channels): token mixing across patches,
- * then channel mixing, each pre-LN with a residual.
+ * then channel mixing, each pre-LN with a residual. Both MLPs use the exact
+ * (erf) GELU, as PyTorch's `nn.GELU()` and timm's Mixer do; LayerNorm eps is
+ * 1e-5 (timm's Mixer uses 1e-6).
  *
  * @example
  * ```ts
