@@ -12,6 +12,8 @@ import type { Backend, BackendBuffer, BlockLayout } from "../src/backends/types.
 import { createWasmBackend, pickWasmVariant, WasmBackend, wasmBytes } from "../src/backends/wasm.ts";
 import { flatBlockButterfly, randomMask } from "../src/masks/patterns.ts";
 import { Rng } from "../src/random.ts";
+import { PixelflyLinear } from "../src/nn/linear.ts";
+import { fromArray } from "../src/nn/module.ts";
 import { assertClose, assertEquals, assertOk, assertRejects, assertThrows } from "./_assert.ts";
 import { pixelflyBackward, pixelflyForward } from "../bench/pixelfly_step.ts";
 
@@ -793,6 +795,19 @@ Deno.test('wasm: threads "auto" (the default) starts its Workers at the first ke
   } finally {
     be.dispose();
     one.dispose();
+  }
+});
+
+Deno.test('wasm: threads "auto": a cold PixelflyLinear 1024->4096 first forward on one row starts no Worker (the weight pack stays one part until Workers run)', async () => {
+  const be = await createWasmBackend();
+  try {
+    if (be.threads === 1) return; // one core: nothing to split
+    const layer = new PixelflyLinear(1024, 4096, { seed: 1, backend: be });
+    const y = layer.forward(fromArray(new Float32Array(1024).fill(1), [1, 1024], be));
+    await y.data();
+    assertEquals(be.threadStats.parts, 0, "a part was split off (a Worker started) in the cold forward");
+  } finally {
+    be.dispose();
   }
 });
 

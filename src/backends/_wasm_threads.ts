@@ -330,6 +330,16 @@ export class ThreadPool {
     return pool;
   }
 
+  /**
+   * Whether any worker is started or starting (not "gone"). A memory-bound job (packing) splits only
+   * then: starting a worker for it (20-40 ms blocking in Deno) costs more than the split saves.
+   */
+  get live(): boolean {
+    const i32 = this.#i32();
+    for (let id = 1; id < this.#parts; id++) if (Atomics.load(i32, STATE + id) !== 1) return true;
+    return false;
+  }
+
   #i32(): Int32Array {
     return new Int32Array(this.#mem.buffer, this.#base, STATE + MAX_THREADS);
   }

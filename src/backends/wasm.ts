@@ -457,8 +457,10 @@ export class WasmBackend implements Backend {
     }
     // Threads take ranges of blocks of the walk; ddsPackW lays the panels out panel-major over the whole
     // walk (asm/sparse.ts packW) and each range writes its own blocks' panels there (disjoint bytes, the
-    // same bits as one part). Below the split threshold (a cold start's first forward) it stays one part.
-    const b = l.block, cuts = evenSplit(l.nnz, this.#parts(l.nnz * b * b * COST_PASS));
+    // same bits as one part). It stays one part below the split threshold, and while no worker is running
+    // (a cold start's first forward: starting Workers for a memory-bound pack cost 40-55 ms there).
+    const b = l.block;
+    const cuts = evenSplit(l.nnz, this.#pool?.live ? this.#parts(l.nnz * b * b * COST_PASS) : 1);
     this.#run(
       "ddsPackW",
       cuts.slice(1).map((e1, t) => [w.ptr, blockIdx, b, l.nnz, tw, e.ptr, cuts[t], e1]),
