@@ -16,6 +16,7 @@
 function child(mod: string): string {
   return `
 const cpu = () => { const u = globalThis.process?.cpuUsage?.(); return u ? (u.user + u.system) / 1000 : NaN; };
+cpu(); // the first touch of \`process\` loads Deno's Node globals (about 45 ms): not the module's import
 const w0 = performance.now(), c0 = cpu();
 const pf = await import(${JSON.stringify(mod)});
 const w1 = performance.now(), c1 = cpu();
