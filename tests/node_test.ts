@@ -12,16 +12,7 @@ import * as pf from "../mod.ts";
 import { trainRun } from "./_bundle_run.js";
 import { bundleText, readmeBlock } from "./_browser.ts";
 import { assertEquals, assertOk } from "./_assert.ts";
-
-function nodeVersion(): string | undefined {
-  try {
-    const out = new Deno.Command("node", { args: ["--version"], stdout: "piped", stderr: "null" })
-      .outputSync();
-    return out.success ? new TextDecoder().decode(out.stdout).trim() : undefined;
-  } catch {
-    return undefined;
-  }
-}
+import { nodeVersion } from "./_node.ts";
 
 const NODE = nodeVersion();
 

@@ -15,6 +15,7 @@ import { Rng } from "../src/random.ts";
 import { PixelflyLinear } from "../src/nn/linear.ts";
 import { fromArray } from "../src/nn/module.ts";
 import { assertClose, assertEquals, assertOk, assertRejects, assertThrows } from "./_assert.ts";
+import { nodeVersion } from "./_node.ts";
 import { pixelflyBackward, pixelflyForward } from "../bench/pixelfly_step.ts";
 
 Deno.test("wasm: committed asm/generated modules match a fresh build of asm/", async () => {
@@ -694,16 +695,6 @@ console.log(JSON.stringify(out));`);
     );
   }
 });
-
-function nodeVersion(): string | undefined {
-  try {
-    const out = new Deno.Command("node", { args: ["--version"], stdout: "piped", stderr: "null" })
-      .outputSync();
-    return out.success ? new TextDecoder().decode(out.stdout).trim() : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 Deno.test({
   name:

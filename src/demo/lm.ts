@@ -21,6 +21,7 @@ import { clipGradNorm } from "../optim/clip.ts";
 import { manualSeed, Rng } from "../random.ts";
 import { tidy } from "../tensor.ts";
 import { lineChart } from "./plot.ts";
+import { fmtCount, table } from "./format.ts";
 
 /** The corpus version the demo pins. */
 export const BROWN_VERSION = "1.9.80";
@@ -344,8 +345,8 @@ export async function compareLanguageModels(
     const last = r.curve.at(-1)!.valLoss, tt = timeTo(r, target);
     rows.push([
       r.label,
-      fmtN(r.params),
-      fmtN(r.flopsPerToken),
+      fmtCount(r.params, 2, 1),
+      fmtCount(r.flopsPerToken, 2, 1),
       r.tokensPerSecond.toFixed(0),
       r.seconds.toFixed(1),
       last.toFixed(3),
@@ -378,22 +379,4 @@ export async function compareLanguageModels(
     height: 340,
   });
   return { runs, report: lines.join("\n"), svg };
-}
-
-function fmtN(n: number): string {
-  return n >= 1e9
-    ? `${(n / 1e9).toFixed(2)} G`
-    : n >= 1e6
-    ? `${(n / 1e6).toFixed(2)} M`
-    : n >= 1e3
-    ? `${(n / 1e3).toFixed(1)} k`
-    : `${n}`;
-}
-
-function table(rows: string[][]): string {
-  const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  return rows.map((r, i) => {
-    const line = r.map((v, c) => (c === 0 ? v.padEnd(w[c]) : v.padStart(w[c]))).join("  ");
-    return i === 0 ? `${line}\n${w.map((n) => "-".repeat(n)).join("  ")}` : line;
-  }).join("\n");
 }

@@ -18,6 +18,7 @@ import { pixelflyBudget } from "../masks/budget.ts";
 import { manualSeed } from "../random.ts";
 import { linearFlops } from "../train.ts";
 import { lineChart, sideBySide } from "./plot.ts";
+import { fmtCount, table } from "./format.ts";
 import { compareLanguageModels, loadText } from "./lm.ts";
 import { ViT } from "../nn/vit.ts";
 import type { Backend } from "../backends/types.ts";
@@ -219,24 +220,6 @@ function mlp(hidden: number, mk: (inFeatures: number, outFeatures: number) => Mo
   return new Sequential(mk(784, hidden), new GELU(), mk(hidden, hidden), new GELU(), new Linear(hidden, 10));
 }
 
-function fmt(n: number, digits = 2): string {
-  return n >= 1e9
-    ? `${(n / 1e9).toFixed(digits)} G`
-    : n >= 1e6
-    ? `${(n / 1e6).toFixed(digits)} M`
-    : n >= 1e3
-    ? `${(n / 1e3).toFixed(digits)} k`
-    : `${n}`;
-}
-
-function table(rows: string[][]): string {
-  const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  return rows.map((r, i) => {
-    const line = r.map((v, c) => (c === 0 ? v.padEnd(w[c]) : v.padStart(w[c]))).join("  ");
-    return i === 0 ? `${line}\n${w.map((n) => "-".repeat(n)).join("  ")}` : line;
-  }).join("\n");
-}
-
 async function writeOut(dir: string, name: string, text: string): Promise<string | undefined> {
   try {
     await Deno.mkdir(dir, { recursive: true });
@@ -346,7 +329,7 @@ async function main(args: string[]): Promise<void> {
     ) {
       manualSeed(seed);
       const model = spec.build(linear);
-      console.log(`\n${spec.name} — ${label}: ${fmt(model.parameterCount())} parameters`);
+      console.log(`\n${spec.name} — ${label}: ${fmtCount(model.parameterCount())} parameters`);
       const hist = await trainAndEvaluate({
         model,
         train: { x: spec.prepare(train), y: train.labels, n: train.n },
@@ -365,8 +348,8 @@ async function main(args: string[]): Promise<void> {
     for (const r of runs) {
       summary.push([
         `${spec.name} ${r.label}`,
-        fmt(r.model.parameterCount()),
-        fmt(spec.flops(r.model)),
+        fmtCount(r.model.parameterCount()),
+        fmtCount(spec.flops(r.model)),
         perEpoch(r.hist).toFixed(2),
         (100 * r.hist.at(-1)!.testAccuracy).toFixed(2) + "%",
         r === dense ? "1.00x" : `${(perEpoch(dense.hist) / perEpoch(fly.hist)).toFixed(2)}x`,
@@ -484,7 +467,7 @@ async function sweep(
     pts.push([dense.sec / r.sec, 100 * r.acc]);
     rows.push([
       b.toFixed(2),
-      fmt(params),
+      fmtCount(params),
       r.sec.toFixed(2),
       `${(dense.sec / r.sec).toFixed(2)}x`,
       (100 * r.acc).toFixed(2) + "%",
