@@ -27,6 +27,8 @@ import {
   crossEntropyGrad,
   layerNorm,
   layerNormGrad,
+  gatedCombine,
+  gatedCombineGrad,
   gatherRows,
   scatterAddRows,
 } from "./rows.ts";
@@ -56,6 +58,8 @@ export {
   crossEntropyGrad,
   layerNorm,
   layerNormGrad,
+  gatedCombine,
+  gatedCombineGrad,
   gatherRows,
   scatterAddRows,
   binary,

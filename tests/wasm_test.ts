@@ -346,6 +346,16 @@ async function threadsMatchOne(threads: number, seed: number): Promise<number> {
         (be, [dy, x, g, mu, rs, dx, dg, db]) =>
           be.layerNormGrad(dy, x, g, mu, rs, dx, dg, db, { M, N, accumulate }),
       );
+      same(
+        `gatedCombine ${M}x${N}`,
+        [rand(M * N), rand(M * N), pos(M), rand(N), rand(M * N)],
+        (be, [s, l, g, b, y]) => be.gatedCombine(s, l, g, b, y, { M, N, bias: accumulate }),
+      );
+      same(
+        `gatedCombineGrad ${M}x${N}`,
+        [rand(M * N), rand(M * N), rand(M * N), pos(M), rand(M * N), rand(M * N), rand(M)],
+        (be, [dy, s, l, g, ds, dl, dg]) => be.gatedCombineGrad(dy, s, l, g, ds, dl, dg, { M, N, accumulate }),
+      );
       const T = dim(5); // few table rows: ids repeat, so scatterAddRows adds into one row many times
       same(
         `gatherRows ${M}x${N}`,
@@ -894,4 +904,41 @@ Deno.test("wasm: bsrSoftmax and its gradient split by batch entry with the same 
     }
   }
   one.dispose();
+});
+
+Deno.test("wasm: GELU's backward (Φ from the forward's y/x) at 0, denormals, the |x| > 8 cutoff, ±Inf and NaN", async () => {
+  // float64 derivative Φ(x) + x·φ(x); its limits 1 and 0 at ±Inf
+  const { unaryDerivative } = await import("../src/backends/js.ts");
+  const xs = [
+    0,
+    -0,
+    1e-45,
+    -1e-40,
+    1e-30,
+    -3e-19,
+    1e-10,
+    0.5,
+    -0.5,
+    3,
+    -3,
+    -5.5,
+    -6,
+    7.99,
+    -7.99,
+    8.01,
+    -8.01,
+  ];
+  const x = new Float32Array([...xs, 30, -30, Infinity, -Infinity, NaN]);
+  const want = [...x].map((v) =>
+    Number.isNaN(v) ? NaN : v === Infinity ? 1 : v === -Infinity ? 0 : unaryDerivative("gelu", v, 0)
+  );
+  for (const variant of ["relaxed", "simd128"] as const) {
+    const be = await createWasmBackend({ variant, threads: 1 });
+    const bx = be.upload(x), by = be.alloc(x.length), dy = be.upload(new Float32Array(x.length).fill(1));
+    const dx = be.alloc(x.length);
+    be.unary("gelu", bx, by, { size: x.length });
+    be.unaryGrad("gelu", bx, by, dy, dx, { size: x.length, accumulate: false });
+    assertClose(await be.read(dx), want, { atol: 2e-7, rtol: 2e-6, label: `gelu backward, ${variant}` });
+    be.dispose();
+  }
 });
