@@ -156,6 +156,7 @@ interface Kernels {
   gemmCols(...args: number[]): void;
   ddsWorkspace(M: number, inBlocks: number, nnz: number, b: number): number;
   ddsPackedBytes(nnz: number, b: number): number;
+  ddsRows(...args: number[]): void;
   ddsPackW(
     w: number,
     blk: number,
@@ -227,6 +228,7 @@ const JOBS = [
   "clipScale",
   "bsrSoftmax",
   "bsrSoftmaxGrad",
+  "ddsRows",
 ] as const;
 type Job = typeof JOBS[number];
 
@@ -235,6 +237,12 @@ type Job = typeof JOBS[number];
 // the packed GEMM, at d = 4 0.97-2.2x, at d = 10 gemmDot still 1.33x (the others 0.36-1.2x), at d = 16 and
 // above the packed GEMM wins or ties almost everywhere (gemmRows' 4-row blocks included).
 const THIN_DOT_N = 10, THIN_K = 4, THIN_N = 4, THIN_M = 4;
+
+// dds' forward on at most this many rows reads a weight that has no current packed copy in place, once
+// per version of the weight (asm/dds_rows.ts: same bits, no pack). Measured on a 1024 -> 4096 layer at
+// density 3/16 (2-vCPU VM): a first call on 1-8 rows 3.5-3.9 ms against 7-11 ms packing first; later
+// calls 1-1.8x slower than the packed kernel, so the second call on the same weight packs it.
+const DDS_ROWS_M = 8;
 
 // sumSquares' chunk (asm/rows.ts SQ_CHUNK): fixed, so its sum has the same bits on any thread count.
 const SQ_CHUNK = 1 << 16;
@@ -442,6 +450,14 @@ export class WasmBackend implements Backend {
   // dds' weights packed in its walk order, per weight buffer and direction (index transW): packed once
   // per update of the weight, not on every call. Entries go with their buffer's free.
   #packed = new Map<WasmBuffer, (PackedW | undefined)[]>();
+
+  // Weights (and their version) that a few-row forward read in place, without packing them.
+  #readInPlace = new WeakMap<WasmBuffer, number>();
+
+  #packedCurrent(w: WasmBuffer, l: BlockLayout, tw: number): boolean {
+    const e = this.#packed.get(w)?.[tw];
+    return e !== undefined && e.version === w.version && e.layout === l;
+  }
 
   #packedW(w: WasmBuffer, l: BlockLayout, tw: number, blockIdx: number): number {
     let entries = this.#packed.get(w);
@@ -698,6 +714,19 @@ export class WasmBackend implements Backend {
     const inBlocks = transW ? l.cols : l.rows, outBlocks = transW ? l.rows : l.cols;
     const ptr = transW ? rowPtr : colPtr, idx = transW ? colIdx : rowIdx, tw = transW ? 1 : 0;
     const acc = accumulate ? 1 : 0, b = l.block, nnz = l.nnz;
+    const wb = w as WasmBuffer;
+    if (
+      tw === 1 && (p.batch ?? 1) === 1 && M <= DDS_ROWS_M && b % 4 === 0 && nnz > 0 &&
+      !this.#packedCurrent(wb, l, tw) && this.#readInPlace.get(wb) !== wb.version
+    ) {
+      // a few rows on a weight not yet packed (a first forward): W read in place, no packed copy made;
+      // a second forward on the same weight packs it (the packed kernel is faster on repeated calls)
+      this.#readInPlace.set(wb, wb.version);
+      const cuts = balancedSplit(l.rowPtr, this.#parts(M * nnz * b * b));
+      const args = [px, pw, py, M, inBlocks, outBlocks, b, ptr, idx, acc];
+      this.#run("ddsRows", cuts.slice(1).map((e, t) => [...args, cuts[t], e]));
+      return;
+    }
     // One weight (not a batch of them): its blocks packed once per update (transW | 2 tells the kernel).
     const packed = (p.batch ?? 1) === 1 && nnz > 0 ? this.#packedW(w as WasmBuffer, l, tw, blockIdx) : 0;
     // Threads take ranges of output block columns holding about equal numbers of kept blocks, so each
