@@ -1137,11 +1137,14 @@ export class WasmBackend implements Backend {
   }
 }
 
-// Runs the hot kernels before real work: compiled (V8 compiles a function at its first call), and with
-// `split` eight rounds, towards the optimising tier.
-// The Workers share the compiled module, so kernels warmed here are warm there too; `split` warms the
-// splitting paths as well (and starts Workers that have not started).
-function warm(be: WasmBackend, split = false): void {
+// Runs the hot kernels on every thread before real work, when a thread count was asked for: the
+// Workers' copies of the kernels compiled and the splitting paths run (and the Workers started), so a
+// Worker that cannot run them is known at once. The default ("auto", or 1 thread) warms nothing: V8
+// compiles a kernel at its first call either way (its baseline tier; WASM has no on-stack replacement),
+// and warming every kernel in advance cost a cold start 8-12 ms of wall time and 10-14 ms of CPU
+// (background tier-up of kernels a model may never call, such as sdd) for 2-3 ms saved at its first
+// forward (bench/cold_start.ts, 2-vCPU VM, shared).
+function warm(be: WasmBackend): void {
   const n = 64, b = 16;
   const a = be.alloc(n * n), bb = be.alloc(n * n), c = be.alloc(n * n);
   const rows = n / b;
@@ -1160,13 +1163,10 @@ function warm(be: WasmBackend, split = false): void {
     blockIdx: Int32Array.from(colIdx, (_, e) => (e % rows) * rows + Math.floor(e / rows)),
   };
   const minSplit = be.minSplitWork;
-  be.minSplitWork = split ? 0 : Infinity;
-  // Two rounds compile every kernel the products use and run them twice; eight (with `split`: the Workers'
-  // copies too) push more of them towards V8's optimising tier. Measured by bench/cold_start.ts --clock cpu
-  // (2-vCPU VM, loaded): eight rounds cost a cold start 14 ms of CPU for 2 ms of faster first forward, and
-  // did not reach the optimising tier anyway (rounds stayed at the baseline tier's speed); real work
-  // reaches it on its own within its first calls.
-  const rounds = split ? 8 : 2;
+  be.minSplitWork = 0;
+  // Eight rounds on every thread push the Workers' copies towards V8's optimising tier too (measured by
+  // bench/cold_start.ts --clock cpu: they did not reach it; real work reaches it within its first calls).
+  const rounds = 8;
   for (let r = 0; r < rounds; r++) {
     for (const transA of [false, true]) {
       for (const transB of [false, true]) {
@@ -1247,7 +1247,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
         // now and waits, so a Worker that cannot start is known at once.
         const now = threads !== "auto";
         await be.startThreads(module, want - 1, support.spawn, now);
-        warm(be, now);
+        if (now) warm(be);
         return be;
       } catch (err) {
         // a Worker that cannot start (a content security policy, say): one thread, and say why
@@ -1260,9 +1260,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
     throw new Error(`createWasmBackend: this engine does not accept the ${variant} build`);
   }
   const { instance } = await WebAssembly.instantiate(bytes as BufferSource, {});
-  const be = new WasmBackend(instance, variant, { minSplitWork, requestedThreads: want, notes });
-  warm(be);
-  return be;
+  return new WasmBackend(instance, variant, { minSplitWork, requestedThreads: want, notes });
 }
 
 // Why the plain SIMD128 build runs: this engine lacks relaxed SIMD (Node 20 has it behind a flag).
