@@ -40,11 +40,18 @@ export function ddsRows(
     const e0 = load<i32>(ptr + (<usize> o << 2)), e1 = load<i32>(ptr + (<usize> (o + 1) << 2));
     for (let n = 0; n < b; n += 4) {
       const wn = w + <usize> n * ldw, yn = y + (<usize> (o * b + n) << 2);
-      let m = 0;
-      // four rows at a time share each transposed group; the rest one at a time (separate loops, no
-      // branch in the k loop: V8's baseline compiler spills every live vector at a branch)
-      for (; m + 4 <= M; m += 4) rows4(x + <usize> m * ldx, ldx, wn, ldw, blockBytes, b, idx, e0, e1, yn + <usize> m * ldy, ldy, beta);
-      for (; m < M; m++) rows1(x + <usize> m * ldx, wn, ldw, blockBytes, b, idx, e0, e1, yn + <usize> m * ldy, beta);
+      // Four rows at a time share each transposed group; the rest one at a time (separate loops, no
+      // branch in the k loop: V8's baseline compiler spills every live vector at a branch). rows1 has two
+      // callers, so Binaryen keeps it a function of its own: V8 moves a function to its optimising tier
+      // at its next call (WASM has no on-stack replacement), so a first call on one row switches tier
+      // after the first few of its b/4 per block row calls instead of running all in the baseline tier.
+      if (M == 1) {
+        rows1(x, wn, ldw, blockBytes, b, idx, e0, e1, yn, beta);
+      } else {
+        let m = 0;
+        for (; m + 4 <= M; m += 4) rows4(x + <usize> m * ldx, ldx, wn, ldw, blockBytes, b, idx, e0, e1, yn + <usize> m * ldy, ldy, beta);
+        for (; m < M; m++) rows1(x + <usize> m * ldx, wn, ldw, blockBytes, b, idx, e0, e1, yn + <usize> m * ldy, beta);
+      }
     }
   }
 }
