@@ -68,6 +68,8 @@ const KT: usize = memory.data<f32>([
   0.7071067811865476, // 36 1/sqrt(2)
   0.5, // 37
   0.3989422804014327, // 38 1/sqrt(2 pi)
+  8.673617379884035e-19, // 39 2^-60: below it GELU's backward takes Φ(x) = 0.5 (y / x loses digits)
+  8.0, // 40 above it Φ(x) is 0 or 1 in f32 and x·φ(x) < 1e-13
 ], 16);
 
 // @ts-ignore: decorator
@@ -191,9 +193,18 @@ const KT: usize = memory.data<f32>([
     case UNARY_RELU:
       return v128.and(dy, f32x4.gt(x, kc(21)));
     case UNARY_GELU: {
-      // Φ(x) + x·φ(x), φ(x) = e^{−x²/2}/√(2π)
+      // Φ(x) + x·φ(x), φ(x) = e^{−x²/2}/√(2π). Φ(x) = y / x from the forward's output y = x·Φ(x)
+      // (within 2 ulp of the forward's Φ, no second erf): 0.5 for |x| < 2^-60, the step 0 or 1 with
+      // x·φ(x) dropped for |x| > 8 (so ±Inf give 1 and 0, not NaN); NaN stays NaN.
+      const ax = f32x4.abs(x);
+      const small = f32x4.lt(ax, kc(39)), big = f32x4.gt(ax, kc(40));
       const pdf = f32x4.mul(kc(38), exp4(f32x4.neg(f32x4.mul(kc(37), f32x4.mul(x, x)))));
-      return f32x4.mul(dy, madd(x, pdf, normalCdf4(x)));
+      const cdf = v128.bitselect(
+        v128.and(f32x4.gt(x, kc(21)), kc(11)),
+        v128.bitselect(kc(37), f32x4.div(y, x), small),
+        big,
+      );
+      return f32x4.mul(dy, madd(v128.andnot(x, big), pdf, cdf));
     }
     case UNARY_SQRT:
       return f32x4.div(f32x4.mul(dy, kc(37)), y);
@@ -388,20 +399,46 @@ export function copy(src: usize, dst: usize, size: i32): void {
   memory.copy(dst, src, <usize> size << 2);
 }
 
-/** x is (B,M,N), y is (B,N,M). */
+/**
+ * x is (B,M,N), y is (B,N,M). 32x32 tiles (a tile's source and destination rows stay in L1), each
+ * moved as 4x4 blocks through registers (four v128 loads, eight shuffles, four stores); the edges of
+ * M and N that are not whole 4x4 blocks move one element at a time.
+ */
 export function transpose(x: usize, y: usize, B: i32, M: i32, N: i32): void {
   const mn = <usize> (M * N) << 2;
+  const xr = <usize> N << 2, yr = <usize> M << 2;
+  const m4 = M & ~3, n4 = N & ~3;
   for (let t = 0; t < B; t++) {
     const xs = x + <usize> t * mn, ys = y + <usize> t * mn;
-    for (let i0 = 0; i0 < M; i0 += 16) {
-      const i1 = min(M, i0 + 16);
-      for (let j0 = 0; j0 < N; j0 += 16) {
-        const j1 = min(N, j0 + 16);
-        for (let i = i0; i < i1; i++) {
-          for (let j = j0; j < j1; j++) {
-            store<f32>(ys + (<usize> (j * M + i) << 2), load<f32>(xs + (<usize> (i * N + j) << 2)));
+    for (let i0 = 0; i0 < m4; i0 += 32) {
+      const i1 = min(m4, i0 + 32);
+      for (let j0 = 0; j0 < n4; j0 += 32) {
+        const j1 = min(n4, j0 + 32);
+        for (let i = i0; i < i1; i += 4) {
+          let p = xs + (<usize> (i * N + j0) << 2), q = ys + (<usize> (j0 * M + i) << 2);
+          for (let j = j0; j < j1; j += 4) {
+            const a = v128.load(p), b = v128.load(p + xr), c = v128.load(p + 2 * xr), d = v128.load(p + 3 * xr);
+            const ab0 = v128.shuffle<f32>(a, b, 0, 4, 1, 5), ab1 = v128.shuffle<f32>(a, b, 2, 6, 3, 7);
+            const cd0 = v128.shuffle<f32>(c, d, 0, 4, 1, 5), cd1 = v128.shuffle<f32>(c, d, 2, 6, 3, 7);
+            v128.store(q, v128.shuffle<f32>(ab0, cd0, 0, 1, 4, 5));
+            v128.store(q + yr, v128.shuffle<f32>(ab0, cd0, 2, 3, 6, 7));
+            v128.store(q + 2 * yr, v128.shuffle<f32>(ab1, cd1, 0, 1, 4, 5));
+            v128.store(q + 3 * yr, v128.shuffle<f32>(ab1, cd1, 2, 3, 6, 7));
+            p += 16;
+            q += 4 * yr;
           }
         }
+      }
+    }
+    // the last M % 4 rows (all columns) and the last N % 4 columns (the other rows)
+    for (let i = m4; i < M; i++) {
+      for (let j = 0; j < N; j++) {
+        store<f32>(ys + (<usize> (j * M + i) << 2), load<f32>(xs + (<usize> (i * N + j) << 2)));
+      }
+    }
+    for (let i = 0; i < m4; i++) {
+      for (let j = n4; j < N; j++) {
+        store<f32>(ys + (<usize> (j * M + i) << 2), load<f32>(xs + (<usize> (i * N + j) << 2)));
       }
     }
   }

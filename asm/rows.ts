@@ -3,6 +3,7 @@
 // deno-lint-ignore-file
 //
 // Reductions and row-wise kernels (softmax, cross-entropy, layer norm, gather/scatter of rows).
+import { madd } from "./_common.ts";
 
 /**
  * x is (M,N) with row stride ld, y is (N): `y (+)= Σ_rows x` (float64 accumulators, two lanes per v128).
@@ -191,7 +192,51 @@ export function crossEntropyGrad(
   }
 }
 
-/** x, y are (M,N), gamma, beta (N), mean, rstd (M). */
+// Σ x over a row of n floats in float64: four f64x2 partial sums over 8 elements at a time (element j into
+// partial (j % 8) / 2), added in a fixed order, then the last n % 8 in order.
+// @ts-ignore: decorator
+@inline function rowSum(p: usize, n: i32): f64 {
+  const n8 = n & ~7;
+  let s0 = f64x2.splat(0), s1 = f64x2.splat(0), s2 = f64x2.splat(0), s3 = f64x2.splat(0);
+  for (let j = 0; j < n8; j += 8) {
+    const a = v128.load(p + (<usize> j << 2)), b = v128.load(p + (<usize> j << 2), 16);
+    s0 = f64x2.add(s0, f64x2.promote_low_f32x4(a));
+    s1 = f64x2.add(s1, f64x2.promote_low_f32x4(v128.shuffle<f32>(a, a, 2, 3, 2, 3)));
+    s2 = f64x2.add(s2, f64x2.promote_low_f32x4(b));
+    s3 = f64x2.add(s3, f64x2.promote_low_f32x4(v128.shuffle<f32>(b, b, 2, 3, 2, 3)));
+  }
+  const t = f64x2.add(f64x2.add(s0, s1), f64x2.add(s2, s3));
+  let s: f64 = f64x2.extract_lane(t, 0) + f64x2.extract_lane(t, 1);
+  for (let j = n8; j < n; j++) s += <f64> load<f32>(p + (<usize> j << 2));
+  return s;
+}
+
+// Σ (x − mu)² over a row of n floats, in float64 (the order of rowSum).
+// @ts-ignore: decorator
+@inline function rowSqDev(p: usize, n: i32, mu: f64): f64 {
+  const n4 = n & ~3, m = f64x2.splat(mu);
+  let s0 = f64x2.splat(0), s1 = f64x2.splat(0);
+  for (let j = 0; j < n4; j += 4) {
+    const a = v128.load(p + (<usize> j << 2));
+    const d0 = f64x2.sub(f64x2.promote_low_f32x4(a), m);
+    const d1 = f64x2.sub(f64x2.promote_low_f32x4(v128.shuffle<f32>(a, a, 2, 3, 2, 3)), m);
+    s0 = f64x2.add(s0, f64x2.mul(d0, d0));
+    s1 = f64x2.add(s1, f64x2.mul(d1, d1));
+  }
+  const t = f64x2.add(s0, s1);
+  let s: f64 = f64x2.extract_lane(t, 0) + f64x2.extract_lane(t, 1);
+  for (let j = n4; j < n; j++) {
+    const d = <f64> load<f32>(p + (<usize> j << 2)) - mu;
+    s += d * d;
+  }
+  return s;
+}
+
+/**
+ * x, y are (M,N), gamma, beta (N), mean, rstd (M): per row, mean and variance in float64 (two passes), then
+ * `y = (x − mean)·(rstd·gamma) + beta` in f32x4 (the last N % 4 columns by the same vector arithmetic on
+ * a splatted element).
+ */
 export function layerNorm(
   x: usize,
   gamma: usize,
@@ -203,31 +248,37 @@ export function layerNorm(
   N: i32,
   eps: f64,
 ): void {
+  const n4 = N & ~3;
   for (let i = 0; i < M; i++) {
     const r = <usize> (i * N) << 2;
-    let s: f64 = 0;
-    for (let j = 0; j < N; j++) s += <f64> load<f32>(x + r + (<usize> j << 2));
-    const mu = s / <f64> N;
-    let v: f64 = 0;
-    for (let j = 0; j < N; j++) {
-      const d = <f64> load<f32>(x + r + (<usize> j << 2)) - mu;
-      v += d * d;
-    }
-    const rs = 1 / Math.sqrt(v / <f64> N + eps);
+    const mu = rowSum(x + r, N) / <f64> N;
+    const rs = 1 / Math.sqrt(rowSqDev(x + r, N, mu) / <f64> N + eps);
     store<f32>(mean + (<usize> i << 2), <f32> mu);
     store<f32>(rstd + (<usize> i << 2), <f32> rs);
-    for (let j = 0; j < N; j++) {
+    const muv = f32x4.splat(<f32> mu), rsv = f32x4.splat(<f32> rs);
+    let j = 0;
+    for (; j < n4; j += 4) {
       const o = <usize> j << 2;
-      const val = (<f64> load<f32>(x + r + o) - mu) * rs * <f64> load<f32>(gamma + o) +
-        <f64> load<f32>(bt + o);
-      store<f32>(y + r + o, <f32> val);
+      const v = madd(f32x4.sub(v128.load(x + r + o), muv), f32x4.mul(rsv, v128.load(gamma + o)), v128.load(bt + o));
+      v128.store(y + r + o, v);
+    }
+    for (; j < N; j++) {
+      const o = <usize> j << 2;
+      const v = madd(
+        f32x4.sub(v128.load32_splat(x + r + o), muv),
+        f32x4.mul(rsv, v128.load32_splat(gamma + o)),
+        v128.load32_splat(bt + o),
+      );
+      store<f32>(y + r + o, f32x4.extract_lane(v, 0));
     }
   }
 }
 
 /**
  * The LayerNorm backward: dx (+)= for rows r0 <= i < r1; dgamma +=, dbeta += for columns c0 <= j < c1
- * (summed over all M rows in row order). Threads take one row range and one column range each.
+ * (summed over all M rows in row order, in f32). Threads take one row range and one column range each
+ * (c0 a multiple of 4). Per row, with xh = (x − mean)·rstd and g = dy·gamma: Σ g and Σ g·xh in float64
+ * (the order of rowSum), dx = rstd·(g − mean(g) − xh·mean(g·xh)) in f32x4.
  */
 export function layerNormGrad(
   dy: usize,
@@ -247,37 +298,70 @@ export function layerNormGrad(
   c1: i32,
 ): void {
   if (c1 > c0) {
+    const e4 = c0 + ((c1 - c0) & ~3);
     for (let i = 0; i < M; i++) {
       const r = <usize> (i * N) << 2;
-      const mu = <f64> load<f32>(mean + (<usize> i << 2)), rs = <f64> load<f32>(rstd + (<usize> i << 2));
-      for (let j = c0; j < c1; j++) {
+      const muv = v128.load32_splat(mean + (<usize> i << 2)), rsv = v128.load32_splat(rstd + (<usize> i << 2));
+      let j = c0;
+      for (; j < e4; j += 4) {
         const o = <usize> j << 2;
-        const xh = (<f64> load<f32>(x + r + o) - mu) * rs;
-        const d = <f64> load<f32>(dy + r + o);
-        store<f32>(dgamma + o, <f32> (<f64> load<f32>(dgamma + o) + d * xh));
-        store<f32>(dbeta + o, <f32> (<f64> load<f32>(dbeta + o) + d));
+        const d = v128.load(dy + r + o);
+        const xh = f32x4.mul(f32x4.sub(v128.load(x + r + o), muv), rsv);
+        v128.store(dgamma + o, madd(d, xh, v128.load(dgamma + o)));
+        v128.store(dbeta + o, f32x4.add(v128.load(dbeta + o), d));
+      }
+      for (; j < c1; j++) {
+        const o = <usize> j << 2;
+        const d = v128.load32_splat(dy + r + o);
+        const xh = f32x4.mul(f32x4.sub(v128.load32_splat(x + r + o), muv), rsv);
+        store<f32>(dgamma + o, f32x4.extract_lane(madd(d, xh, v128.load32_splat(dgamma + o)), 0));
+        store<f32>(dbeta + o, f32x4.extract_lane(f32x4.add(v128.load32_splat(dbeta + o), d), 0));
       }
     }
   }
+  const n4 = N & ~3, invN: f64 = 1 / <f64> N;
   for (let i = r0; i < r1; i++) {
     const r = <usize> (i * N) << 2;
-    const mu = <f64> load<f32>(mean + (<usize> i << 2)), rs = <f64> load<f32>(rstd + (<usize> i << 2));
-    let sd: f64 = 0, sdx: f64 = 0;
-    for (let j = 0; j < N; j++) {
+    const muv = v128.load32_splat(mean + (<usize> i << 2)), rsv = v128.load32_splat(rstd + (<usize> i << 2));
+    let a0 = f64x2.splat(0), a1 = f64x2.splat(0), b0 = f64x2.splat(0), b1 = f64x2.splat(0);
+    let j = 0;
+    for (; j < n4; j += 4) {
       const o = <usize> j << 2;
-      const xh = (<f64> load<f32>(x + r + o) - mu) * rs;
-      const g = <f64> load<f32>(dy + r + o) * <f64> load<f32>(gamma + o);
-      sd += g;
-      sdx += g * xh;
+      const xh = f32x4.mul(f32x4.sub(v128.load(x + r + o), muv), rsv);
+      const g = f32x4.mul(v128.load(dy + r + o), v128.load(gamma + o));
+      const gx = f32x4.mul(g, xh);
+      a0 = f64x2.add(a0, f64x2.promote_low_f32x4(g));
+      a1 = f64x2.add(a1, f64x2.promote_low_f32x4(v128.shuffle<f32>(g, g, 2, 3, 2, 3)));
+      b0 = f64x2.add(b0, f64x2.promote_low_f32x4(gx));
+      b1 = f64x2.add(b1, f64x2.promote_low_f32x4(v128.shuffle<f32>(gx, gx, 2, 3, 2, 3)));
     }
-    sd /= <f64> N;
-    sdx /= <f64> N;
-    for (let j = 0; j < N; j++) {
+    const ta = f64x2.add(a0, a1), tb = f64x2.add(b0, b1);
+    let sd: f64 = f64x2.extract_lane(ta, 0) + f64x2.extract_lane(ta, 1);
+    let sdx: f64 = f64x2.extract_lane(tb, 0) + f64x2.extract_lane(tb, 1);
+    for (; j < N; j++) {
       const o = <usize> j << 2;
-      const xh = (<f64> load<f32>(x + r + o) - mu) * rs;
-      const g = <f64> load<f32>(dy + r + o) * <f64> load<f32>(gamma + o);
-      const v = rs * (g - sd - xh * sdx);
-      store<f32>(dx + r + o, <f32> ((beta ? <f64> load<f32>(dx + r + o) : 0) + v));
+      const xh = f32x4.mul(f32x4.sub(v128.load32_splat(x + r + o), muv), rsv);
+      const g = f32x4.mul(v128.load32_splat(dy + r + o), v128.load32_splat(gamma + o));
+      sd += <f64> f32x4.extract_lane(g, 0);
+      sdx += <f64> f32x4.extract_lane(f32x4.mul(g, xh), 0);
+    }
+    const sdv = f32x4.splat(<f32> (sd * invN)), sxv = f32x4.splat(<f32> (sdx * invN));
+    j = 0;
+    for (; j < n4; j += 4) {
+      const o = <usize> j << 2;
+      const xh = f32x4.mul(f32x4.sub(v128.load(x + r + o), muv), rsv);
+      const g = f32x4.mul(v128.load(dy + r + o), v128.load(gamma + o));
+      let v = f32x4.mul(rsv, f32x4.sub(f32x4.sub(g, sdv), f32x4.mul(xh, sxv)));
+      if (beta) v = f32x4.add(v128.load(dx + r + o), v);
+      v128.store(dx + r + o, v);
+    }
+    for (; j < N; j++) {
+      const o = <usize> j << 2;
+      const xh = f32x4.mul(f32x4.sub(v128.load32_splat(x + r + o), muv), rsv);
+      const g = f32x4.mul(v128.load32_splat(dy + r + o), v128.load32_splat(gamma + o));
+      let v = f32x4.mul(rsv, f32x4.sub(f32x4.sub(g, sdv), f32x4.mul(xh, sxv)));
+      if (beta) v = f32x4.add(v128.load32_splat(dx + r + o), v);
+      store<f32>(dx + r + o, f32x4.extract_lane(v, 0));
     }
   }
 }

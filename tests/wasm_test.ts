@@ -897,3 +897,40 @@ Deno.test("wasm: bsrSoftmax and its gradient split by batch entry with the same 
   }
   one.dispose();
 });
+
+Deno.test("wasm: GELU's backward (Φ from the forward's y/x) at 0, denormals, the |x| > 8 cutoff, ±Inf and NaN", async () => {
+  // float64 derivative Φ(x) + x·φ(x); its limits 1 and 0 at ±Inf
+  const { unaryDerivative } = await import("../src/backends/js.ts");
+  const xs = [
+    0,
+    -0,
+    1e-45,
+    -1e-40,
+    1e-30,
+    -3e-19,
+    1e-10,
+    0.5,
+    -0.5,
+    3,
+    -3,
+    -5.5,
+    -6,
+    7.99,
+    -7.99,
+    8.01,
+    -8.01,
+  ];
+  const x = new Float32Array([...xs, 30, -30, Infinity, -Infinity, NaN]);
+  const want = [...x].map((v) =>
+    Number.isNaN(v) ? NaN : v === Infinity ? 1 : v === -Infinity ? 0 : unaryDerivative("gelu", v, 0)
+  );
+  for (const variant of ["relaxed", "simd128"] as const) {
+    const be = await createWasmBackend({ variant, threads: 1 });
+    const bx = be.upload(x), by = be.alloc(x.length), dy = be.upload(new Float32Array(x.length).fill(1));
+    const dx = be.alloc(x.length);
+    be.unary("gelu", bx, by, { size: x.length });
+    be.unaryGrad("gelu", bx, by, dy, dx, { size: x.length, accumulate: false });
+    assertClose(await be.read(dx), want, { atol: 2e-7, rtol: 2e-6, label: `gelu backward, ${variant}` });
+    be.dispose();
+  }
+});
