@@ -31,15 +31,15 @@ Deno.test("wasm: committed asm/generated modules match a fresh build of asm/", a
 
 Deno.test("wasm: both builds validate and load; the pick follows WebAssembly.validate", async () => {
   for (const variant of ["relaxed", "simd128"] as const) {
-    assertOk(WebAssembly.validate(wasmBytes(variant) as BufferSource), `${variant} does not validate`);
+    assertOk(WebAssembly.validate(await wasmBytes(variant) as BufferSource), `${variant} does not validate`);
     const be = await createWasmBackend({ variant, threads: 1 });
     assertEquals(be.variant, variant);
     assertEquals(be.name, "wasm");
   }
-  assertEquals(pickWasmVariant(), "relaxed");
-  const relaxed = wasmBytes("relaxed");
-  assertEquals(pickWasmVariant((b) => b !== relaxed), "simd128");
-  assertEquals(pickWasmVariant(() => false), undefined);
+  assertEquals(await pickWasmVariant(), "relaxed");
+  const relaxed = await wasmBytes("relaxed");
+  assertEquals(await pickWasmVariant((b) => b !== relaxed), "simd128");
+  assertEquals(await pickWasmVariant(() => false), undefined);
   await assertRejects(
     () => createWasmBackend({ variant: "avx" as "relaxed" }),
     RangeError,

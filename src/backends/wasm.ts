@@ -14,10 +14,6 @@
  *
  * @module
  */
-import { wasmBase64 as relaxedBase64 } from "../../asm/generated/kernels_relaxed.ts";
-import { wasmBase64 as simdBase64 } from "../../asm/generated/kernels_simd.ts";
-import { wasmBase64 as threadsBase64 } from "../../asm/generated/kernels_threads.ts";
-import { wasmBase64 as threadsSimdBase64 } from "../../asm/generated/kernels_threads_simd.ts";
 import { Allocator } from "./_wasm_alloc.ts";
 import { balancedSplit, evenSplit, type Spawner, ThreadPool, threadSupport } from "./_wasm_threads.ts";
 import { BINARY_CODE, BROADCAST_CODE, UNARY_CODE } from "./op_table.ts";
@@ -102,27 +98,32 @@ export type WasmBuild = WasmVariant | "threads" | "threads-simd128";
 
 const byteCache = new Map<WasmBuild, Uint8Array>();
 
+// Each build's base64 is a module of its own, imported when that build is first needed: a dynamic import
+// of a literal path inside the module graph, so a URL import, `deno compile` and bundlers (esbuild inlines
+// it) still need no fetch of other files and no permission, and importing pixelfly parses none of the four
+// builds (a backend loads the one it runs; measured by bench/cold_start.ts: 2-4 ms of a cold import).
+const SOURCES: Record<WasmBuild, () => Promise<{ wasmBase64: string }>> = {
+  relaxed: () => import("../../asm/generated/kernels_relaxed.ts"),
+  simd128: () => import("../../asm/generated/kernels_simd.ts"),
+  threads: () => import("../../asm/generated/kernels_threads.ts"),
+  "threads-simd128": () => import("../../asm/generated/kernels_threads_simd.ts"),
+};
+
 /**
- * The WebAssembly bytes of one build.
+ * The WebAssembly bytes of one build (its module is loaded at the first call).
  *
  * @example
  * ```ts
  * import { wasmBytes } from "./wasm.ts";
- * console.log(WebAssembly.validate(wasmBytes("simd128") as BufferSource)); // true on engines with SIMD
+ * console.log(WebAssembly.validate(await wasmBytes("simd128") as BufferSource)); // true on engines with SIMD
  * ```
  */
-export function wasmBytes(variant: WasmBuild): Uint8Array {
+export async function wasmBytes(variant: WasmBuild): Promise<Uint8Array> {
   let b = byteCache.get(variant);
   if (b === undefined) {
-    b = decodeBase64(
-      variant === "relaxed"
-        ? relaxedBase64
-        : variant === "simd128"
-        ? simdBase64
-        : variant === "threads"
-        ? threadsBase64
-        : threadsSimdBase64,
-    );
+    const source = SOURCES[variant];
+    if (source === undefined) throw new RangeError(`wasmBytes: no build named ${variant}`);
+    b = decodeBase64((await source()).wasmBase64);
     byteCache.set(variant, b);
   }
   return b;
@@ -134,14 +135,14 @@ export function wasmBytes(variant: WasmBuild): Uint8Array {
  * @example
  * ```ts
  * import { pickWasmVariant } from "./wasm.ts";
- * console.log(pickWasmVariant()); // "relaxed" on Deno 2
+ * console.log(await pickWasmVariant()); // "relaxed" on Deno 2
  * ```
  */
-export function pickWasmVariant(
+export async function pickWasmVariant(
   validate: (bytes: Uint8Array) => boolean = (b) => WebAssembly.validate(b as BufferSource),
-): WasmVariant | undefined {
-  if (validate(wasmBytes("relaxed"))) return "relaxed";
-  if (validate(wasmBytes("simd128"))) return "simd128";
+): Promise<WasmVariant | undefined> {
+  if (validate(await wasmBytes("relaxed"))) return "relaxed";
+  if (validate(await wasmBytes("simd128"))) return "simd128";
   return undefined;
 }
 
@@ -1205,12 +1206,8 @@ function warm(be: WasmBackend): void {
  * ```
  */
 export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<WasmBackend> {
-  const variant = opts.variant ?? pickWasmVariant();
-  if (variant === undefined) {
-    throw new Error("createWasmBackend: this engine does not support WebAssembly SIMD128");
-  }
-  if (variant !== "relaxed" && variant !== "simd128") {
-    throw new RangeError(`createWasmBackend: variant must be "relaxed" or "simd128", got ${variant}`);
+  if (opts.variant !== undefined && opts.variant !== "relaxed" && opts.variant !== "simd128") {
+    throw new RangeError(`createWasmBackend: variant must be "relaxed" or "simd128", got ${opts.variant}`);
   }
   const threads = opts.threads ?? "auto";
   if (threads !== "auto" && !(Number.isInteger(threads) && threads >= 1 && threads <= MAX_THREADS)) {
@@ -1222,41 +1219,62 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   if (minSplitWork !== undefined && !(minSplitWork >= 0)) {
     throw new RangeError(`createWasmBackend: minSplitWork must be a number >= 0, got ${minSplitWork}`);
   }
+  const support = threads === 1 ? undefined : await threadSupport();
+  const want = threads === "auto" ? autoThreads(support) : threads;
+  // Threads with no variant asked for: the relaxed threads build validating settles both questions with one
+  // validation (relaxed SIMD and shared memory), and the plain relaxed build is then never loaded.
+  let variant = opts.variant, threadBytes: Uint8Array | undefined;
+  if (variant === undefined && want > 1 && support !== undefined && "spawn" in support) {
+    const bytes = await wasmBytes("threads");
+    if (WebAssembly.validate(bytes as BufferSource)) [variant, threadBytes] = ["relaxed", bytes];
+  }
+  const picked = variant === undefined;
+  variant ??= await pickWasmVariant();
+  if (variant === undefined) {
+    throw new Error("createWasmBackend: this engine does not support WebAssembly SIMD128");
+  }
   const notes: string[] = [];
   if (opts.variant === undefined && variant === "simd128") notes.push(relaxedNote());
-  const support = threads === 1 ? undefined : await threadSupport();
   if (threads === "auto" && support !== undefined && "cores" in support && support.cores <= 1) {
     notes.push("1 thread: this engine reports 1 core (navigator.hardwareConcurrency)");
   }
-  const want = threads === "auto" ? autoThreads(support) : threads;
   if (want > 1) {
     const build = variant === "relaxed" ? "threads" : "threads-simd128";
     const oneThread = `1 thread instead of ${want}`;
     if (support === undefined || "reason" in support) {
       notes.push(`${oneThread}: ${support?.reason}`);
-    } else if (!WebAssembly.validate(wasmBytes(build) as BufferSource)) {
-      notes.push(`${oneThread}: this engine does not accept the threads build (shared memory and atomics)`);
     } else {
-      const module = await WebAssembly.compile(wasmBytes(build) as BufferSource);
-      const memory = new WebAssembly.Memory({ initial: 16, maximum: SHARED_MAX_PAGES, shared: true });
-      const instance = await WebAssembly.instantiate(module, { env: { memory } });
-      const be = new WasmBackend(instance, variant, { memory, minSplitWork, requestedThreads: want, notes });
-      try {
-        // "auto" (the default) starts its Workers when a kernel first splits (Deno's `new Worker` blocks
-        // 20-40 ms each, which a small model's cold start should not pay); a count asked for starts them
-        // now and waits, so a Worker that cannot start is known at once.
-        const now = threads !== "auto";
-        await be.startThreads(module, want - 1, support.spawn, now);
-        if (now) warm(be);
-        return be;
-      } catch (err) {
-        // a Worker that cannot start (a content security policy, say): one thread, and say why
-        notes.push(`${oneThread}: ${(err as Error)?.message ?? err}`);
+      const bytes = threadBytes ?? await wasmBytes(build);
+      if (threadBytes === undefined && !WebAssembly.validate(bytes as BufferSource)) {
+        notes.push(`${oneThread}: this engine does not accept the threads build (shared memory and atomics)`);
+      } else {
+        const module = await WebAssembly.compile(bytes as BufferSource);
+        const memory = new WebAssembly.Memory({ initial: 16, maximum: SHARED_MAX_PAGES, shared: true });
+        const instance = await WebAssembly.instantiate(module, { env: { memory } });
+        const be = new WasmBackend(instance, variant, {
+          memory,
+          minSplitWork,
+          requestedThreads: want,
+          notes,
+        });
+        try {
+          // "auto" (the default) starts its Workers when a kernel first splits (Deno's `new Worker` blocks
+          // 20-40 ms each, which a small model's cold start should not pay); a count asked for starts them
+          // now and waits, so a Worker that cannot start is known at once.
+          const now = threads !== "auto";
+          await be.startThreads(module, want - 1, support.spawn, now);
+          if (now) warm(be);
+          return be;
+        } catch (err) {
+          // a Worker that cannot start (a content security policy, say): one thread, and say why
+          notes.push(`${oneThread}: ${(err as Error)?.message ?? err}`);
+        }
       }
     }
   }
-  const bytes = wasmBytes(variant);
-  if (!WebAssembly.validate(bytes as BufferSource)) {
+  const bytes = await wasmBytes(variant);
+  // (pickWasmVariant validated the build it picked, and the relaxed threads build validating implies it)
+  if (!picked && threadBytes === undefined && !WebAssembly.validate(bytes as BufferSource)) {
     throw new Error(`createWasmBackend: this engine does not accept the ${variant} build`);
   }
   const { instance } = await WebAssembly.instantiate(bytes as BufferSource, {});
