@@ -42,6 +42,7 @@ export {
   dds,
   div,
   exp,
+  gatedCombine,
   gather,
   gelu,
   type GeluOptions,

@@ -29,6 +29,8 @@ import {
   crossEntropyGrad,
   layerNorm,
   layerNormGrad,
+  gatedCombine,
+  gatedCombineGrad,
   gatherRows,
   scatterAddRows,
 } from "./rows.ts";
@@ -59,6 +61,8 @@ export {
   crossEntropyGrad,
   layerNorm,
   layerNormGrad,
+  gatedCombine,
+  gatedCombineGrad,
   gatherRows,
   scatterAddRows,
   binary,

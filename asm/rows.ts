@@ -366,6 +366,94 @@ export function layerNormGrad(
   }
 }
 
+// One row of gatedCombine; hasBias is a literal at each call, so each variant gets its own loop.
+// @ts-ignore: decorator
+@inline function gatedCombineRow(s: usize, l: usize, bias: usize, y: usize, gv: v128, N: i32, hasBias: bool): void {
+  const ov = f32x4.sub(f32x4.splat(1), gv), n4 = N & ~3;
+  let j = 0;
+  for (; j < n4; j += 4) {
+    const o = <usize> j << 2;
+    let v = madd(gv, v128.load(l + o), f32x4.mul(ov, v128.load(s + o)));
+    if (hasBias) v = f32x4.add(v, v128.load(bias + o));
+    v128.store(y + o, v);
+  }
+  for (; j < N; j++) {
+    const o = <usize> j << 2;
+    let v = madd(gv, v128.load32_splat(l + o), f32x4.mul(ov, v128.load32_splat(s + o)));
+    if (hasBias) v = f32x4.add(v, v128.load32_splat(bias + o));
+    store<f32>(y + o, f32x4.extract_lane(v, 0));
+  }
+}
+
+/**
+ * s, l, y are (M,N), g (M), bias (N): `y = (1 − g)·s + g·l + bias`, one gate value per row (bias read only
+ * when hasBias). Threads take ranges of rows.
+ */
+export function gatedCombine(s: usize, l: usize, g: usize, bias: usize, y: usize, M: i32, N: i32, hasBias: i32): void {
+  for (let i = 0; i < M; i++) {
+    const r = <usize> (i * N) << 2, gv = v128.load32_splat(g + (<usize> i << 2));
+    if (hasBias) gatedCombineRow(s + r, l + r, bias, y + r, gv, N, true);
+    else gatedCombineRow(s + r, l + r, bias, y + r, gv, N, false);
+  }
+}
+
+/**
+ * The gatedCombine backward, dy, s, l, ds, dl (M,N), g, dg (M): `ds (+)= (1 − g)·dy`, `dl (+)= g·dy`,
+ * `dg (+)= Σ_row dy·(l − s)` (the products in f32, their sum in float64 in the order of rowSum). Threads
+ * take ranges of rows.
+ */
+export function gatedCombineGrad(
+  dy: usize,
+  s: usize,
+  l: usize,
+  g: usize,
+  ds: usize,
+  dl: usize,
+  dg: usize,
+  M: i32,
+  N: i32,
+  beta: i32,
+): void {
+  const n4 = N & ~3;
+  for (let i = 0; i < M; i++) {
+    const r = <usize> (i * N) << 2;
+    const gv = v128.load32_splat(g + (<usize> i << 2)), ov = f32x4.sub(f32x4.splat(1), gv);
+    let a0 = f64x2.splat(0), a1 = f64x2.splat(0);
+    let j = 0;
+    for (; j < n4; j += 4) {
+      const o = r + (<usize> j << 2);
+      const d = v128.load(dy + o);
+      const t = f32x4.mul(d, f32x4.sub(v128.load(l + o), v128.load(s + o)));
+      a0 = f64x2.add(a0, f64x2.promote_low_f32x4(t));
+      a1 = f64x2.add(a1, f64x2.promote_low_f32x4(v128.shuffle<f32>(t, t, 2, 3, 2, 3)));
+      let vs = f32x4.mul(ov, d), vl = f32x4.mul(gv, d);
+      if (beta) {
+        vs = f32x4.add(v128.load(ds + o), vs);
+        vl = f32x4.add(v128.load(dl + o), vl);
+      }
+      v128.store(ds + o, vs);
+      v128.store(dl + o, vl);
+    }
+    const ta = f64x2.add(a0, a1);
+    let sum: f64 = f64x2.extract_lane(ta, 0) + f64x2.extract_lane(ta, 1);
+    for (; j < N; j++) {
+      const o = r + (<usize> j << 2);
+      const d = v128.load32_splat(dy + o);
+      const t = f32x4.mul(d, f32x4.sub(v128.load32_splat(l + o), v128.load32_splat(s + o)));
+      sum += <f64> f32x4.extract_lane(t, 0);
+      let vs = f32x4.mul(ov, d), vl = f32x4.mul(gv, d);
+      if (beta) {
+        vs = f32x4.add(v128.load32_splat(ds + o), vs);
+        vl = f32x4.add(v128.load32_splat(dl + o), vl);
+      }
+      store<f32>(ds + o, f32x4.extract_lane(vs, 0));
+      store<f32>(dl + o, f32x4.extract_lane(vl, 0));
+    }
+    const q = dg + (<usize> i << 2);
+    store<f32>(q, <f32> ((beta ? <f64> load<f32>(q) : 0) + sum));
+  }
+}
+
 /** table is (rows,N), idx (M), out (M,N): out[i] = table[idx[i]]. */
 export function gatherRows(table: usize, idx: usize, out: usize, M: i32, N: i32): void {
   const rowb = <usize> N << 2;

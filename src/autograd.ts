@@ -209,6 +209,18 @@ const rules: { [K in OpName]: Rule<K> } = {
   crossEntropy({ saved: [probs, labels] }, dy) {
     return [crossEntropyGrad(probs, labels, dy)];
   },
+  gatedCombine({ inputs: [s, l, g, bias] }, dy) {
+    // ds = (1 − g)·dy, dl = g·dy, dg = Σ_row dy·(l − s): one pass; dbias = Σ_rows dy
+    const N = s.shape.at(-1)!, M = s.size / N, be = s.backend;
+    const ds = emptyOn(s.shape, be), dl = emptyOn(l.shape, be), dg = emptyOn(g.shape, be);
+    be.gatedCombineGrad(dy.buffer, s.buffer, l.buffer, g.buffer, ds.buffer, dl.buffer, dg.buffer, {
+      M,
+      N,
+      accumulate: false,
+    });
+    const db = bias?.requiresGrad ? reduceTo(dy, bias, "row") : undefined;
+    return [ds, dl, dg, db];
+  },
   layerNorm({ inputs: [x, gamma, beta], saved: [mean, rstd] }, dy) {
     const [dx, dg, db] = layerNormGrad(dy, x, gamma, mean, rstd);
     return [dx, gamma.requiresGrad ? dg : undefined, beta.requiresGrad ? db : undefined];

@@ -806,6 +806,49 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-5): T
 }
 
 /**
+ * Pixelfly's gated combine of its sparse and low-rank terms (Chen, Dao et al., ICLR 2022, Section 3):
+ * `(1 − g)·s + g·l + bias` with one gate value per row, in one pass (its backward is one pass too).
+ * s and l have one shape (..., N); g holds one value per row (M = s.size / N values, for example the
+ * (..., 1) output of a gate layer); bias, when given, is (N).
+ *
+ * @example
+ * ```ts
+ * import { gatedCombine, tensor } from "@pixelfly/pixelfly";
+ * const s = tensor([1, 2, 3, 4], [2, 2]), l = tensor([5, 6, 7, 8], [2, 2]);
+ * const y = gatedCombine(s, l, tensor([0, 0.5], [2, 1]), tensor([10, 20]));
+ * console.log(await y.data()); // Float32Array(4) [11, 22, 15, 26]
+ * ```
+ */
+export function gatedCombine(s: Tensor, l: Tensor, g: Tensor, bias?: Tensor): Tensor {
+  const op = "gatedCombine";
+  checkTensor(op, "s", s);
+  checkTensor(op, "l", l);
+  checkTensor(op, "g", g);
+  if (bias !== undefined) checkTensor(op, "bias", bias);
+  const be = bias === undefined
+    ? sameBackend(op, ["s", "l", "g"], s, l, g)
+    : sameBackend(op, ["s", "l", "g", "bias"], s, l, g, bias);
+  const [M, N] = rowsOf(op, s);
+  if (l.shape.join() !== s.shape.join()) {
+    throw new RangeError(`${op}: l [${l.shape}] must have the shape of s [${s.shape}]`);
+  }
+  if (g.size !== M) {
+    throw new RangeError(`${op}: g [${g.shape}] must hold one gate per row of s [${s.shape}] (${M} values)`);
+  }
+  if (bias !== undefined && (bias.rank !== 1 || bias.size !== N)) {
+    throw new RangeError(`${op}: bias [${bias.shape}] must be (${N}) for s [${s.shape}]`);
+  }
+  const y = _empty(s.shape, be, op);
+  be.gatedCombine(s.buffer, l.buffer, g.buffer, (bias ?? s).buffer, y.buffer, {
+    M,
+    N,
+    bias: bias !== undefined,
+  });
+  const inputs = bias === undefined ? [s, l, g] : [s, l, g, bias];
+  return record(y, "gatedCombine", inputs, { bias: bias !== undefined });
+}
+
+/**
  * Rows of a (rows, N) table picked by integer indices: an embedding lookup.
  * Result shape is `[...idx shape, N]`.
  *

@@ -47,6 +47,8 @@ export interface OpAttrs {
   bsrSoftmax: Omit<BsrSoftmaxParams, "batch">;
   /** Mean cross-entropy; probabilities and labels are saved. */
   crossEntropy: Record<never, never>;
+  /** Pixelfly's `(1 − g)·s + g·l + bias`, one gate per row; `bias` says whether a bias is the fourth input. */
+  gatedCombine: { bias: boolean };
   /** LayerNorm; row means and reciprocal deviations are saved. */
   layerNorm: { eps: number };
   /** Row gather; the index tensor is saved. */

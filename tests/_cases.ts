@@ -221,6 +221,23 @@ function rowsCases(rng: Rng): KernelCase[] {
         rtol: 1e-4,
       });
       cases.push({
+        op: "gatedCombineGrad",
+        name: `M=${M} N=${N} acc=${accumulate}`,
+        buffers: [
+          randn(rng, M * N),
+          randn(rng, M * N),
+          randn(rng, M * N),
+          Float32Array.from({ length: M }, () => rng.uniform()),
+          randn(rng, M * N),
+          randn(rng, M * N),
+          randn(rng, M),
+        ],
+        outputs: [4, 5, 6],
+        run: (be, [dy, s, l, g, ds, dl, dg]) =>
+          be.gatedCombineGrad(dy, s, l, g, ds, dl, dg, { M, N, accumulate }),
+        ...productTol(N),
+      });
+      cases.push({
         op: "softmaxGrad",
         name: `M=${M} N=${N} acc=${accumulate}`,
         buffers: [softmaxRows(randn(rng, M * N, 2), M, N), randn(rng, M * N), randn(rng, M * N)],
@@ -280,6 +297,21 @@ function rowsCases(rng: Rng): KernelCase[] {
       atol: 1e-4,
       rtol: 1e-5,
     });
+    for (const bias of [true, false]) {
+      cases.push({
+        op: "gatedCombine",
+        name: `M=${M} N=${N} bias=${bias}`,
+        buffers: [
+          randn(rng, M * N),
+          randn(rng, M * N),
+          Float32Array.from({ length: M }, () => rng.uniform()),
+          randn(rng, N),
+          randn(rng, M * N),
+        ],
+        outputs: [4],
+        run: (be, [s, l, g, b, y]) => be.gatedCombine(s, l, g, b, y, { M, N, bias }),
+      });
+    }
     cases.push({
       op: "layerNorm",
       name: `M=${M} N=${N}`,

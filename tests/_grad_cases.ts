@@ -113,6 +113,16 @@ export const gradCases: GradCase[] = [
     inputs: [input([3, 6], s(), { scale: 2 }), input([6], s()), input([6], s())],
   },
   {
+    name: "gatedCombine with bias",
+    build: ([a, b, g, bias]) => ops.gatedCombine(a, b, g, bias),
+    inputs: [input([3, 5], s()), input([3, 5], s()), input([3, 1], s()), input([5], s())],
+  },
+  {
+    name: "gatedCombine (B,L,N), no bias",
+    build: ([a, b, g]) => ops.gatedCombine(a, b, g),
+    inputs: [input([2, 3, 6], s()), input([2, 3, 6], s()), input([2, 3], s())],
+  },
+  {
     name: "gather (repeated rows)",
     build: ([t]) => ops.gather(t, [2, 0, 2, 1]),
     inputs: [input([3, 4], s())],

@@ -341,3 +341,35 @@ Deno.test("GELU: exact (erf) by default as PyTorch, tanh on request; bad options
   );
   assertThrows(() => new GELU({ approximate: "erf" as "none" }), RangeError, "GELU: approximate");
 });
+
+Deno.test("gatedCombine: equals (1 − g)·s + g·l + bias written as separate ops; clear errors on bad shapes", async () => {
+  const { add, gatedCombine, mul, affine, randn, ones } = await import("../mod.ts");
+  const s = randn([2, 3, 5], { seed: 1 }), l = randn([2, 3, 5], { seed: 2 });
+  const g = randn([2, 3, 1], { seed: 3 }), bias = randn([5], { seed: 4 });
+  const want = add(add(mul(s, affine(g, -1, 1)), mul(l, g)), bias);
+  assertClose(await gatedCombine(s, l, g, bias).data(), await want.data(), {
+    atol: 1e-6,
+    label: "with bias",
+  });
+  assertClose(await gatedCombine(s, l, g).data(), await add(mul(s, affine(g, -1, 1)), mul(l, g)).data(), {
+    atol: 1e-6,
+    label: "without bias",
+  });
+  assertThrows(
+    () => gatedCombine(s, ones([2, 3, 4]), g),
+    RangeError,
+    "gatedCombine: l [2,3,4] must have the shape",
+  );
+  assertThrows(
+    () => gatedCombine(s, l, ones([5])),
+    RangeError,
+    "gatedCombine: g [5] must hold one gate per row of s [2,3,5] (6 values)",
+  );
+  assertThrows(() => gatedCombine(s, l, g, ones([6])), RangeError, "gatedCombine: bias [6] must be (5)");
+  assertThrows(
+    () => gatedCombine(s, l, 0.5 as unknown as Tensor),
+    TypeError,
+    "gatedCombine: g must be a Tensor",
+  );
+  assertThrows(() => gatedCombine(ones([0, 5]), ones([0, 5]), ones([0])), RangeError, "non-empty");
+});

@@ -346,6 +346,16 @@ async function threadsMatchOne(threads: number, seed: number): Promise<number> {
         (be, [dy, x, g, mu, rs, dx, dg, db]) =>
           be.layerNormGrad(dy, x, g, mu, rs, dx, dg, db, { M, N, accumulate }),
       );
+      same(
+        `gatedCombine ${M}x${N}`,
+        [rand(M * N), rand(M * N), pos(M), rand(N), rand(M * N)],
+        (be, [s, l, g, b, y]) => be.gatedCombine(s, l, g, b, y, { M, N, bias: accumulate }),
+      );
+      same(
+        `gatedCombineGrad ${M}x${N}`,
+        [rand(M * N), rand(M * N), rand(M * N), pos(M), rand(M * N), rand(M * N), rand(M)],
+        (be, [dy, s, l, g, ds, dl, dg]) => be.gatedCombineGrad(dy, s, l, g, ds, dl, dg, { M, N, accumulate }),
+      );
       const T = dim(5); // few table rows: ids repeat, so scatterAddRows adds into one row many times
       same(
         `gatherRows ${M}x${N}`,

@@ -365,6 +365,58 @@ fn layerNormGradGB(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_wor
   }
 }
 
+// r1 s, r2 l, w5 y are (M,N), r3 g (M), r4 bias (N): y = (1 − g)·s + g·l + bias (bias read when u2 != 0);
+// u0 M, u1 N. One invocation per element.
+@compute @workgroup_size(WG)
+fn gatedCombine(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+  let N = p.u1;
+  for (var o = g.x; o < p.u0 * N; o += stride(nw)) {
+    let gi = r3[o / N];
+    var v = (1.0 - gi) * r1[o] + gi * r2[o];
+    if (p.u2 != 0u) {
+      v += r4[o % N];
+    }
+    w5[o] = v;
+  }
+}
+
+// r1 dy, w3 ds, w4 dl are (M,N), r2 g (M): ds (+)= (1 − g)·dy, dl (+)= g·dy; u0 M, u1 N, u2 accumulate.
+// One invocation per element.
+@compute @workgroup_size(WG)
+fn gatedCombineGradSL(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+  let N = p.u1;
+  for (var o = g.x; o < p.u0 * N; o += stride(nw)) {
+    let gi = r2[o / N];
+    let d = r1[o];
+    var vs = (1.0 - gi) * d;
+    var vl = gi * d;
+    if (p.u2 != 0u) {
+      vs += w3[o];
+      vl += w4[o];
+    }
+    w3[o] = vs;
+    w4[o] = vl;
+  }
+}
+
+// r1 dy, r2 s, r3 l are (M,N), w4 dg (M): dg (+)= Σ_row dy·(l − s); u0 M, u1 N, u2 accumulate.
+// One invocation per row.
+@compute @workgroup_size(WG)
+fn gatedCombineGradG(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+  let N = p.u1;
+  for (var i = g.x; i < p.u0; i += stride(nw)) {
+    let o = i * N;
+    var t = 0.0;
+    for (var j = 0u; j < N; j++) {
+      t += r1[o + j] * (r3[o + j] - r2[o + j]);
+    }
+    if (p.u2 != 0u) {
+      t += w4[i];
+    }
+    w4[i] = t;
+  }
+}
+
 // r1 table is (rows,N), r2 idx (M), w3 out is (M,N): out[i] = table[idx[i]]; u0 M, u1 N.
 @compute @workgroup_size(WG)
 fn gatherRows(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {

@@ -519,6 +519,45 @@ export class JsBackend implements Backend {
       }
     }
   }
+  gatedCombine(
+    s: BackendBuffer,
+    l: BackendBuffer,
+    g: BackendBuffer,
+    bias: BackendBuffer,
+    y: BackendBuffer,
+    p: { M: number; N: number; bias: boolean },
+  ): void {
+    const S = d(s), L = d(l), G = d(g), Y = d(y), B = p.bias ? d(bias) : undefined;
+    const { M, N } = p;
+    for (let i = 0; i < M; i++) {
+      const gi = G[i], o = i * N;
+      for (let j = 0; j < N; j++) Y[o + j] = (1 - gi) * S[o + j] + gi * L[o + j] + (B ? B[j] : 0);
+    }
+  }
+  gatedCombineGrad(
+    dy: BackendBuffer,
+    s: BackendBuffer,
+    l: BackendBuffer,
+    g: BackendBuffer,
+    ds: BackendBuffer,
+    dl: BackendBuffer,
+    dg: BackendBuffer,
+    p: { M: number; N: number; accumulate: boolean },
+  ): void {
+    const DY = d(dy), S = d(s), L = d(l), G = d(g), DS = d(ds), DL = d(dl), DG = d(dg);
+    const { M, N } = p, acc = p.accumulate;
+    for (let i = 0; i < M; i++) {
+      const gi = G[i], o = i * N;
+      let t = 0;
+      for (let j = 0; j < N; j++) {
+        const v = DY[o + j];
+        t += v * (L[o + j] - S[o + j]);
+        DS[o + j] = (acc ? DS[o + j] : 0) + (1 - gi) * v;
+        DL[o + j] = (acc ? DL[o + j] : 0) + gi * v;
+      }
+      DG[i] = (acc ? DG[i] : 0) + t;
+    }
+  }
   gatherRows(
     table: BackendBuffer,
     idx: BackendBuffer,

@@ -330,6 +330,33 @@ export interface Backend {
     dbeta: BackendBuffer,
     p: { M: number; N: number; accumulate: boolean },
   ): void;
+  /**
+   * s, l, y are (M,N), g (M), bias (N): `y = (1 − g)·s + g·l + bias` with one gate value per row (Pixelfly's
+   * combine of its sparse and low-rank terms, Chen, Dao et al., ICLR 2022, Section 3). With `bias: false`
+   * the bias buffer is not read (any buffer may stand in).
+   */
+  gatedCombine(
+    s: BackendBuffer,
+    l: BackendBuffer,
+    g: BackendBuffer,
+    bias: BackendBuffer,
+    y: BackendBuffer,
+    p: { M: number; N: number; bias: boolean },
+  ): void;
+  /**
+   * The gatedCombine backward: `ds (+)= (1 − g)·dy`, `dl (+)= g·dy`, `dg (+)= Σ_row dy·(l − s)` (the bias
+   * gradient is `sumRows(dy)`).
+   */
+  gatedCombineGrad(
+    dy: BackendBuffer,
+    s: BackendBuffer,
+    l: BackendBuffer,
+    g: BackendBuffer,
+    ds: BackendBuffer,
+    dl: BackendBuffer,
+    dg: BackendBuffer,
+    p: { M: number; N: number; accumulate: boolean },
+  ): void;
   /** table is (rows,N), idx (M) holds row numbers, out is (M,N): `out[i] = table[idx[i]]`. */
   gatherRows(
     table: BackendBuffer,

@@ -190,6 +190,8 @@ interface Kernels {
   crossEntropyGrad(...args: number[]): void;
   layerNorm(...args: number[]): void;
   layerNormGrad(...args: number[]): void;
+  gatedCombine(...args: number[]): void;
+  gatedCombineGrad(...args: number[]): void;
   gatherRows(table: number, idx: number, out: number, M: number, N: number): void;
   scatterAddRows(dout: number, idx: number, dtable: number, M: number, N: number, ld: number): void;
   adamw(...args: number[]): void;
@@ -230,6 +232,8 @@ const JOBS = [
   "bsrSoftmax",
   "bsrSoftmaxGrad",
   "ddsRows",
+  "gatedCombine",
+  "gatedCombineGrad",
 ] as const;
 type Job = typeof JOBS[number];
 
@@ -1062,6 +1066,42 @@ export class WasmBackend implements Backend {
       "layerNormGrad",
       Array.from({ length: n }, (_, t) => [...args, ...range(rows, t), ...range(cols, t)]),
     );
+  }
+  gatedCombine(
+    s: BackendBuffer,
+    l: BackendBuffer,
+    g: BackendBuffer,
+    bias: BackendBuffer,
+    y: BackendBuffer,
+    p: { M: number; N: number; bias: boolean },
+  ): void {
+    const { M, N } = p,
+      ps = this.#p(s),
+      pl = this.#p(l),
+      pg = this.#p(g),
+      pb = this.#p(bias),
+      py = this.#p(y);
+    this.#rows("gatedCombine", M, M * N * COST_PASS, (r, n) => {
+      const o = r * N * 4;
+      return [ps + o, pl + o, pg + r * 4, pb, py + o, n, N, p.bias ? 1 : 0];
+    });
+  }
+  gatedCombineGrad(
+    dy: BackendBuffer,
+    s: BackendBuffer,
+    l: BackendBuffer,
+    g: BackendBuffer,
+    ds: BackendBuffer,
+    dl: BackendBuffer,
+    dg: BackendBuffer,
+    p: { M: number; N: number; accumulate: boolean },
+  ): void {
+    const { M, N } = p, acc = p.accumulate ? 1 : 0;
+    const [pdy, ps, pl, pg, pds, pdl, pdg] = [dy, s, l, g, ds, dl, dg].map((b) => this.#p(b));
+    this.#rows("gatedCombineGrad", M, M * N * COST_PASS, (r, n) => {
+      const o = r * N * 4;
+      return [pdy + o, ps + o, pl + o, pg + r * 4, pds + o, pdl + o, pdg + r * 4, n, N, acc];
+    });
   }
   gatherRows(
     table: BackendBuffer,

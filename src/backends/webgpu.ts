@@ -906,6 +906,35 @@ export class WebGpuBackend implements Backend {
       "layerNormGrad",
     );
   }
+  gatedCombine(
+    s: BackendBuffer,
+    l: BackendBuffer,
+    g: BackendBuffer,
+    bias: BackendBuffer,
+    y: BackendBuffer,
+    p: { M: number; N: number; bias: boolean },
+  ): void {
+    const n = p.M * p.N;
+    if (n === 0) return;
+    // without a bias, s stands in for the unread binding (two read-only bindings of one buffer are fine)
+    const bufs = [s, l, g, p.bias ? bias : s, y];
+    this.#ops("gatedCombine", bufs, [p.M, p.N, p.bias ? 1 : 0], [], groups1d(n), "gatedCombine");
+  }
+  gatedCombineGrad(
+    dy: BackendBuffer,
+    s: BackendBuffer,
+    l: BackendBuffer,
+    g: BackendBuffer,
+    ds: BackendBuffer,
+    dl: BackendBuffer,
+    dg: BackendBuffer,
+    p: { M: number; N: number; accumulate: boolean },
+  ): void {
+    const n = p.M * p.N, u = [p.M, p.N, p.accumulate ? 1 : 0];
+    if (n === 0) return;
+    this.#ops("gatedCombineGradSL", [dy, g, ds, dl], u, [], groups1d(n), "gatedCombineGrad");
+    this.#ops("gatedCombineGradG", [dy, s, l, dg], u, [], groups1d(p.M), "gatedCombineGrad");
+  }
   gatherRows(
     table: BackendBuffer,
     idx: BackendBuffer,

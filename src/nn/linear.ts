@@ -9,7 +9,17 @@ import { BlockMask } from "../masks/block_mask.ts";
 import { checkOptions } from "../validate.ts";
 import { uniformBlocks } from "../random.ts";
 import { flatBlockButterfly } from "../masks/patterns.ts";
-import { add, affine, blockSparseLinear, matmul, mul, padLast, reshape, sigmoid, sliceLast } from "../ops.ts";
+import {
+  add,
+  affine,
+  blockSparseLinear,
+  gatedCombine,
+  matmul,
+  padLast,
+  reshape,
+  sigmoid,
+  sliceLast,
+} from "../ops.ts";
 import type { Tensor } from "../tensor.ts";
 import {
   checkPositiveInt,
@@ -363,20 +373,13 @@ export class PixelflyLinear extends Module {
       const s = this.sparse.forward(x);
       return this.bias ? add(s, this.bias) : s;
     }
-    let y: Tensor;
     if (this.gate) {
-      // (1 − g)·sparse(x) + g·(x·Vᵀ)·Uᵀ with g one number per row, which commutes with the products:
-      // (1 − g) scales x or the sparse output, whichever is narrower, and g scales h = x·Vᵀ (rank wide),
-      // so no (rows, out) tensor is scaled, subtracted or kept for the gate's backward.
-      const g = sigmoid(this.gate.forward(x)), keep = affine(g, -1, 1);
-      const s = this.inFeatures < this.outFeatures
-        ? this.sparse.forward(mul(x, keep))
-        : mul(this.sparse.forward(x), keep);
-      const h = matmul(x, this.lowRank.V, { transB: true });
-      y = add(s, matmul(mul(h, g), this.lowRank.U, { transB: true }));
-    } else {
-      y = affine(add(this.sparse.forward(x), this.lowRank.forward(x)), 0.5, 0);
+      // (1 − g)·sparse(x) + g·lowRank(x) + bias, g = sigmoid(x·a + c) one number per row: one fused pass
+      // forward and one backward (ds, dl and dg together), instead of a scale, an add and a bias add
+      const g = sigmoid(this.gate.forward(x));
+      return gatedCombine(this.sparse.forward(x), this.lowRank.forward(x), g, this.bias);
     }
+    const y = affine(add(this.sparse.forward(x), this.lowRank.forward(x)), 0.5, 0);
     return this.bias ? add(y, this.bias) : y;
   }
 
