@@ -248,11 +248,11 @@ type Job = typeof JOBS[number];
 // above the packed GEMM wins or ties almost everywhere (gemmRows' 4-row blocks included).
 const THIN_DOT_N = 10, THIN_K = 4, THIN_N = 4, THIN_M = 4;
 // Largest N for gemmThin's row tiles (C = Aᵀ·B read in place; see #thinTiled) and their k-block, measured
-// by bench/thin_gemm.ts (one thread, CPU time, 2-vCPU Zen 3 VM shared with other work): at N = 16 and K
-// of 2048 or more they beat the packed GEMM (which packs the large A) 1.05-1.9x; at N = 32 with K = 256
-// the packed GEMM ties or wins (0.72-1.0x). k-blocks of 128 against none: 1.3-1.45x on 512x16x2048.
-// Computing a small-M Aᵀ·B as (Bᵀ·A)ᵀ on the same tiles lost to the packed GEMM (0.74-0.81x).
-const THIN_TILED_N = 16, THIN_KB = 128;
+// by bench/thin_gemm.ts and warm A/B runs (one thread, CPU time, 2-vCPU Zen 3 VM shared with other work):
+// against the packed GEMM (which packs the large A) 1.5-1.7x at N = 16 and K of 2048 or more, 1.5-1.7x at
+// N = 24 and 32 with K of 512 or more, 1.0-1.14x at N = 32 and K = 256. k-blocks of 128 against none:
+// 1.3-1.45x on 512x16x2048. Computing a small-M Aᵀ·B as (Bᵀ·A)ᵀ on the same tiles lost (0.74-0.81x).
+const THIN_TILED_N = 32, THIN_KB = 128;
 
 // dds' forward on at most this many rows reads a weight that has no current packed copy in place, once
 // per version of the weight (asm/dds_rows.ts: same bits, no pack). Measured on a 1024 -> 4096 layer at
