@@ -170,6 +170,8 @@ export function dds(
 // rows, `rowsA` floats apart): one sweep over the rows of A reads SDD_GROUP_FLOATS contiguous floats per
 // row (at b = 16, 64 B a row, a row a page apart, ran at about 1 GB/s).
 const SDD_GROUP_FLOATS: i32 = 64;
+// k of one pass of sdd (see sdd)
+const SDD_KC: i32 = 256;
 
 // @ts-ignore: decorator
 @inline function sddGroup(b: i32): i32 {
@@ -182,7 +184,7 @@ const SDD_GROUP_FLOATS: i32 = 64;
  */
 // (rows is not used: a few block rows of A are packed at a time; kept so the signature is unchanged)
 export function sddWorkspace(rows: i32, cols: i32, b: i32, K: i32): usize {
-  const k4 = cdiv(K, 4);
+  const k4 = cdiv(min(K, SDD_KC), 4);
   const ap = sddGroup(b) * cdiv(b, MR) * MR * k4 * 4;
   const bp = cols * cdiv(b, NR) * NR * k4 * 4;
   return 64 + (<usize> (ap + bp) << 2) + <usize> cols;
@@ -214,13 +216,15 @@ export function sdd(
   const R = rows * b, C = cols * b;
   const ars = transA ? 1 : K, acs = transA ? R : 1;
   const brs = transB ? 1 : C, bcs = transB ? K : 1;
-  const k4 = cdiv(K, 4), mpb = cdiv(b, MR), npb = cdiv(b, NR), bb = b * b;
-  const aPanel = <usize> (k4 * MR) << 4, bPanel = <usize> (k4 * NR) << 4;
+  const mpb = cdiv(b, MR), npb = cdiv(b, NR), bb = b * b;
+  // k in chunks of SDD_KC (as gemm's KC): the packed panels of a chunk stay in L2 however long K is;
+  // chunks after the first accumulate
+  const k4m = cdiv(min(K, SDD_KC), 4);
   // the segment descriptor lives in the workspace: each thread has its own (no static scratch)
   const seg = ws;
   const ap = ws + 64;
-  const bp = ap + <usize> (sddGroup(b) * mpb) * aPanel; // room for a group of block rows of A
-  const packed = bp + <usize> (cols * npb) * bPanel;
+  const bp = ap + <usize> (sddGroup(b) * mpb) * (<usize> (k4m * MR) << 4); // room for a group of block rows of A
+  const packed = bp + <usize> (cols * npb) * (<usize> (k4m * NR) << 4);
   memory.fill(packed, 0, <usize> cols);
   // Mark the block columns of B the range's blocks use; pack them once each, a run of adjacent used
   // columns in one sweep over the rows of B (one packB call: its panels land where the per-column panels
@@ -230,47 +234,52 @@ export function sdd(
     for (let e = s0; e < s1; e++) store<u8>(packed + <usize> load<i32>(colIdx + (<usize> e << 2)), 1);
   }
   const runs = b % NR == 0;
-  for (let j = 0; j < cols; ) {
-    if (!load<u8>(packed + <usize> j)) {
-      j++;
-      continue;
-    }
-    let j1 = j + 1;
-    if (runs) while (j1 < cols && load<u8>(packed + <usize> j1)) j1++;
-    packB(bp + <usize> (j * npb) * bPanel, bm + (<usize> (j * b * bcs) << 2), brs, bcs, K, (j1 - j) * b);
-    j = j1;
-  }
   const ldc = <usize> b << 2;
   // A stored transposed (ars = 1): pack G block rows in one sweep over its rows (k outer); otherwise one
   // block row at a time (its rows run along k). Either way each block row's panels sit just before use.
-  const G = ars == 1 ? sddGroup(b) : 1, blockA = <usize> mpb * aPanel;
-  for (let g0 = r0; g0 < r1; g0 += G) {
-    const g1 = min(r1, g0 + G);
-    if (G == 1) {
-      const s0 = load<i32>(rowPtr + (<usize> g0 << 2)), s1 = load<i32>(rowPtr + (<usize> (g0 + 1) << 2));
-      if (s1 > s0) packA(ap, a + (<usize> (g0 * b * ars) << 2), ars, acs, b, K, aPanel);
-    } else {
-      for (let q = 0; q < k4; q++) {
-        for (let i = g0; i < g1; i++) {
-          const src = a + (<usize> (i * b) << 2), d = ap + <usize> (i - g0) * blockA + (<usize> (q * MR) << 4);
-          for (let ip = 0; ip < mpb; ip++) packGroup(d + <usize> ip * aPanel, src, ars, acs, b, K, ip, q);
+  const G = ars == 1 ? sddGroup(b) : 1;
+  for (let pc = 0; pc < K; pc += SDD_KC) {
+    const kc = min(SDD_KC, K - pc), k4 = cdiv(kc, 4), bt = pc > 0 ? 1 : beta;
+    const aPanel = <usize> (k4 * MR) << 4, bPanel = <usize> (k4 * NR) << 4, blockA = <usize> mpb * aPanel;
+    const a0 = a + (<usize> (pc * acs) << 2), b0 = bm + (<usize> (pc * brs) << 2);
+    for (let j = 0; j < cols; ) {
+      if (!load<u8>(packed + <usize> j)) {
+        j++;
+        continue;
+      }
+      let j1 = j + 1;
+      if (runs) while (j1 < cols && load<u8>(packed + <usize> j1)) j1++;
+      packB(bp + <usize> (j * npb) * bPanel, b0 + (<usize> (j * b * bcs) << 2), brs, bcs, kc, (j1 - j) * b);
+      j = j1;
+    }
+    for (let g0 = r0; g0 < r1; g0 += G) {
+      const g1 = min(r1, g0 + G);
+      if (G == 1) {
+        const s0 = load<i32>(rowPtr + (<usize> g0 << 2)), s1 = load<i32>(rowPtr + (<usize> (g0 + 1) << 2));
+        if (s1 > s0) packA(ap, a0 + (<usize> (g0 * b * ars) << 2), ars, acs, b, kc, aPanel);
+      } else {
+        for (let q = 0; q < k4; q++) {
+          for (let i = g0; i < g1; i++) {
+            const src = a0 + (<usize> (i * b) << 2), d = ap + <usize> (i - g0) * blockA + (<usize> (q * MR) << 4);
+            for (let ip = 0; ip < mpb; ip++) packGroup(d + <usize> ip * aPanel, src, ars, acs, b, kc, ip, q);
+          }
         }
       }
-    }
-    for (let i = g0; i < g1; i++) {
-      const s0 = load<i32>(rowPtr + (<usize> i << 2)), s1 = load<i32>(rowPtr + (<usize> (i + 1) << 2));
-      const aRow = ap + <usize> (i - g0) * blockA;
-      for (let e = s0; e < s1; e++) {
-        const j = load<i32>(colIdx + (<usize> e << 2));
-        for (let p = 0; p < npb; p++) {
-          const nr = min(NR, b - p * NR);
-          store<u32>(seg, 0);
-          store<u32>(seg, <u32> (bp + <usize> (j * npb + p) * bPanel), 4);
-          store<u32>(seg, <u32> k4, 8);
-          let cp = w + (<usize> (e * bb + p * NR) << 2);
-          for (let ip = 0; ip < mpb; ip++) {
-            micro(aRow + <usize> ip * aPanel, seg, 1, cp, ldc, 1, beta, min(MR, b - ip * MR), nr);
-            cp += ldc * MR;
+      for (let i = g0; i < g1; i++) {
+        const s0 = load<i32>(rowPtr + (<usize> i << 2)), s1 = load<i32>(rowPtr + (<usize> (i + 1) << 2));
+        const aRow = ap + <usize> (i - g0) * blockA;
+        for (let e = s0; e < s1; e++) {
+          const j = load<i32>(colIdx + (<usize> e << 2));
+          for (let p = 0; p < npb; p++) {
+            const nr = min(NR, b - p * NR);
+            store<u32>(seg, 0);
+            store<u32>(seg, <u32> (bp + <usize> (j * npb + p) * bPanel), 4);
+            store<u32>(seg, <u32> k4, 8);
+            let cp = w + (<usize> (e * bb + p * NR) << 2);
+            for (let ip = 0; ip < mpb; ip++) {
+              micro(aRow + <usize> ip * aPanel, seg, 1, cp, ldc, 1, bt, min(MR, b - ip * MR), nr);
+              cp += ldc * MR;
+            }
           }
         }
       }

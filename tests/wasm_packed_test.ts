@@ -124,3 +124,65 @@ Deno.test("wasm dds: packed weights on 2 and 3 threads agree bit for bit with on
     }
   }
 });
+
+// W (+)= op(A)·op(B) on the kept blocks, in float64: a is (R,K) or (K,R), b is (K,C) or (C,K).
+function sdd64(
+  a: Float32Array,
+  b: Float32Array,
+  w0: Float32Array,
+  l: BlockLayout,
+  K: number,
+  transA: boolean,
+  transB: boolean,
+  accumulate: boolean,
+): Float64Array {
+  const bs = l.block, R = l.rows * bs, C = l.cols * bs, out = new Float64Array(l.nnz * bs * bs);
+  for (let i = 0; i < l.rows; i++) {
+    for (let e = l.rowPtr[i]; e < l.rowPtr[i + 1]; e++) {
+      const j = l.colIdx[e];
+      for (let r = 0; r < bs; r++) {
+        for (let c = 0; c < bs; c++) {
+          const row = i * bs + r, col = j * bs + c, o = (e * bs + r) * bs + c;
+          let s = accumulate ? w0[o] : 0;
+          for (let k = 0; k < K; k++) {
+            s += (transA ? a[k * R + row] : a[row * K + k]) * (transB ? b[col * K + k] : b[k * C + col]);
+          }
+          out[o] = s;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+Deno.test("wasm sdd: K over several passes (of 256) matches float64 and agrees bit for bit on 1 to 4 threads", async () => {
+  const bes = [await createWasmBackend({ threads: 1 })];
+  for (const threads of [2, 3, 4]) bes.push(await createWasmBackend({ threads, minSplitWork: 0 }));
+  try {
+    for (const [block, K] of [[16, 600], [32, 517], [8, 259]]) {
+      const l = randomMask({ outFeatures: 6 * block, inFeatures: 5 * block, block, density: 0.4, seed: K })
+        .toBSR();
+      const R = l.rows * block, C = l.cols * block;
+      for (
+        const [transA, transB, accumulate] of [[true, false, false], [true, false, true], [false, true, true]]
+      ) {
+        const a = rnd(R * K), b = rnd(K * C), w0 = rnd(l.nnz * block * block);
+        const label = `b=${block} K=${K} transA=${transA} transB=${transB} acc=${accumulate}`;
+        const outs: Float32Array[] = [];
+        for (const be of bes) {
+          const w = be.upload(w0);
+          be.sdd(be.upload(a), be.upload(b), w, { layout: l, K, transA, transB, accumulate });
+          outs.push(await be.read(w));
+        }
+        assertClose(outs[0], sdd64(a, b, w0, l, K, transA, transB, accumulate), {
+          atol: 1e-4,
+          rtol: 1e-4,
+          label,
+        });
+        for (let t = 1; t < outs.length; t++) assertEquals(outs[t], outs[0], `${label} threads ${t + 1}`);
+      }
+    }
+  } finally {
+    for (const be of bes) be.dispose();
+  }
+});

@@ -154,6 +154,9 @@ interface Kernels {
   gemmDot(...args: number[]): void;
   gemmRows(...args: number[]): void;
   gemmCols(...args: number[]): void;
+  gemmThin(...args: number[]): void;
+  gemmThinPack(b: number, sbk: number, sbn: number, dst: number, K: number, N: number, j0: number): void;
+  gemmThinDot(...args: number[]): void;
   ddsWorkspace(M: number, inBlocks: number, nnz: number, b: number): number;
   ddsPackedBytes(nnz: number, b: number): number;
   ddsPackW(
@@ -203,6 +206,8 @@ const JOBS = [
   "gemmDot",
   "gemmRows",
   "gemmCols",
+  "gemmThin",
+  "gemmThinDot",
   "dds",
   "sdd",
   "ddsPackW",
@@ -239,6 +244,11 @@ type Job = typeof JOBS[number];
 // the packed GEMM, at d = 4 0.97-2.2x, at d = 10 gemmDot still 1.33x (the others 0.36-1.2x), at d = 16 and
 // above the packed GEMM wins or ties almost everywhere (gemmRows' 4-row blocks included).
 const THIN_DOT_N = 10, THIN_K = 4, THIN_N = 4, THIN_M = 4;
+// Largest N for gemmThin (C = Aᵀ·B read in place; see #thinTiled) and its k-block, measured by
+// bench/thin_gemm.ts (one thread, CPU time, 2-vCPU Zen 3 VM shared with other work): at N = 16 and K of
+// 2048 or more it beats the packed GEMM (which packs the large A) 1.15-1.5x; at N = 32 with K = 256 the
+// packed GEMM wins (0.72-0.88x). k-blocks of 128 against none: 1.3-1.45x on 512x16x2048.
+const THIN_TILED_N = 16, THIN_KB = 128;
 
 // sumSquares' chunk (asm/rows.ts SQ_CHUNK): fixed, so its sum has the same bits on any thread count.
 const SQ_CHUNK = 1 << 16;
@@ -289,9 +299,10 @@ export class WasmBackend implements Backend {
   minSplitWork: number;
   /**
    * Products with a small dimension (a gate, a head, a low-rank factor) run on the unpacked thin kernels
-   * (true); false sends every product to the packed GEMM (for benches and tests).
+   * (true); "legacy" leaves out the register-tiled ones (gemmThin, gemmThinDot) as before them; false
+   * sends every product to the packed GEMM (for benches and tests).
    */
-  thinProducts = true;
+  thinProducts: boolean | "legacy" = true;
   #requested: number;
   #notes: string[];
   #k: Kernels;
@@ -672,6 +683,7 @@ export class WasmBackend implements Backend {
     if (!this.thinProducts) return false;
     // A(i,k) at a[i·sai + k·sak]
     const sai = transA ? 1 : K, sak = transA ? M : 1;
+    if (this.thinProducts === true && this.#thinTiled(pa, pb, pc, p, alpha, batch, sA, sB, sC)) return true;
     let name: "gemmDot" | "gemmRows" | "gemmCols", byRows: boolean;
     if ((transB || N === 1) && !transA && N <= THIN_DOT_N) [name, byRows] = ["gemmDot", true];
     else if (!transB && (K <= THIN_K || N <= THIN_N)) [name, byRows] = ["gemmRows", true];
@@ -689,6 +701,63 @@ export class WasmBackend implements Backend {
             return [A + s * sai * 4, B, C + s * N * 4, n, N, K, sai, sak, N, N, alpha, acc];
           }
           return [A, B + s * 4, C + s * 4, M, n, K, sai, sak, N, N, alpha, acc];
+        }),
+      );
+    }
+    return true;
+  }
+
+  // Two thin products where the packed GEMM would pack the large operand: C = Aᵀ·B with N of 5 to
+  // THIN_TILED_N (a low-rank factor's weight gradient: A (K,M) and B (K,N) read in place on 6x8 register
+  // tiles, k in blocks of THIN_KB; asm/thin.ts gemmThin), and A·Bᵀ for N of 1 to 3 (a gate's logit: 4-row
+  // dots, gemmThinDot). Threads take ranges of rows (6 or 4); every element is one multiply-add chain in
+  // k order, so the bits do not depend on the split. Returns false for the other paths.
+  #thinTiled(
+    pa: number,
+    pb: number,
+    pc: number,
+    p: GemmParams,
+    alpha: number,
+    batch: number,
+    sA: number,
+    sB: number,
+    sC: number,
+  ): boolean {
+    const { M, N, K, transA, transB } = p, acc = p.accumulate ? 1 : 0;
+    const dot = N <= 3 && !transA && (transB || N === 1);
+    if (!dot && !(transA && !transB && N >= 5 && N <= THIN_TILED_N && M >= N)) return false;
+    const parts = this.#parts(M * N * K);
+    if (dot) {
+      const cuts = evenSplit(M, parts, 4);
+      for (let i = 0; i < batch; i++) {
+        const A = pa + i * sA, B = pb + i * sB, C = pc + i * sC;
+        this.#run(
+          "gemmThinDot",
+          cuts.slice(1).map((e, t) => {
+            const s = cuts[t];
+            return [A + s * K * 4, B, C + s * N * 4, e - s, N, K, K, K, N, alpha, acc];
+          }),
+        );
+      }
+      return true;
+    }
+    // 8-column strips of B in place, its last N mod 8 columns packed (zero-padded to 8) in the workspace
+    const ns = N >> 3, j0 = ns * 8, w = N > j0 ? 8 : 0, kb = THIN_KB;
+    const cuts = evenSplit(M, parts, 6);
+    // each part's partial sums between k blocks: its rows x the strips
+    const partial = (rows: number) => K > kb ? rows * (ns * 8 + w) * 4 : 0;
+    const btBytes = K * w * 4;
+    const ws = this.#workspace(cuts.slice(1).reduce((n, e, t) => n + partial(e - cuts[t]), btBytes) || 4, 0);
+    for (let i = 0; i < batch; i++) {
+      const A = pa + i * sA, B = pb + i * sB, C = pc + i * sC;
+      if (w > 0) this.#k.gemmThinPack(B, N, 1, ws, K, N, j0);
+      let at = ws + btBytes;
+      this.#run(
+        "gemmThin",
+        cuts.slice(1).map((e, t) => {
+          const s = cuts[t], part = at;
+          at += partial(e - s);
+          return [A + s * 4, 1, M, B, N, ns, ws, w, N - j0, C + s * N * 4, N, e - s, K, alpha, acc, part, kb];
         }),
       );
     }
