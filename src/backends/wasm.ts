@@ -247,10 +247,11 @@ type Job = typeof JOBS[number];
 // the packed GEMM, at d = 4 0.97-2.2x, at d = 10 gemmDot still 1.33x (the others 0.36-1.2x), at d = 16 and
 // above the packed GEMM wins or ties almost everywhere (gemmRows' 4-row blocks included).
 const THIN_DOT_N = 10, THIN_K = 4, THIN_N = 4, THIN_M = 4;
-// Largest N for gemmThin (C = Aᵀ·B read in place; see #thinTiled) and its k-block, measured by
-// bench/thin_gemm.ts (one thread, CPU time, 2-vCPU Zen 3 VM shared with other work): at N = 16 and K of
-// 2048 or more it beats the packed GEMM (which packs the large A) 1.15-1.5x; at N = 32 with K = 256 the
-// packed GEMM wins (0.72-0.88x). k-blocks of 128 against none: 1.3-1.45x on 512x16x2048.
+// Largest N for gemmThin's row tiles (C = Aᵀ·B read in place; see #thinTiled) and their k-block, measured
+// by bench/thin_gemm.ts (one thread, CPU time, 2-vCPU Zen 3 VM shared with other work): at N = 16 and K
+// of 2048 or more they beat the packed GEMM (which packs the large A) 1.05-1.9x; at N = 32 with K = 256
+// the packed GEMM ties or wins (0.72-1.0x). k-blocks of 128 against none: 1.3-1.45x on 512x16x2048.
+// Computing a small-M Aᵀ·B as (Bᵀ·A)ᵀ on the same tiles lost to the packed GEMM (0.74-0.81x).
 const THIN_TILED_N = 16, THIN_KB = 128;
 
 // dds' forward on at most this many rows reads a weight that has no current packed copy in place, once
@@ -724,11 +725,12 @@ export class WasmBackend implements Backend {
     return true;
   }
 
-  // Two thin products where the packed GEMM would pack the large operand: C = Aᵀ·B with N of 5 to
-  // THIN_TILED_N (a low-rank factor's weight gradient: A (K,M) and B (K,N) read in place on 6x8 register
-  // tiles, k in blocks of THIN_KB; asm/thin.ts gemmThin), and A·Bᵀ for N of 1 to 3 (a gate's logit: 4-row
-  // dots, gemmThinDot). Threads take ranges of rows (6 or 4); every element is one multiply-add chain in
-  // k order, so the bits do not depend on the split. Returns false for the other paths.
+  // Thin products where the packed GEMM would pack the large operand, read in place (asm/thin.ts):
+  // C = Aᵀ·B with N of 5 to THIN_TILED_N (a low-rank factor's weight gradient: 6x8 register tiles over
+  // rows of C, k in blocks of THIN_KB) or with M of 1 or 2 (a gate's weight gradient: one row 32 columns at
+  // a time), both gemmThin; and A·Bᵀ for N of 1 to 3 (a gate's logit: 4-row dots, gemmThinDot). Threads
+  // take ranges of rows (6 or 4), or of 8-column strips for M of 1 or 2; every element is one multiply-add
+  // chain in k order, so the bits do not depend on the split. Returns false for the other paths.
   #thinTiled(
     pa: number,
     pb: number,
@@ -742,7 +744,10 @@ export class WasmBackend implements Backend {
   ): boolean {
     const { M, N, K, transA, transB } = p, acc = p.accumulate ? 1 : 0;
     const dot = N <= 3 && !transA && (transB || N === 1);
-    if (!dot && !(transA && !transB && N >= 5 && N <= THIN_TILED_N && M >= N)) return false;
+    // C = Aᵀ·B: rows of C in 6-row tiles (N small), or one or two rows 32 columns at a time (M of 1 or 2)
+    const rows = transA && !transB && N >= 5 && N <= THIN_TILED_N && M >= N;
+    const row = transA && !transB && M <= 2 && N >= 8;
+    if (!dot && !rows && !row) return false;
     const parts = this.#parts(M * N * K);
     if (dot) {
       const cuts = evenSplit(M, parts, 4);
@@ -759,22 +764,47 @@ export class WasmBackend implements Backend {
       return true;
     }
     // 8-column strips of B in place, its last N mod 8 columns packed (zero-padded to 8) in the workspace
-    const ns = N >> 3, j0 = ns * 8, w = N > j0 ? 8 : 0, kb = THIN_KB;
-    const cuts = evenSplit(M, parts, 6);
-    // each part's partial sums between k blocks: its rows x the strips
-    const partial = (rows: number) => K > kb ? rows * (ns * 8 + w) * 4 : 0;
+    const ns = N >> 3, j0 = ns * 8, w = N > j0 ? 8 : 0, kb = M < 3 ? K : THIN_KB;
+    const cuts = rows ? evenSplit(M, parts, 6) : evenSplit(N, parts, 8);
+    const args = cuts.slice(1).map((e, t) => {
+      const s = cuts[t];
+      if (rows) return { rows: e - s, a: s, b: 0, ns, bt: 0, nt: N - j0, c: s * N };
+      // columns s..e: strips of B in place below j0, then the packed ones
+      const s1 = Math.min(s, j0), e1 = Math.min(e, j0), s2 = Math.max(s, j0);
+      return { rows: M, a: 0, b: s1, ns: (e1 - s1) >> 3, bt: s2 - j0, nt: Math.max(0, e - s2), c: s };
+    });
+    // each part's partial sums between k blocks: its rows x its strips
+    const partial = (r: typeof args[0]) => K > kb ? r.rows * (r.ns * 8 + ((r.nt + 7) & ~7)) * 4 : 0;
     const btBytes = K * w * 4;
-    const ws = this.#workspace(cuts.slice(1).reduce((n, e, t) => n + partial(e - cuts[t]), btBytes) || 4, 0);
+    const ws = this.#workspace(args.reduce((n, r) => n + partial(r), btBytes) || 4, 0);
     for (let i = 0; i < batch; i++) {
       const A = pa + i * sA, B = pb + i * sB, C = pc + i * sC;
       if (w > 0) this.#k.gemmThinPack(B, N, 1, ws, K, N, j0);
       let at = ws + btBytes;
       this.#run(
         "gemmThin",
-        cuts.slice(1).map((e, t) => {
-          const s = cuts[t], part = at;
-          at += partial(e - s);
-          return [A + s * 4, 1, M, B, N, ns, ws, w, N - j0, C + s * N * 4, N, e - s, K, alpha, acc, part, kb];
+        args.map((r) => {
+          const part = at;
+          at += partial(r);
+          return [
+            A + r.a * 4,
+            1,
+            M,
+            B + r.b * 4,
+            N,
+            r.ns,
+            ws + r.bt * 4,
+            w,
+            r.nt,
+            C + r.c * 4,
+            N,
+            r.rows,
+            K,
+            alpha,
+            acc,
+            part,
+            kb,
+          ];
         }),
       );
     }
