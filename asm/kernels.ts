@@ -9,6 +9,7 @@
 //   gemm.ts         packing and the dense GEMM (micro-kernel: generated/micro.ts from _gen_micro.ts)
 //   thin.ts         products with one small dimension (gemmThin, gemmThinDot; gemmDot, gemmRows, gemmCols), unpacked
 //   sparse.ts       the block-sparse products dds and sdd
+//   dds_rows.ts     dds' forward for a few rows, the weight read in place (ddsRows)
 //   rows.ts         reductions and row kernels (softmax, cross-entropy, layer norm, gather/scatter)
 //   elementwise.ts  binary, unary, unaryGrad, scale, fill, copy, transpose
 //   optim.ts        adamw, sgd, clipScale
@@ -16,6 +17,7 @@
 import { gemmWorkspace, gemm } from "./gemm.ts";
 import { gemmDot, gemmRows, gemmCols, gemmThin, gemmThinPack, gemmThinDot } from "./thin.ts";
 import { ddsWorkspace, dds, ddsPackedBytes, ddsPackW, sddWorkspace, sdd } from "./sparse.ts";
+import { ddsRows } from "./dds_rows.ts";
 import {
   sumRows,
   sumCols,
@@ -49,6 +51,7 @@ export {
   dds,
   ddsPackedBytes,
   ddsPackW,
+  ddsRows,
   sddWorkspace,
   sdd,
   sumRows,

@@ -69,11 +69,17 @@ function check(be: WasmBackend, rng: Rng, [M, N, K, transA, transB]: Shape, accu
 }
 
 // The shapes the register-tiled kernels take: C = Aᵀ·B with N of 5 to 16 (gemmThin: full and partial
-// 8-column strips, 6-row tiles and their last rows, k blocks of 128 and their edges), A·Bᵀ with N of 1 to
-// 3 and A·b (gemmThinDot: 4-row groups, 8-wide k steps, a 4-wide step, the last k one by one).
+// 8-column strips, 6-row tiles and their last rows, k blocks of 128 and their edges) or M of 1 or 2
+// (32- and 8-column steps), A·Bᵀ with N of 1 to 3 and A·b (gemmThinDot: 4-row groups, 8-wide k steps, a
+// 4-wide step, the last k one by one).
 const TILED: Shape[] = [];
 for (const [M, N] of [[5, 5], [6, 6], [7, 7], [13, 8], [17, 9], [31, 15], [33, 16], [97, 16], [16, 16]]) {
   for (const K of [1, 15, 127, 128, 129, 300]) TILED.push([M, N, K, true, false]);
+}
+for (const M of [1, 2]) {
+  for (const [N, K] of [[8, 1], [9, 130], [31, 7], [32, 300], [40, 2049], [77, 33]]) {
+    TILED.push([M, N, K, true, false]);
+  }
 }
 for (const M of [1, 3, 4, 5, 17, 33]) {
   for (const K of [1, 3, 4, 7, 8, 9, 12, 15, 16, 17, 33, 513]) {
@@ -125,6 +131,8 @@ for (const threads of [2, 3, 4]) {
         [203, 13, 129, true, false],
         [25, 8, 2048, true, false],
         [64, 5, 17, true, false],
+        [1, 203, 300, true, false],
+        [2, 77, 129, true, false],
         [203, 1, 513, false, true],
         [97, 3, 130, false, true],
         [50, 1, 77, false, false],
