@@ -291,8 +291,58 @@ function tile6x8(
       d5 = v128.load(w + 5 * ws + 16);
     }
   }
-  let p = a, q = b;
-  for (let k = 0; k < K; k++) {
+  let p = a, q = b, k = 0;
+  if (mr == 6 && rs == 4) {
+    // a full tile of Aᵀ read in place (its 6 rows side by side): constant offsets, 2 k per pass
+    // (1.1-1.4x over the loop below)
+    for (; k + 2 <= K; k += 2) {
+      const p0 = p, q0 = q;
+      let b0 = v128.load(q0);
+      let b1 = v128.load(q0 + 16);
+      let s = v128.load32_splat(p0);
+      c0 = madd(s, b0, c0);
+      d0 = madd(s, b1, d0);
+      s = v128.load32_splat(p0 + 4);
+      c1 = madd(s, b0, c1);
+      d1 = madd(s, b1, d1);
+      s = v128.load32_splat(p0 + 8);
+      c2 = madd(s, b0, c2);
+      d2 = madd(s, b1, d2);
+      s = v128.load32_splat(p0 + 12);
+      c3 = madd(s, b0, c3);
+      d3 = madd(s, b1, d3);
+      s = v128.load32_splat(p0 + 16);
+      c4 = madd(s, b0, c4);
+      d4 = madd(s, b1, d4);
+      s = v128.load32_splat(p0 + 20);
+      c5 = madd(s, b0, c5);
+      d5 = madd(s, b1, d5);
+      const p1 = p + ks, q1 = q + bs;
+      b0 = v128.load(q1);
+      b1 = v128.load(q1 + 16);
+      s = v128.load32_splat(p1);
+      c0 = madd(s, b0, c0);
+      d0 = madd(s, b1, d0);
+      s = v128.load32_splat(p1 + 4);
+      c1 = madd(s, b0, c1);
+      d1 = madd(s, b1, d1);
+      s = v128.load32_splat(p1 + 8);
+      c2 = madd(s, b0, c2);
+      d2 = madd(s, b1, d2);
+      s = v128.load32_splat(p1 + 12);
+      c3 = madd(s, b0, c3);
+      d3 = madd(s, b1, d3);
+      s = v128.load32_splat(p1 + 16);
+      c4 = madd(s, b0, c4);
+      d4 = madd(s, b1, d4);
+      s = v128.load32_splat(p1 + 20);
+      c5 = madd(s, b0, c5);
+      d5 = madd(s, b1, d5);
+      p = p1 + ks;
+      q = q1 + bs;
+    }
+  }
+  for (; k < K; k++) {
     const b0 = v128.load(q), b1 = v128.load(q + 16);
     let s = v128.load32_splat(p);
     c0 = madd(s, b0, c0);
@@ -523,3 +573,14 @@ export function gemmThinDot(
   }
 }
 
+/**
+ * T is (N,M) rows (the product computed transposed), C is (M,N) at stride ldc:
+ * `C (+)= alpha·Tᵀ` (multiply then add: the same rounding as gemmThin's own stores).
+ */
+export function gemmThinUntranspose(t: usize, c: usize, M: i32, N: i32, ldc: i32, alpha: f32, acc: i32): void {
+  const step = <usize> M << 2;
+  for (let i = 0; i < M; i++) {
+    const ci = c + (<usize> (i * ldc) << 2), ti = t + (<usize> i << 2);
+    for (let j = 0; j < N; j++) put1(ci + (<usize> j << 2), load<f32>(ti + <usize> j * step), alpha, acc);
+  }
+}
