@@ -12,6 +12,41 @@ import { madd } from "./_common.ts";
 export function sumRows(x: usize, y: usize, M: i32, N: i32, beta: i32, ld: i32): void {
   const rowb = <usize> ld << 2;
   let j = 0;
+  // 16 columns (one cache line of each row) at a time, then 8, then one: each column's sum is the same
+  // float64 sum in row order whatever the strip (and the thread) that takes it
+  for (; j + 16 <= N; j += 16) {
+    let s0 = f64x2.splat(0), s1 = f64x2.splat(0), s2 = f64x2.splat(0), s3 = f64x2.splat(0);
+    let s4 = f64x2.splat(0), s5 = f64x2.splat(0), s6 = f64x2.splat(0), s7 = f64x2.splat(0);
+    let p = x + (<usize> j << 2);
+    for (let i = 0; i < M; i++) {
+      const a = v128.load(p), b = v128.load(p, 16), c = v128.load(p, 32), d = v128.load(p, 48);
+      s0 = f64x2.add(s0, f64x2.promote_low_f32x4(a));
+      s1 = f64x2.add(s1, f64x2.promote_low_f32x4(v128.shuffle<f32>(a, a, 2, 3, 2, 3)));
+      s2 = f64x2.add(s2, f64x2.promote_low_f32x4(b));
+      s3 = f64x2.add(s3, f64x2.promote_low_f32x4(v128.shuffle<f32>(b, b, 2, 3, 2, 3)));
+      s4 = f64x2.add(s4, f64x2.promote_low_f32x4(c));
+      s5 = f64x2.add(s5, f64x2.promote_low_f32x4(v128.shuffle<f32>(c, c, 2, 3, 2, 3)));
+      s6 = f64x2.add(s6, f64x2.promote_low_f32x4(d));
+      s7 = f64x2.add(s7, f64x2.promote_low_f32x4(v128.shuffle<f32>(d, d, 2, 3, 2, 3)));
+      p += rowb;
+    }
+    const q = y + (<usize> j << 2);
+    if (beta) {
+      const a = v128.load(q), b = v128.load(q, 16), c = v128.load(q, 32), d = v128.load(q, 48);
+      s0 = f64x2.add(s0, f64x2.promote_low_f32x4(a));
+      s1 = f64x2.add(s1, f64x2.promote_low_f32x4(v128.shuffle<f32>(a, a, 2, 3, 2, 3)));
+      s2 = f64x2.add(s2, f64x2.promote_low_f32x4(b));
+      s3 = f64x2.add(s3, f64x2.promote_low_f32x4(v128.shuffle<f32>(b, b, 2, 3, 2, 3)));
+      s4 = f64x2.add(s4, f64x2.promote_low_f32x4(c));
+      s5 = f64x2.add(s5, f64x2.promote_low_f32x4(v128.shuffle<f32>(c, c, 2, 3, 2, 3)));
+      s6 = f64x2.add(s6, f64x2.promote_low_f32x4(d));
+      s7 = f64x2.add(s7, f64x2.promote_low_f32x4(v128.shuffle<f32>(d, d, 2, 3, 2, 3)));
+    }
+    v128.store(q, v128.shuffle<f32>(f32x4.demote_f64x2_zero(s0), f32x4.demote_f64x2_zero(s1), 0, 1, 4, 5));
+    v128.store(q, v128.shuffle<f32>(f32x4.demote_f64x2_zero(s2), f32x4.demote_f64x2_zero(s3), 0, 1, 4, 5), 16);
+    v128.store(q, v128.shuffle<f32>(f32x4.demote_f64x2_zero(s4), f32x4.demote_f64x2_zero(s5), 0, 1, 4, 5), 32);
+    v128.store(q, v128.shuffle<f32>(f32x4.demote_f64x2_zero(s6), f32x4.demote_f64x2_zero(s7), 0, 1, 4, 5), 48);
+  }
   for (; j + 8 <= N; j += 8) {
     let s0 = f64x2.splat(0), s1 = f64x2.splat(0), s2 = f64x2.splat(0), s3 = f64x2.splat(0);
     let p = x + (<usize> j << 2);

@@ -226,3 +226,350 @@ export function gemmCols(
     }
   }
 }
+
+// ---- register-tiled thin products: one row tile (6 rows) x one 8-column strip of B, reading A in place --
+
+// One row of a tile: c (+)= alpha·(s0|s1) for the first nr (1..8) columns.
+// @ts-ignore: decorator
+@inline function putRow(q: usize, s0: v128, s1: v128, nr: i32, al: v128, acc: i32): void {
+  if (nr === 8) {
+    put(q, s0, al, acc);
+    put(q + 16, s1, al, acc);
+  } else {
+    putPart(q, s0, nr, al, acc);
+    if (nr > 4) putPart(q + 16, s1, nr - 4, al, acc);
+  }
+}
+
+// The first n (1..4) lanes of c (+)= alpha·s (lane by lane: the same rounding as put).
+// @ts-ignore: decorator
+@inline function putPart(q: usize, s: v128, n: i32, al: v128, acc: i32): void {
+  if (n >= 4) {
+    put(q, s, al, acc);
+    return;
+  }
+  const v = f32x4.mul(s, al);
+  store<f32>(q, acc ? load<f32>(q) + f32x4.extract_lane(v, 0) : f32x4.extract_lane(v, 0));
+  if (n > 1) store<f32>(q + 4, acc ? load<f32>(q + 4) + f32x4.extract_lane(v, 1) : f32x4.extract_lane(v, 1));
+  if (n > 2) store<f32>(q + 8, acc ? load<f32>(q + 8) + f32x4.extract_lane(v, 2) : f32x4.extract_lane(v, 2));
+}
+
+// Rows i..i+mr (mr 1..6) x one strip of 8 columns (nr of them kept), over K values of k: A(r,k) at
+// a + r·rs + k·ks (bytes), B's strip at b, row step bs (bytes). Rows past mr repeat row mr - 1 (their sums
+// are dropped). phase & 1: start from the partial sums at w (row stride ws bytes) instead of 0; phase & 2:
+// finish into C, else store the partial sums to w (so a k-blocked chain is the unblocked one, bit for bit).
+function tile6x8(
+  a: usize, rs: usize, ks: usize, b: usize, bs: usize, c: usize, ldc: usize, K: i32, mr: i32, nr: i32,
+  al: v128, acc: i32, w: usize, ws: usize, phase: i32,
+): void {
+  const o1 = rs * <usize> min(1, mr - 1), o2 = rs * <usize> min(2, mr - 1), o3 = rs * <usize> min(3, mr - 1);
+  const o4 = rs * <usize> min(4, mr - 1), o5 = rs * <usize> min(5, mr - 1);
+  let c0 = f32x4.splat(0), d0 = f32x4.splat(0), c1 = f32x4.splat(0), d1 = f32x4.splat(0);
+  let c2 = f32x4.splat(0), d2 = f32x4.splat(0), c3 = f32x4.splat(0), d3 = f32x4.splat(0);
+  let c4 = f32x4.splat(0), d4 = f32x4.splat(0), c5 = f32x4.splat(0), d5 = f32x4.splat(0);
+  if (phase & 1) {
+    c0 = v128.load(w);
+    d0 = v128.load(w + 16);
+    if (mr > 1) {
+      c1 = v128.load(w + ws);
+      d1 = v128.load(w + ws + 16);
+    }
+    if (mr > 2) {
+      c2 = v128.load(w + 2 * ws);
+      d2 = v128.load(w + 2 * ws + 16);
+    }
+    if (mr > 3) {
+      c3 = v128.load(w + 3 * ws);
+      d3 = v128.load(w + 3 * ws + 16);
+    }
+    if (mr > 4) {
+      c4 = v128.load(w + 4 * ws);
+      d4 = v128.load(w + 4 * ws + 16);
+    }
+    if (mr > 5) {
+      c5 = v128.load(w + 5 * ws);
+      d5 = v128.load(w + 5 * ws + 16);
+    }
+  }
+  let p = a, q = b, k = 0;
+  if (mr == 6 && rs == 4) {
+    // a full tile of Aᵀ read in place (its 6 rows side by side): constant offsets, 2 k per pass
+    // (1.1-1.4x over the loop below)
+    for (; k + 2 <= K; k += 2) {
+      const p0 = p, q0 = q;
+      let b0 = v128.load(q0);
+      let b1 = v128.load(q0 + 16);
+      let s = v128.load32_splat(p0);
+      c0 = madd(s, b0, c0);
+      d0 = madd(s, b1, d0);
+      s = v128.load32_splat(p0 + 4);
+      c1 = madd(s, b0, c1);
+      d1 = madd(s, b1, d1);
+      s = v128.load32_splat(p0 + 8);
+      c2 = madd(s, b0, c2);
+      d2 = madd(s, b1, d2);
+      s = v128.load32_splat(p0 + 12);
+      c3 = madd(s, b0, c3);
+      d3 = madd(s, b1, d3);
+      s = v128.load32_splat(p0 + 16);
+      c4 = madd(s, b0, c4);
+      d4 = madd(s, b1, d4);
+      s = v128.load32_splat(p0 + 20);
+      c5 = madd(s, b0, c5);
+      d5 = madd(s, b1, d5);
+      const p1 = p + ks, q1 = q + bs;
+      b0 = v128.load(q1);
+      b1 = v128.load(q1 + 16);
+      s = v128.load32_splat(p1);
+      c0 = madd(s, b0, c0);
+      d0 = madd(s, b1, d0);
+      s = v128.load32_splat(p1 + 4);
+      c1 = madd(s, b0, c1);
+      d1 = madd(s, b1, d1);
+      s = v128.load32_splat(p1 + 8);
+      c2 = madd(s, b0, c2);
+      d2 = madd(s, b1, d2);
+      s = v128.load32_splat(p1 + 12);
+      c3 = madd(s, b0, c3);
+      d3 = madd(s, b1, d3);
+      s = v128.load32_splat(p1 + 16);
+      c4 = madd(s, b0, c4);
+      d4 = madd(s, b1, d4);
+      s = v128.load32_splat(p1 + 20);
+      c5 = madd(s, b0, c5);
+      d5 = madd(s, b1, d5);
+      p = p1 + ks;
+      q = q1 + bs;
+    }
+  }
+  for (; k < K; k++) {
+    const b0 = v128.load(q), b1 = v128.load(q + 16);
+    let s = v128.load32_splat(p);
+    c0 = madd(s, b0, c0);
+    d0 = madd(s, b1, d0);
+    s = v128.load32_splat(p + o1);
+    c1 = madd(s, b0, c1);
+    d1 = madd(s, b1, d1);
+    s = v128.load32_splat(p + o2);
+    c2 = madd(s, b0, c2);
+    d2 = madd(s, b1, d2);
+    s = v128.load32_splat(p + o3);
+    c3 = madd(s, b0, c3);
+    d3 = madd(s, b1, d3);
+    s = v128.load32_splat(p + o4);
+    c4 = madd(s, b0, c4);
+    d4 = madd(s, b1, d4);
+    s = v128.load32_splat(p + o5);
+    c5 = madd(s, b0, c5);
+    d5 = madd(s, b1, d5);
+    p += ks;
+    q += bs;
+  }
+  if (phase & 2) {
+    putRow(c, c0, d0, nr, al, acc);
+    if (mr > 1) putRow(c + ldc, c1, d1, nr, al, acc);
+    if (mr > 2) putRow(c + 2 * ldc, c2, d2, nr, al, acc);
+    if (mr > 3) putRow(c + 3 * ldc, c3, d3, nr, al, acc);
+    if (mr > 4) putRow(c + 4 * ldc, c4, d4, nr, al, acc);
+    if (mr > 5) putRow(c + 5 * ldc, c5, d5, nr, al, acc);
+  } else {
+    v128.store(w, c0);
+    v128.store(w + 16, d0);
+    if (mr > 1) {
+      v128.store(w + ws, c1);
+      v128.store(w + ws + 16, d1);
+    }
+    if (mr > 2) {
+      v128.store(w + 2 * ws, c2);
+      v128.store(w + 2 * ws + 16, d2);
+    }
+    if (mr > 3) {
+      v128.store(w + 3 * ws, c3);
+      v128.store(w + 3 * ws + 16, d3);
+    }
+    if (mr > 4) {
+      v128.store(w + 4 * ws, c4);
+      v128.store(w + 4 * ws + 16, d4);
+    }
+    if (mr > 5) {
+      v128.store(w + 5 * ws, c5);
+      v128.store(w + 5 * ws + 16, d5);
+    }
+  }
+}
+
+// One row x 32 columns (4 strips of 8 side by side in B, row step bs): gemmThin's path for M of 1 or 2.
+function row1x32(a: usize, ks: usize, b: usize, bs: usize, c: usize, K: i32, al: v128, acc: i32): void {
+  let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
+  let c4 = f32x4.splat(0), c5 = f32x4.splat(0), c6 = f32x4.splat(0), c7 = f32x4.splat(0);
+  let p = a, q = b;
+  for (let k = 0; k < K; k++) {
+    const s = v128.load32_splat(p);
+    c0 = madd(s, v128.load(q), c0);
+    c1 = madd(s, v128.load(q + 16), c1);
+    c2 = madd(s, v128.load(q + 32), c2);
+    c3 = madd(s, v128.load(q + 48), c3);
+    c4 = madd(s, v128.load(q + 64), c4);
+    c5 = madd(s, v128.load(q + 80), c5);
+    c6 = madd(s, v128.load(q + 96), c6);
+    c7 = madd(s, v128.load(q + 112), c7);
+    p += ks;
+    q += bs;
+  }
+  put(c, c0, al, acc);
+  put(c + 16, c1, al, acc);
+  put(c + 32, c2, al, acc);
+  put(c + 48, c3, al, acc);
+  put(c + 64, c4, al, acc);
+  put(c + 80, c5, al, acc);
+  put(c + 96, c6, al, acc);
+  put(c + 112, c7, al, acc);
+}
+
+// One row x one strip of 8 (nr kept).
+function row1x8(a: usize, ks: usize, b: usize, bs: usize, c: usize, K: i32, nr: i32, al: v128, acc: i32): void {
+  let c0 = f32x4.splat(0), c1 = f32x4.splat(0);
+  let p = a, q = b;
+  for (let k = 0; k < K; k++) {
+    const s = v128.load32_splat(p);
+    c0 = madd(s, v128.load(q), c0);
+    c1 = madd(s, v128.load(q + 16), c1);
+    p += ks;
+    q += bs;
+  }
+  putRow(c, c0, c1, nr, al, acc);
+}
+
+/**
+ * A(i,k) is a[i·sai + k·sak] (either layout, read in place), B is (K,N) in two parts: ns strips of 8
+ * columns at b (row stride ldb, in place), then nt columns at bt (row stride ldbt, zero-padded to a
+ * multiple of 8 wide: gemmThinPack), C is (M, 8·ns + nt) at stride ldc:
+ * `C (+)= alpha·A·B` with 6x8 register tiles (12 accumulators), for products with a small M, N or K.
+ * k runs in blocks of kb (so a block's rows of A and B stay in cache while every tile passes over them),
+ * the partial sums kept at w (M rows of 8·(ns + ceil(nt / 8)) floats; unused when K <= kb). Every element
+ * is one multiply-add chain in k order whatever its tile or block, so any split of rows or strips between
+ * threads gives the same bits.
+ */
+export function gemmThin(
+  a: usize, sai: i32, sak: i32, b: usize, ldb: i32, ns: i32, bt: usize, ldbt: i32, nt: i32, c: usize, ldc: i32,
+  M: i32, K: i32, alpha: f32, acc: i32, w: usize, kb: i32,
+): void {
+  const al = f32x4.splat(alpha), rs = <usize> sai << 2, ks = <usize> sak << 2;
+  const bs = <usize> ldb << 2, bts = <usize> ldbt << 2, cs = <usize> ldc << 2;
+  const st = (nt + 7) >> 3, wl = <usize> (ns + st) << 5;
+  // one or two rows (a bias-like gradient): 32 columns at a time (8 chains), k unblocked
+  if (M < 3) {
+    for (let i = 0; i < M; i++) {
+      const ai = a + <usize> i * rs, ci = c + <usize> i * cs;
+      let j = 0;
+      for (; j + 4 <= ns; j += 4) row1x32(ai, ks, b + (<usize> j << 5), bs, ci + (<usize> j << 5), K, al, acc);
+      for (; j < ns; j++) row1x8(ai, ks, b + (<usize> j << 5), bs, ci + (<usize> j << 5), K, 8, al, acc);
+      for (let t = 0; t < st; t++) {
+        row1x8(ai, ks, bt + (<usize> t << 5), bts, ci + (<usize> (ns + t) << 5), K, min(8, nt - 8 * t), al, acc);
+      }
+    }
+    return;
+  }
+  if (kb <= 0 || kb > K) kb = K;
+  for (let k0 = 0; k0 < K; k0 += kb) {
+    const kl = min(kb, K - k0), phase = (k0 > 0 ? 1 : 0) | (k0 + kl >= K ? 2 : 0);
+    const ak = a + <usize> k0 * ks, bk = b + <usize> k0 * bs, btk = bt + <usize> k0 * bts;
+    for (let i = 0; i < M; i += 6) {
+      const mr = min(6, M - i), ai = ak + <usize> i * rs, ci = c + <usize> i * cs, wi = w + <usize> i * wl;
+      for (let j = 0; j < ns; j++) {
+        const o = <usize> j << 5;
+        tile6x8(ai, rs, ks, bk + o, bs, ci + o, cs, kl, mr, 8, al, acc, wi + o, wl, phase);
+      }
+      for (let t = 0; t < st; t++) {
+        const o = <usize> (ns + t) << 5;
+        tile6x8(ai, rs, ks, btk + (<usize> t << 5), bts, ci + o, cs, kl, mr, min(8, nt - 8 * t), al, acc, wi + o, wl,
+          phase);
+      }
+    }
+  }
+}
+
+/**
+ * B(k,n) is b[k·sbk + n·sbn] (either layout): writes columns j0..N of B to dst as (K, w) rows, w the
+ * column count rounded up to a multiple of 8, zero-padded (the bt operand of gemmThin).
+ */
+export function gemmThinPack(b: usize, sbk: i32, sbn: i32, dst: usize, K: i32, N: i32, j0: i32): void {
+  const n = N - j0, w = (n + 7) & ~7;
+  for (let k = 0; k < K; k++) {
+    const d = dst + (<usize> (k * w) << 2), s = b + (<usize> (k * sbk + j0 * sbn) << 2), sn = <usize> sbn << 2;
+    let j = 0;
+    for (; j < n; j++) store<f32>(d + (<usize> j << 2), load<f32>(s + <usize> j * sn));
+    for (; j < w; j++) store<f32>(d + (<usize> j << 2), 0);
+  }
+}
+
+// One dot of two rows, 8 chains' layout: two v128 sums over 8 k at a time, one more v128 step when 4 to
+// 7 k are left, the lanes added pairwise, then the last k one by one (every path uses this order).
+// @ts-ignore: decorator
+@inline function dotTail(s0: v128, s1: v128, p: usize, q: usize, k0: i32, K: i32): f32 {
+  let k = k0;
+  if (k + 4 <= K) {
+    s0 = madd(v128.load(p + (<usize> k << 2)), v128.load(q + (<usize> k << 2)), s0);
+    k += 4;
+  }
+  const t = f32x4.add(s0, s1);
+  let s = (f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 1)) +
+    (f32x4.extract_lane(t, 2) + f32x4.extract_lane(t, 3));
+  for (; k < K; k++) {
+    s = f32x4.extract_lane(
+      madd(v128.load32_splat(p + (<usize> k << 2)), v128.load32_splat(q + (<usize> k << 2)), f32x4.splat(s)), 0,
+    );
+  }
+  return s;
+}
+
+/**
+ * A is (M,K) rows at stride lda, B is (N,K) rows at stride ldb, C is (M,N) at stride ldc:
+ * `C (+)= alpha·A·Bᵀ` for N of 1 to 3 (a gate's logit, a matrix times a vector): 4 rows of A share each
+ * load of B, two chains per row.
+ */
+export function gemmThinDot(
+  a: usize, b: usize, c: usize, M: i32, N: i32, K: i32, lda: i32, ldb: i32, ldc: i32, alpha: f32, acc: i32,
+): void {
+  const ra = <usize> lda << 2, K8 = K & ~7;
+  let i = 0;
+  for (; i + 4 <= M; i += 4) {
+    const a0 = a + <usize> i * ra, a1 = a0 + ra, a2 = a1 + ra, a3 = a2 + ra;
+    for (let n = 0; n < N; n++) {
+      const bn = b + (<usize> (n * ldb) << 2);
+      let x0 = f32x4.splat(0), y0 = f32x4.splat(0), x1 = f32x4.splat(0), y1 = f32x4.splat(0);
+      let x2 = f32x4.splat(0), y2 = f32x4.splat(0), x3 = f32x4.splat(0), y3 = f32x4.splat(0);
+      for (let k = 0; k < K8; k += 8) {
+        const o = <usize> k << 2;
+        const u = v128.load(bn + o), v = v128.load(bn + o + 16);
+        x0 = madd(v128.load(a0 + o), u, x0);
+        y0 = madd(v128.load(a0 + o + 16), v, y0);
+        x1 = madd(v128.load(a1 + o), u, x1);
+        y1 = madd(v128.load(a1 + o + 16), v, y1);
+        x2 = madd(v128.load(a2 + o), u, x2);
+        y2 = madd(v128.load(a2 + o + 16), v, y2);
+        x3 = madd(v128.load(a3 + o), u, x3);
+        y3 = madd(v128.load(a3 + o + 16), v, y3);
+      }
+      const q = c + (<usize> (i * ldc + n) << 2), rc = <usize> ldc << 2;
+      put1(q, dotTail(x0, y0, a0, bn, K8, K), alpha, acc);
+      put1(q + rc, dotTail(x1, y1, a1, bn, K8, K), alpha, acc);
+      put1(q + 2 * rc, dotTail(x2, y2, a2, bn, K8, K), alpha, acc);
+      put1(q + 3 * rc, dotTail(x3, y3, a3, bn, K8, K), alpha, acc);
+    }
+  }
+  for (; i < M; i++) {
+    const ai = a + <usize> i * ra;
+    for (let n = 0; n < N; n++) {
+      const bn = b + (<usize> (n * ldb) << 2);
+      let x = f32x4.splat(0), y = f32x4.splat(0);
+      for (let k = 0; k < K8; k += 8) {
+        const o = <usize> k << 2;
+        x = madd(v128.load(ai + o), v128.load(bn + o), x);
+        y = madd(v128.load(ai + o + 16), v128.load(bn + o + 16), y);
+      }
+      put1(c + (<usize> (i * ldc + n) << 2), dotTail(x, y, ai, bn, K8, K), alpha, acc);
+    }
+  }
+}
+

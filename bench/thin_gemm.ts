@@ -1,50 +1,111 @@
 /**
- * Where the wasm backend's thin products (asm/thin.ts: gemmDot, gemmRows, gemmCols) beat the packed GEMM:
- * each shape with a small dimension, one thread, both paths interleaved, timed by this process's CPU time
- * (steadier on a shared machine). The limits in src/backends/wasm.ts (THIN_*) come from this table.
+ * The wasm backend's thin products (asm/thin.ts: one of M, N, K small) against the path they replaced,
+ * interleaved in one run: "tiled" is the default routing (gemmThin's 6x8 register tiles reading A in
+ * place, gemmThinDot for N of 1 to 3), "old" the routing before it (`thinProducts = "legacy"`: the
+ * unpacked gemmDot / gemmRows / gemmCols for a dimension under 4 to 10, the packed GEMM above), with the
+ * packed GEMM alone as a third column. Each figure is a median ms per call, with GFLOP/s as a fraction of
+ * this machine's WASM FMA ceiling measured in the same run (bench/_peak.ts). On one thread the clock is
+ * this process's CPU time (steadier on a shared machine); with `--threads n` it is the wall clock.
+ * The shapes are the training steps' low-rank and gate products (the demo's Pixelfly Mixer, rank 16;
+ * PixelflyLinear 1024->4096 rank 32 at batch 256; a gate's single column) and the limits' edges.
  *
- * Run: `deno run bench/thin_gemm.ts [--rounds 9]`.
+ * Run: `deno run bench/thin_gemm.ts [--rounds 9] [--threads 1] [--only 512x16]`.
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import { createWasmBackend } from "../src/backends/wasm.ts";
-import { interleave, repsFor, threadCpuClock } from "./_interleave.ts";
+import { type Case, interleave, repsFor, threadCpuClock } from "./_interleave.ts";
+import { peakCases } from "./_peak.ts";
 
-const { values } = parseArgs({ args: Deno.args, options: { rounds: { type: "string", default: "9" } } });
-const be = await createWasmBackend({ threads: 1 });
-// [M, N, K, transA, transB]: the training steps' thin products (gate, head, low rank) and the limits' edges
-const shapes: [number, number, number, boolean, boolean][] = [];
-for (const d of [1, 4, 10, 16, 24, 32]) {
-  shapes.push([128, d, 2048, false, true]); // gate / head forward: x·aᵀ
-  shapes.push([2048, d, 512, false, true]);
-  shapes.push([128, 2048, d, false, false]); // their dx: dz·a
-  shapes.push([2048, 512, d, false, false]);
-  shapes.push([d, 2048, 128, true, false]); // their weight gradient: dzᵀ·x
-  shapes.push([d, 512, 2048, true, false]);
-  shapes.push([2048, d, 512, false, false]); // low rank: x·V with V (K, r)
-  shapes.push([2048, d, 128, false, true]); // low rank: h = x·Vᵀ with V (r, K)
-  shapes.push([128, d, 784, false, true]);
-}
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    rounds: { type: "string", default: "9" },
+    threads: { type: "string", default: "1" },
+    only: { type: "string", default: "" },
+  },
+});
+const threads = Number(values.threads);
+const be = await createWasmBackend({ threads });
+// [M, N, K, transA, transB]
+const shapes: [number, number, number, boolean, boolean][] = [
+  // the Pixelfly Mixer step (rank 16, 2048 rows of tokens x channels, 512 and 128 wide)
+  [512, 16, 2048, true, false],
+  [16, 512, 2048, true, false],
+  [2048, 512, 16, false, false],
+  [2048, 512, 16, false, true],
+  [2048, 16, 512, false, false],
+  [2048, 16, 512, false, true],
+  [128, 16, 2048, true, false],
+  [16, 128, 2048, true, false],
+  [2048, 16, 128, false, false],
+  [2048, 128, 16, false, false],
+  // a gate: one column (its logit, its dx, its weight gradient)
+  [2048, 1, 512, false, true],
+  [2048, 512, 1, false, false],
+  [1, 512, 2048, true, false],
+  // PixelflyLinear 1024->4096 rank 32 at batch 256
+  [256, 32, 1024, false, true],
+  [256, 4096, 32, false, false],
+  [32, 4096, 256, true, false],
+  [256, 32, 4096, false, false],
+  [256, 1024, 32, false, false],
+  [32, 1024, 256, true, false],
+  // edges: odd sizes, a head's 10 classes, dimension 33 (the old paths)
+  [127, 10, 784, false, true],
+  [10, 784, 127, true, false],
+  [127, 784, 10, false, false],
+  [999, 17, 333, false, false],
+  [333, 31, 999, true, false],
+  [2048, 33, 512, false, true],
+];
 const rnd = (n: number) => Float32Array.from({ length: n }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
-const cases = [];
-for (const [M, N, K, transA, transB] of shapes) {
-  const a = be.upload(rnd(M * K)), b = be.upload(rnd(K * N)), c = be.alloc(M * N);
-  const p = { M, N, K, transA, transB, accumulate: false };
+const paths = [["tiled", true], ["old", "legacy"], ["packed", false]] as const;
+const cases: Case[] = await peakCases();
+const keys: string[] = [];
+const only = values.only;
+// Cases are grouped by path, not by shape: a case right after another on the same operands would find
+// them in cache, so each case follows the previous shape's case of the same path (and all start cold).
+const made = shapes.map(([M, N, K, transA, transB]) => {
   const key = `${M}x${N}x${K}${transA ? " tA" : ""}${transB ? " tB" : ""}`;
-  for (const thin of [true, false]) {
+  if (only && !key.includes(only)) return undefined;
+  keys.push(key);
+  const a = be.upload(rnd(M * K)), b = be.upload(rnd(K * N)), c = be.alloc(M * N);
+  return { key, a, b, c, p: { M, N, K, transA, transB, accumulate: false } };
+});
+for (const [name, mode] of paths) {
+  for (const m of made) {
+    if (m === undefined) continue;
+    const { a, b, c, p } = m;
     const fn = () => {
-      be.thinProducts = thin;
+      be.thinProducts = mode;
       be.gemm(a, b, c, p);
     };
-    cases.push({ name: `${key}|${thin ? "thin" : "packed"}`, fn, reps: repsFor(fn, 5) });
+    cases.push({ name: `${m.key}|${name}`, fn, reps: repsFor(fn, 5), flops: 2 * p.M * p.N * p.K });
   }
 }
-const res = interleave(cases, { rounds: Number(values.rounds), clock: threadCpuClock() });
-console.log("| M x N x K | packed ms | thin ms | packed / thin |\n|---|---:|---:|---:|");
-for (let i = 0; i < cases.length; i += 2) {
-  const key = cases[i].name.split("|")[0];
-  const t = res.get(`${key}|thin`)!.median, g = res.get(`${key}|packed`)!.median;
-  console.log(`| ${key} | ${g.toFixed(3)} | ${t.toFixed(3)} | ${(g / t).toFixed(2)}x |`);
+const clock = threads === 1 ? threadCpuClock() : undefined;
+const res = interleave(cases, { rounds: Number(values.rounds), clock });
+const peak = cases[0].flops! / (res.get(cases[0].name)!.median * 1e6);
+console.log(
+  `wasm ${be.variant}, ${be.threads} thread(s); FMA ceiling ${peak.toFixed(1)} GFLOP/s per thread (median)\n`,
+);
+console.log(
+  "| M x N x K | tiled ms | GFLOP/s (of ceiling) | old ms | GFLOP/s (of ceiling) | packed ms | old / tiled |",
+);
+console.log("|---|---:|---:|---:|---:|---:|---:|");
+const ceil = peak * be.threads;
+for (const key of keys) {
+  const t = (n: string) => res.get(`${key}|${n}`)!.median;
+  const gf = (n: string) => {
+    const g = cases.find((c) => c.name === `${key}|${n}`)!.flops! / (t(n) * 1e6);
+    return `${g.toFixed(1)} (${(g / ceil).toFixed(2)})`;
+  };
+  console.log(
+    `| ${key} | ${t("tiled").toFixed(3)} | ${gf("tiled")} | ${t("old").toFixed(3)} | ${gf("old")} | ${
+      t("packed").toFixed(3)
+    } | ${(t("old") / t("tiled")).toFixed(2)}x |`,
+  );
 }
 be.dispose();

@@ -14,7 +14,7 @@ import type { Backend, Broadcast, UnaryOp } from "./backends/types.ts";
 import * as ops from "./ops.ts";
 import { _bsrSoftmaxGrad } from "./attention.ts";
 import { noGrad, type OpName, type TapeNode, type TapeNodeOf } from "./tape.ts";
-import { allocTensor, keep, markWritten, type Tensor, tidy } from "./tensor.ts";
+import { allocTensor, keep, markWritten, type Tensor, tensorWatermark, tidy } from "./tensor.ts";
 
 export { isGradEnabled, noGrad, type TapeNode } from "./tape.ts";
 
@@ -38,11 +38,13 @@ function broadcastScalar(s: Tensor, shape: readonly number[]): Tensor {
   return out;
 }
 
-/** `dy * f'(x)` for the unary rules. */
-function unaryGrad(op: UnaryOp, x: Tensor, y: Tensor, dy: Tensor): Tensor {
-  const dx = emptyOn(x.shape, x.backend);
+/** `dy * f'(x)` for the unary rules (added into `acc` when given). */
+function unaryGrad(op: UnaryOp, x: Tensor, y: Tensor, dy: Tensor, acc?: Tensor): Tensor {
+  const dx = acc ?? emptyOn(x.shape, x.backend);
+  if (acc) markWritten(acc);
   if (x.size > 0) {
-    x.backend.unaryGrad(op, x.buffer, y.buffer, dy.buffer, dx.buffer, { size: x.size, accumulate: false });
+    const accumulate = acc !== undefined;
+    x.backend.unaryGrad(op, x.buffer, y.buffer, dy.buffer, dx.buffer, { size: x.size, accumulate });
   }
   return dx;
 }
@@ -66,15 +68,16 @@ function crossEntropyGrad(probs: Tensor, labels: Tensor, dy: Tensor): Tensor {
   return dx;
 }
 
-/** The LayerNorm backward: [dx, dgamma, dbeta]. */
-function layerNormGrad(dy: Tensor, x: Tensor, gamma: Tensor, mu: Tensor, rs: Tensor): Tensor[] {
+/** The LayerNorm backward: [dx, dgamma, dbeta] (dx added into `acc` when given). */
+function layerNormGrad(dy: Tensor, x: Tensor, gamma: Tensor, mu: Tensor, rs: Tensor, acc?: Tensor): Tensor[] {
   const N = x.shape.at(-1)!, M = x.size / N, be = x.backend;
   // dgamma and dbeta sum into their buffers on every backend: zeroed
-  const dx = emptyOn(x.shape, be), dg = zerosOn(gamma.shape, be), db = zerosOn(gamma.shape, be);
+  const dx = acc ?? emptyOn(x.shape, be), dg = zerosOn(gamma.shape, be), db = zerosOn(gamma.shape, be);
+  if (acc) markWritten(acc);
   be.layerNormGrad(dy.buffer, x.buffer, gamma.buffer, mu.buffer, rs.buffer, dx.buffer, dg.buffer, db.buffer, {
     M,
     N,
-    accumulate: false,
+    accumulate: acc !== undefined,
   });
   return [dx, dg, db];
 }
@@ -107,28 +110,65 @@ function reduceTo(g: Tensor, b: Tensor, bcast: Broadcast): Tensor {
   }
 }
 
+/** `op(A)·op(B)` (2-D, or 3-D batched) as a new tensor, or accumulated into `acc` when backward hands one. */
+function product(a: Tensor, b: Tensor, transA: boolean, transB: boolean, acc: Tensor | undefined): Tensor {
+  if (acc === undefined) return ops.matmul(a, b, { transA, transB });
+  const [ar, ac] = a.shape.slice(-2), [br, bc] = b.shape.slice(-2);
+  const M = transA ? ac : ar, K = transA ? ar : ac, N = transB ? br : bc;
+  markWritten(acc);
+  if (M * N * K > 0) {
+    const batch = a.rank === 3 ? a.shape[0] : 1;
+    a.backend.gemm(a.buffer, b.buffer, acc.buffer, { M, N, K, transA, transB, accumulate: true, batch });
+  }
+  return acc;
+}
+
 // --- the rules -----------------------------------------------------------------
 
-type Rule<K extends OpName> = (node: TapeNodeOf<K>, dy: Tensor) => (Tensor | undefined)[];
+/**
+ * A gradient rule. `into(i)`, when it returns a tensor, is input i's gradient so far, owned by backward
+ * alone: the rule may add its contribution into it in place (a kernel with accumulate on) and return it,
+ * which saves an add and a buffer where an input feeds several ops.
+ */
+type Rule<K extends OpName> = (
+  node: TapeNodeOf<K>,
+  dy: Tensor,
+  into: (i: number) => Tensor | undefined,
+) => (Tensor | undefined)[];
 
 const rules: { [K in OpName]: Rule<K> } = {
-  matmul({ inputs: [a, b], attrs: { transA, transB } }, dy) {
+  matmul({ inputs: [a, b], attrs: { transA, transB } }, dy, into) {
     // C = op(A)·op(B): dop(A) = dC·op(B)ᵀ, dop(B) = op(A)ᵀ·dC, then undo the transposes.
     const da = !a.requiresGrad
       ? undefined
       : transA
-      ? ops.matmul(b, dy, { transA: transB, transB: true })
-      : ops.matmul(dy, b, { transA: false, transB: !transB });
+      ? product(b, dy, transB, true, into(0))
+      : product(dy, b, false, !transB, into(0));
     const db = !b.requiresGrad
       ? undefined
       : transB
-      ? ops.matmul(dy, a, { transA: true, transB: transA })
-      : ops.matmul(a, dy, { transA: !transA, transB: false });
+      ? product(dy, a, true, transA, into(1))
+      : product(a, dy, !transA, false, into(1));
     return [da, db];
   },
-  dds({ inputs: [x, w], attrs: { layout, transW } }, dy) {
+  dds({ inputs: [x, w], attrs: { layout, transW } }, dy, into) {
     // Y = X·Wᵀ: dX = dY·W, dW = dYᵀ·X.   Y = X·W: dX = dY·Wᵀ, dW = Xᵀ·dY.
-    const dx = x.requiresGrad ? ops.dds(dy, w, layout, { transW: !transW }) : undefined;
+    let dx: Tensor | undefined;
+    const acc = x.requiresGrad ? into(0) : undefined;
+    if (acc !== undefined) {
+      const batch = dy.rank === 3 && w.rank === 4 ? dy.shape[0] : 1, M = dy.shape.at(-2)!;
+      markWritten(acc);
+      if (M * batch > 0) {
+        x.backend.dds(dy.buffer, w.buffer, acc.buffer, {
+          M,
+          layout,
+          transW: !transW,
+          accumulate: true,
+          batch,
+        });
+      }
+      dx = acc;
+    } else if (x.requiresGrad) dx = ops.dds(dy, w, layout, { transW: !transW });
     const dw = !w.requiresGrad
       ? undefined
       : transW
@@ -175,8 +215,8 @@ const rules: { [K in OpName]: Rule<K> } = {
   affine({ attrs: { alpha } }, dy) {
     return [ops.affine(dy, alpha, 0)];
   },
-  unary({ inputs: [x], saved: [y], attrs: { op } }, dy) {
-    return [unaryGrad(op, x, y, dy)];
+  unary({ inputs: [x], saved: [y], attrs: { op } }, dy, into) {
+    return [unaryGrad(op, x, y, dy, into(0))];
   },
   sum({ inputs: [x] }, dy) {
     return [broadcastScalar(dy, x.shape)];
@@ -221,8 +261,8 @@ const rules: { [K in OpName]: Rule<K> } = {
     const db = bias?.requiresGrad ? reduceTo(dy, bias, "row") : undefined;
     return [ds, dl, dg, db];
   },
-  layerNorm({ inputs: [x, gamma, beta], saved: [mean, rstd] }, dy) {
-    const [dx, dg, db] = layerNormGrad(dy, x, gamma, mean, rstd);
+  layerNorm({ inputs: [x, gamma, beta], saved: [mean, rstd] }, dy, into) {
+    const [dx, dg, db] = layerNormGrad(dy, x, gamma, mean, rstd, into(0));
     return [dx, gamma.requiresGrad ? dg : undefined, beta.requiresGrad ? db : undefined];
   },
   gather({ inputs: [table], saved: [idx] }, dy) {
@@ -230,8 +270,8 @@ const rules: { [K in OpName]: Rule<K> } = {
   },
 };
 
-function ruleOf(node: TapeNode): (node: TapeNode, dy: Tensor) => (Tensor | undefined)[] {
-  return rules[node.op] as (node: TapeNode, dy: Tensor) => (Tensor | undefined)[];
+function ruleOf(node: TapeNode): Rule<OpName> {
+  return rules[node.op] as Rule<OpName>;
 }
 
 /** Tensors reachable from `root` through tape nodes, inputs before outputs. */
@@ -306,12 +346,16 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
     tidy(() =>
       noGrad(() => {
         const grads = new Map<number, Tensor>();
+        // pending gradients that backward alone holds (made by a rule, sharing no buffer): rules may add
+        // into these in place (see Rule); a gradient passed on as it came (an add's dy) is not one
+        const own = new Set<Tensor>();
         grads.set(root.id, grad ?? broadcastScalar(scalarOne(root.backend), root.shape));
         for (let k = order.length - 1; k >= 0; k--) {
           const t = order[k];
           const g = grads.get(t.id);
           if (g === undefined) continue;
           grads.delete(t.id);
+          own.delete(g);
           const node = t.node;
           if (node === undefined) {
             // a leaf: accumulate into .grad (always a fresh copy: rules may hand one tensor to several inputs)
@@ -319,15 +363,38 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
             else addInto(t.grad, g);
             continue;
           }
-          const gs = ruleOf(node)(node, ops.reshape(g, t.shape));
+          const dy = ops.reshape(g, t.shape), before = tensorWatermark(), handed = new Set<Tensor>();
+          const into = (i: number): Tensor | undefined => {
+            const input = node.inputs[i], prev = input && grads.get(input.id);
+            if (prev === undefined || !own.has(prev) || prev.size !== input.size) return undefined;
+            handed.add(prev);
+            return prev;
+          };
+          const gs = ruleOf(node)(node, dy, into);
+          // made by this rule, its buffer shared with nothing the rule saw or returned
+          const fresh = (gi: Tensor, i: number) =>
+            gi.id >= before && gi.buffer !== dy.buffer &&
+            gs.every((o, j) => j === i || o === undefined || o.buffer !== gi.buffer) &&
+            !node.inputs.some((x) => x.buffer === gi.buffer) && !node.saved.some((x) =>
+              x.buffer === gi.buffer
+            );
           node.inputs.forEach((input, i) => {
             const gi = gs[i];
             if (gi === undefined || !input.requiresGrad) return;
+            const prev = grads.get(input.id);
+            if (prev !== undefined && gi === prev && handed.has(prev)) return; // added in place by the rule
             const gShaped = gi.size === input.size && gi.shape.join() !== input.shape.join()
               ? ops.reshape(gi, input.shape)
               : gi;
-            const prev = grads.get(input.id);
-            grads.set(input.id, prev === undefined ? gShaped : ops.add(prev, gShaped));
+            if (prev === undefined) {
+              grads.set(input.id, gShaped);
+              if (fresh(gi, i)) own.add(gShaped);
+            } else {
+              const sum = ops.add(prev, gShaped);
+              own.delete(prev);
+              grads.set(input.id, sum);
+              own.add(sum);
+            }
           });
         }
       })

@@ -133,6 +133,23 @@ export const gradCases: GradCase[] = [
     inputs: [input([3, 3], s()), input([3, 3], s())],
   },
   {
+    // x's gradient starts in one rule and the others add into it in place (gemm, dds, layerNormGrad and
+    // unaryGrad with accumulate on); w feeds a matmul twice, both operands of the second
+    name: "one input into matmul, dds, layerNorm and gelu (gradients added in place)",
+    build: ([x, w, v, g, b]) =>
+      ops.add(
+        ops.add(ops.matmul(ops.gelu(x), w), ops.dds(x, v, mask)),
+        ops.add(ops.matmul(ops.layerNorm(x, g, b), ops.matmul(w, w, { transB: true })), ops.matmul(x, w)),
+      ),
+    inputs: [
+      input([3, 16], s()),
+      input([16, 16], s(), { scale: 0.5 }),
+      input([mask.nnz, 4, 4], s()),
+      input([16], s()),
+      input([16], s()),
+    ],
+  },
+  {
     name: "constant input gets no gradient",
     build: ([a, b]) => ops.mul(a, b),
     inputs: [input([4], s()), input([4], s(), { grad: false })],

@@ -52,10 +52,16 @@ const moduleCases: ModuleCase[] = [
     x: input([3, 6], 3),
   },
   {
-    name: "PixelflyLinear gated",
+    name: "PixelflyLinear gated (out <= in: the fused gatedCombine)",
     make: (backend) =>
       new PixelflyLinear(16, 8, { block: 4, butterflySize: 4, nFactors: 1, rank: 2, seed: 4, backend }),
     x: input([2, 3, 16], 4),
+  },
+  {
+    name: "PixelflyLinear gated (out > in: the gate scales x and the low-rank h)",
+    make: (backend) =>
+      new PixelflyLinear(8, 16, { block: 4, butterflySize: 2, nFactors: 1, rank: 2, seed: 14, backend }),
+    x: input([3, 8], 5),
   },
   {
     name: "PixelflyLinear ungated without bias",

@@ -14,10 +14,6 @@
  *
  * @module
  */
-import { wasmBase64 as relaxedBase64 } from "../../asm/generated/kernels_relaxed.ts";
-import { wasmBase64 as simdBase64 } from "../../asm/generated/kernels_simd.ts";
-import { wasmBase64 as threadsBase64 } from "../../asm/generated/kernels_threads.ts";
-import { wasmBase64 as threadsSimdBase64 } from "../../asm/generated/kernels_threads_simd.ts";
 import { Allocator } from "./_wasm_alloc.ts";
 import { balancedSplit, evenSplit, type Spawner, ThreadPool, threadSupport } from "./_wasm_threads.ts";
 import { BINARY_CODE, BROADCAST_CODE, UNARY_CODE } from "./op_table.ts";
@@ -102,27 +98,32 @@ export type WasmBuild = WasmVariant | "threads" | "threads-simd128";
 
 const byteCache = new Map<WasmBuild, Uint8Array>();
 
+// Each build's base64 is a module of its own, imported when that build is first needed: a dynamic import
+// of a literal path inside the module graph, so a URL import, `deno compile` and bundlers (esbuild inlines
+// it) still need no fetch of other files and no permission, and importing pixelfly parses none of the four
+// builds (a backend loads the one it runs; measured by bench/cold_start.ts: 2-4 ms of a cold import).
+const SOURCES: Record<WasmBuild, () => Promise<{ wasmBase64: string }>> = {
+  relaxed: () => import("../../asm/generated/kernels_relaxed.ts"),
+  simd128: () => import("../../asm/generated/kernels_simd.ts"),
+  threads: () => import("../../asm/generated/kernels_threads.ts"),
+  "threads-simd128": () => import("../../asm/generated/kernels_threads_simd.ts"),
+};
+
 /**
- * The WebAssembly bytes of one build.
+ * The WebAssembly bytes of one build (its module is loaded at the first call).
  *
  * @example
  * ```ts
  * import { wasmBytes } from "./wasm.ts";
- * console.log(WebAssembly.validate(wasmBytes("simd128") as BufferSource)); // true on engines with SIMD
+ * console.log(WebAssembly.validate(await wasmBytes("simd128") as BufferSource)); // true on engines with SIMD
  * ```
  */
-export function wasmBytes(variant: WasmBuild): Uint8Array {
+export async function wasmBytes(variant: WasmBuild): Promise<Uint8Array> {
   let b = byteCache.get(variant);
   if (b === undefined) {
-    b = decodeBase64(
-      variant === "relaxed"
-        ? relaxedBase64
-        : variant === "simd128"
-        ? simdBase64
-        : variant === "threads"
-        ? threadsBase64
-        : threadsSimdBase64,
-    );
+    const source = SOURCES[variant];
+    if (source === undefined) throw new RangeError(`wasmBytes: no build named ${variant}`);
+    b = decodeBase64((await source()).wasmBase64);
     byteCache.set(variant, b);
   }
   return b;
@@ -134,14 +135,14 @@ export function wasmBytes(variant: WasmBuild): Uint8Array {
  * @example
  * ```ts
  * import { pickWasmVariant } from "./wasm.ts";
- * console.log(pickWasmVariant()); // "relaxed" on Deno 2
+ * console.log(await pickWasmVariant()); // "relaxed" on Deno 2
  * ```
  */
-export function pickWasmVariant(
+export async function pickWasmVariant(
   validate: (bytes: Uint8Array) => boolean = (b) => WebAssembly.validate(b as BufferSource),
-): WasmVariant | undefined {
-  if (validate(wasmBytes("relaxed"))) return "relaxed";
-  if (validate(wasmBytes("simd128"))) return "simd128";
+): Promise<WasmVariant | undefined> {
+  if (validate(await wasmBytes("relaxed"))) return "relaxed";
+  if (validate(await wasmBytes("simd128"))) return "simd128";
   return undefined;
 }
 
@@ -154,8 +155,12 @@ interface Kernels {
   gemmDot(...args: number[]): void;
   gemmRows(...args: number[]): void;
   gemmCols(...args: number[]): void;
+  gemmThin(...args: number[]): void;
+  gemmThinPack(b: number, sbk: number, sbn: number, dst: number, K: number, N: number, j0: number): void;
+  gemmThinDot(...args: number[]): void;
   ddsWorkspace(M: number, inBlocks: number, nnz: number, b: number): number;
   ddsPackedBytes(nnz: number, b: number): number;
+  ddsRows(...args: number[]): void;
   ddsPackW(
     w: number,
     blk: number,
@@ -203,6 +208,8 @@ const JOBS = [
   "gemmDot",
   "gemmRows",
   "gemmCols",
+  "gemmThin",
+  "gemmThinDot",
   "dds",
   "sdd",
   "ddsPackW",
@@ -229,6 +236,7 @@ const JOBS = [
   "clipScale",
   "bsrSoftmax",
   "bsrSoftmaxGrad",
+  "ddsRows",
   "gatedCombine",
   "gatedCombineGrad",
 ] as const;
@@ -239,6 +247,18 @@ type Job = typeof JOBS[number];
 // the packed GEMM, at d = 4 0.97-2.2x, at d = 10 gemmDot still 1.33x (the others 0.36-1.2x), at d = 16 and
 // above the packed GEMM wins or ties almost everywhere (gemmRows' 4-row blocks included).
 const THIN_DOT_N = 10, THIN_K = 4, THIN_N = 4, THIN_M = 4;
+// Largest N for gemmThin's row tiles (C = Aᵀ·B read in place; see #thinTiled) and their k-block, measured
+// by bench/thin_gemm.ts and warm A/B runs (one thread, CPU time, 2-vCPU Zen 3 VM shared with other work):
+// against the packed GEMM (which packs the large A) 1.5-1.7x at N = 16 and K of 2048 or more, 1.5-1.7x at
+// N = 24 and 32 with K of 512 or more, 1.0-1.14x at N = 32 and K = 256. k-blocks of 128 against none:
+// 1.3-1.45x on 512x16x2048. Computing a small-M Aᵀ·B as (Bᵀ·A)ᵀ on the same tiles lost (0.74-0.81x).
+const THIN_TILED_N = 32, THIN_KB = 128;
+
+// dds' forward on at most this many rows reads a weight that has no current packed copy in place, once
+// per version of the weight (asm/dds_rows.ts: same bits, no pack). Measured on a 1024 -> 4096 layer at
+// density 3/16 (2-vCPU VM): a first call on 1-8 rows 3.5-3.9 ms against 7-11 ms packing first; later
+// calls 1-1.8x slower than the packed kernel, so the second call on the same weight packs it.
+const DDS_ROWS_M = 8;
 
 // sumSquares' chunk (asm/rows.ts SQ_CHUNK): fixed, so its sum has the same bits on any thread count.
 const SQ_CHUNK = 1 << 16;
@@ -289,9 +309,10 @@ export class WasmBackend implements Backend {
   minSplitWork: number;
   /**
    * Products with a small dimension (a gate, a head, a low-rank factor) run on the unpacked thin kernels
-   * (true); false sends every product to the packed GEMM (for benches and tests).
+   * (true); "legacy" leaves out the register-tiled ones (gemmThin, gemmThinDot) as before them; false
+   * sends every product to the packed GEMM (for benches and tests).
    */
-  thinProducts = true;
+  thinProducts: boolean | "legacy" = true;
   #requested: number;
   #notes: string[];
   #k: Kernels;
@@ -446,6 +467,14 @@ export class WasmBackend implements Backend {
   // dds' weights packed in its walk order, per weight buffer and direction (index transW): packed once
   // per update of the weight, not on every call. Entries go with their buffer's free.
   #packed = new Map<WasmBuffer, (PackedW | undefined)[]>();
+
+  // Weights (and their version) that a few-row forward read in place, without packing them.
+  #readInPlace = new WeakMap<WasmBuffer, number>();
+
+  #packedCurrent(w: WasmBuffer, l: BlockLayout, tw: number): boolean {
+    const e = this.#packed.get(w)?.[tw];
+    return e !== undefined && e.version === w.version && e.layout === l;
+  }
 
   #packedW(w: WasmBuffer, l: BlockLayout, tw: number, blockIdx: number): number {
     let entries = this.#packed.get(w);
@@ -672,6 +701,7 @@ export class WasmBackend implements Backend {
     if (!this.thinProducts) return false;
     // A(i,k) at a[i·sai + k·sak]
     const sai = transA ? 1 : K, sak = transA ? M : 1;
+    if (this.thinProducts === true && this.#thinTiled(pa, pb, pc, p, alpha, batch, sA, sB, sC)) return true;
     let name: "gemmDot" | "gemmRows" | "gemmCols", byRows: boolean;
     if ((transB || N === 1) && !transA && N <= THIN_DOT_N) [name, byRows] = ["gemmDot", true];
     else if (!transB && (K <= THIN_K || N <= THIN_N)) [name, byRows] = ["gemmRows", true];
@@ -695,6 +725,92 @@ export class WasmBackend implements Backend {
     return true;
   }
 
+  // Thin products where the packed GEMM would pack the large operand, read in place (asm/thin.ts):
+  // C = Aᵀ·B with N of 5 to THIN_TILED_N (a low-rank factor's weight gradient: 6x8 register tiles over
+  // rows of C, k in blocks of THIN_KB) or with M of 1 or 2 (a gate's weight gradient: one row 32 columns at
+  // a time), both gemmThin; and A·Bᵀ for N of 1 to 3 (a gate's logit: 4-row dots, gemmThinDot). Threads
+  // take ranges of rows (6 or 4), or of 8-column strips for M of 1 or 2; every element is one multiply-add
+  // chain in k order, so the bits do not depend on the split. Returns false for the other paths.
+  #thinTiled(
+    pa: number,
+    pb: number,
+    pc: number,
+    p: GemmParams,
+    alpha: number,
+    batch: number,
+    sA: number,
+    sB: number,
+    sC: number,
+  ): boolean {
+    const { M, N, K, transA, transB } = p, acc = p.accumulate ? 1 : 0;
+    const dot = N <= 3 && !transA && (transB || N === 1);
+    // C = Aᵀ·B: rows of C in 6-row tiles (N small), or one or two rows 32 columns at a time (M of 1 or 2)
+    const rows = transA && !transB && N >= 5 && N <= THIN_TILED_N && M >= N;
+    const row = transA && !transB && M <= 2 && N >= 8;
+    if (!dot && !rows && !row) return false;
+    const parts = this.#parts(M * N * K);
+    if (dot) {
+      const cuts = evenSplit(M, parts, 4);
+      for (let i = 0; i < batch; i++) {
+        const A = pa + i * sA, B = pb + i * sB, C = pc + i * sC;
+        this.#run(
+          "gemmThinDot",
+          cuts.slice(1).map((e, t) => {
+            const s = cuts[t];
+            return [A + s * K * 4, B, C + s * N * 4, e - s, N, K, K, K, N, alpha, acc];
+          }),
+        );
+      }
+      return true;
+    }
+    // 8-column strips of B in place, its last N mod 8 columns packed (zero-padded to 8) in the workspace
+    const ns = N >> 3, j0 = ns * 8, w = N > j0 ? 8 : 0, kb = M < 3 ? K : THIN_KB;
+    const cuts = rows ? evenSplit(M, parts, 6) : evenSplit(N, parts, 8);
+    const args = cuts.slice(1).map((e, t) => {
+      const s = cuts[t];
+      if (rows) return { rows: e - s, a: s, b: 0, ns, bt: 0, nt: N - j0, c: s * N };
+      // columns s..e: strips of B in place below j0, then the packed ones
+      const s1 = Math.min(s, j0), e1 = Math.min(e, j0), s2 = Math.max(s, j0);
+      return { rows: M, a: 0, b: s1, ns: (e1 - s1) >> 3, bt: s2 - j0, nt: Math.max(0, e - s2), c: s };
+    });
+    // each part's partial sums between k blocks: its rows x its strips
+    const partial = (r: typeof args[0]) => K > kb ? r.rows * (r.ns * 8 + ((r.nt + 7) & ~7)) * 4 : 0;
+    const btBytes = K * w * 4;
+    const ws = this.#workspace(args.reduce((n, r) => n + partial(r), btBytes) || 4, 0);
+    for (let i = 0; i < batch; i++) {
+      const A = pa + i * sA, B = pb + i * sB, C = pc + i * sC;
+      if (w > 0) this.#k.gemmThinPack(B, N, 1, ws, K, N, j0);
+      let at = ws + btBytes;
+      this.#run(
+        "gemmThin",
+        args.map((r) => {
+          const part = at;
+          at += partial(r);
+          return [
+            A + r.a * 4,
+            1,
+            M,
+            B + r.b * 4,
+            N,
+            r.ns,
+            ws + r.bt * 4,
+            w,
+            r.nt,
+            C + r.c * 4,
+            N,
+            r.rows,
+            K,
+            alpha,
+            acc,
+            part,
+            kb,
+          ];
+        }),
+      );
+    }
+    return true;
+  }
+
   dds(x: BackendBuffer, w: BackendBuffer, y: BackendBuffer, p: DdsParams): void {
     const { M, layout: l, transW, accumulate } = p;
     const px = this.#p(x), pw = this.#p(w, true), py = this.#p(y);
@@ -702,6 +818,19 @@ export class WasmBackend implements Backend {
     const inBlocks = transW ? l.cols : l.rows, outBlocks = transW ? l.rows : l.cols;
     const ptr = transW ? rowPtr : colPtr, idx = transW ? colIdx : rowIdx, tw = transW ? 1 : 0;
     const acc = accumulate ? 1 : 0, b = l.block, nnz = l.nnz;
+    const wb = w as WasmBuffer;
+    if (
+      tw === 1 && (p.batch ?? 1) === 1 && M <= DDS_ROWS_M && b % 4 === 0 && nnz > 0 &&
+      !this.#packedCurrent(wb, l, tw) && this.#readInPlace.get(wb) !== wb.version
+    ) {
+      // a few rows on a weight not yet packed (a first forward): W read in place, no packed copy made;
+      // a second forward on the same weight packs it (the packed kernel is faster on repeated calls)
+      this.#readInPlace.set(wb, wb.version);
+      const cuts = balancedSplit(l.rowPtr, this.#parts(M * nnz * b * b));
+      const args = [px, pw, py, M, inBlocks, outBlocks, b, ptr, idx, acc];
+      this.#run("ddsRows", cuts.slice(1).map((e, t) => [...args, cuts[t], e]));
+      return;
+    }
     // One weight (not a batch of them): its blocks packed once per update (transW | 2 tells the kernel).
     const packed = (p.batch ?? 1) === 1 && nnz > 0 ? this.#packedW(w as WasmBuffer, l, tw, blockIdx) : 0;
     // Threads take ranges of output block columns holding about equal numbers of kept blocks, so each
@@ -1148,11 +1277,14 @@ export class WasmBackend implements Backend {
   }
 }
 
-// Runs the hot kernels before real work: compiled (V8 compiles a function at its first call), and with
-// `split` eight rounds, towards the optimising tier.
-// The Workers share the compiled module, so kernels warmed here are warm there too; `split` warms the
-// splitting paths as well (and starts Workers that have not started).
-function warm(be: WasmBackend, split = false): void {
+// Runs the hot kernels on every thread before real work, when a thread count was asked for: the
+// Workers' copies of the kernels compiled and the splitting paths run (and the Workers started), so a
+// Worker that cannot run them is known at once. The default ("auto", or 1 thread) warms nothing: V8
+// compiles a kernel at its first call either way (its baseline tier; WASM has no on-stack replacement),
+// and warming every kernel in advance cost a cold start 8-12 ms of wall time and 10-14 ms of CPU
+// (background tier-up of kernels a model may never call, such as sdd) for 2-3 ms saved at its first
+// forward (bench/cold_start.ts, 2-vCPU VM, shared).
+function warm(be: WasmBackend): void {
   const n = 64, b = 16;
   const a = be.alloc(n * n), bb = be.alloc(n * n), c = be.alloc(n * n);
   const rows = n / b;
@@ -1171,13 +1303,10 @@ function warm(be: WasmBackend, split = false): void {
     blockIdx: Int32Array.from(colIdx, (_, e) => (e % rows) * rows + Math.floor(e / rows)),
   };
   const minSplit = be.minSplitWork;
-  be.minSplitWork = split ? 0 : Infinity;
-  // Two rounds compile every kernel the products use and run them twice; eight (with `split`: the Workers'
-  // copies too) push more of them towards V8's optimising tier. Measured by bench/cold_start.ts --clock cpu
-  // (2-vCPU VM, loaded): eight rounds cost a cold start 14 ms of CPU for 2 ms of faster first forward, and
-  // did not reach the optimising tier anyway (rounds stayed at the baseline tier's speed); real work
-  // reaches it on its own within its first calls.
-  const rounds = split ? 8 : 2;
+  be.minSplitWork = 0;
+  // Eight rounds on every thread push the Workers' copies towards V8's optimising tier too (measured by
+  // bench/cold_start.ts --clock cpu: they did not reach it; real work reaches it within its first calls).
+  const rounds = 8;
   for (let r = 0; r < rounds; r++) {
     for (const transA of [false, true]) {
       for (const transB of [false, true]) {
@@ -1216,12 +1345,8 @@ function warm(be: WasmBackend, split = false): void {
  * ```
  */
 export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<WasmBackend> {
-  const variant = opts.variant ?? pickWasmVariant();
-  if (variant === undefined) {
-    throw new Error("createWasmBackend: this engine does not support WebAssembly SIMD128");
-  }
-  if (variant !== "relaxed" && variant !== "simd128") {
-    throw new RangeError(`createWasmBackend: variant must be "relaxed" or "simd128", got ${variant}`);
+  if (opts.variant !== undefined && opts.variant !== "relaxed" && opts.variant !== "simd128") {
+    throw new RangeError(`createWasmBackend: variant must be "relaxed" or "simd128", got ${opts.variant}`);
   }
   const threads = opts.threads ?? "auto";
   if (threads !== "auto" && !(Number.isInteger(threads) && threads >= 1 && threads <= MAX_THREADS)) {
@@ -1233,47 +1358,66 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   if (minSplitWork !== undefined && !(minSplitWork >= 0)) {
     throw new RangeError(`createWasmBackend: minSplitWork must be a number >= 0, got ${minSplitWork}`);
   }
+  const support = threads === 1 ? undefined : await threadSupport();
+  const want = threads === "auto" ? autoThreads(support) : threads;
+  // Threads with no variant asked for: the relaxed threads build validating settles both questions with one
+  // validation (relaxed SIMD and shared memory), and the plain relaxed build is then never loaded.
+  let variant = opts.variant, threadBytes: Uint8Array | undefined;
+  if (variant === undefined && want > 1 && support !== undefined && "spawn" in support) {
+    const bytes = await wasmBytes("threads");
+    if (WebAssembly.validate(bytes as BufferSource)) [variant, threadBytes] = ["relaxed", bytes];
+  }
+  const picked = variant === undefined;
+  variant ??= await pickWasmVariant();
+  if (variant === undefined) {
+    throw new Error("createWasmBackend: this engine does not support WebAssembly SIMD128");
+  }
   const notes: string[] = [];
   if (opts.variant === undefined && variant === "simd128") notes.push(relaxedNote());
-  const support = threads === 1 ? undefined : await threadSupport();
   if (threads === "auto" && support !== undefined && "cores" in support && support.cores <= 1) {
     notes.push("1 thread: this engine reports 1 core (navigator.hardwareConcurrency)");
   }
-  const want = threads === "auto" ? autoThreads(support) : threads;
   if (want > 1) {
     const build = variant === "relaxed" ? "threads" : "threads-simd128";
     const oneThread = `1 thread instead of ${want}`;
     if (support === undefined || "reason" in support) {
       notes.push(`${oneThread}: ${support?.reason}`);
-    } else if (!WebAssembly.validate(wasmBytes(build) as BufferSource)) {
-      notes.push(`${oneThread}: this engine does not accept the threads build (shared memory and atomics)`);
     } else {
-      const module = await WebAssembly.compile(wasmBytes(build) as BufferSource);
-      const memory = new WebAssembly.Memory({ initial: 16, maximum: SHARED_MAX_PAGES, shared: true });
-      const instance = await WebAssembly.instantiate(module, { env: { memory } });
-      const be = new WasmBackend(instance, variant, { memory, minSplitWork, requestedThreads: want, notes });
-      try {
-        // "auto" (the default) starts its Workers when a kernel first splits (Deno's `new Worker` blocks
-        // 20-40 ms each, which a small model's cold start should not pay); a count asked for starts them
-        // now and waits, so a Worker that cannot start is known at once.
-        const now = threads !== "auto";
-        await be.startThreads(module, want - 1, support.spawn, now);
-        warm(be, now);
-        return be;
-      } catch (err) {
-        // a Worker that cannot start (a content security policy, say): one thread, and say why
-        notes.push(`${oneThread}: ${(err as Error)?.message ?? err}`);
+      const bytes = threadBytes ?? await wasmBytes(build);
+      if (threadBytes === undefined && !WebAssembly.validate(bytes as BufferSource)) {
+        notes.push(`${oneThread}: this engine does not accept the threads build (shared memory and atomics)`);
+      } else {
+        const module = await WebAssembly.compile(bytes as BufferSource);
+        const memory = new WebAssembly.Memory({ initial: 16, maximum: SHARED_MAX_PAGES, shared: true });
+        const instance = await WebAssembly.instantiate(module, { env: { memory } });
+        const be = new WasmBackend(instance, variant, {
+          memory,
+          minSplitWork,
+          requestedThreads: want,
+          notes,
+        });
+        try {
+          // "auto" (the default) starts its Workers when a kernel first splits (Deno's `new Worker` blocks
+          // 20-40 ms each, which a small model's cold start should not pay); a count asked for starts them
+          // now and waits, so a Worker that cannot start is known at once.
+          const now = threads !== "auto";
+          await be.startThreads(module, want - 1, support.spawn, now);
+          if (now) warm(be);
+          return be;
+        } catch (err) {
+          // a Worker that cannot start (a content security policy, say): one thread, and say why
+          notes.push(`${oneThread}: ${(err as Error)?.message ?? err}`);
+        }
       }
     }
   }
-  const bytes = wasmBytes(variant);
-  if (!WebAssembly.validate(bytes as BufferSource)) {
+  const bytes = await wasmBytes(variant);
+  // (pickWasmVariant validated the build it picked, and the relaxed threads build validating implies it)
+  if (!picked && threadBytes === undefined && !WebAssembly.validate(bytes as BufferSource)) {
     throw new Error(`createWasmBackend: this engine does not accept the ${variant} build`);
   }
   const { instance } = await WebAssembly.instantiate(bytes as BufferSource, {});
-  const be = new WasmBackend(instance, variant, { minSplitWork, requestedThreads: want, notes });
-  warm(be);
-  return be;
+  return new WasmBackend(instance, variant, { minSplitWork, requestedThreads: want, notes });
 }
 
 // Why the plain SIMD128 build runs: this engine lacks relaxed SIMD (Node 20 has it behind a flag).
