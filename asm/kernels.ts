@@ -15,7 +15,7 @@
 //   optim.ts        adamw, sgd, clipScale
 //   attention.ts    bsrSoftmax, bsrSoftmaxGrad (block-sparse attention's row softmax)
 import { gemmWorkspace, gemm } from "./gemm.ts";
-import { gemmDot, gemmRows, gemmCols, gemmThin, gemmThinPack, gemmThinDot } from "./thin.ts";
+import { gemmDot, gemmRows, gemmCols, gemmThin, gemmThinPack, gemmThinDot, gemmThinUntranspose } from "./thin.ts";
 import { ddsWorkspace, dds, ddsPackedBytes, ddsPackW, sddWorkspace, sdd } from "./sparse.ts";
 import { ddsRows } from "./dds_rows.ts";
 import {
@@ -47,6 +47,7 @@ export {
   gemmThin,
   gemmThinPack,
   gemmThinDot,
+  gemmThinUntranspose,
   ddsWorkspace,
   dds,
   ddsPackedBytes,

@@ -573,3 +573,14 @@ export function gemmThinDot(
   }
 }
 
+/**
+ * T is (N,M) rows (the product computed transposed), C is (M,N) at stride ldc:
+ * `C (+)= alpha·Tᵀ` (multiply then add: the same rounding as gemmThin's own stores).
+ */
+export function gemmThinUntranspose(t: usize, c: usize, M: i32, N: i32, ldc: i32, alpha: f32, acc: i32): void {
+  const step = <usize> M << 2;
+  for (let i = 0; i < M; i++) {
+    const ci = c + (<usize> (i * ldc) << 2), ti = t + (<usize> i << 2);
+    for (let j = 0; j < N; j++) put1(ci + (<usize> j << 2), load<f32>(ti + <usize> j * step), alpha, acc);
+  }
+}

@@ -69,9 +69,9 @@ function check(be: WasmBackend, rng: Rng, [M, N, K, transA, transB]: Shape, accu
 }
 
 // The shapes the register-tiled kernels take: C = Aᵀ·B with N of 5 to 32 (gemmThin: full and partial
-// 8-column strips, 6-row tiles and their last rows, k blocks of 128 and their edges) or M of 1 or 2
-// (32- and 8-column steps), A·Bᵀ with N of 1 to 3 and A·b (gemmThinDot: 4-row groups, 8-wide k steps, a
-// 4-wide step, the last k one by one).
+// 8-column strips, 6-row tiles and their last rows, k blocks of 128 and their edges), with M of 3 to 32
+// and K of 1024 or more (computed as (Bᵀ·A)ᵀ) or with M of 1 or 2 (32- and 8-column steps); A·Bᵀ with N
+// of 1 to 3 and A·b (gemmThinDot: 4-row groups, 8-wide k steps, a 4-wide step, the last k one by one).
 const TILED: Shape[] = [];
 for (
   const [M, N] of [
@@ -91,6 +91,9 @@ for (
   ]
 ) {
   for (const K of [1, 15, 127, 128, 129, 300]) TILED.push([M, N, K, true, false]);
+}
+for (const [M, N, K] of [[3, 8, 1024], [5, 40, 1025], [16, 77, 1100], [17, 33, 2048], [32, 64, 1030]]) {
+  TILED.push([M, N, K, true, false]);
 }
 for (const M of [1, 2]) {
   for (const [N, K] of [[8, 1], [9, 130], [31, 7], [32, 300], [40, 2049], [77, 33]]) {
@@ -149,6 +152,7 @@ for (const threads of [2, 3, 4]) {
         [25, 8, 2048, true, false],
         [64, 5, 17, true, false],
         [1, 203, 300, true, false],
+        [16, 203, 1030, true, false],
         [2, 77, 129, true, false],
         [203, 1, 513, false, true],
         [97, 3, 130, false, true],
