@@ -260,9 +260,10 @@ const THIN_DOT_N = 10, THIN_K = 4, THIN_N = 4, THIN_M = 4;
 // N = 24 and 32 with K of 512 or more, 1.0-1.14x at N = 32 and K = 256. k-blocks of 128 against none:
 // 1.3-1.45x on 512x16x2048.
 const THIN_TILED_N = 32, THIN_KB = 128;
-// Shortest K for computing a small-M Aᵀ·B as (Bᵀ·A)ᵀ on those tiles: 1.05-1.4x over the packed GEMM at
-// M = 16 and K of 2048 or more, 0.74-1.0x at K = 127 and 256 (the partial sums and the transposed copy).
-const THIN_FLIP_K = 1024;
+// Shortest K and longest N for computing a small-M Aᵀ·B as (Bᵀ·A)ᵀ on those tiles (B's rows are then
+// walked with a stride of N floats): at M = 16, 1.05-1.4x over the packed GEMM for N of 64 and 128 with K
+// of 2048 or more, but 0.6-1.1x at N = 512 (the stride of 2 KiB) and 0.74-1.0x at K of 127 and 256.
+const THIN_FLIP_K = 1024, THIN_FLIP_N = 256;
 
 // dds' forward on at most this many rows reads a weight that has no current packed copy in place, once
 // per version of the weight (asm/dds_rows.ts: same bits, no pack). Measured on a 1024 -> 4096 layer at
@@ -737,11 +738,11 @@ export class WasmBackend implements Backend {
 
   // Thin products C = Aᵀ·B (weight gradients) where the packed GEMM would pack the large operand, read in
   // place on gemmThin's 6x8 register tiles (asm/thin.ts): with N of 5 to THIN_TILED_N (a low-rank factor:
-  // tiles over rows of C, k in blocks of THIN_KB), with M of 3 to THIN_TILED_N and a long K (the other
-  // factor: as Cᵀ = Bᵀ·A into the workspace, then transposed into C), or with M of 1 or 2 (a gate: one row
-  // 32 columns at a time). Threads take ranges of 6 rows, or of 8-column strips for M of 1 or 2; every
-  // element is one multiply-add chain in k order, so the bits do not depend on the split. Returns false
-  // for the other paths.
+  // tiles over rows of C, k in blocks of THIN_KB), with M of 3 to THIN_TILED_N, a long K and N up to
+  // THIN_FLIP_N (the other factor: as Cᵀ = Bᵀ·A into the workspace, then transposed into C), or with M of
+  // 1 or 2 (a gate: one row 32 columns at a time). Threads take ranges of 6 rows, or of 8-column strips for
+  // M of 1 or 2; every element is one multiply-add chain in k order, so the bits do not depend on the
+  // split. Returns false for the other paths.
   #thinTiled(
     pa: number,
     pb: number,
@@ -757,7 +758,8 @@ export class WasmBackend implements Backend {
     // C = Aᵀ·B: rows of C in 6-row tiles (N small), or one or two rows 32 columns at a time (M of 1 or 2)
     const rows = transA && !transB && N >= 5 && N <= THIN_TILED_N && M >= N;
     const row = transA && !transB && M <= 2 && N >= 8;
-    const flip = transA && !transB && M >= 3 && M <= THIN_TILED_N && N > M && K >= THIN_FLIP_K;
+    const flip = transA && !transB && M >= 3 && M <= THIN_TILED_N && N > M && N <= THIN_FLIP_N &&
+      K >= THIN_FLIP_K;
     if (!rows && !row && !flip) return false;
     const parts = this.#parts(M * N * K);
     // Cᵀ = Bᵀ·A (flip: M small) has R rows and Q columns
