@@ -183,3 +183,30 @@ for (const threads of [2, 3, 4]) {
     }
   });
 }
+
+Deno.test("wasm thin: K = 0 gives alpha·0 (+ C) on the thin shapes", async () => {
+  const be = await createWasmBackend({ threads: 1 });
+  try {
+    for (const [M, N] of [[40, 16], [1, 64], [16, 100]]) {
+      for (const accumulate of [false, true]) {
+        const c0 = Float32Array.from({ length: M * N }, (_, i) => i + 1);
+        const got = run(be, new Float32Array(0), new Float32Array(0), c0, {
+          M,
+          N,
+          K: 0,
+          transA: true,
+          transB: false,
+          accumulate,
+          alpha: 2,
+        });
+        assertClose(got, accumulate ? c0 : new Float32Array(M * N), {
+          atol: 0,
+          rtol: 0,
+          label: `gemm ${M}x${N}x0 accumulate=${accumulate}`,
+        });
+      }
+    }
+  } finally {
+    be.dispose();
+  }
+});

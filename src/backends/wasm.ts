@@ -760,7 +760,7 @@ export class WasmBackend implements Backend {
     const row = transA && !transB && M <= 2 && N >= 8;
     const flip = transA && !transB && M >= 3 && M <= THIN_TILED_N && N > M && N <= THIN_FLIP_N &&
       K >= THIN_FLIP_K;
-    if (!rows && !row && !flip) return false;
+    if ((!rows && !row && !flip) || K === 0) return false;
     const parts = this.#parts(M * N * K);
     // Cᵀ = Bᵀ·A (flip: M small) has R rows and Q columns
     const [R, Q] = flip ? [N, M] : [M, N];
