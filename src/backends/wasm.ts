@@ -157,7 +157,15 @@ interface Kernels {
   gemmCols(...args: number[]): void;
   gemmThin(...args: number[]): void;
   gemmThinPack(b: number, sbk: number, sbn: number, dst: number, K: number, N: number, j0: number): void;
-  gemmThinDot(...args: number[]): void;
+  gemmThinUntranspose(
+    t: number,
+    c: number,
+    M: number,
+    N: number,
+    ldc: number,
+    alpha: number,
+    acc: number,
+  ): void;
   ddsWorkspace(M: number, inBlocks: number, nnz: number, b: number): number;
   ddsPackedBytes(nnz: number, b: number): number;
   ddsRows(...args: number[]): void;
@@ -209,7 +217,6 @@ const JOBS = [
   "gemmRows",
   "gemmCols",
   "gemmThin",
-  "gemmThinDot",
   "dds",
   "sdd",
   "ddsPackW",
@@ -248,11 +255,15 @@ type Job = typeof JOBS[number];
 // above the packed GEMM wins or ties almost everywhere (gemmRows' 4-row blocks included).
 const THIN_DOT_N = 10, THIN_K = 4, THIN_N = 4, THIN_M = 4;
 // Largest N for gemmThin's row tiles (C = Aᵀ·B read in place; see #thinTiled) and their k-block, measured
-// by bench/thin_gemm.ts (one thread, CPU time, 2-vCPU Zen 3 VM shared with other work): at N = 16 and K
-// of 2048 or more they beat the packed GEMM (which packs the large A) 1.05-1.9x; at N = 32 with K = 256
-// the packed GEMM ties or wins (0.72-1.0x). k-blocks of 128 against none: 1.3-1.45x on 512x16x2048.
-// Computing a small-M Aᵀ·B as (Bᵀ·A)ᵀ on the same tiles lost to the packed GEMM (0.74-0.81x).
-const THIN_TILED_N = 16, THIN_KB = 128;
+// by bench/thin_gemm.ts and warm A/B runs (one thread, CPU time, 2-vCPU Zen 3 VM shared with other work):
+// against the packed GEMM (which packs the large A) 1.5-1.7x at N = 16 and K of 2048 or more, 1.5-1.7x at
+// N = 24 and 32 with K of 512 or more, 1.0-1.14x at N = 32 and K = 256. k-blocks of 128 against none:
+// 1.3-1.45x on 512x16x2048.
+const THIN_TILED_N = 32, THIN_KB = 128;
+// Shortest K and longest N for computing a small-M Aᵀ·B as (Bᵀ·A)ᵀ on those tiles (B's rows are then
+// walked with a stride of N floats): at M = 16, 1.05-1.4x over the packed GEMM for N of 64 and 128 with K
+// of 2048 or more, but 0.6-1.1x at N = 512 (the stride of 2 KiB) and 0.74-1.0x at K of 127 and 256.
+const THIN_FLIP_K = 1024, THIN_FLIP_N = 256;
 
 // dds' forward on at most this many rows reads a weight that has no current packed copy in place, once
 // per version of the weight (asm/dds_rows.ts: same bits, no pack). Measured on a 1024 -> 4096 layer at
@@ -309,7 +320,7 @@ export class WasmBackend implements Backend {
   minSplitWork: number;
   /**
    * Products with a small dimension (a gate, a head, a low-rank factor) run on the unpacked thin kernels
-   * (true); "legacy" leaves out the register-tiled ones (gemmThin, gemmThinDot) as before them; false
+   * (true); "legacy" leaves out the register-tiled ones (gemmThin) as before them; false
    * sends every product to the packed GEMM (for benches and tests).
    */
   thinProducts: boolean | "legacy" = true;
@@ -725,12 +736,13 @@ export class WasmBackend implements Backend {
     return true;
   }
 
-  // Thin products where the packed GEMM would pack the large operand, read in place (asm/thin.ts):
-  // C = Aᵀ·B with N of 5 to THIN_TILED_N (a low-rank factor's weight gradient: 6x8 register tiles over
-  // rows of C, k in blocks of THIN_KB) or with M of 1 or 2 (a gate's weight gradient: one row 32 columns at
-  // a time), both gemmThin; and A·Bᵀ for N of 1 to 3 (a gate's logit: 4-row dots, gemmThinDot). Threads
-  // take ranges of rows (6 or 4), or of 8-column strips for M of 1 or 2; every element is one multiply-add
-  // chain in k order, so the bits do not depend on the split. Returns false for the other paths.
+  // Thin products C = Aᵀ·B (weight gradients) where the packed GEMM would pack the large operand, read in
+  // place on gemmThin's 6x8 register tiles (asm/thin.ts): with N of 5 to THIN_TILED_N (a low-rank factor:
+  // tiles over rows of C, k in blocks of THIN_KB), with M of 3 to THIN_TILED_N, a long K and N up to
+  // THIN_FLIP_N (the other factor: as Cᵀ = Bᵀ·A into the workspace, then transposed into C), or with M of
+  // 1 or 2 (a gate: one row 32 columns at a time). Threads take ranges of 6 rows, or of 8-column strips for
+  // M of 1 or 2; every element is one multiply-add chain in k order, so the bits do not depend on the
+  // split. Returns false for the other paths.
   #thinTiled(
     pa: number,
     pb: number,
@@ -743,44 +755,35 @@ export class WasmBackend implements Backend {
     sC: number,
   ): boolean {
     const { M, N, K, transA, transB } = p, acc = p.accumulate ? 1 : 0;
-    const dot = N <= 3 && !transA && (transB || N === 1);
     // C = Aᵀ·B: rows of C in 6-row tiles (N small), or one or two rows 32 columns at a time (M of 1 or 2)
     const rows = transA && !transB && N >= 5 && N <= THIN_TILED_N && M >= N;
     const row = transA && !transB && M <= 2 && N >= 8;
-    if (!dot && !rows && !row) return false;
+    const flip = transA && !transB && M >= 3 && M <= THIN_TILED_N && N > M && N <= THIN_FLIP_N &&
+      K >= THIN_FLIP_K;
+    if (!rows && !row && !flip) return false;
     const parts = this.#parts(M * N * K);
-    if (dot) {
-      const cuts = evenSplit(M, parts, 4);
-      for (let i = 0; i < batch; i++) {
-        const A = pa + i * sA, B = pb + i * sB, C = pc + i * sC;
-        this.#run(
-          "gemmThinDot",
-          cuts.slice(1).map((e, t) => {
-            const s = cuts[t];
-            return [A + s * K * 4, B, C + s * N * 4, e - s, N, K, K, K, N, alpha, acc];
-          }),
-        );
-      }
-      return true;
-    }
-    // 8-column strips of B in place, its last N mod 8 columns packed (zero-padded to 8) in the workspace
-    const ns = N >> 3, j0 = ns * 8, w = N > j0 ? 8 : 0, kb = M < 3 ? K : THIN_KB;
-    const cuts = rows ? evenSplit(M, parts, 6) : evenSplit(N, parts, 8);
+    // Cᵀ = Bᵀ·A (flip: M small) has R rows and Q columns
+    const [R, Q] = flip ? [N, M] : [M, N];
+    // 8-column strips of B in place, its last Q mod 8 columns packed (zero-padded to 8) in the workspace
+    const ns = Q >> 3, j0 = ns * 8, w = Q > j0 ? 8 : 0, kb = R < 3 ? K : THIN_KB;
+    const byRows = R >= 3;
+    const cuts = byRows ? evenSplit(R, parts, 6) : evenSplit(Q, parts, 8);
     const args = cuts.slice(1).map((e, t) => {
       const s = cuts[t];
-      if (rows) return { rows: e - s, a: s, b: 0, ns, bt: 0, nt: N - j0, c: s * N };
+      if (byRows) return { rows: e - s, a: s, b: 0, ns, bt: 0, nt: Q - j0, c: s * Q };
       // columns s..e: strips of B in place below j0, then the packed ones
       const s1 = Math.min(s, j0), e1 = Math.min(e, j0), s2 = Math.max(s, j0);
-      return { rows: M, a: 0, b: s1, ns: (e1 - s1) >> 3, bt: s2 - j0, nt: Math.max(0, e - s2), c: s };
+      return { rows: R, a: 0, b: s1, ns: (e1 - s1) >> 3, bt: s2 - j0, nt: Math.max(0, e - s2), c: s };
     });
     // each part's partial sums between k blocks: its rows x its strips
     const partial = (r: typeof args[0]) => K > kb ? r.rows * (r.ns * 8 + ((r.nt + 7) & ~7)) * 4 : 0;
-    const btBytes = K * w * 4;
-    const ws = this.#workspace(args.reduce((n, r) => n + partial(r), btBytes) || 4, 0);
+    const btBytes = K * w * 4, tBytes = flip ? M * N * 4 : 0;
+    const ws = this.#workspace(args.reduce((n, r) => n + partial(r), btBytes + tBytes) || 4, 0);
     for (let i = 0; i < batch; i++) {
-      const A = pa + i * sA, B = pb + i * sB, C = pc + i * sC;
-      if (w > 0) this.#k.gemmThinPack(B, N, 1, ws, K, N, j0);
-      let at = ws + btBytes;
+      const [A, B] = flip ? [pb + i * sB, pa + i * sA] : [pa + i * sA, pb + i * sB];
+      const C = flip ? ws + btBytes : pc + i * sC, al = flip ? 1 : alpha, ac = flip ? 0 : acc;
+      if (w > 0) this.#k.gemmThinPack(B, Q, 1, ws, K, Q, j0);
+      let at = ws + btBytes + tBytes;
       this.#run(
         "gemmThin",
         args.map((r) => {
@@ -789,24 +792,25 @@ export class WasmBackend implements Backend {
           return [
             A + r.a * 4,
             1,
-            M,
+            R,
             B + r.b * 4,
-            N,
+            Q,
             r.ns,
             ws + r.bt * 4,
             w,
             r.nt,
             C + r.c * 4,
-            N,
+            Q,
             r.rows,
             K,
-            alpha,
-            acc,
+            al,
+            ac,
             part,
             kb,
           ];
         }),
       );
+      if (flip) this.#k.gemmThinUntranspose(C, pc + i * sC, M, N, N, alpha, acc);
     }
     return true;
   }
