@@ -349,13 +349,18 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
         // pending gradients that backward alone holds (made by a rule, sharing no buffer): rules may add
         // into these in place (see Rule); a gradient passed on as it came (an add's dy) is not one
         const own = new Set<Tensor>();
+        // how many recorded ops of the graph take each tensor as an input
+        const uses = new Map<number, number>();
+        for (const t of order) {
+          for (const i of t.node?.inputs ?? []) if (i.requiresGrad) uses.set(i.id, (uses.get(i.id) ?? 0) + 1);
+        }
         grads.set(root.id, grad ?? broadcastScalar(scalarOne(root.backend), root.shape));
         for (let k = order.length - 1; k >= 0; k--) {
           const t = order[k];
           const g = grads.get(t.id);
           if (g === undefined) continue;
           grads.delete(t.id);
-          own.delete(g);
+          const wasOwn = own.delete(g);
           const node = t.node;
           if (node === undefined) {
             // a leaf: accumulate into .grad (always a fresh copy: rules may hand one tensor to several inputs)
@@ -365,15 +370,24 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
           }
           const dy = ops.reshape(g, t.shape), before = tensorWatermark(), handed = new Set<Tensor>();
           const into = (i: number): Tensor | undefined => {
-            const input = node.inputs[i], prev = input && grads.get(input.id);
-            if (prev === undefined || !own.has(prev) || prev.size !== input.size) return undefined;
+            let target = node.inputs[i];
+            if (target === undefined) return undefined;
+            // a reshape view that only this op uses passes its gradient on unchanged: add into the viewed
+            // tensor's gradient (the view then gets none, so nothing reaches the viewed tensor twice)
+            while (
+              !grads.has(target.id) && target.node?.op === "reshape" && uses.get(target.id) === 1 &&
+              target.node.inputs[0].requiresGrad
+            ) target = target.node.inputs[0];
+            const prev = grads.get(target.id);
+            if (prev === undefined || !own.has(prev) || prev.size !== node.inputs[i].size) return undefined;
             handed.add(prev);
             return prev;
           };
           const gs = ruleOf(node)(node, dy, into);
-          // made by this rule, its buffer shared with nothing the rule saw or returned
+          // made by this rule, or passed on from an owned dy (a reshape, an add's one operand), its buffer
+          // shared with nothing else the rule saw or returned
           const fresh = (gi: Tensor, i: number) =>
-            gi.id >= before && gi.buffer !== dy.buffer &&
+            (gi.buffer === dy.buffer ? wasOwn : gi.id >= before) &&
             gs.every((o, j) => j === i || o === undefined || o.buffer !== gi.buffer) &&
             !node.inputs.some((x) => x.buffer === gi.buffer) && !node.saved.some((x) =>
               x.buffer === gi.buffer
@@ -382,7 +396,7 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
             const gi = gs[i];
             if (gi === undefined || !input.requiresGrad) return;
             const prev = grads.get(input.id);
-            if (prev !== undefined && gi === prev && handed.has(prev)) return; // added in place by the rule
+            if (handed.has(gi)) return; // added in place by the rule (into this input's or a viewed tensor's)
             const gShaped = gi.size === input.size && gi.shape.join() !== input.shape.join()
               ? ops.reshape(gi, input.shape)
               : gi;

@@ -150,6 +150,16 @@ export const gradCases: GradCase[] = [
     ],
   },
   {
+    // each product sees its own reshape view of x: the later ones add into x's gradient through the views
+    name: "a 3-D input through three reshaped products (gradients added in place through views)",
+    build: ([x, w, v]) =>
+      ops.add(
+        ops.add(ops.matmul(x, w), ops.blockSparseLinear(x, v, mask)),
+        ops.reshape(ops.matmul(ops.reshape(x, [6, 16]), w, { transB: true }), [2, 3, 16]),
+      ),
+    inputs: [input([2, 3, 16], s()), input([16, 16], s(), { scale: 0.5 }), input([mask.nnz, 4, 4], s())],
+  },
+  {
     name: "constant input gets no gradient",
     build: ([a, b]) => ops.mul(a, b),
     inputs: [input([4], s()), input([4], s(), { grad: false })],
