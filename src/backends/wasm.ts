@@ -828,9 +828,11 @@ export class WasmBackend implements Backend {
       !this.#packedCurrent(wb, l, tw) && this.#readInPlace.get(wb) !== wb.version
     ) {
       // a few rows on a weight not yet packed (a first forward): W read in place, no packed copy made;
-      // a second forward on the same weight packs it (the packed kernel is faster on repeated calls)
+      // a second forward on the same weight packs it (the packed kernel is faster on repeated calls).
+      // It splits only while Workers run (as the weight pack): starting one (20-40 ms in Deno) for a
+      // first forward of a few rows would cost far more than the split saves.
       this.#readInPlace.set(wb, wb.version);
-      const cuts = balancedSplit(l.rowPtr, this.#parts(M * nnz * b * b));
+      const cuts = balancedSplit(l.rowPtr, this.#pool?.live ? this.#parts(M * nnz * b * b) : 1);
       const args = [px, pw, py, M, inBlocks, outBlocks, b, ptr, idx, acc];
       this.#run("ddsRows", cuts.slice(1).map((e, t) => [...args, cuts[t], e]));
       return;
