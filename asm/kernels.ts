@@ -7,7 +7,7 @@
 // passes byte addresses of float32 data. Sizes are element counts unless a name ends in "b" (bytes).
 // The kernels live by the Backend's sections:
 //   gemm.ts         packing and the dense GEMM (micro-kernel: generated/micro.ts from _gen_micro.ts)
-//   thin.ts         products with one small dimension (gemmThin, gemmThinDot; gemmDot, gemmRows, gemmCols), unpacked
+//   thin.ts         products with one small dimension (gemmThin; gemmDot, gemmRows, gemmCols), unpacked
 //   sparse.ts       the block-sparse products dds and sdd
 //   dds_rows.ts     dds' forward for a few rows, the weight read in place (ddsRows)
 //   rows.ts         reductions and row kernels (softmax, cross-entropy, layer norm, gather/scatter)
@@ -15,7 +15,7 @@
 //   optim.ts        adamw, sgd, clipScale
 //   attention.ts    bsrSoftmax, bsrSoftmaxGrad (block-sparse attention's row softmax)
 import { gemmWorkspace, gemm } from "./gemm.ts";
-import { gemmDot, gemmRows, gemmCols, gemmThin, gemmThinPack, gemmThinDot, gemmThinUntranspose } from "./thin.ts";
+import { gemmDot, gemmRows, gemmCols, gemmThin, gemmThinPack, gemmThinUntranspose } from "./thin.ts";
 import { ddsWorkspace, dds, ddsPackedBytes, ddsPackW, sddWorkspace, sdd } from "./sparse.ts";
 import { ddsRows } from "./dds_rows.ts";
 import {
@@ -46,7 +46,6 @@ export {
   gemmCols,
   gemmThin,
   gemmThinPack,
-  gemmThinDot,
   gemmThinUntranspose,
   ddsWorkspace,
   dds,

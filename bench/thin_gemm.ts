@@ -1,13 +1,17 @@
 /**
- * The wasm backend's thin products (asm/thin.ts: one of M, N, K small) against the path they replaced,
- * interleaved in one run: "tiled" is the default routing (gemmThin's 6x8 register tiles reading A in
- * place, gemmThinDot for N of 1 to 3), "old" the routing before it (`thinProducts = "legacy"`: the
- * unpacked gemmDot / gemmRows / gemmCols for a dimension under 4 to 10, the packed GEMM above), with the
- * packed GEMM alone as a third column. Each figure is a median ms per call, with GFLOP/s as a fraction of
- * this machine's WASM FMA ceiling measured in the same run (bench/_peak.ts). On one thread the clock is
- * this process's CPU time (steadier on a shared machine); with `--threads n` it is the wall clock.
- * The shapes are the training steps' low-rank and gate products (the demo's Pixelfly Mixer, rank 16;
- * PixelflyLinear 1024->4096 rank 32 at batch 256; a gate's single column) and the limits' edges.
+ * The wasm backend's thin products (one of M, N, K small) against the routing before asm/thin.ts's
+ * register-tiled kernels, interleaved in one run: "tiled" is the default (gemmThin's 6x8 tiles reading
+ * both operands in place for C = Aᵀ·B with N of 5 to 32, M of 1 or 2, or M up to 32 with K >= 1024
+ * and N <= 256;
+ * the other shapes as "old"), "old" the routing before them
+ * (`thinProducts = "legacy"`: the unpacked gemmDot / gemmRows / gemmCols for a dimension under 4 to 10, the
+ * packed GEMM above), with the packed GEMM alone as a third column. Each figure is a median ms per call,
+ * with GFLOP/s as a fraction of this machine's WASM FMA ceiling measured in the same run (bench/_peak.ts).
+ * On one thread the clock is this process's CPU time (steadier on a shared machine); with `--threads n`
+ * it is the wall clock and the ceiling is n times the one-thread one. Shapes whose "tiled" and "old" take
+ * the same path show the run's noise. The shapes are the training steps' low-rank and gate products
+ * (the demo's Pixelfly Mixer, rank 16; PixelflyLinear 1024->4096 rank 32 at batch 256; a gate's single
+ * column) and the limits' edges.
  *
  * Run: `deno run bench/thin_gemm.ts [--rounds 9] [--threads 1] [--only 512x16]`.
  *
@@ -41,6 +45,9 @@ const shapes: [number, number, number, boolean, boolean][] = [
   [16, 128, 2048, true, false],
   [2048, 16, 128, false, false],
   [2048, 128, 16, false, false],
+  // its dense token-mixing layer (16 -> 64 over 16384 rows)
+  [16, 64, 16384, true, false],
+  [64, 16, 16384, true, false],
   // a gate: one column (its logit, its dx, its weight gradient)
   [2048, 1, 512, false, true],
   [2048, 512, 1, false, false],
@@ -52,6 +59,9 @@ const shapes: [number, number, number, boolean, boolean][] = [
   [256, 32, 4096, false, false],
   [256, 1024, 32, false, false],
   [32, 1024, 256, true, false],
+  [4096, 32, 256, true, false],
+  [1, 1024, 256, true, false],
+  [256, 1, 1024, false, true],
   // edges: odd sizes, a head's 10 classes, dimension 33 (the old paths)
   [127, 10, 784, false, true],
   [10, 784, 127, true, false],

@@ -157,7 +157,6 @@ interface Kernels {
   gemmCols(...args: number[]): void;
   gemmThin(...args: number[]): void;
   gemmThinPack(b: number, sbk: number, sbn: number, dst: number, K: number, N: number, j0: number): void;
-  gemmThinDot(...args: number[]): void;
   gemmThinUntranspose(
     t: number,
     c: number,
@@ -218,7 +217,6 @@ const JOBS = [
   "gemmRows",
   "gemmCols",
   "gemmThin",
-  "gemmThinDot",
   "dds",
   "sdd",
   "ddsPackW",
@@ -262,9 +260,10 @@ const THIN_DOT_N = 10, THIN_K = 4, THIN_N = 4, THIN_M = 4;
 // N = 24 and 32 with K of 512 or more, 1.0-1.14x at N = 32 and K = 256. k-blocks of 128 against none:
 // 1.3-1.45x on 512x16x2048.
 const THIN_TILED_N = 32, THIN_KB = 128;
-// Shortest K for computing a small-M Aᵀ·B as (Bᵀ·A)ᵀ on those tiles: 1.05-1.4x over the packed GEMM at
-// M = 16 and K of 2048 or more, 0.74-1.0x at K = 127 and 256 (the partial sums and the transposed copy).
-const THIN_FLIP_K = 1024;
+// Shortest K and longest N for computing a small-M Aᵀ·B as (Bᵀ·A)ᵀ on those tiles (B's rows are then
+// walked with a stride of N floats): at M = 16, 1.05-1.4x over the packed GEMM for N of 64 and 128 with K
+// of 2048 or more, but 0.6-1.1x at N = 512 (the stride of 2 KiB) and 0.74-1.0x at K of 127 and 256.
+const THIN_FLIP_K = 1024, THIN_FLIP_N = 256;
 
 // dds' forward on at most this many rows reads a weight that has no current packed copy in place, once
 // per version of the weight (asm/dds_rows.ts: same bits, no pack). Measured on a 1024 -> 4096 layer at
@@ -321,7 +320,7 @@ export class WasmBackend implements Backend {
   minSplitWork: number;
   /**
    * Products with a small dimension (a gate, a head, a low-rank factor) run on the unpacked thin kernels
-   * (true); "legacy" leaves out the register-tiled ones (gemmThin, gemmThinDot) as before them; false
+   * (true); "legacy" leaves out the register-tiled ones (gemmThin) as before them; false
    * sends every product to the packed GEMM (for benches and tests).
    */
   thinProducts: boolean | "legacy" = true;
@@ -737,14 +736,13 @@ export class WasmBackend implements Backend {
     return true;
   }
 
-  // Thin products where the packed GEMM would pack the large operand, read in place (asm/thin.ts):
-  // C = Aᵀ·B with N of 5 to THIN_TILED_N (a low-rank factor's weight gradient: 6x8 register tiles over
-  // rows of C, k in blocks of THIN_KB), with M of 3 to THIN_TILED_N and a long K (the other factor's: as
-  // Cᵀ = Bᵀ·A into the workspace, then transposed into C) or with M of 1 or 2 (a gate's weight gradient:
-  // one row 32 columns at a time), all gemmThin; and A·Bᵀ for N of 1 to 3 (a gate's logit: 4-row dots,
-  // gemmThinDot). Threads take ranges of rows (6 or 4), or of 8-column strips for M of 1 or 2; every
-  // element is one multiply-add chain in k order, so the bits do not depend on the split. Returns false
-  // for the other paths.
+  // Thin products C = Aᵀ·B (weight gradients) where the packed GEMM would pack the large operand, read in
+  // place on gemmThin's 6x8 register tiles (asm/thin.ts): with N of 5 to THIN_TILED_N (a low-rank factor:
+  // tiles over rows of C, k in blocks of THIN_KB), with M of 3 to THIN_TILED_N, a long K and N up to
+  // THIN_FLIP_N (the other factor: as Cᵀ = Bᵀ·A into the workspace, then transposed into C), or with M of
+  // 1 or 2 (a gate: one row 32 columns at a time). Threads take ranges of 6 rows, or of 8-column strips for
+  // M of 1 or 2; every element is one multiply-add chain in k order, so the bits do not depend on the
+  // split. Returns false for the other paths.
   #thinTiled(
     pa: number,
     pb: number,
@@ -757,27 +755,13 @@ export class WasmBackend implements Backend {
     sC: number,
   ): boolean {
     const { M, N, K, transA, transB } = p, acc = p.accumulate ? 1 : 0;
-    const dot = N <= 3 && !transA && (transB || N === 1);
     // C = Aᵀ·B: rows of C in 6-row tiles (N small), or one or two rows 32 columns at a time (M of 1 or 2)
     const rows = transA && !transB && N >= 5 && N <= THIN_TILED_N && M >= N;
     const row = transA && !transB && M <= 2 && N >= 8;
-    const flip = transA && !transB && M >= 3 && M <= THIN_TILED_N && N > M && K >= THIN_FLIP_K;
-    if (!dot && !rows && !row && !flip) return false;
+    const flip = transA && !transB && M >= 3 && M <= THIN_TILED_N && N > M && N <= THIN_FLIP_N &&
+      K >= THIN_FLIP_K;
+    if (!rows && !row && !flip) return false;
     const parts = this.#parts(M * N * K);
-    if (dot) {
-      const cuts = evenSplit(M, parts, 4);
-      for (let i = 0; i < batch; i++) {
-        const A = pa + i * sA, B = pb + i * sB, C = pc + i * sC;
-        this.#run(
-          "gemmThinDot",
-          cuts.slice(1).map((e, t) => {
-            const s = cuts[t];
-            return [A + s * K * 4, B, C + s * N * 4, e - s, N, K, K, K, N, alpha, acc];
-          }),
-        );
-      }
-      return true;
-    }
     // Cᵀ = Bᵀ·A (flip: M small) has R rows and Q columns
     const [R, Q] = flip ? [N, M] : [M, N];
     // 8-column strips of B in place, its last Q mod 8 columns packed (zero-padded to 8) in the workspace
@@ -1380,14 +1364,13 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   }
   const support = threads === 1 ? undefined : await threadSupport();
   const want = threads === "auto" ? autoThreads(support) : threads;
-  // Threads with no variant asked for: the relaxed threads build validating settles both questions with one
-  // validation (relaxed SIMD and shared memory), and the plain relaxed build is then never loaded.
-  let variant = opts.variant, threadBytes: Uint8Array | undefined;
+  // Threads with no variant asked for: the relaxed threads build compiling settles both questions at once
+  // (relaxed SIMD and shared memory), and the plain relaxed build is then never loaded.
+  let variant = opts.variant, threadModule: WebAssembly.Module | undefined;
   if (variant === undefined && want > 1 && support !== undefined && "spawn" in support) {
-    const bytes = await wasmBytes("threads");
-    if (WebAssembly.validate(bytes as BufferSource)) [variant, threadBytes] = ["relaxed", bytes];
+    threadModule = await compileIfAccepted(await wasmBytes("threads"));
+    if (threadModule !== undefined) variant = "relaxed";
   }
-  const picked = variant === undefined;
   variant ??= await pickWasmVariant();
   if (variant === undefined) {
     throw new Error("createWasmBackend: this engine does not support WebAssembly SIMD128");
@@ -1403,11 +1386,10 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
     if (support === undefined || "reason" in support) {
       notes.push(`${oneThread}: ${support?.reason}`);
     } else {
-      const bytes = threadBytes ?? await wasmBytes(build);
-      if (threadBytes === undefined && !WebAssembly.validate(bytes as BufferSource)) {
+      const module = threadModule ?? await compileIfAccepted(await wasmBytes(build));
+      if (module === undefined) {
         notes.push(`${oneThread}: this engine does not accept the threads build (shared memory and atomics)`);
       } else {
-        const module = await WebAssembly.compile(bytes as BufferSource);
         const memory = new WebAssembly.Memory({ initial: 16, maximum: SHARED_MAX_PAGES, shared: true });
         const instance = await WebAssembly.instantiate(module, { env: { memory } });
         const be = new WasmBackend(instance, variant, {
@@ -1431,13 +1413,24 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
       }
     }
   }
-  const bytes = await wasmBytes(variant);
-  // (pickWasmVariant validated the build it picked, and the relaxed threads build validating implies it)
-  if (!picked && threadBytes === undefined && !WebAssembly.validate(bytes as BufferSource)) {
+  // (compiling checks the build: one asked for that this engine rejects is an Error)
+  const module = await compileIfAccepted(await wasmBytes(variant));
+  if (module === undefined) {
     throw new Error(`createWasmBackend: this engine does not accept the ${variant} build`);
   }
-  const { instance } = await WebAssembly.instantiate(bytes as BufferSource, {});
+  const instance = await WebAssembly.instantiate(module, {});
   return new WasmBackend(instance, variant, { minSplitWork, requestedThreads: want, notes });
+}
+
+// The compiled module, or undefined where this engine rejects the bytes (a CompileError): compiling checks
+// them once, where validate() and then compile() decode and check them twice (0.3-0.5 ms of a cold start).
+async function compileIfAccepted(bytes: Uint8Array): Promise<WebAssembly.Module | undefined> {
+  try {
+    return await WebAssembly.compile(bytes as BufferSource);
+  } catch (err) {
+    if (err instanceof WebAssembly.CompileError) return undefined;
+    throw err;
+  }
 }
 
 // Why the plain SIMD128 build runs: this engine lacks relaxed SIMD (Node 20 has it behind a flag).
