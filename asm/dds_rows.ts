@@ -43,8 +43,9 @@ export function ddsRows(
       // Four rows at a time share each transposed group; the rest one at a time (separate loops, no
       // branch in the k loop: V8's baseline compiler spills every live vector at a branch). rows1 has two
       // callers, so Binaryen keeps it a function of its own: V8 moves a function to its optimising tier
-      // at its next call (WASM has no on-stack replacement), so a first call on one row switches tier
-      // after the first few of its b/4 per block row calls instead of running all in the baseline tier.
+      // at its next call (WASM has no on-stack replacement), so a call long enough to spend V8's tiering
+      // budget switches tier part way (per b/4 columns of a block row) instead of at the next dds. (A
+      // 1024 -> 4096 layer's first one-row forward is not that long: it runs in the baseline tier.)
       if (M == 1) {
         rows1(x, wn, ldw, blockBytes, b, idx, e0, e1, yn, beta);
       } else {

@@ -57,7 +57,18 @@ export function packA(dst: usize, src: usize, rs: i32, cs: i32, rows: i32, cols:
   const n = min(MR, rows - i0);
   const fullK = n > 0 && k0 + 4 <= cols;
   if (fullK && rs == 1) {
-    // column-major source: the n rows of one k lie side by side; copy them
+    // column-major source: the n rows of one k lie side by side; copy them (a full panel's MR as two
+    // overlapping v128)
+    if (n == MR) {
+      const o = <usize> (MR - 4) << 2;
+      for (let kk = 0; kk < 4; kk++) {
+        const p = src + (<usize> (i0 + (k0 + kk) * cs) << 2), t = d + (<usize> (kk * MR) << 2);
+        const lo = v128.load(p), hi = v128.load(p + o);
+        v128.store(t, lo);
+        v128.store(t + o, hi);
+      }
+      return;
+    }
     for (let kk = 0; kk < 4; kk++) {
       const p = src + (<usize> (i0 + (k0 + kk) * cs) << 2);
       const t = d + (<usize> (kk * MR) << 2);

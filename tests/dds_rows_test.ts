@@ -174,6 +174,22 @@ Deno.test("dds rows: 2 and 3 threads agree bit for bit with one thread", async (
   one.dispose();
 });
 
+Deno.test("dds rows: a first forward on the default backend starts no Worker to split it", async () => {
+  // "auto" threads start their Workers when a kernel first splits; even with every kernel splitting
+  // (minSplitWork 0), the in-place few-row forward stays on the calling thread while no Worker runs
+  const be = await createWasmBackend({ minSplitWork: 0 });
+  try {
+    const l = randomMask({ outFeatures: 192, inFeatures: 128, block: 16, density: 0.4, seed: 2 }).toBSR();
+    const x = rnd(8 * 128), w = rnd(l.nnz * 256);
+    const one = await createWasmBackend({ threads: 1 });
+    assertEquals(inPlace(be, x, w, l, 8), inPlace(one, x, w, l, 8));
+    one.dispose();
+    assertEquals(be.threadStats.parts, 0, "the forward was split (a Worker was started for it)");
+  } finally {
+    be.dispose();
+  }
+});
+
 Deno.test("dds rows: bad input fails in the op before any kernel", async () => {
   const { setBackend } = await import("../src/backends/select.ts");
   await setBackend("wasm");

@@ -828,9 +828,11 @@ export class WasmBackend implements Backend {
       !this.#packedCurrent(wb, l, tw) && this.#readInPlace.get(wb) !== wb.version
     ) {
       // a few rows on a weight not yet packed (a first forward): W read in place, no packed copy made;
-      // a second forward on the same weight packs it (the packed kernel is faster on repeated calls)
+      // a second forward on the same weight packs it (the packed kernel is faster on repeated calls).
+      // It splits only while Workers run (as the weight pack): starting one (20-40 ms in Deno) for a
+      // first forward of a few rows would cost far more than the split saves.
       this.#readInPlace.set(wb, wb.version);
-      const cuts = balancedSplit(l.rowPtr, this.#parts(M * nnz * b * b));
+      const cuts = balancedSplit(l.rowPtr, this.#pool?.live ? this.#parts(M * nnz * b * b) : 1);
       const args = [px, pw, py, M, inBlocks, outBlocks, b, ptr, idx, acc];
       this.#run("ddsRows", cuts.slice(1).map((e, t) => [...args, cuts[t], e]));
       return;
@@ -1364,14 +1366,13 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   }
   const support = threads === 1 ? undefined : await threadSupport();
   const want = threads === "auto" ? autoThreads(support) : threads;
-  // Threads with no variant asked for: the relaxed threads build validating settles both questions with one
-  // validation (relaxed SIMD and shared memory), and the plain relaxed build is then never loaded.
-  let variant = opts.variant, threadBytes: Uint8Array | undefined;
+  // Threads with no variant asked for: the relaxed threads build compiling settles both questions at once
+  // (relaxed SIMD and shared memory), and the plain relaxed build is then never loaded.
+  let variant = opts.variant, threadModule: WebAssembly.Module | undefined;
   if (variant === undefined && want > 1 && support !== undefined && "spawn" in support) {
-    const bytes = await wasmBytes("threads");
-    if (WebAssembly.validate(bytes as BufferSource)) [variant, threadBytes] = ["relaxed", bytes];
+    threadModule = await compileIfAccepted(await wasmBytes("threads"));
+    if (threadModule !== undefined) variant = "relaxed";
   }
-  const picked = variant === undefined;
   variant ??= await pickWasmVariant();
   if (variant === undefined) {
     throw new Error("createWasmBackend: this engine does not support WebAssembly SIMD128");
@@ -1387,11 +1388,10 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
     if (support === undefined || "reason" in support) {
       notes.push(`${oneThread}: ${support?.reason}`);
     } else {
-      const bytes = threadBytes ?? await wasmBytes(build);
-      if (threadBytes === undefined && !WebAssembly.validate(bytes as BufferSource)) {
+      const module = threadModule ?? await compileIfAccepted(await wasmBytes(build));
+      if (module === undefined) {
         notes.push(`${oneThread}: this engine does not accept the threads build (shared memory and atomics)`);
       } else {
-        const module = await WebAssembly.compile(bytes as BufferSource);
         const memory = new WebAssembly.Memory({ initial: 16, maximum: SHARED_MAX_PAGES, shared: true });
         const instance = await WebAssembly.instantiate(module, { env: { memory } });
         const be = new WasmBackend(instance, variant, {
@@ -1415,13 +1415,24 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
       }
     }
   }
-  const bytes = await wasmBytes(variant);
-  // (pickWasmVariant validated the build it picked, and the relaxed threads build validating implies it)
-  if (!picked && threadBytes === undefined && !WebAssembly.validate(bytes as BufferSource)) {
+  // (compiling checks the build: one asked for that this engine rejects is an Error)
+  const module = await compileIfAccepted(await wasmBytes(variant));
+  if (module === undefined) {
     throw new Error(`createWasmBackend: this engine does not accept the ${variant} build`);
   }
-  const { instance } = await WebAssembly.instantiate(bytes as BufferSource, {});
+  const instance = await WebAssembly.instantiate(module, {});
   return new WasmBackend(instance, variant, { minSplitWork, requestedThreads: want, notes });
+}
+
+// The compiled module, or undefined where this engine rejects the bytes (a CompileError): compiling checks
+// them once, where validate() and then compile() decode and check them twice (0.3-0.5 ms of a cold start).
+async function compileIfAccepted(bytes: Uint8Array): Promise<WebAssembly.Module | undefined> {
+  try {
+    return await WebAssembly.compile(bytes as BufferSource);
+  } catch (err) {
+    if (err instanceof WebAssembly.CompileError) return undefined;
+    throw err;
+  }
 }
 
 // Why the plain SIMD128 build runs: this engine lacks relaxed SIMD (Node 20 has it behind a flag).
