@@ -398,57 +398,15 @@ function tile6x8(
   }
 }
 
-// One row x 32 columns (4 strips of 8 side by side in B, row step bs): gemmThin's path for M of 1 or 2.
-function row1x32(a: usize, ks: usize, b: usize, bs: usize, c: usize, K: i32, al: v128, acc: i32): void {
-  let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
-  let c4 = f32x4.splat(0), c5 = f32x4.splat(0), c6 = f32x4.splat(0), c7 = f32x4.splat(0);
-  let p = a, q = b;
-  for (let k = 0; k < K; k++) {
-    const s = v128.load32_splat(p);
-    c0 = madd(s, v128.load(q), c0);
-    c1 = madd(s, v128.load(q + 16), c1);
-    c2 = madd(s, v128.load(q + 32), c2);
-    c3 = madd(s, v128.load(q + 48), c3);
-    c4 = madd(s, v128.load(q + 64), c4);
-    c5 = madd(s, v128.load(q + 80), c5);
-    c6 = madd(s, v128.load(q + 96), c6);
-    c7 = madd(s, v128.load(q + 112), c7);
-    p += ks;
-    q += bs;
-  }
-  put(c, c0, al, acc);
-  put(c + 16, c1, al, acc);
-  put(c + 32, c2, al, acc);
-  put(c + 48, c3, al, acc);
-  put(c + 64, c4, al, acc);
-  put(c + 80, c5, al, acc);
-  put(c + 96, c6, al, acc);
-  put(c + 112, c7, al, acc);
-}
-
-// One row x one strip of 8 (nr kept).
-function row1x8(a: usize, ks: usize, b: usize, bs: usize, c: usize, K: i32, nr: i32, al: v128, acc: i32): void {
-  let c0 = f32x4.splat(0), c1 = f32x4.splat(0);
-  let p = a, q = b;
-  for (let k = 0; k < K; k++) {
-    const s = v128.load32_splat(p);
-    c0 = madd(s, v128.load(q), c0);
-    c1 = madd(s, v128.load(q + 16), c1);
-    p += ks;
-    q += bs;
-  }
-  putRow(c, c0, c1, nr, al, acc);
-}
-
 /**
  * A(i,k) is a[i·sai + k·sak] (either layout, read in place), B is (K,N) in two parts: ns strips of 8
  * columns at b (row stride ldb, in place), then nt columns at bt (row stride ldbt, zero-padded to a
  * multiple of 8 wide: gemmThinPack), C is (M, 8·ns + nt) at stride ldc:
- * `C (+)= alpha·A·B` with 6x8 register tiles (12 accumulators), for products with a small M, N or K.
- * k runs in blocks of kb (so a block's rows of A and B stay in cache while every tile passes over them),
+ * `C (+)= alpha·A·B` with 6x8 register tiles (12 accumulators), for products with a small N (a weight
+ * gradient Aᵀ·B with A read in place: sai = 1, where full tiles run 2 k per pass). k runs in blocks of kb (so a block's rows of A and B stay in cache while every tile passes over them),
  * the partial sums kept at w (M rows of 8·(ns + ceil(nt / 8)) floats; unused when K <= kb). Every element
- * is one multiply-add chain in k order whatever its tile or block, so any split of rows or strips between
- * threads gives the same bits.
+ * is one multiply-add chain in k order whatever its tile or block, so any split of rows between threads
+ * gives the same bits.
  */
 export function gemmThin(
   a: usize, sai: i32, sak: i32, b: usize, ldb: i32, ns: i32, bt: usize, ldbt: i32, nt: i32, c: usize, ldc: i32,
@@ -457,19 +415,6 @@ export function gemmThin(
   const al = f32x4.splat(alpha), rs = <usize> sai << 2, ks = <usize> sak << 2;
   const bs = <usize> ldb << 2, bts = <usize> ldbt << 2, cs = <usize> ldc << 2;
   const st = (nt + 7) >> 3, wl = <usize> (ns + st) << 5;
-  // one or two rows (a bias-like gradient): 32 columns at a time (8 chains), k unblocked
-  if (M < 3) {
-    for (let i = 0; i < M; i++) {
-      const ai = a + <usize> i * rs, ci = c + <usize> i * cs;
-      let j = 0;
-      for (; j + 4 <= ns; j += 4) row1x32(ai, ks, b + (<usize> j << 5), bs, ci + (<usize> j << 5), K, al, acc);
-      for (; j < ns; j++) row1x8(ai, ks, b + (<usize> j << 5), bs, ci + (<usize> j << 5), K, 8, al, acc);
-      for (let t = 0; t < st; t++) {
-        row1x8(ai, ks, bt + (<usize> t << 5), bts, ci + (<usize> (ns + t) << 5), K, min(8, nt - 8 * t), al, acc);
-      }
-    }
-    return;
-  }
   if (kb <= 0 || kb > K) kb = K;
   for (let k0 = 0; k0 < K; k0 += kb) {
     const kl = min(kb, K - k0), phase = (k0 > 0 ? 1 : 0) | (k0 + kl >= K ? 2 : 0);

@@ -70,8 +70,8 @@ function check(be: WasmBackend, rng: Rng, [M, N, K, transA, transB]: Shape, accu
 
 // The shapes the register-tiled kernel takes, all C = Aᵀ·B (gemmThin): N of 5 to 32 (full and partial
 // 8-column strips, 6-row tiles and their last rows, k blocks of 128 and their edges), M of 3 to 32 with K
-// of 1024 or more and N up to 256 (computed as (Bᵀ·A)ᵀ), M of 1 or 2 (32- and 8-column steps); and gates'
-// products beside them (A·Bᵀ with N of 1 to 3, A·b), which stay on the older kernels.
+// of 1024 or more and N up to 256 (computed as (Bᵀ·A)ᵀ); and products beside them that stay on the older
+// kernels (M of 1 or 2; a gate's A·Bᵀ with N of 1 to 3, A·b).
 const TILED: Shape[] = [];
 for (
   const [M, N] of [

@@ -738,10 +738,9 @@ export class WasmBackend implements Backend {
 
   // Thin products C = Aᵀ·B (weight gradients) where the packed GEMM would pack the large operand, read in
   // place on gemmThin's 6x8 register tiles (asm/thin.ts): with N of 5 to THIN_TILED_N (a low-rank factor:
-  // tiles over rows of C, k in blocks of THIN_KB), with M of 3 to THIN_TILED_N, a long K and N up to
-  // THIN_FLIP_N (the other factor: as Cᵀ = Bᵀ·A into the workspace, then transposed into C), or with M of
-  // 1 or 2 (a gate: one row 32 columns at a time). Threads take ranges of 6 rows, or of 8-column strips for
-  // M of 1 or 2; every element is one multiply-add chain in k order, so the bits do not depend on the
+  // tiles over rows of C, k in blocks of THIN_KB), or with M of 3 to THIN_TILED_N, a long K and N up to
+  // THIN_FLIP_N (the other factor: as Cᵀ = Bᵀ·A into the workspace, then transposed into C). Threads take
+  // ranges of 6 rows; every element is one multiply-add chain in k order, so the bits do not depend on the
   // split. Returns false for the other paths.
   #thinTiled(
     pa: number,
@@ -755,28 +754,19 @@ export class WasmBackend implements Backend {
     sC: number,
   ): boolean {
     const { M, N, K, transA, transB } = p, acc = p.accumulate ? 1 : 0;
-    // C = Aᵀ·B: rows of C in 6-row tiles (N small), or one or two rows 32 columns at a time (M of 1 or 2)
+    // C = Aᵀ·B by rows of C in 6-row tiles (N small), or as Cᵀ = Bᵀ·A (M small, K long)
     const rows = transA && !transB && N >= 5 && N <= THIN_TILED_N && M >= N;
-    const row = transA && !transB && M <= 2 && N >= 8;
     const flip = transA && !transB && M >= 3 && M <= THIN_TILED_N && N > M && N <= THIN_FLIP_N &&
       K >= THIN_FLIP_K;
-    if ((!rows && !row && !flip) || K === 0) return false;
-    const parts = this.#parts(M * N * K);
+    if ((!rows && !flip) || K === 0) return false;
     // Cᵀ = Bᵀ·A (flip: M small) has R rows and Q columns
     const [R, Q] = flip ? [N, M] : [M, N];
     // 8-column strips of B in place, its last Q mod 8 columns packed (zero-padded to 8) in the workspace
-    const ns = Q >> 3, j0 = ns * 8, w = Q > j0 ? 8 : 0, kb = R < 3 ? K : THIN_KB;
-    const byRows = R >= 3;
-    const cuts = byRows ? evenSplit(R, parts, 6) : evenSplit(Q, parts, 8);
-    const args = cuts.slice(1).map((e, t) => {
-      const s = cuts[t];
-      if (byRows) return { rows: e - s, a: s, b: 0, ns, bt: 0, nt: Q - j0, c: s * Q };
-      // columns s..e: strips of B in place below j0, then the packed ones
-      const s1 = Math.min(s, j0), e1 = Math.min(e, j0), s2 = Math.max(s, j0);
-      return { rows: R, a: 0, b: s1, ns: (e1 - s1) >> 3, bt: s2 - j0, nt: Math.max(0, e - s2), c: s };
-    });
-    // each part's partial sums between k blocks: its rows x its strips
-    const partial = (r: typeof args[0]) => K > kb ? r.rows * (r.ns * 8 + ((r.nt + 7) & ~7)) * 4 : 0;
+    const ns = Q >> 3, j0 = ns * 8, w = Q > j0 ? 8 : 0, kb = THIN_KB;
+    const cuts = evenSplit(R, this.#parts(M * N * K), 6);
+    const args = cuts.slice(1).map((e, t) => ({ rows: e - cuts[t], s: cuts[t] }));
+    // each part's partial sums between k blocks: its rows x the strips
+    const partial = (r: typeof args[0]) => K > kb ? r.rows * (j0 + w) * 4 : 0;
     const btBytes = K * w * 4, tBytes = flip ? M * N * 4 : 0;
     const ws = this.#workspace(args.reduce((n, r) => n + partial(r), btBytes + tBytes) || 4, 0);
     for (let i = 0; i < batch; i++) {
@@ -790,16 +780,16 @@ export class WasmBackend implements Backend {
           const part = at;
           at += partial(r);
           return [
-            A + r.a * 4,
+            A + r.s * 4,
             1,
             R,
-            B + r.b * 4,
+            B,
             Q,
-            r.ns,
-            ws + r.bt * 4,
+            ns,
+            ws,
             w,
-            r.nt,
-            C + r.c * 4,
+            Q - j0,
+            C + r.s * Q * 4,
             Q,
             r.rows,
             K,
