@@ -1,8 +1,8 @@
 /**
  * The wasm backend's thin products (one of M, N, K small) against the routing before asm/thin.ts's
  * register-tiled kernels, interleaved in one run: "tiled" is the default (gemmThin's 6x8 tiles reading
- * both operands in place for C = Aᵀ·B with N of 5 to 32, or M of 3 to 32 with K >= 1024 and N <= 256;
- * the other shapes as "old"), "old" the routing before them
+ * both operands in place for C = Aᵀ·B with N of 5 to 16 (to 32 for K >= 512), or M of 3 to 32 with
+ * K >= 1024 and N <= 256; the other shapes as "old"), "old" the routing before them
  * (`thinProducts = "legacy"`: the unpacked gemmDot / gemmRows / gemmCols for a dimension under 4 to 10, the
  * packed GEMM above), with the packed GEMM alone as a third column. Each figure is a median ms per call,
  * with GFLOP/s as a fraction of this machine's WASM FMA ceiling measured in the same run (bench/_peak.ts).

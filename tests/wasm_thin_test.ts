@@ -68,10 +68,10 @@ function check(be: WasmBackend, rng: Rng, [M, N, K, transA, transB]: Shape, accu
   }
 }
 
-// The shapes the register-tiled kernel takes, all C = Aᵀ·B (gemmThin): N of 5 to 32 (full and partial
-// 8-column strips, 6-row tiles and their last rows, k blocks of 128 and their edges), M of 3 to 32 with K
-// of 1024 or more and N up to 256 (computed as (Bᵀ·A)ᵀ); and products beside them that stay on the older
-// kernels (M of 1 or 2; a gate's A·Bᵀ with N of 1 to 3, A·b).
+// The shapes the register-tiled kernel takes, all C = Aᵀ·B (gemmThin): N of 5 to 32 (above 16 with K of
+// 512 or more; full and partial 8-column strips, 6-row tiles and their last rows, k blocks of 128 and
+// their edges), M of 3 to 32 with K of 1024 or more and N up to 256 (computed as (Bᵀ·A)ᵀ); and products
+// beside them that stay on the older kernels (M of 1 or 2; a gate's A·Bᵀ with N of 1 to 3, A·b).
 const TILED: Shape[] = [];
 for (
   const [M, N] of [
@@ -90,7 +90,7 @@ for (
     [32, 32],
   ]
 ) {
-  for (const K of [1, 15, 127, 128, 129, 300]) TILED.push([M, N, K, true, false]);
+  for (const K of [1, 15, 127, 128, 129, 300, 513, 700]) TILED.push([M, N, K, true, false]);
 }
 for (const [M, N, K] of [[3, 8, 1024], [5, 40, 1025], [16, 77, 1100], [17, 33, 2048], [32, 64, 1030]]) {
   TILED.push([M, N, K, true, false]);
@@ -147,7 +147,7 @@ for (const threads of [2, 3, 4]) {
     try {
       const shapes: Shape[] = [
         [97, 16, 300, true, false],
-        [61, 32, 257, true, false],
+        [61, 32, 600, true, false],
         [203, 13, 129, true, false],
         [25, 8, 2048, true, false],
         [64, 5, 17, true, false],

@@ -256,9 +256,9 @@ type Job = typeof JOBS[number];
 const THIN_DOT_N = 10, THIN_K = 4, THIN_N = 4, THIN_M = 4;
 // Largest N for gemmThin's row tiles (C = Aᵀ·B read in place; see #thinTiled) and their k-block, measured
 // by bench/thin_gemm.ts and warm A/B runs (one thread, CPU time, 2-vCPU Zen 3 VM shared with other work):
-// against the packed GEMM (which packs the large A) 1.5-1.7x at N = 16 and K of 2048 or more, 1.5-1.7x at
-// N = 24 and 32 with K of 512 or more, 1.0-1.14x at N = 32 and K = 256. k-blocks of 128 against none:
-// 1.3-1.45x on 512x16x2048.
+// against the packed GEMM (which packs the large A) 1.1-1.9x at N = 16 and K of 2048 or more, 1.1-1.7x at
+// N of 24 to 32 with K of 512 or more, but 0.9-1.1x at N = 32 and K = 256 (so above N = 16 they take K of
+// 512 or more). k-blocks of 128 against none: 1.3-1.45x on 512x16x2048.
 const THIN_TILED_N = 32, THIN_KB = 128;
 // Shortest K and longest N for computing a small-M Aᵀ·B as (Bᵀ·A)ᵀ on those tiles (B's rows are then
 // walked with a stride of N floats): at M = 16, 1.05-1.4x over the packed GEMM for N of 64 and 128 with K
@@ -738,7 +738,7 @@ export class WasmBackend implements Backend {
 
   // Thin products C = Aᵀ·B (weight gradients) where the packed GEMM would pack the large operand, read in
   // place on gemmThin's 6x8 register tiles (asm/thin.ts): with N of 5 to THIN_TILED_N (a low-rank factor:
-  // tiles over rows of C, k in blocks of THIN_KB), or with M of 3 to THIN_TILED_N, a long K and N up to
+  // tiles over rows of C, k in blocks of THIN_KB; above N = 16 only for K of 512 or more), or with M of 3 to THIN_TILED_N, a long K and N up to
   // THIN_FLIP_N (the other factor: as Cᵀ = Bᵀ·A into the workspace, then transposed into C). Threads take
   // ranges of 6 rows; every element is one multiply-add chain in k order, so the bits do not depend on the
   // split. Returns false for the other paths.
@@ -755,7 +755,7 @@ export class WasmBackend implements Backend {
   ): boolean {
     const { M, N, K, transA, transB } = p, acc = p.accumulate ? 1 : 0;
     // C = Aᵀ·B by rows of C in 6-row tiles (N small), or as Cᵀ = Bᵀ·A (M small, K long)
-    const rows = transA && !transB && N >= 5 && N <= THIN_TILED_N && M >= N;
+    const rows = transA && !transB && N >= 5 && N <= THIN_TILED_N && M >= N && (N <= 16 || K >= 512);
     const flip = transA && !transB && M >= 3 && M <= THIN_TILED_N && N > M && N <= THIN_FLIP_N &&
       K >= THIN_FLIP_K;
     if ((!rows && !flip) || K === 0) return false;
