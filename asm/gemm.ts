@@ -211,9 +211,29 @@ export function gemmWorkspace(): usize {
   return 64 + (<usize> (cdiv(MC, MR) * MR * KC + cdiv(NC, NR) * NR * KC) << 2);
 }
 
+/** Bytes of op(B) (K x N) packed whole by `gemmPackB`: every KC-row slice as all its NR-column panels. */
+export function gemmPackedBytes(K: i32, N: i32): usize {
+  return <usize> (cdiv(K, 4) << 2) * <usize> (cdiv(N, NR) * NR) << 2;
+}
+
+/**
+ * Packs op(B) (K x N, b as `gemm` takes it) whole into dst (`gemmPackedBytes(K, N)` bytes): slice pc / KC
+ * at dst + (pc / KC) * KC * cdiv(N, NR) * NR * 4, laid out as packB lays out each (jc, pc) slice, so the
+ * panels of columns jc.. of a slice are the ones `gemm` would pack there (same bits, NC a multiple of NR).
+ */
+export function gemmPackB(dst: usize, b: usize, K: i32, N: i32, transB: i32, ldb: i32): void {
+  const brs = transB ? 1 : ldb, bcs = transB ? ldb : 1;
+  const slice = <usize> KC * <usize> (cdiv(N, NR) * NR) << 2;
+  for (let pc = 0; pc < K; pc += KC) {
+    packB(dst + <usize> (pc / KC) * slice, b + (<usize> (pc * brs) << 2), brs, bcs, min(KC, K - pc), N);
+  }
+}
+
 /**
  * a is (M,K) or (K,M), b is (K,N) or (N,K), c is (M,N): `C (+)= alpha * op(A)·op(B)`; beta = 1 accumulates.
  * lda, ldb, ldc are the row strides (in elements) of A, B and C as stored; each call needs its own ws.
+ * packed, when not 0, is an op(B) of pn columns packed whole by `gemmPackB`, and j0 the column of it
+ * where this call's column 0 is (a multiple of NR): B is read there, not packed.
  */
 export function gemm(
   a: usize,
@@ -230,6 +250,9 @@ export function gemm(
   lda: i32,
   ldb: i32,
   ldc: i32,
+  packed: usize,
+  pn: i32,
+  j0: i32,
 ): void {
   if (M <= 0 || N <= 0) return;
   const ldcb = <usize> ldc << 2;
@@ -243,14 +266,17 @@ export function gemm(
   const ldab = <usize> lda << 2;
   const seg = ws;
   const ap = ws + 64;
-  const bp = ap + (<usize> (cdiv(MC, MR) * MR * KC) << 2);
+  const ps = <usize> KC * <usize> (cdiv(pn, NR) * NR) << 2;
+  const bw = ap + (<usize> (cdiv(MC, MR) * MR * KC) << 2);
   for (let jc = 0; jc < N; jc += NC) {
     const nc = min(NC, N - jc);
     for (let pc = 0; pc < K; pc += KC) {
       const kc = min(KC, K - pc);
       const k4 = cdiv(kc, 4);
       const bt = beta || pc > 0 ? 1 : 0;
-      packB(bp, b + (<usize> (pc * brs + jc * bcs) << 2), brs, bcs, kc, nc);
+      let bp = bw;
+      if (packed) bp = packed + <usize> (pc / KC) * ps + (<usize> ((j0 + jc) / NR * k4 * NR) << 4);
+      else packB(bp, b + (<usize> (pc * brs + jc * bcs) << 2), brs, bcs, kc, nc);
       for (let ic = 0; ic < M; ic += MC) {
         const mc = min(MC, M - ic);
         const pstride = <usize> (k4 * MR) << 4;

@@ -14,7 +14,7 @@
 //   elementwise.ts  binary, unary, unaryGrad, scale, fill, copy, transpose
 //   optim.ts        adamw, sgd, clipScale
 //   attention.ts    bsrSoftmax, bsrSoftmaxGrad (block-sparse attention's row softmax)
-import { gemmWorkspace, gemm } from "./gemm.ts";
+import { gemmWorkspace, gemm, gemmPackedBytes, gemmPackB } from "./gemm.ts";
 import { gemmDot, gemmRows, gemmCols, gemmThin, gemmThinPack, gemmThinUntranspose } from "./thin.ts";
 import { ddsWorkspace, dds, ddsPackedBytes, ddsPackW, sddWorkspace, sdd } from "./sparse.ts";
 import { ddsRows } from "./dds_rows.ts";
@@ -41,6 +41,8 @@ import { bsrSoftmax, bsrSoftmaxGrad } from "./attention.ts";
 export {
   gemmWorkspace,
   gemm,
+  gemmPackedBytes,
+  gemmPackB,
   gemmDot,
   gemmRows,
   gemmCols,

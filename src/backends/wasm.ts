@@ -151,6 +151,8 @@ interface Kernels {
   memory: WebAssembly.Memory;
   heapBase(): number;
   gemmWorkspace(): number;
+  gemmPackedBytes(K: number, N: number): number;
+  gemmPackB(dst: number, b: number, K: number, N: number, transB: number, ldb: number): void;
   gemm(...args: number[]): void;
   gemmDot(...args: number[]): void;
   gemmRows(...args: number[]): void;
@@ -309,6 +311,17 @@ export class WasmBuffer implements BackendBuffer {
   }
 }
 
+/** A gemm's B as last handed (version and shape), and op(B) packed whole once it came back unchanged. */
+interface PackedB {
+  /** 0 until packed (a B seen once is not packed: an activation is used once). */
+  ptr: number;
+  bytes: number;
+  version: number;
+  transB: number;
+  K: number;
+  N: number;
+}
+
 /** The WASM SIMD backend. Make it with {@link createWasmBackend}. */
 export class WasmBackend implements Backend {
   readonly name = "wasm";
@@ -446,6 +459,14 @@ export class WasmBackend implements Backend {
     return this.#alloc.top;
   }
 
+  /** Bytes held by packed copies of weights (dds' weights, the packed GEMM's op(B)), for benches and tests. */
+  get packedBytes(): number {
+    let n = 0;
+    for (const es of this.#packed.values()) for (const e of es) n += e?.bytes ?? 0;
+    for (const e of this.#packedB.values()) n += e.ptr > 0 ? e.bytes : 0;
+    return n;
+  }
+
   /** Number of live buffers. */
   get liveBuffers(): number {
     return this.#live;
@@ -517,6 +538,30 @@ export class WasmBackend implements Backend {
   #dropPacked(w: WasmBuffer): void {
     for (const e of this.#packed.get(w) ?? []) if (e !== undefined) this.#alloc.free(e.ptr, e.bytes);
     this.#packed.delete(w);
+    const g = this.#packedB.get(w);
+    if (g !== undefined && g.ptr > 0) this.#alloc.free(g.ptr, g.bytes);
+    this.#packedB.delete(w);
+  }
+
+  // The packed GEMM's op(B) packed whole, per B buffer: a B handed again with the same version and shape
+  // (a weight between updates) is packed once into this copy, which every part then reads instead of
+  // packing its own slices (the first call on a version packs as before). Entries go with their buffer's free.
+  #packedB = new Map<WasmBuffer, PackedB>();
+
+  // op(B)'s packed copy for this call, or 0 (first call on this version of B: pack in the kernel).
+  #gemmPackedB(b: WasmBuffer, K: number, N: number, tb: number): number {
+    const e = this.#packedB.get(b);
+    if (e !== undefined && e.version === b.version && e.transB === tb && e.K === K && e.N === N) {
+      if (e.ptr > 0) return e.ptr;
+      const bytes = this.#k.gemmPackedBytes(K, N);
+      e.ptr = this.#reserve(bytes, "gemm's packed B");
+      e.bytes = bytes;
+      this.#k.gemmPackB(e.ptr, b.ptr, K, N, tb, tb ? K : N);
+      return e.ptr;
+    }
+    if (e !== undefined && e.ptr > 0) this.#alloc.free(e.ptr, e.bytes);
+    this.#packedB.set(b, { ptr: 0, bytes: 0, version: b.version, transB: tb, K, N });
+    return 0;
   }
 
   /**
@@ -645,6 +690,7 @@ export class WasmBackend implements Backend {
     this.#live = 0;
     this.#liveBytes = 0;
     this.#packed.clear();
+    this.#packedB.clear();
     const pool = this.#pool;
     this.#pool = undefined;
     (this as { threads: number }).threads = 1;
@@ -656,7 +702,8 @@ export class WasmBackend implements Backend {
     const { M, N, K, transA, transB, accumulate } = p;
     const alpha = p.alpha ?? 1, batch = p.batch ?? 1;
     const sA = (p.strideA ?? M * K) * 4, sB = (p.strideB ?? K * N) * 4, sC = (p.strideC ?? M * N) * 4;
-    const pa = this.#p(a), pb = this.#p(b), pc = this.#p(c);
+    // B is only read (its version stays, for its packed copy below), unless it is also A or C.
+    const pa = this.#p(a), pb = this.#p(b, true), pc = this.#p(c);
     const ta = transA ? 1 : 0, tb = transB ? 1 : 0, acc = accumulate ? 1 : 0;
     const lda = transA ? M : K, ldb = transB ? K : N;
     if (this.#thin(pa, pb, pc, p, alpha, batch, sA, sB, sC)) return;
@@ -664,6 +711,8 @@ export class WasmBackend implements Backend {
     const byN = N >= M;
     const cuts = evenSplit(byN ? N : M, this.#parts(M * N * K), 8);
     const ws = cuts.slice(1).map((_, t) => this.#workspace(this.#k.gemmWorkspace(), t));
+    // op(B) packed once per version of B when it comes back unchanged (a weight), read by every part.
+    const packed = batch === 1 && K > 0 ? this.#gemmPackedB(b as WasmBuffer, K, N, tb) : 0;
     for (let i = 0; i < batch; i++) {
       const A = pa + i * sA, B = pb + i * sB, C = pc + i * sC;
       this.#run(
@@ -671,7 +720,25 @@ export class WasmBackend implements Backend {
         cuts.slice(1).map((e, t) => {
           const s = cuts[t], n = e - s;
           return byN
-            ? [A, B + s * (transB ? K : 1) * 4, C + s * 4, M, n, K, ta, tb, acc, alpha, ws[t], lda, ldb, N]
+            ? [
+              A,
+              B + s * (transB ? K : 1) * 4,
+              C + s * 4,
+              M,
+              n,
+              K,
+              ta,
+              tb,
+              acc,
+              alpha,
+              ws[t],
+              lda,
+              ldb,
+              N,
+              packed,
+              N,
+              s,
+            ]
             : [
               A + s * (transA ? 1 : K) * 4,
               B,
@@ -687,6 +754,9 @@ export class WasmBackend implements Backend {
               lda,
               ldb,
               N,
+              packed,
+              N,
+              0,
             ];
         }),
         10,
