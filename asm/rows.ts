@@ -80,26 +80,12 @@ export function sumRows(x: usize, y: usize, M: i32, N: i32, beta: i32, ld: i32):
 }
 
 /**
- * x is (M,N), y is (M): `y (+)= Σ_cols x`, each row in float64: four f64x2 partial sums over 8 columns at a
- * time (element j into partial (j % 8) / 2), added in a fixed order, then the last N % 8 columns in order.
+ * x is (M,N), y is (M): `y (+)= Σ_cols x`, each row summed in float64 by rowSum (its order is below).
  */
 export function sumCols(x: usize, y: usize, M: i32, N: i32, beta: i32): void {
-  const n8 = N & ~7;
   for (let i = 0; i < M; i++) {
-    const p = x + (<usize> (i * N) << 2);
-    let s0 = f64x2.splat(0), s1 = f64x2.splat(0), s2 = f64x2.splat(0), s3 = f64x2.splat(0);
-    for (let j = 0; j < n8; j += 8) {
-      const a = v128.load(p + (<usize> j << 2)), b = v128.load(p + (<usize> j << 2), 16);
-      s0 = f64x2.add(s0, f64x2.promote_low_f32x4(a));
-      s1 = f64x2.add(s1, f64x2.promote_low_f32x4(v128.shuffle<f32>(a, a, 2, 3, 2, 3)));
-      s2 = f64x2.add(s2, f64x2.promote_low_f32x4(b));
-      s3 = f64x2.add(s3, f64x2.promote_low_f32x4(v128.shuffle<f32>(b, b, 2, 3, 2, 3)));
-    }
-    const t = f64x2.add(f64x2.add(s0, s1), f64x2.add(s2, s3));
-    let s: f64 = f64x2.extract_lane(t, 0) + f64x2.extract_lane(t, 1);
-    for (let j = n8; j < N; j++) s += <f64> load<f32>(p + (<usize> j << 2));
     const q = y + (<usize> i << 2);
-    store<f32>(q, <f32> ((beta ? <f64> load<f32>(q) : 0) + s));
+    store<f32>(q, <f32> ((beta ? <f64> load<f32>(q) : 0) + rowSum(x + (<usize> (i * N) << 2), N)));
   }
 }
 
