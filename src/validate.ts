@@ -137,3 +137,32 @@ export function checkBackend(op: string, be: unknown): void {
     );
   }
 }
+
+/**
+ * Check that a product's output is none of its inputs (a product reads its
+ * inputs after it has begun writing the output, so an aliased output gives a
+ * wrong answer): a `RangeError` naming the op and the aliased argument.
+ *
+ * @example
+ * ```ts
+ * import { checkNoAlias } from "./validate.ts";
+ * const a = {}, b = {};
+ * checkNoAlias("gemm", "c", b, { a }); // fine
+ * try { checkNoAlias("gemm", "c", a, { a }); } catch (e) { console.log((e as Error).message); }
+ * // gemm: the output c is also the input a; a product's output must be a buffer of its own
+ * ```
+ */
+export function checkNoAlias(
+  op: string,
+  outName: string,
+  out: unknown,
+  inputs: Record<string, unknown>,
+): void {
+  for (const [name, buf] of Object.entries(inputs)) {
+    if (buf === out) {
+      throw new RangeError(
+        `${op}: the output ${outName} is also the input ${name}; a product's output must be a buffer of its own`,
+      );
+    }
+  }
+}

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { checkNoAlias } from "../validate.ts";
 import type {
   AdamWParams,
   Backend,
@@ -193,6 +194,7 @@ export class JsBackend implements Backend {
   dispose(): void {}
 
   gemm(a: BackendBuffer, b: BackendBuffer, c: BackendBuffer, p: GemmParams): void {
+    checkNoAlias("js backend gemm", "c", c, { a, b });
     const A = d(a), B = d(b), C = d(c);
     const { M, N, K, transA, transB, accumulate } = p;
     const alpha = p.alpha ?? 1, batch = p.batch ?? 1;
@@ -215,6 +217,7 @@ export class JsBackend implements Backend {
   }
 
   dds(x: BackendBuffer, w: BackendBuffer, y: BackendBuffer, p: DdsParams): void {
+    checkNoAlias("js backend dds", "y", y, { x, w });
     const X = d(x), W = d(w), Y = d(y);
     const { M, layout, transW } = p;
     const b = layout.block, bb = b * b;
@@ -278,6 +281,7 @@ export class JsBackend implements Backend {
   }
 
   sdd(a: BackendBuffer, b: BackendBuffer, w: BackendBuffer, p: SddParams): void {
+    checkNoAlias("js backend sdd", "w", w, { a, b });
     const A = d(a), B = d(b), W = d(w);
     const { layout, K, transA, transB, accumulate } = p;
     const blk = layout.block, bb = blk * blk;

@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { checkNoAlias } from "../validate.ts";
 import { Allocator } from "./_wasm_alloc.ts";
 import { balancedSplit, evenSplit, type Spawner, ThreadPool, threadSupport } from "./_wasm_threads.ts";
 import { BINARY_CODE, BROADCAST_CODE, UNARY_CODE } from "./op_table.ts";
@@ -699,6 +700,7 @@ export class WasmBackend implements Backend {
 
   // --- products -----------------------------------------------------------
   gemm(a: BackendBuffer, b: BackendBuffer, c: BackendBuffer, p: GemmParams): void {
+    checkNoAlias("wasm backend gemm", "c", c, { a, b });
     const { M, N, K, transA, transB, accumulate } = p;
     const alpha = p.alpha ?? 1, batch = p.batch ?? 1;
     const sA = (p.strideA ?? M * K) * 4, sB = (p.strideB ?? K * N) * 4, sC = (p.strideC ?? M * N) * 4;
@@ -876,6 +878,7 @@ export class WasmBackend implements Backend {
   }
 
   dds(x: BackendBuffer, w: BackendBuffer, y: BackendBuffer, p: DdsParams): void {
+    checkNoAlias("wasm backend dds", "y", y, { x, w });
     const { M, layout: l, transW, accumulate } = p;
     const px = this.#p(x), pw = this.#p(w, true), py = this.#p(y);
     const [rowPtr, colIdx, colPtr, rowIdx, blockIdx] = this.#layout(l);
@@ -927,6 +930,7 @@ export class WasmBackend implements Backend {
   }
 
   sdd(a: BackendBuffer, b: BackendBuffer, w: BackendBuffer, p: SddParams): void {
+    checkNoAlias("wasm backend sdd", "w", w, { a, b });
     const { layout: l, K, transA, transB, accumulate } = p;
     const pa = this.#p(a), pb = this.#p(b), pw = this.#p(w);
     const [rowPtr, colIdx] = this.#layout(l);

@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { checkNoAlias } from "../validate.ts";
 import * as S from "../../wgsl/generated/shaders.ts";
 import { constPrelude, type Consts, ddsTiles, type Family, gemmTiles } from "./_webgpu_tiles.ts";
 import { batchedDds, batchedSdd } from "./_webgpu_attention.ts";
@@ -606,6 +607,7 @@ export class WebGpuBackend implements Backend {
   // --- products -------------------------------------------------------------
 
   gemm(a: BackendBuffer, b: BackendBuffer, c: BackendBuffer, p: GemmParams): void {
+    checkNoAlias("webgpu backend gemm", "c", c, { a, b });
     this.#check("gemm");
     const { M, N, K, transA, transB, accumulate } = p;
     const batch = p.batch ?? 1;
@@ -628,6 +630,7 @@ export class WebGpuBackend implements Backend {
   }
 
   dds(x: BackendBuffer, w: BackendBuffer, y: BackendBuffer, p: DdsParams): void {
+    checkNoAlias("webgpu backend dds", "y", y, { x, w });
     if ((p.batch ?? 1) !== 1) return batchedDds(this, x, w, y, p);
     this.#check("dds");
     const { M, layout, transW, accumulate } = p;
@@ -665,6 +668,7 @@ export class WebGpuBackend implements Backend {
   }
 
   sdd(a: BackendBuffer, b: BackendBuffer, w: BackendBuffer, p: SddParams): void {
+    checkNoAlias("webgpu backend sdd", "w", w, { a, b });
     if ((p.batch ?? 1) !== 1) return batchedSdd(this, a, b, w, p);
     this.#check("sdd");
     const { layout, K, transA, transB, accumulate } = p;
