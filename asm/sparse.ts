@@ -12,6 +12,7 @@ import { micro, microRows, MR, NR } from "./generated/micro.ts";
 // MR-row panels, at least one), so that slice of X stays in L2 while every W block passes once.
 const DDS_XBYTES: i32 = 256 << 10;
 const DDS_ROWS_OUTER: bool = false;
+const DDS16_ROWS_OUTER: bool = true;
 
 /** Workspace bytes `dds` needs. */
 export function ddsWorkspace(M: i32, inBlocks: i32, nnz: i32, b: i32): usize {
@@ -116,6 +117,44 @@ export function dds(
   if (!prepacked) packW(w, blk, b, transW, e0, e1, e1 - e0, e0, wp);
   const ldc = <usize> outCols << 2;
   const mps = cdiv(M, MR);
+  if (b == 16 && DDS16_ROWS_OUTER) {
+    // all block columns' segment tables first (block e of the walk, panel p at ((e - e0) * npb + p * ns + t)),
+    // then each MR-row panel of X meets every block column while its rows stay in L1
+    for (let o = o0; o < o1; o++) {
+      const s0 = load<i32>(ptr + (<usize> o << 2)), s1 = load<i32>(ptr + (<usize> (o + 1) << 2));
+      const ns = s1 - s0;
+      for (let t = 0; t < ns; t++) {
+        const e = s0 + t;
+        const inBlk = load<i32>(idx + (<usize> e << 2));
+        for (let p = 0; p < npb; p++) {
+          const bp = <u32> (wBase + <usize> (p * nW + e - eBase) * wPanel);
+          const q = <usize> (((s0 - e0) * npb + p * ns + t) * 12);
+          store<u32>(segsP + q, <u32> (inBlk * bq * MR) << 4);
+          store<u32>(segsP + q, bp, 4);
+          store<u32>(segsP + q, <u32> bq, 8);
+          store<u32>(segsR + q, <u32> (inBlk * b) << 2);
+          store<u32>(segsR + q, bp, 4);
+          store<u32>(segsR + q, <u32> bq, 8);
+        }
+      }
+    }
+    for (let ip = 0; ip < mps; ip++) {
+      for (let o = o0; o < o1; o++) {
+        const s0 = load<i32>(ptr + (<usize> o << 2)), s1 = load<i32>(ptr + (<usize> (o + 1) << 2));
+        const ns = s1 - s0;
+        for (let p = 0; p < npb; p++) {
+          const q = <usize> (((s0 - e0) * npb + p * ns) * 12);
+          const cp = y + (<usize> (ip * MR * outCols + o * b + p * NR) << 2);
+          if (ip < full) {
+            microRows(x + <usize> (ip * MR) * ldx, ldx, segsR + q, ns, cp, ldc, 1, beta, MR, NR);
+          } else {
+            micro(xp + <usize> (ip - full) * pstride, segsP + q, ns, cp, ldc, 1, beta, min(MR, M - ip * MR), NR);
+          }
+        }
+      }
+    }
+    return;
+  }
   const chunk = max(1, DDS_XBYTES / (MR * inCols * 4));
   for (let mc = 0; mc < mps; mc += chunk) {
     const mcEnd = min(mps, mc + chunk);
