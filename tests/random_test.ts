@@ -4,7 +4,7 @@
  * with WebAssembly switched off), and BlockSparseLinear's weights are the masked dense draw's values.
  */
 import { BlockSparseLinear, flatBlockButterfly, globalMask, Rng, union } from "../mod.ts";
-import { uniformBlocks, uniformBsr } from "../src/random.ts";
+import { fnv1a, uniformBlocks, uniformBsr } from "../src/random.ts";
 import { JsBackend } from "../src/backends/js.ts";
 import { createWasmBackend } from "../src/backends/wasm.ts";
 import { BlockMask } from "../src/masks/block_mask.ts";
@@ -283,4 +283,44 @@ Deno.test("BlockSparseLinear draws only the kept tiles, the values of a masked d
       assertOk(diff === "", `${backend.name}, ${mask.rows}x${mask.cols} mask: ${diff}`);
     }
   }
+});
+
+Deno.test("fnv1a: the plain FNV-1a loop's value on every length (WebAssembly path, chunked, and JS below it)", async () => {
+  const lengths = [0, 1, 63, 64, 65, 1000, (1 << 14) - 1, 1 << 14, (1 << 14) + 5, 100_003];
+  const rng = new Rng(8);
+  const arrays = lengths.map((n) => Int32Array.from({ length: n }, () => rng.nextUint32() | 0));
+  const plain = (h: number, a: Int32Array) => {
+    for (let i = 0; i < a.length; i++) h = Math.imul(h ^ a[i], 0x01000193);
+    return h >>> 0;
+  };
+  for (const a of arrays) {
+    for (const h of [0x811c9dc5, 0, -1, 123456789]) {
+      assertEquals(fnv1a(h, a), plain(h, a), `length ${a.length}, h ${h}`);
+    }
+  }
+  // one changed word anywhere changes the hash
+  const a = arrays.at(-1)!, h0 = fnv1a(7, a);
+  for (const i of [0, 64, 1 << 14, a.length - 1]) {
+    const b = a.slice();
+    b[i] ^= 1 << (i % 31);
+    assertOk(fnv1a(7, b) !== h0, `a change at ${i} went unseen`);
+  }
+  // with WebAssembly off (the JS path): the same values
+  const url = new URL("../src/random.ts", import.meta.url).href;
+  const code = `
+    if (typeof WebAssembly !== "undefined") throw new Error("WebAssembly is still there");
+    const { fnv1a, Rng } = await import(${JSON.stringify(url)});
+    const rng = new Rng(8);
+    const arrays = ${
+    JSON.stringify(lengths)
+  }.map((n) => Int32Array.from({ length: n }, () => rng.nextUint32() | 0));
+    console.log(JSON.stringify(arrays.map((x) => fnv1a(0x811c9dc5, x))));
+  `;
+  const res = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--v8-flags=--jitless", code],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertOk(res.success, new TextDecoder().decode(res.stderr));
+  assertEquals(JSON.parse(new TextDecoder().decode(res.stdout)), arrays.map((x) => plain(0x811c9dc5, x)));
 });
