@@ -53,3 +53,11 @@ export function uniform(
   s2 = c;
   s3 = d;
 }
+
+// FNV-1a over n 32-bit words at `ptr`, continuing from hash h: h = (h ^ word) * 16777619 per word, wrapping
+// (src/masks/block_mask.ts fingerprints block layouts with it: the same value as its plain JS loop, which a
+// first layer runs cold, in V8's interpreter and then its optimiser's on-stack replacement, for milliseconds).
+export function fnv(ptr: usize, n: i32, h: u32): u32 {
+  for (let i = 0; i < n; i++) h = (h ^ load<u32>(ptr + (<usize>i << 2))) * 0x01000193;
+  return h;
+}

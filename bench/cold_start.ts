@@ -5,7 +5,7 @@
  * the phases' medians over `--runs` processes.
  *
  *   deno run --allow-read --allow-run --allow-env bench/cold_start.ts [--runs 7] [--clock cpu]
- *     [--against ../other/mod.ts]
+ *     [--against ../other/mod.ts] [--bundle]
  *
  * What each phase holds (measured with `--cpu-prof`, `--v8-flags=--trace-wasm-compilation-times` and
  * per-kernel timers; 2-vCPU VM): `import` is Deno loading about 40 TypeScript modules (roughly 0.15-0.5 ms
@@ -19,6 +19,9 @@
  * `--clock cpu` times the phases by the process's CPU time (all its threads: V8's compiler and GC threads
  * too), steadier than wall time on a machine other processes keep busy. `--against` runs another checkout's
  * `mod.ts` in the same way, interleaved process by process, and prints both columns (before/after in one run).
+ * `--bundle` (needs `--allow-write` too) also builds this checkout's one-file bundle (src/tools/bundle.ts, what
+ * `deno task bundle` ships to browsers, Node and edge functions) into a temporary folder and times it as a
+ * third column, interleaved with the others: the same code, loaded as one module instead of about 40.
  *
  * @module
  */
@@ -48,17 +51,35 @@ const arg = (name: string): string | undefined => {
 const runs = Number(arg("--runs") ?? 7);
 const clock = arg("--clock") === "cpu" ? "cpu" : "wall";
 const mods = [new URL("../mod.ts", import.meta.url).href];
+const names = ["this"];
 const against = arg("--against");
-if (against !== undefined) mods.unshift(new URL(against, `file://${Deno.cwd()}/`).href);
+if (against !== undefined) {
+  mods.unshift(new URL(against, `file://${Deno.cwd()}/`).href);
+  names.unshift("against");
+}
+let tmp: string | undefined;
+if (Deno.args.includes("--bundle")) {
+  tmp = await Deno.makeTempDir({ prefix: "pixelfly_cold_" });
+  const { bundle } = await import("../src/tools/bundle.ts");
+  const { outfile } = await bundle({ outfile: `${tmp}/pixelfly.js` });
+  mods.push(new URL(`file://${outfile}`).href);
+  names.push("bundle");
+}
 const rows: Record<string, number>[][] = mods.map(() => []);
-for (let r = 0; r < runs + 1; r++) {
-  for (let m = 0; m < mods.length; m++) {
-    const out = await new Deno.Command(Deno.execPath(), { args: ["eval", "--ext=ts", child(mods[m])] })
-      .output();
-    if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
-    // the first run fills the transpile cache
-    if (r > 0) rows[m].push(JSON.parse(new TextDecoder().decode(out.stdout))[clock]);
+try {
+  for (let r = 0; r < runs + 1; r++) {
+    // the order rotates from round to round, so a burst of outside load hits every column alike
+    for (let i = 0; i < mods.length; i++) {
+      const m = (i + r) % mods.length;
+      const out = await new Deno.Command(Deno.execPath(), { args: ["eval", "--ext=ts", child(mods[m])] })
+        .output();
+      if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
+      // the first run fills the transpile cache
+      if (r > 0) rows[m].push(JSON.parse(new TextDecoder().decode(out.stdout))[clock]);
+    }
   }
+} finally {
+  if (tmp !== undefined) await Deno.remove(tmp, { recursive: true });
 }
 const median = (xs: number[]) => {
   const v = [...xs].sort((a, b) => a - b);
@@ -68,7 +89,8 @@ console.log(
   `cold start over ${runs} processes (median ms, ${clock === "cpu" ? "process CPU time" : "wall time"}):`,
 );
 if (mods.length > 1) {
-  console.log(`  ${"".padEnd(10)} ${"against".padStart(9)} ${"this".padStart(9)}   (against: ${mods[0]})`);
+  const note = against === undefined ? "" : `   (against: ${mods[0]})`;
+  console.log(`  ${"".padEnd(10)} ${names.map((n) => n.padStart(9)).join(" ")}${note}`);
 }
 for (const k of ["import", "setBackend", "construct", "forward", "total"]) {
   console.log(

@@ -162,6 +162,7 @@ interface RandomWasm {
   setState(a: number, b: number, c: number, d: number): void;
   getState(i: number): number;
   uniform(...args: number[]): void;
+  fnv(ptr: number, n: number, h: number): number;
 }
 
 // undefined: not loaded yet; null: this engine cannot run it (no WebAssembly, or a policy forbids it).
@@ -255,16 +256,7 @@ export function uniformBlocks(rng: Rng, sink: UniformSink, opts: UniformBlocksOp
   if (n === 0) return;
   const w = hi - lo, s = stateOf(rng), m = n >= WASM_MIN ? randomWasm() : null;
   if (m === null) {
-    const run = new Float32Array(Math.min(len, CHUNK));
-    for (let r = 0; r < rows; r++) {
-      for (let e = 0; e < cols; e++) {
-        for (let k = 0; k < len; k += CHUNK) {
-          const c = Math.min(CHUNK, len - k), v = c === run.length ? run : run.subarray(0, c);
-          jsFill(s, v, lo, w, 0, c, scale);
-          sink(v, r * rowStride + e * colStride + k);
-        }
-      }
-    }
+    jsWalk(s, sink, opts, lo, w, scale);
     return;
   }
   m.setState(s[0], s[1], s[2], s[3]);
@@ -295,6 +287,143 @@ export function uniformBlocks(rng: Rng, sink: UniformSink, opts: UniformBlocksOp
     }
   }
   for (let i = 0; i < 4; i++) s[i] = m.getState(i);
+}
+
+// The JS path of a walk: run by run, CHUNK values at a time.
+function jsWalk(
+  s: Uint32Array,
+  sink: UniformSink,
+  walk: BlockWalk,
+  lo: number,
+  w: number,
+  scale: number,
+): void {
+  const { rows, rowStride, cols, colStride, len } = walk;
+  const run = new Float32Array(Math.min(len, CHUNK));
+  for (let r = 0; r < rows; r++) {
+    for (let e = 0; e < cols; e++) {
+      for (let k = 0; k < len; k += CHUNK) {
+        const c = Math.min(CHUNK, len - k), v = c === run.length ? run : run.subarray(0, c);
+        jsFill(s, v, lo, w, 0, c, scale);
+        sink(v, r * rowStride + e * colStride + k);
+      }
+    }
+  }
+}
+
+/** Options of {@link uniformBsr}. */
+export interface UniformBsrOptions {
+  /** Tile edge b. */
+  block: number;
+  /** Kept tiles of block row i are entries `rowPtr[i] .. rowPtr[i + 1] - 1` (BSR order); rows + 1 entries. */
+  rowPtr: Int32Array;
+  /** Factor of block row i's values (1 for every row when omitted). */
+  rowScale?: Float64Array;
+  /** Lower bound (0). */
+  lo?: number;
+  /** Upper bound, excluded (1). */
+  hi?: number;
+}
+
+/**
+ * Draw the kept tiles of a block-sparse weight stored as (nnz, b, b) in BSR order, in the order a
+ * dense row-major draw visits them: element row r of block row i crosses its kept tiles left to right.
+ * The values equal {@link uniformBlocks} called block row by block row with the tile-major walk
+ * `{ rows: b, rowStride: b, cols: kept, colStride: b², len: b }` and that row's scale (value for value,
+ * and the generator continues the same), handed to `sink` one block row at a time. One call for the
+ * whole weight: the per-row bookkeeping runs once, not once per block row (a layer's construction runs
+ * this code cold).
+ *
+ * @example
+ * ```ts
+ * import { Rng, uniformBlocks, uniformBsr } from "./random.ts";
+ * const rowPtr = new Int32Array([0, 2, 3]), a = new Float32Array(12), b = new Float32Array(12);
+ * uniformBsr(new Rng(1), (v, at) => a.set(v, at), { block: 2, rowPtr, lo: -1, hi: 1 });
+ * const rng = new Rng(1);
+ * uniformBlocks(rng, (v, at) => b.set(v, at), { rows: 2, rowStride: 2, cols: 2, colStride: 4, len: 2, lo: -1, hi: 1 });
+ * uniformBlocks(rng, (v, at) => b.set(v, 8 + at), { rows: 2, rowStride: 2, cols: 1, colStride: 4, len: 2, lo: -1, hi: 1 });
+ * console.log(a.every((v, i) => v === b[i])); // true
+ * ```
+ */
+export function uniformBsr(rng: Rng, sink: UniformSink, opts: UniformBsrOptions): void {
+  if (opts === null || typeof opts !== "object") {
+    throw new TypeError(`uniformBsr: options must be an object, got ${opts}`);
+  }
+  const { block: b, rowPtr, rowScale, lo = 0, hi = 1 } = opts;
+  if (!Number.isInteger(b) || b < 1) {
+    throw new RangeError(`uniformBsr: block must be an integer >= 1, got ${b}`);
+  }
+  if (!(rowPtr instanceof Int32Array) || rowPtr.length < 1) {
+    throw new TypeError(`uniformBsr: rowPtr must be a non-empty Int32Array, got ${rowPtr}`);
+  }
+  const rows = rowPtr.length - 1, bb = b * b;
+  if (rowScale !== undefined && !(rowScale instanceof Float64Array && rowScale.length === rows)) {
+    throw new TypeError(`uniformBsr: rowScale must be a Float64Array of ${rows} entries (one per block row)`);
+  }
+  let most = 0;
+  for (let i = 0; i < rows; i++) {
+    const kept = rowPtr[i + 1] - rowPtr[i];
+    if (!(kept >= 0)) {
+      throw new RangeError(`uniformBsr: rowPtr must not decrease, but rowPtr[${i + 1}] < rowPtr[${i}]`);
+    }
+    if (kept > most) most = kept;
+  }
+  const w = hi - lo, s = stateOf(rng), m = rowPtr[rows] * bb >= WASM_MIN ? randomWasm() : null;
+  if (m === null || most * bb > MAX_STAGE) {
+    for (let i = 0; i < rows; i++) {
+      const e0 = rowPtr[i], walk = { rows: b, rowStride: b, cols: rowPtr[i + 1] - e0, colStride: bb, len: b };
+      if (walk.cols === 0) continue;
+      const scale = rowScale === undefined ? 1 : rowScale[i];
+      if (m === null) jsWalk(s, (v, at) => sink(v, e0 * bb + at), walk, lo, w, scale);
+      else uniformBlocks(rng, (v, at) => sink(v, e0 * bb + at), { ...walk, lo, hi, scale });
+    }
+    return;
+  }
+  // each block row's tiles drawn in place at the start of the module's memory, handed over at once
+  const view = stage(m, most * bb);
+  m.setState(s[0], s[1], s[2], s[3]);
+  for (let i = 0; i < rows; i++) {
+    const e0 = rowPtr[i], kept = rowPtr[i + 1] - e0;
+    if (kept === 0) continue;
+    m.uniform(0, b, b, kept, bb, b, lo, w, rowScale === undefined ? 1 : rowScale[i]);
+    sink(kept === most ? view : view.subarray(0, kept * bb), e0 * bb);
+  }
+  for (let i = 0; i < 4; i++) s[i] = m.getState(i);
+}
+
+// Words at least this many go through the WebAssembly path of fnv1a.
+const FNV_WASM_MIN = 64;
+
+/**
+ * FNV-1a over the 32-bit words of `a`, continuing from hash `h`: `h = Math.imul(h ^ a[i], 16777619)` for
+ * every word in order, returned as an unsigned 32-bit integer. Block layouts are fingerprinted with it on
+ * every block-sparse op; past a few words it runs in the small WebAssembly module of the generator's bulk
+ * draws (the same value as the JS loop, which a layer's first forward would run cold: in V8's interpreter,
+ * then on-stack replaced by its optimiser, milliseconds for a 1024 -> 4096 layer's layout).
+ *
+ * @example
+ * ```ts
+ * import { fnv1a } from "./random.ts";
+ * const a = Int32Array.from({ length: 100 }, (_, i) => i * 7919 - 50);
+ * let h = 0x811c9dc5;
+ * for (const v of a) h = Math.imul(h ^ v, 0x01000193);
+ * console.log(fnv1a(0x811c9dc5, a) === h >>> 0); // true
+ * ```
+ */
+export function fnv1a(h: number, a: Int32Array): number {
+  const m = a.length >= FNV_WASM_MIN ? randomWasm() : null;
+  if (m === null) {
+    for (let i = 0; i < a.length; i++) h = Math.imul(h ^ a[i], 0x01000193);
+    return h >>> 0;
+  }
+  // copied into the module's scratch (the start of its memory) CHUNK words at a time
+  const n = a.length, view = new Int32Array(stage(m, Math.min(n, CHUNK)).buffer, 0, Math.min(n, CHUNK));
+  for (let q = 0; q < n; q += CHUNK) {
+    const c = Math.min(CHUNK, n - q);
+    view.set(a.subarray(q, q + c));
+    h = m.fnv(0, c, h);
+  }
+  return h >>> 0;
 }
 
 // The JS path: `count` values from `start`, the state in int32 locals (xoshiro128** as in nextUint32).

@@ -5,7 +5,7 @@
  * compared with the library's tile masks; BSR layouts against a brute-force
  * walk of the bits; the budget allocation against its promises.
  */
-import { BlockMask } from "../src/masks/block_mask.ts";
+import { BlockMask, validateLayout } from "../src/masks/block_mask.ts";
 import {
   blockDiagonal,
   butterflyFactor,
@@ -380,6 +380,9 @@ Deno.test("BlockMask.toBSR: row-major rowPtr/colIdx and a consistent transposed 
     ...[0.05, 0.3, 0.9].map((d) =>
       BlockMask.fromFunction(7 + rng.int(9), 3 + rng.int(13), 16, () => rng.uniform() < d)
     ),
+    // empty leading and trailing rows; bits given as other truthy values
+    BlockMask.fromFunction(6, 5, 4, (i, j) => i > 1 && i < 4 && (i + j) % 2 === 0),
+    new BlockMask(3, 4, 2, [0, 2, 0, 0, 0, 0, 0, 0, true, 0, 0, 5]),
   ];
   for (const m of masks) {
     const label = `${m.rows}x${m.cols} nnz ${m.nnz}`;
@@ -402,6 +405,23 @@ Deno.test("BlockMask.toBSR: row-major rowPtr/colIdx and a consistent transposed 
     assertOk(m.toBSR() === got, "toBSR is computed once");
     assertOk(Object.isFrozen(got), "the layout is frozen");
     assertEquals(m.density, m.nnz / (m.rows * m.cols));
+  }
+});
+
+Deno.test("validateLayout: a change to any index array of a large layout is refused (the hashed path)", () => {
+  const m = flatBlockButterfly({ outFeatures: 4096, inFeatures: 1024, butterflySize: 16, nFactors: 2 });
+  const names = ["rowPtr", "colIdx", "colPtr", "rowIdx", "blockIdx"] as const;
+  for (const name of names) {
+    for (const at of ["first", "middle", "last"] as const) {
+      const l = m.toBSR(), copy = { ...l };
+      for (const n of names) copy[n] = l[n].slice();
+      assertEquals(validateLayout("dds", copy), copy);
+      const a = copy[name], i = at === "first" ? 0 : at === "middle" ? a.length >> 1 : a.length - 1;
+      a[i] += 1;
+      assertThrows(() => validateLayout("dds", copy), RangeError, "changed after it was first checked");
+      a[i] -= 1;
+      assertEquals(validateLayout("dds", copy), copy, `${name} restored`);
+    }
   }
 });
 

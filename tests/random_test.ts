@@ -4,7 +4,7 @@
  * with WebAssembly switched off), and BlockSparseLinear's weights are the masked dense draw's values.
  */
 import { BlockSparseLinear, flatBlockButterfly, globalMask, Rng, union } from "../mod.ts";
-import { uniformBlocks } from "../src/random.ts";
+import { fnv1a, uniformBlocks, uniformBsr } from "../src/random.ts";
 import { JsBackend } from "../src/backends/js.ts";
 import { createWasmBackend } from "../src/backends/wasm.ts";
 import { BlockMask } from "../src/masks/block_mask.ts";
@@ -145,6 +145,110 @@ Deno.test("uniformBlocks: the JS path (no WebAssembly) draws the same values", a
   assertEquals(child, here);
 });
 
+// BSR weights: kept tiles per block row (rowPtr), tile edge, with empty rows, uneven rows, odd edges
+const BSR_CASES = [
+  { name: "1024 -> 4096 butterfly (32 rows of 6 tiles of 32)", block: 32, kept: Array(32).fill(6) },
+  { name: "uneven rows, empty rows, odd edge 7", block: 7, kept: [3, 0, 1, 5, 0, 2, 9] },
+  { name: "edge 1 (below the WebAssembly threshold)", block: 1, kept: [2, 0, 3] },
+  { name: "leading and trailing empty rows, edge 16", block: 16, kept: [0, 0, 4, 1, 0] },
+  { name: "no kept tile", block: 8, kept: [0, 0] },
+  { name: "a row larger than the module's stage (one 2049 x 2049 tile)", block: 2049, kept: [0, 1] },
+];
+
+/** uniformBsr's reference: uniformBlocks block row by block row (the draw a layer made before uniformBsr). */
+function bsrByRows(
+  seed: number,
+  block: number,
+  rowPtr: Int32Array,
+  rowScale: Float64Array,
+): [Float32Array, Rng] {
+  const rng = new Rng(seed), bb = block * block, out = new Float32Array(rowPtr[rowPtr.length - 1] * bb);
+  for (let i = 0; i + 1 < rowPtr.length; i++) {
+    const e0 = rowPtr[i], kept = rowPtr[i + 1] - e0;
+    if (kept === 0) continue;
+    const walk = { rows: block, rowStride: block, cols: kept, colStride: bb, len: block };
+    uniformBlocks(rng, (v, at) => out.set(v, e0 * bb + at), {
+      ...walk,
+      lo: -0.2,
+      hi: 0.3,
+      scale: rowScale[i],
+    });
+  }
+  return [out, rng];
+}
+
+function rowPtrOf(kept: number[]): Int32Array {
+  const p = new Int32Array(kept.length + 1);
+  kept.forEach((k, i) => p[i + 1] = p[i] + k);
+  return p;
+}
+
+Deno.test("uniformBsr: the values of uniformBlocks block row by block row, and the generator continues the same", () => {
+  for (const { name, block, kept } of BSR_CASES) {
+    const rowPtr = rowPtrOf(kept), rowScale = Float64Array.from(kept, (_, i) => 1 + i / 3);
+    const [want, after] = bsrByRows(3, block, rowPtr, rowScale);
+    const got = new Float32Array(want.length).fill(NaN), rng = new Rng(3);
+    uniformBsr(rng, (v, at) => got.set(v, at), { block, rowPtr, rowScale, lo: -0.2, hi: 0.3 });
+    const diff = firstDifference(got, want);
+    assertOk(diff === "", `${name}: ${diff}`);
+    assertEquals(rng.nextUint32(), after.nextUint32(), `${name}: the state after the draw`);
+  }
+  // no rowScale: every row's factor is 1
+  const rowPtr = rowPtrOf([2, 3]), ones = new Float64Array(2).fill(1);
+  const [want] = bsrByRows(4, 8, rowPtr, ones), got = new Float32Array(want.length);
+  uniformBsr(new Rng(4), (v, at) => got.set(v, at), { block: 8, rowPtr, lo: -0.2, hi: 0.3 });
+  assertEquals(firstDifference(got, want), "");
+  const sink = () => {};
+  assertThrows(() => uniformBsr(new Rng(1), sink, { block: 0, rowPtr }), RangeError, "uniformBsr: block");
+  assertThrows(
+    () => uniformBsr(new Rng(1), sink, { block: 2, rowPtr: new Int32Array([0, 2, 1]) }),
+    RangeError,
+    "must not decrease",
+  );
+  assertThrows(
+    () => uniformBsr(new Rng(1), sink, { block: 2, rowPtr: [0, 1] as unknown as Int32Array }),
+    TypeError,
+    "rowPtr",
+  );
+  assertThrows(
+    () => uniformBsr(new Rng(1), sink, { block: 2, rowPtr, rowScale: new Float64Array(3) }),
+    TypeError,
+    "rowScale",
+  );
+});
+
+Deno.test("uniformBsr: the JS path (no WebAssembly) draws the same values", async () => {
+  const url = new URL("../src/random.ts", import.meta.url).href;
+  const cases = BSR_CASES.slice(0, 5);
+  const code = `
+    if (typeof WebAssembly !== "undefined") throw new Error("WebAssembly is still there");
+    const { Rng, uniformBsr } = await import(${JSON.stringify(url)});
+    const out = [];
+    for (const { block, kept } of ${JSON.stringify(cases)}) {
+      const rowPtr = new Int32Array(kept.length + 1);
+      kept.forEach((k, i) => rowPtr[i + 1] = rowPtr[i] + k);
+      const rowScale = Float64Array.from(kept, (_, i) => 1 + i / 3), rng = new Rng(3);
+      const got = new Float32Array(rowPtr[kept.length] * block * block);
+      uniformBsr(rng, (v, at) => got.set(v, at), { block, rowPtr, rowScale, lo: -0.2, hi: 0.3 });
+      out.push(Array.from(got), rng.nextUint32());
+    }
+    console.log(JSON.stringify(out));
+  `;
+  const res = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--v8-flags=--jitless", code],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertOk(res.success, new TextDecoder().decode(res.stderr));
+  const here: unknown[] = [];
+  for (const { block, kept } of cases) {
+    const rowPtr = rowPtrOf(kept),
+      [want, after] = bsrByRows(3, block, rowPtr, Float64Array.from(kept, (_, i) => 1 + i / 3));
+    here.push(Array.from(want), after.nextUint32());
+  }
+  assertEquals(JSON.parse(new TextDecoder().decode(res.stdout)), here);
+});
+
 Deno.test("BlockSparseLinear draws only the kept tiles, the values of a masked dense draw, on js and wasm", async () => {
   const be = await createWasmBackend();
   const butterfly = flatBlockButterfly({
@@ -179,4 +283,44 @@ Deno.test("BlockSparseLinear draws only the kept tiles, the values of a masked d
       assertOk(diff === "", `${backend.name}, ${mask.rows}x${mask.cols} mask: ${diff}`);
     }
   }
+});
+
+Deno.test("fnv1a: the plain FNV-1a loop's value on every length (WebAssembly path, chunked, and JS below it)", async () => {
+  const lengths = [0, 1, 63, 64, 65, 1000, (1 << 14) - 1, 1 << 14, (1 << 14) + 5, 100_003];
+  const rng = new Rng(8);
+  const arrays = lengths.map((n) => Int32Array.from({ length: n }, () => rng.nextUint32() | 0));
+  const plain = (h: number, a: Int32Array) => {
+    for (let i = 0; i < a.length; i++) h = Math.imul(h ^ a[i], 0x01000193);
+    return h >>> 0;
+  };
+  for (const a of arrays) {
+    for (const h of [0x811c9dc5, 0, -1, 123456789]) {
+      assertEquals(fnv1a(h, a), plain(h, a), `length ${a.length}, h ${h}`);
+    }
+  }
+  // one changed word anywhere changes the hash
+  const a = arrays.at(-1)!, h0 = fnv1a(7, a);
+  for (const i of [0, 64, 1 << 14, a.length - 1]) {
+    const b = a.slice();
+    b[i] ^= 1 << (i % 31);
+    assertOk(fnv1a(7, b) !== h0, `a change at ${i} went unseen`);
+  }
+  // with WebAssembly off (the JS path): the same values
+  const url = new URL("../src/random.ts", import.meta.url).href;
+  const code = `
+    if (typeof WebAssembly !== "undefined") throw new Error("WebAssembly is still there");
+    const { fnv1a, Rng } = await import(${JSON.stringify(url)});
+    const rng = new Rng(8);
+    const arrays = ${
+    JSON.stringify(lengths)
+  }.map((n) => Int32Array.from({ length: n }, () => rng.nextUint32() | 0));
+    console.log(JSON.stringify(arrays.map((x) => fnv1a(0x811c9dc5, x))));
+  `;
+  const res = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--v8-flags=--jitless", code],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertOk(res.success, new TextDecoder().decode(res.stderr));
+  assertEquals(JSON.parse(new TextDecoder().decode(res.stdout)), arrays.map((x) => plain(0x811c9dc5, x)));
 });

@@ -105,6 +105,24 @@ export interface DdsParams {
   strideW?: number;
   /** Elements between consecutive Y matrices of the batch (the stored matrix size when omitted). */
   strideY?: number;
+  /**
+   * A low-rank term added to Y by the same call (not with `batch`): `Y += H·op(U)`, H (M, rank), op(U) =
+   * Uᵀ with U stored (Y's columns, rank) when `transU`, U stored (rank, Y's columns) otherwise. Pixelfly's
+   * sparse + low-rank product; a backend may fuse it into the sparse kernel or add it by a gemm after.
+   */
+  lowRank?: DdsLowRank;
+}
+
+/** The low-rank term of {@link DdsParams}. */
+export interface DdsLowRank {
+  /** H (M, rank). */
+  h: BackendBuffer;
+  /** U: (Y's columns, rank) when transU, (rank, Y's columns) otherwise. */
+  u: BackendBuffer;
+  /** Columns of H. */
+  rank: number;
+  /** Whether op(U) is Uᵀ. */
+  transU: boolean;
 }
 
 /** Sizes for {@link Backend.sdd}: sparse = dense x dense on the kept blocks. */

@@ -177,6 +177,7 @@ interface Kernels {
     acc: number,
   ): void;
   ddsWorkspace(M: number, inBlocks: number, nnz: number, b: number): number;
+  ddsLowRankWorkspace(M: number, outBlocks: number, b: number, rank: number): number;
   ddsPackedBytes(nnz: number, b: number): number;
   ddsRows(...args: number[]): void;
   ddsPackW(
@@ -905,6 +906,22 @@ export class WasmBackend implements Backend {
   }
 
   dds(x: BackendBuffer, w: BackendBuffer, y: BackendBuffer, p: DdsParams): void {
+    const lr = p.lowRank;
+    if (lr) {
+      if ((p.batch ?? 1) !== 1) {
+        throw new RangeError(`wasm backend dds: lowRank takes no batch, got ${p.batch}`);
+      }
+      checkNoAlias("wasm backend dds", "y", y, { h: lr.h, u: lr.u });
+      // block 16: the term is added to each register tile of the sparse kernel while it is in L1
+      // (asm/sparse.ts), saving the pass of a separate gemm over Y; otherwise a gemm after
+      if (p.layout.block !== 16 || p.M <= DDS_ROWS_M || lr.rank === 0) {
+        this.dds(x, w, y, { ...p, lowRank: undefined });
+        const outCols = (p.transW ? p.layout.rows : p.layout.cols) * p.layout.block;
+        if (p.M * outCols * lr.rank === 0) return;
+        const q = { M: p.M, N: outCols, K: lr.rank, transA: false, transB: lr.transU, accumulate: true };
+        return this.gemm(lr.h, lr.u, y, q);
+      }
+    }
     checkNoAlias("wasm backend dds", "y", y, { x, w });
     const { M, layout: l, transW, accumulate } = p;
     const px = this.#p(x), pw = this.#p(w, true), py = this.#p(y);
@@ -932,7 +949,10 @@ export class WasmBackend implements Backend {
     // Threads take ranges of output block columns holding about equal numbers of kept blocks, so each
     // packs only its own blocks of W (X is packed by each).
     const cuts = balancedSplit(transW ? l.rowPtr : l.colPtr, this.#productParts(M * nnz * b * b));
-    const ws = this.#workspaces(this.#k.ddsWorkspace(M, inBlocks, nnz, b), cuts.length - 1);
+    const wsBytes = this.#k.ddsWorkspace(M, inBlocks, nnz, b) +
+      (lr ? 16 + this.#k.ddsLowRankWorkspace(M, outBlocks, b, lr.rank) : 0);
+    const ws = this.#workspaces(wsBytes, cuts.length - 1);
+    const lrArgs = lr ? [this.#p(lr.h, true), lr.rank, this.#p(lr.u, true), lr.transU ? 1 : 0] : [0, 0, 0, 0];
     // batched (attention): one product per batch entry on the one layout, at byte strides
     const sX = (p.strideX ?? M * inBlocks * b) * 4, sW = (p.strideW ?? nnz * b * b) * 4;
     const sY = (p.strideY ?? M * outBlocks * b) * 4;
@@ -952,7 +972,7 @@ export class WasmBackend implements Backend {
         packed ? tw | 2 : tw,
         acc,
       ];
-      this.#run("dds", cuts.slice(1).map((e, t) => [...args, ws[t], cuts[t], e]), 13);
+      this.#run("dds", cuts.slice(1).map((e, t) => [...args, ws[t], cuts[t], e, ...lrArgs]), 13);
     }
   }
 

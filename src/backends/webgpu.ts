@@ -629,7 +629,29 @@ export class WebGpuBackend implements Backend {
     );
   }
 
+  // dds' low-rank term by a gemm after the sparse product (see DdsParams.lowRank)
+  #ddsLowRank(y: BackendBuffer, p: DdsParams): void {
+    const lr = p.lowRank!, b = p.layout.block, outCols = (p.transW ? p.layout.rows : p.layout.cols) * b;
+    if (p.M * outCols * lr.rank === 0) return;
+    this.gemm(lr.h, lr.u, y, {
+      M: p.M,
+      N: outCols,
+      K: lr.rank,
+      transA: false,
+      transB: lr.transU,
+      accumulate: true,
+    });
+  }
+
   dds(x: BackendBuffer, w: BackendBuffer, y: BackendBuffer, p: DdsParams): void {
+    if (p.lowRank) {
+      if ((p.batch ?? 1) !== 1) {
+        throw new RangeError(`webgpu backend dds: lowRank takes no batch, got ${p.batch}`);
+      }
+      checkNoAlias("webgpu backend dds", "y", y, { h: p.lowRank.h, u: p.lowRank.u });
+      this.dds(x, w, y, { ...p, lowRank: undefined });
+      return this.#ddsLowRank(y, p);
+    }
     checkNoAlias("webgpu backend dds", "y", y, { x, w });
     if ((p.batch ?? 1) !== 1) return batchedDds(this, x, w, y, p);
     this.#check("dds");

@@ -6,6 +6,7 @@
  */
 import type { BlockLayout } from "../backends/types.ts";
 import { checkPositiveInt, describeValue } from "../validate.ts";
+import { fnv1a } from "../random.ts";
 
 /**
  * A boolean mask over a `rows x cols` grid of `block x block` tiles.
@@ -48,14 +49,16 @@ export class BlockMask {
     this.rows = rows;
     this.cols = cols;
     this.block = block;
-    this.#bits = new Uint8Array(rows * cols);
+    // (locals, not the private field, in the loop: a layer's first mask runs this cold, in the interpreter)
+    const own = new Uint8Array(rows * cols);
     let nnz = 0;
-    for (let i = 0; i < bits.length; i++) {
+    for (let i = 0; i < own.length; i++) {
       if (bits[i]) {
-        this.#bits[i] = 1;
+        own[i] = 1;
         nnz++;
       }
     }
+    this.#bits = own;
     this.#nnz = nnz;
   }
 
@@ -112,18 +115,20 @@ export class BlockMask {
    */
   toBSR(): BlockLayout {
     if (this.#bsr) return this.#bsr;
-    const { rows, cols } = this;
-    const rowPtr = new Int32Array(rows + 1), colIdx = new Int32Array(this.#nnz);
-    const colPtr = new Int32Array(cols + 1), rowIdx = new Int32Array(this.#nnz);
-    const blockIdx = new Int32Array(this.#nnz);
+    const { rows, cols } = this, bits = this.#bits, nnz = this.#nnz;
+    const rowPtr = new Int32Array(rows + 1), colIdx = new Int32Array(nnz);
+    const colPtr = new Int32Array(cols + 1), rowIdx = new Int32Array(nnz);
+    const blockIdx = new Int32Array(nnz);
+    // kept tiles found by the native indexOf (a first layer's mask is walked cold, in the interpreter:
+    // a step per kept tile, not per tile)
     let e = 0;
-    for (let i = 0; i < rows; i++) {
+    for (let i = 0, t = bits.indexOf(1); i < rows; i++) {
       rowPtr[i] = e;
-      for (let j = 0; j < cols; j++) {
-        if (this.#bits[i * cols + j]) {
-          colIdx[e++] = j;
-          colPtr[j + 1]++;
-        }
+      // t: the next kept tile in row-major order (-1 past the last), carried from row to row
+      for (const end = (i + 1) * cols; t >= 0 && t < end; t = bits.indexOf(1, t + 1)) {
+        const j = t - i * cols;
+        colIdx[e++] = j;
+        colPtr[j + 1]++;
       }
     }
     rowPtr[rows] = e;
@@ -195,7 +200,8 @@ const fingerprints = new WeakMap<object, number>();
 
 /** FNV-1a over the sizes and the five index arrays (a few ns per entry). */
 function fingerprint(l: BlockLayout): number {
-  // mixes written out (no closure call per entry: layouts are fingerprinted on every op, often cold)
+  // the arrays hashed by fnv1a (WebAssembly past a few entries: layouts are fingerprinted on every op, and a
+  // first forward's run cold; the JS loop took 1-6 ms of a 1024 -> 4096 layer's cold start)
   const P = 0x01000193;
   let h = 0x811c9dc5;
   h = Math.imul(h ^ l.rows, P);
@@ -203,10 +209,9 @@ function fingerprint(l: BlockLayout): number {
   h = Math.imul(h ^ l.block, P);
   h = Math.imul(h ^ l.nnz, P);
   for (const a of [l.rowPtr, l.colIdx, l.colPtr, l.rowIdx, l.blockIdx]) {
-    h = Math.imul(h ^ a.length, P);
-    for (let i = 0; i < a.length; i++) h = Math.imul(h ^ a[i], P);
+    h = fnv1a(Math.imul(h ^ a.length, P), a);
   }
-  return h >>> 0;
+  return h;
 }
 
 /**
