@@ -16,7 +16,7 @@
  * (implementation, threads) configuration's workloads in a rotating order; figures are medians over the
  * rounds. Where python3 or torch is missing, the PyTorch columns are skipped with a note.
  *
- * Run: `deno task bench:peers [--rounds 7] [--reps 3] [--clock cpu]` (`--clock cpu`: both sides timed by
+ * Run: `deno task bench:peers [--rounds 7] [--reps 3] [--clock cpu] [--parts n]` (`--clock cpu`: both sides timed by
  * their process's CPU time, steadier on a machine shared with other work; one thread only).
  *
  * @module
@@ -42,6 +42,7 @@ const { values } = parseArgs({
     reps: { type: "string", default: "3" },
     python: { type: "string", default: "/usr/bin/python3" },
     clock: { type: "string", default: "wall" },
+    parts: { type: "string", default: "" },
   },
 });
 const ROUNDS = Number(values.rounds), REPS = Number(values.reps);
@@ -193,6 +194,8 @@ const backends = new Map<number, WasmBackend>();
 const pf = new Map<number, Record<Workload, () => void>>();
 for (const t of THREADS) {
   const be = await createWasmBackend({ threads: t as 1 | 2 });
+  // --parts n: products split into n parts per thread (WasmBackend.partsPerThread)
+  if (values.parts) be.partsPerThread = Number(values.parts);
   backends.set(t, be);
   await setBackend(be);
   pf.set(t, pixelflyWorkloads(be));

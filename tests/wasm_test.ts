@@ -143,8 +143,10 @@ Deno.test("wasm: two threads load with no permissions, split products, and dispo
 
 // Every kernel on `threads` threads (minSplitWork 0: split whatever can be split) against one thread,
 // bit for bit, on random shapes at the tile edges. Returns the number of kernel calls compared.
-async function threadsMatchOne(threads: number, seed: number): Promise<number> {
+// partsPerThread > 1: gemm, dds and sdd split finer than one part per thread (threads claim parts in turn).
+async function threadsMatchOne(threads: number, seed: number, partsPerThread = 1): Promise<number> {
   const many = await createWasmBackend({ threads, minSplitWork: 0 });
+  many.partsPerThread = partsPerThread;
   const one = await createWasmBackend({ variant: "relaxed", threads: 1 });
   assertEquals(many.threads, threads);
   const rng = new Rng(seed);
@@ -408,6 +410,13 @@ for (const threads of [2, 3, 4]) {
   Deno.test(`wasm: ${threads} threads equal 1 thread bit for bit in every kernel on random edge shapes`, async () => {
     // 4 threads on a 2-core machine oversubscribe the cores: slower, never different
     assertOk((await threadsMatchOne(threads, 100 + threads)) > 500, "too few kernel calls compared");
+  });
+}
+
+for (const [threads, parts] of [[2, 3], [3, 8]]) {
+  Deno.test(`wasm: ${threads} threads with ${parts} parts per thread of every product equal 1 thread bit for bit`, async () => {
+    // more parts than threads: whichever thread is free claims the next part, each with its own workspace
+    assertOk((await threadsMatchOne(threads, 200 + threads, parts)) > 500, "too few kernel calls compared");
   });
 }
 

@@ -29,6 +29,8 @@ const ERR_AT = WS_AT + 8 * MAX_THREADS;
 const ERR_BYTES = 128;
 const ARGS_AT = ERR_AT + ERR_BYTES;
 const MAX_ARGS = 24;
+/** The most parts a job takes per thread (a job of n threads holds up to n times this many parts). */
+export const MAX_PARTS_PER_THREAD = 8;
 
 // How long a thread polls before it sleeps in Atomics.wait, in ms: a worker after its last part (the next
 // kernel of a step follows within tens of microseconds of JS; a sleeping thread takes tens of microseconds
@@ -48,7 +50,7 @@ self.onmessage = async (e) => {
   let seen = e.data.seen;
   const i32 = new Int32Array(memory.buffer, base, STATE + ${MAX_THREADS});
   const ws = new Float64Array(memory.buffer, base + WS_AT, ${MAX_THREADS});
-  const args = new Float64Array(memory.buffer, base + ARGS_AT, parts * MAX_ARGS);
+  const args = new Float64Array(memory.buffer, base + ARGS_AT, parts * ${MAX_PARTS_PER_THREAD} * MAX_ARGS);
   const bytes = new Uint8Array(memory.buffer, base + ERR_AT, ERR_BYTES);
   let fns;
   try {
@@ -283,7 +285,7 @@ export class ThreadPool {
 
   /** Bytes of the job block for `threads` threads in all (the calling thread included). */
   static blockBytes(threads: number): number {
-    return ARGS_AT + 8 * MAX_ARGS * threads;
+    return ARGS_AT + 8 * MAX_ARGS * MAX_PARTS_PER_THREAD * threads;
   }
 
   /** The most threads a pool takes. */
@@ -373,9 +375,11 @@ export class ThreadPool {
   }
 
   /**
-   * Runs kernel `name` once per argument list in `parts` (at most the pool's thread count) on whichever
-   * threads are free, this one included (`here` runs a part on it); argument `wsArg` (when >= 0) is
-   * replaced by the running thread's workspace, thread t's being `ws[t]`. Returns when every part has
+   * Runs kernel `name` once per argument list in `parts` (at most MAX_PARTS_PER_THREAD times the pool's
+   * thread count) on whichever threads are free, this one included (`here` runs a part on it): a thread
+   * that finishes its part takes the next, so parts finer than one per thread even out threads that run at
+   * different speeds. Argument `wsArg` (when >= 0) is replaced by the running thread's workspace, thread
+   * t's being `ws[t]` (one per thread, not per part). Returns when every part has
    * finished; then throws the first failure, naming the kernel. `backOff` false: always share the parts
    * out, even while the workers are late.
    */
@@ -411,7 +415,14 @@ export class ThreadPool {
       return;
     }
     const op = this.#names.indexOf(name);
-    const argv = new Float64Array(this.#mem.buffer, this.#base + ARGS_AT, MAX_ARGS * this.#parts);
+    if (n > this.#parts * MAX_PARTS_PER_THREAD) {
+      throw new Error(`wasm backend: a job takes at most ${MAX_PARTS_PER_THREAD} parts per thread`);
+    }
+    const argv = new Float64Array(
+      this.#mem.buffer,
+      this.#base + ARGS_AT,
+      MAX_ARGS * MAX_PARTS_PER_THREAD * this.#parts,
+    );
     const wsv = new Float64Array(this.#mem.buffer, this.#base + WS_AT, MAX_THREADS);
     for (let p = 0; p < n; p++) {
       if (parts[p].length > MAX_ARGS) {
@@ -419,9 +430,10 @@ export class ThreadPool {
       }
       argv.set(parts[p], p * MAX_ARGS);
     }
-    if (wsArg >= 0) { for (let t = 0; t < n; t++) wsv[t] = ws[t]; }
+    const threads = Math.min(n, this.#parts);
+    if (wsArg >= 0) { for (let t = 0; t < threads; t++) wsv[t] = ws[t]; }
     // workers that left while idle: start replacements, which take parts of later jobs
-    for (let id = 1; id < n; id++) if (Atomics.load(i32, STATE + id) === 1) this.#spawn(id);
+    for (let id = 1; id < threads; id++) if (Atomics.load(i32, STATE + id) === 1) this.#spawn(id);
     this.#total += n;
     i32[NPARTS] = n;
     i32[OP] = op;
