@@ -432,11 +432,14 @@ Deno.test("wasm: the workers take parts of the work (not only the calling thread
     const after = be.threadStats;
     assertOk(after.onWorkers > before.onWorkers, `no part ran on a worker: ${JSON.stringify(after)}`);
     assertOk(after.parts >= after.onWorkers, JSON.stringify(after));
+    // every shared-out job is counted, with the calling thread's time in its parts and waiting
+    assertOk(after.jobs > before.jobs && after.jobs * 2 <= after.parts, JSON.stringify(after));
+    assertOk(after.workedMs > before.workedMs && after.waitedMs >= before.waitedMs, JSON.stringify(after));
     assertEquals((await be.read(c))[0], n * 0.25);
   } finally {
     be.dispose();
   }
-  assertEquals(be.threadStats, { parts: 0, onWorkers: 0, aloneJobs: 0 });
+  assertEquals(be.threadStats, { parts: 0, onWorkers: 0, aloneJobs: 0, jobs: 0, workedMs: 0, waitedMs: 0 });
 });
 
 Deno.test("wasm: an idle worker leaves (so an undisposed backend lets the process exit) and comes back", async () => {
@@ -781,7 +784,7 @@ Deno.test('wasm: threads "auto" (the default) starts its Workers at the first ke
   try {
     assertEquals(be.threads, Math.min(8, navigator.hardwareConcurrency));
     // creating it started no Worker (Deno's new Worker blocks 20-40 ms): warming ran on this thread only
-    assertEquals(be.threadStats, { parts: 0, onWorkers: 0, aloneJobs: 0 });
+    assertEquals(be.threadStats, { parts: 0, onWorkers: 0, aloneJobs: 0, jobs: 0, workedMs: 0, waitedMs: 0 });
     const rng = new Rng(11);
     const M = 64, N = 96, K = 80;
     const a = Float32Array.from({ length: M * K }, () => rng.normal());
