@@ -190,8 +190,28 @@ const rules: { [K in OpName]: Rule<K> } = {
   },
   ddsLowRank({ inputs: [x, w, h, u], attrs: { layout } }, dy, into) {
     // Y = X·Wᵀ + H·Uᵀ: the dds gradients, dH = dY·U, dU = dYᵀ·H
-    const [dx, dw] = ddsGrads(x, w, layout, true, dy, into);
-    const dh = h.requiresGrad ? product(dy, u, false, false, into(2)) : undefined;
+    let dx: Tensor | undefined, dw: Tensor | undefined, dh: Tensor | undefined;
+    const hAcc = h.requiresGrad ? into(2) : undefined;
+    if (x.requiresGrad && h.requiresGrad && hAcc === undefined) {
+      // dX = dY·W and dH = dY·U in one call: the projection made while the kernel reads dY
+      const acc = into(0), M = dy.shape[0];
+      dx = acc ?? emptyOn(x.shape, x.backend);
+      dh = emptyOn(h.shape, h.backend);
+      if (acc) markWritten(acc);
+      if (M > 0) {
+        x.backend.dds(dy.buffer, w.buffer, dx.buffer, {
+          M,
+          layout,
+          transW: false,
+          accumulate: acc !== undefined,
+          project: { h: dh.buffer, u: u.buffer, rank: h.shape[1], transU: false },
+        });
+      }
+      if (w.requiresGrad) dw = ops.sdd(dy, x, layout, { transA: true, transB: false });
+    } else {
+      [dx, dw] = ddsGrads(x, w, layout, true, dy, into);
+      if (h.requiresGrad) dh = product(dy, u, false, false, hAcc);
+    }
     const du = u.requiresGrad ? product(dy, h, true, false, into(3)) : undefined;
     return [dx, dw, dh, du];
   },

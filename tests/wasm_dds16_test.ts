@@ -4,7 +4,8 @@
  * float64 reference at tile edges (M below, at and above the register tile's rows, not a multiple of
  * them; empty block rows and columns; one block; full density), on both SIMD builds, and bit for bit the
  * same on 1 to 4 threads. The same with a low-rank term `Y += H·op(U)` fused into the kernel
- * (DdsParams.lowRank), also against the js backend (which adds it by a gemm).
+ * (DdsParams.lowRank), and a projection `H = X·op(U)` made while the kernel reads X (DdsParams.project),
+ * also against the js backend (which adds them by a gemm).
  */
 import { JsBackend } from "../src/backends/js.ts";
 import type { Backend, BlockLayout } from "../src/backends/types.ts";
@@ -226,7 +227,10 @@ Deno.test("dds with a low-rank term refuses a batch and an output that is H or U
   } catch (e) {
     err = e;
   }
-  assertOk(err instanceof RangeError && /lowRank takes no batch, got 2/.test(err.message), `${err}`);
+  assertOk(
+    err instanceof RangeError && /lowRank and project take no batch, got 2/.test(err.message),
+    `${err}`,
+  );
   err = undefined;
   try {
     js.dds(x, w, h, { M, layout: l, transW: true, accumulate: false, lowRank });
@@ -234,4 +238,84 @@ Deno.test("dds with a low-rank term refuses a batch and an output that is H or U
     err = e;
   }
   assertOk(err instanceof RangeError && /dds/.test(err.message), `${err}`);
+});
+
+async function runProject(
+  be: Backend,
+  l: BlockLayout,
+  data: { x: Float32Array; w: Float32Array; y0: Float32Array; u: Float32Array },
+  M: number,
+  transW: boolean,
+  accumulate: boolean,
+  rank: number,
+  transU: boolean,
+): Promise<Float32Array[]> {
+  const [xb, wb, ub] = [data.x, data.w, data.u].map((a) => be.upload(a)), outs: Float32Array[] = [];
+  for (let r = 0; r < 2; r++) {
+    const y = be.upload(data.y0), h = be.upload(new Float32Array(M * rank).fill(7));
+    be.dds(xb, wb, y, { M, layout: l, transW, accumulate, project: { h, u: ub, rank, transU } });
+    outs.push(await be.read(y), await be.read(h));
+    be.free(y);
+    be.free(h);
+  }
+  for (const b of [xb, wb, ub]) be.free(b);
+  return outs;
+}
+
+Deno.test("wasm dds block 16 with a projection of X: matches float64 and js, bit for bit on 1 to 4 threads", async () => {
+  const js = new JsBackend();
+  for (const variant of ["relaxed", "simd128"] as const) {
+    const bes = [await createWasmBackend({ threads: 1, variant })];
+    for (const threads of [2, 3, 4]) bes.push(await createWasmBackend({ threads, variant, minSplitWork: 0 }));
+    try {
+      for (const [name, l] of [...layouts.slice(0, 4)]) {
+        for (const M of [4, 9, 13, 37]) {
+          for (
+            const [rank, transW, transU, accumulate] of [
+              [8, false, false, true],
+              [8, true, true, false],
+              [5, false, true, false],
+              [1, true, false, true],
+              [12, false, false, false],
+            ] as const
+          ) {
+            const inCols = (transW ? l.cols : l.rows) * 16, outCols = (transW ? l.rows : l.cols) * 16;
+            const data = {
+              x: rnd(M * inCols),
+              w: rnd(l.nnz * 256),
+              y0: rnd(M * outCols),
+              u: rnd(inCols * rank),
+            };
+            const label =
+              `${variant} ${name} M=${M} rank=${rank} transW=${transW} transU=${transU} acc=${accumulate}`;
+            const refY = dds64(data.x, data.w, data.y0, l, M, transW, accumulate);
+            // H = X·op(U): op(U) = Uᵀ with U (rank, inCols) when transU, U (inCols, rank) otherwise
+            const refH = new Float64Array(M * rank);
+            for (let m = 0; m < M; m++) {
+              for (let j = 0; j < rank; j++) {
+                let s = 0;
+                for (let k = 0; k < inCols; k++) {
+                  s += data.x[m * inCols + k] * (transU ? data.u[j * inCols + k] : data.u[k * rank + j]);
+                }
+                refH[m * rank + j] = s;
+              }
+            }
+            const [y, h, y2, h2] = await runProject(bes[0], l, data, M, transW, accumulate, rank, transU);
+            assertClose(y, refY, { atol: 1e-5, rtol: 1e-5, label: `${label}: y` });
+            assertClose(h, refH, { atol: 1e-5, rtol: 1e-5, label: `${label}: h` });
+            assertEquals([y2, h2], [y, h], `${label}: packed weight`);
+            const [jy, jh] = await runProject(js, l, data, M, transW, accumulate, rank, transU);
+            assertClose(jy, refY, { atol: 1e-5, rtol: 1e-5, label: `${label}: js y` });
+            assertClose(jh, refH, { atol: 1e-5, rtol: 1e-5, label: `${label}: js h` });
+            for (const be of bes.slice(1)) {
+              const outs = await runProject(be, l, data, M, transW, accumulate, rank, transU);
+              assertEquals(outs, [y, h, y, h], `${label}: ${be.threads} threads`);
+            }
+          }
+        }
+      }
+    } finally {
+      for (const be of bes) be.dispose();
+    }
+  }
 });

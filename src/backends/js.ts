@@ -216,29 +216,42 @@ export class JsBackend implements Backend {
     }
   }
 
-  // dds' low-rank term by a gemm after the sparse product (see DdsParams.lowRank)
-  #ddsLowRank(y: BackendBuffer, p: DdsParams): void {
-    const lr = p.lowRank!, b = p.layout.block, outCols = (p.transW ? p.layout.rows : p.layout.cols) * b;
-    if (p.M * outCols * lr.rank === 0) return;
-    this.gemm(lr.h, lr.u, y, {
-      M: p.M,
-      N: outCols,
-      K: lr.rank,
-      transA: false,
-      transB: lr.transU,
-      accumulate: true,
-    });
+  // dds' low-rank term or projection by a gemm after the sparse product (see DdsParams.lowRank, project)
+  #ddsExtra(x: BackendBuffer, w: BackendBuffer, y: BackendBuffer, p: DdsParams): void {
+    const op = "js backend dds", e = (p.lowRank ?? p.project)!;
+    if (p.lowRank && p.project) throw new RangeError(`${op}: takes lowRank or project, not both`);
+    if ((p.batch ?? 1) !== 1) {
+      throw new RangeError(`${op}: lowRank and project take no batch, got ${p.batch}`);
+    }
+    checkNoAlias(op, "y", y, { h: e.h, u: e.u });
+    if (p.project) checkNoAlias(op, "project.h", e.h, { x, w, u: e.u });
+    this.dds(x, w, y, { ...p, lowRank: undefined, project: undefined });
+    const b = p.layout.block, inCols = (p.transW ? p.layout.cols : p.layout.rows) * b;
+    const outCols = (p.transW ? p.layout.rows : p.layout.cols) * b;
+    if (p.lowRank && p.M * outCols * e.rank > 0) {
+      this.gemm(e.h, e.u, y, {
+        M: p.M,
+        N: outCols,
+        K: e.rank,
+        transA: false,
+        transB: e.transU,
+        accumulate: true,
+      });
+    }
+    if (p.project && p.M * e.rank > 0) {
+      this.gemm(x, e.u, e.h, {
+        M: p.M,
+        N: e.rank,
+        K: inCols,
+        transA: false,
+        transB: e.transU,
+        accumulate: false,
+      });
+    }
   }
 
   dds(x: BackendBuffer, w: BackendBuffer, y: BackendBuffer, p: DdsParams): void {
-    if (p.lowRank) {
-      if ((p.batch ?? 1) !== 1) {
-        throw new RangeError(`js backend dds: lowRank takes no batch, got ${p.batch}`);
-      }
-      checkNoAlias("js backend dds", "y", y, { h: p.lowRank.h, u: p.lowRank.u });
-      this.dds(x, w, y, { ...p, lowRank: undefined });
-      return this.#ddsLowRank(y, p);
-    }
+    if (p.lowRank || p.project) return this.#ddsExtra(x, w, y, p);
     checkNoAlias("js backend dds", "y", y, { x, w });
     const X = d(x), W = d(w), Y = d(y);
     const { M, layout, transW } = p;

@@ -111,13 +111,19 @@ export interface DdsParams {
    * sparse + low-rank product; a backend may fuse it into the sparse kernel or add it by a gemm after.
    */
   lowRank?: DdsLowRank;
+  /**
+   * A projection of X made by the same call (not with `batch` or `lowRank`): `H = X·op(U)`, H (M, rank)
+   * overwritten, op(U) = Uᵀ with U stored (rank, X's columns) when `transU`, U stored (X's columns, rank)
+   * otherwise. A backend may make it while the sparse kernel reads X, or by a gemm.
+   */
+  project?: DdsLowRank;
 }
 
-/** The low-rank term of {@link DdsParams}. */
+/** The low-rank term or the projection of {@link DdsParams} (U's shape: see those). */
 export interface DdsLowRank {
-  /** H (M, rank). */
+  /** H (M, rank): read by `lowRank`, written by `project`. */
   h: BackendBuffer;
-  /** U: (Y's columns, rank) when transU, (rank, Y's columns) otherwise. */
+  /** U. */
   u: BackendBuffer;
   /** Columns of H. */
   rank: number;

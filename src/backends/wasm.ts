@@ -177,7 +177,7 @@ interface Kernels {
     acc: number,
   ): void;
   ddsWorkspace(M: number, inBlocks: number, nnz: number, b: number): number;
-  ddsLowRankWorkspace(M: number, outBlocks: number, b: number, rank: number): number;
+  ddsLowRankWorkspace(M: number, inBlocks: number, outBlocks: number, b: number, rank: number): number;
   ddsPackedBytes(nnz: number, b: number): number;
   ddsRows(...args: number[]): void;
   ddsPackW(
@@ -915,20 +915,31 @@ export class WasmBackend implements Backend {
   }
 
   dds(x: BackendBuffer, w: BackendBuffer, y: BackendBuffer, p: DdsParams): void {
-    const lr = p.lowRank;
+    const lr = p.lowRank ?? p.project;
     if (lr) {
+      const op = "wasm backend dds";
+      if (p.lowRank && p.project) throw new RangeError(`${op}: takes lowRank or project, not both`);
       if ((p.batch ?? 1) !== 1) {
-        throw new RangeError(`wasm backend dds: lowRank takes no batch, got ${p.batch}`);
+        throw new RangeError(`${op}: lowRank and project take no batch, got ${p.batch}`);
       }
-      checkNoAlias("wasm backend dds", "y", y, { h: lr.h, u: lr.u });
-      // block 16: the term is added to each register tile of the sparse kernel while it is in L1
-      // (asm/sparse.ts), saving the pass of a separate gemm over Y; otherwise a gemm after
+      checkNoAlias(op, "y", y, { h: lr.h, u: lr.u });
+      if (p.project) checkNoAlias(op, "project.h", lr.h, { x, w, u: lr.u });
+      // block 16: the term is added to each register tile of the sparse kernel while it is in L1, the
+      // projection made while the kernel reads X (asm/sparse.ts), saving a gemm's pass over Y or X;
+      // otherwise a gemm after
       if (p.layout.block !== 16 || p.M <= DDS_ROWS_M || lr.rank === 0) {
-        this.dds(x, w, y, { ...p, lowRank: undefined });
-        const outCols = (p.transW ? p.layout.rows : p.layout.cols) * p.layout.block;
-        if (p.M * outCols * lr.rank === 0) return;
-        const q = { M: p.M, N: outCols, K: lr.rank, transA: false, transB: lr.transU, accumulate: true };
-        return this.gemm(lr.h, lr.u, y, q);
+        this.dds(x, w, y, { ...p, lowRank: undefined, project: undefined });
+        const b = p.layout.block, inCols = (p.transW ? p.layout.cols : p.layout.rows) * b;
+        const outCols = (p.transW ? p.layout.rows : p.layout.cols) * b;
+        if (p.lowRank && p.M * outCols * lr.rank > 0) {
+          const q = { M: p.M, N: outCols, K: lr.rank, transA: false, transB: lr.transU, accumulate: true };
+          this.gemm(lr.h, lr.u, y, q);
+        }
+        if (p.project && p.M * lr.rank > 0) {
+          const q = { M: p.M, N: lr.rank, K: inCols, transA: false, transB: lr.transU, accumulate: false };
+          this.gemm(x, lr.u, lr.h, q);
+        }
+        return;
       }
     }
     checkNoAlias("wasm backend dds", "y", y, { x, w });
@@ -959,9 +970,14 @@ export class WasmBackend implements Backend {
     // packs only its own blocks of W (X is packed by each).
     const cuts = balancedSplit(transW ? l.rowPtr : l.colPtr, this.#productParts(M * nnz * b * b));
     const wsBytes = this.#k.ddsWorkspace(M, inBlocks, nnz, b) +
-      (lr ? 16 + this.#k.ddsLowRankWorkspace(M, outBlocks, b, lr.rank) : 0);
+      (lr ? 16 + this.#k.ddsLowRankWorkspace(M, inBlocks, outBlocks, b, lr.rank) : 0);
     const ws = this.#workspaces(wsBytes, cuts.length - 1);
-    const lrArgs = lr ? [this.#p(lr.h, true), lr.rank, this.#p(lr.u, true), lr.transU ? 1 : 0] : [0, 0, 0, 0];
+    // the low-rank term or projection (asm/sparse.ts' mode bits: 1 low-rank, 2 projection, 4 op(U) = Uᵀ)
+    const mode = lr ? (p.lowRank ? 1 : 2) | (lr.transU ? 4 : 0) : 0;
+    const lrArgs = lr
+      ? [this.#p(lr.h, p.lowRank !== undefined), lr.rank, this.#p(lr.u, true), mode]
+      : [0, 0, 0, 0];
+    const parts = cuts.length - 1;
     // batched (attention): one product per batch entry on the one layout, at byte strides
     const sX = (p.strideX ?? M * inBlocks * b) * 4, sW = (p.strideW ?? nnz * b * b) * 4;
     const sY = (p.strideY ?? M * outBlocks * b) * 4;
@@ -981,7 +997,7 @@ export class WasmBackend implements Backend {
         packed ? tw | 2 : tw,
         acc,
       ];
-      this.#run("dds", cuts.slice(1).map((e, t) => [...args, ws[t], cuts[t], e, ...lrArgs]), 13);
+      this.#run("dds", cuts.slice(1).map((e, t) => [...args, ws[t], cuts[t], e, ...lrArgs, t, parts]), 13);
     }
   }
 
