@@ -224,12 +224,17 @@ for (let r = 0; r < ROUNDS; r++) {
       await setBackend(backends.get(t)!);
       for (const [name, fn] of Object.entries(pf.get(t)!)) {
         const ms: number[] = [];
+        const s0 = backends.get(t)!.threadStats;
         for (let k = 0; k < REPS; k++) {
           const t0 = clock();
           fn();
           ms.push(clock() - t0);
         }
         push(`pixelfly ${name} ${t}`, ms);
+        // the calling thread's time waiting for the Workers' last parts, per call
+        const s1 = backends.get(t)!.threadStats;
+        push(`waited ${name} ${t}`, [(s1.waitedMs - s0.waitedMs) / REPS]);
+        push(`jobs ${name} ${t}`, [(s1.jobs - s0.jobs) / REPS]);
       }
     } else {
       for (const name of TORCH_WORKLOADS) push(`torch ${name} ${t}`, await peers.get(t)!.run(name, REPS));
@@ -282,10 +287,18 @@ for (const [label, p, q] of pairs) {
   }
 }
 if (THREADS.includes(2)) {
-  console.log("\n| pixelfly, 2 threads vs 1 | speed-up |");
-  console.log("|---|---:|");
+  // waited: the calling thread's time, per call, between taking its last part of a split kernel and the
+  // Workers finishing theirs (imbalance, wake-ups, a Worker off its core): time on one thread only
+  console.log(
+    "\n| pixelfly, 2 threads vs 1 | speed-up | split kernels per call | calling thread waited, ms per call |",
+  );
+  console.log("|---|---:|---:|---:|");
   for (const w of Object.keys(pf.get(1)!)) {
-    console.log(`| ${w} | ${(med(`pixelfly ${w} 1`) / med(`pixelfly ${w} 2`)).toFixed(2)}x |`);
+    console.log(
+      `| ${w} | ${(med(`pixelfly ${w} 1`) / med(`pixelfly ${w} 2`)).toFixed(2)}x | ${
+        med(`jobs ${w} 2`).toFixed(0)
+      } | ${med(`waited ${w} 2`).toFixed(2)} |`,
+    );
   }
 }
 // The PixelflyLinear layer through autograd against the sum of its kernels' times in the same calls:

@@ -130,6 +130,22 @@ export interface ThreadHandle {
   terminate(): void;
 }
 
+/** How the threads shared the work so far (see {@link ThreadPool.stats}). */
+export interface ThreadStats {
+  /** Parts of jobs run (a job is one kernel call split between threads). */
+  parts: number;
+  /** Parts the workers ran (the calling thread ran the others). */
+  onWorkers: number;
+  /** Jobs run on the calling thread alone while backing off (the workers kept arriving late). */
+  aloneJobs: number;
+  /** Jobs shared out between the threads. */
+  jobs: number;
+  /** The calling thread's milliseconds running parts of those jobs. */
+  workedMs: number;
+  /** The calling thread's milliseconds waiting for the workers' last parts, once it found none to take. */
+  waitedMs: number;
+}
+
 /** Starts a thread running the given JavaScript source. */
 export type Spawner = (source: string) => ThreadHandle;
 
@@ -473,7 +489,11 @@ export class ThreadPool {
         throw new Error(`wasm backend: the threads did not finish ${name} within ${JOB_TIMEOUT_MS} ms`);
       }
     }
-    if (backOff) this.#pace(t1 - t0, performance.now() - t1);
+    const t2 = performance.now();
+    this.#jobs++;
+    this.#workedMs += t1 - t0;
+    this.#waitedMs += t2 - t1;
+    if (backOff) this.#pace(t1 - t0, t2 - t1);
     // the same message whichever thread ran the failing part
     if (err !== undefined) {
       throw new Error(`wasm backend: a thread failed in ${name}: ${(err as Error)?.message ?? err}`, {
@@ -498,6 +518,9 @@ export class ThreadPool {
   #alone = 0;
   #backoff = BACKOFF_MIN;
   #aloneJobs = 0;
+  #jobs = 0;
+  #workedMs = 0;
+  #waitedMs = 0;
 
   #pace(worked: number, waited: number): void {
     if (waited <= worked + LATE_MS) {
@@ -513,13 +536,19 @@ export class ThreadPool {
 
   /**
    * Parts of jobs run so far, how many of them ran on the workers, and how many jobs ran on the calling
-   * thread alone because the workers were late (backing off on a machine whose cores are taken).
+   * thread alone because the workers were late (backing off on a machine whose cores are taken); of the
+   * jobs shared out, how many, the calling thread's milliseconds running parts in them, and its
+   * milliseconds waiting for the workers' last parts after it found none left to take (imbalance between
+   * the threads, a worker's wake-up, or a worker off its core).
    */
-  get stats(): { parts: number; onWorkers: number; aloneJobs: number } {
+  get stats(): ThreadStats {
     return {
       parts: this.#total,
       onWorkers: Atomics.load(this.#i32(), BY_WORKERS),
       aloneJobs: this.#aloneJobs,
+      jobs: this.#jobs,
+      workedMs: this.#workedMs,
+      waitedMs: this.#waitedMs,
     };
   }
 

@@ -456,12 +456,21 @@ export class WasmBackend implements Backend {
   }
 
   /**
-   * How the threads shared the work so far: the parts kernels were split into (0 on one thread) and how
-   * many of them the Workers ran (the calling thread ran the rest). For benches and tests.
+   * How the threads shared the work so far: the parts kernels were split into (0 on one thread), how
+   * many of them the Workers ran (the calling thread ran the rest), jobs run on the calling thread alone
+   * while backing off (the Workers were late), and of the jobs shared out, how many, the calling thread's
+   * milliseconds in its own parts and its milliseconds waiting for the Workers' last parts. For benches
+   * and tests.
    */
-  get threadStats(): { parts: number; onWorkers: number; aloneJobs: number } {
-    // aloneJobs: jobs run on the calling thread alone while backing off (the Workers were late)
-    return this.#pool?.stats ?? { parts: 0, onWorkers: 0, aloneJobs: 0 };
+  get threadStats(): {
+    parts: number;
+    onWorkers: number;
+    aloneJobs: number;
+    jobs: number;
+    workedMs: number;
+    waitedMs: number;
+  } {
+    return this.#pool?.stats ?? { parts: 0, onWorkers: 0, aloneJobs: 0, jobs: 0, workedMs: 0, waitedMs: 0 };
   }
 
   /** Bytes of linear memory (it only grows). */
