@@ -13,7 +13,7 @@
  * kernels' totals, so it shows where a step is serial (a kernel whose 2-thread time is near its 1-thread
  * time) and how much of the step is outside the kernels.
  *
- * Run: `deno run bench/train_step.ts [--rounds 9] [--threads 2] [--profile] [--only mlp,mixer,layer]`.
+ * Run: `deno run bench/train_step.ts [--rounds 9] [--threads 2 | 1,2] [--profile] [--only mlp,mixer,layer]`.
  * On a machine shared with other work the thread speed-ups are unreliable: rerun on an idle machine.
  *
  * @module
@@ -42,7 +42,11 @@ const { values } = parseArgs({
     only: { type: "string", default: "mlp,mixer,layer" },
   },
 });
-const ROUNDS = Number(values.rounds), T = Number(values.threads);
+// --threads n, or a list such as 1,2 (as bench:kernels takes): 1 against its largest count
+const ROUNDS = Number(values.rounds), T = Math.max(...values.threads!.split(",").map(Number));
+if (!Number.isInteger(T) || T < 1) {
+  throw new RangeError(`train_step: --threads must list counts >= 1, got ${values.threads}`);
+}
 const ONLY = new Set(values.only!.split(","));
 
 const rng = new Rng(7);
