@@ -492,6 +492,7 @@ Deno.test("wasm: a failure on any thread surfaces as an Error naming the kernel"
 
 Deno.test("wasm: the allocator reuses freed memory, coalesces, and survives growth", async () => {
   const be = await createWasmBackend();
+  using _dispose = { [Symbol.dispose]: () => be.dispose() }; // no Worker outlives the test
   // a guard above b keeps the holes below the top (a hole at the top lowers the top instead)
   const a = be.alloc(1000), b = be.alloc(1000), guard = be.alloc(16);
   const top = be.heapTop;
@@ -568,6 +569,7 @@ function runStep(
 
 Deno.test("wasm: a PixelflyLinear-shaped forward+backward loop keeps linear memory flat", async () => {
   const be = await createWasmBackend();
+  using _dispose = { [Symbol.dispose]: () => be.dispose() }; // no Worker outlives the test
   const M = 16, inF = 128, outF = 128, rank = 4;
   const { layout, W, U, V, rnd } = pixelflyProblem(inF, outF, rank, 3);
   const bufs = { w: be.upload(W), u: be.upload(U), v: be.upload(V) };
@@ -633,7 +635,9 @@ console.log(be.variant, Array.from(await be.read(c)).join(","), threads, ys[0], 
 });
 
 Deno.test("wasm: createWasmBackend returns a WasmBackend", async () => {
-  assertOk((await createWasmBackend()) instanceof WasmBackend);
+  const be = await createWasmBackend();
+  assertOk(be instanceof WasmBackend);
+  be.dispose();
 });
 
 Deno.test("wasm: buffers above 2 GiB of linear memory keep their values (unsigned pointer arithmetic)", async () => {
