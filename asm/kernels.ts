@@ -16,7 +16,7 @@
 //   attention.ts    bsrSoftmax, bsrSoftmaxGrad (block-sparse attention's row softmax)
 import { gemmWorkspace, gemm, gemmPackedBytes, gemmPackB } from "./gemm.ts";
 import { gemmDot, gemmRows, gemmCols, gemmThin, gemmThinPack, gemmThinUntranspose } from "./thin.ts";
-import { ddsWorkspace, dds, ddsPackedBytes, ddsPackW, sddWorkspace, sdd } from "./sparse.ts";
+import { ddsWorkspace, ddsLowRankWorkspace, dds, ddsPackedBytes, ddsPackW, sddWorkspace, sdd } from "./sparse.ts";
 import { ddsRows } from "./dds_rows.ts";
 import {
   sumRows,
@@ -50,6 +50,7 @@ export {
   gemmThinPack,
   gemmThinUntranspose,
   ddsWorkspace,
+  ddsLowRankWorkspace,
   dds,
   ddsPackedBytes,
   ddsPackW,

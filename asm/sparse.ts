@@ -12,6 +12,7 @@ import { micro, microRows, MR, NR } from "./generated/micro.ts";
 // MR-row panels, at least one), so that slice of X stays in L2 while every W block passes once.
 const DDS_XBYTES: i32 = 256 << 10;
 const DDS_ROWS_OUTER: bool = false;
+const DDS16_ROWS_OUTER: bool = true;
 
 /** Workspace bytes `dds` needs. */
 export function ddsWorkspace(M: i32, inBlocks: i32, nnz: i32, b: i32): usize {
@@ -21,6 +22,23 @@ export function ddsWorkspace(M: i32, inBlocks: i32, nnz: i32, b: i32): usize {
   const xp = xRows * inBlocks * bq * 4;
   const wp = nnz * cdiv(b, NR) * NR * bq * 4;
   return (<usize> (xp + wp) << 2) + <usize> (nnz * cdiv(b, NR) * 24) + 64;
+}
+
+/** `dds` mode bits (block 16): add a low-rank term, make a projection, op(U) transposed. */
+export const DDS_LOW_RANK: i32 = 1;
+export const DDS_PROJECT: i32 = 2;
+export const DDS_TRANS: i32 = 4;
+
+/**
+ * Workspace bytes `dds`' low-rank term or projection needs beyond `ddsWorkspace` (block 16 only): h
+ * (M, rank) packed as MR-row panels and op(u) (rank, outBlocks*b) as NR-column panels, or op(u)
+ * (inBlocks*b, rank) as NR-column panels; one segment descriptor.
+ */
+export function ddsLowRankWorkspace(M: i32, inBlocks: i32, outBlocks: i32, b: i32, rank: i32): usize {
+  const r4 = cdiv(rank, 4) * 4;
+  const lr = cdiv(M, MR) * MR * r4 + cdiv(outBlocks * b, NR) * NR * r4;
+  const proj = cdiv(inBlocks * b, 4) * 4 * cdiv(rank, NR) * NR;
+  return (<usize> max(lr, proj) << 2) + 64;
 }
 
 /** Bytes `ddsPackW` writes: every kept block as NR-column panels. */
@@ -65,6 +83,13 @@ export function ddsPackW(w: usize, blk: usize, b: i32, nnz: i32, transW: i32, ds
  *   ptr = colPtr, idx = rowIdx, blk = blockIdx: `Y (+)= X·W`.
  * transW | 2: w is not the weight but all its blocks already packed by `ddsPackW` (the same transW).
  * Only output block columns o0 <= o < o1 of y are written (two threads take one range each).
+ * Block 16 only, in the workspace past `ddsWorkspace` (`ddsLowRankWorkspace` bytes), by mode:
+ * - mode & DDS_LOW_RANK: also `Y += H·op(U)`, h (M, rank), op(U) = Uᵀ with u (outBlocks*b, rank) when
+ *   mode & DDS_TRANS, U with u (rank, outBlocks*b) otherwise: a low-rank term added to each register tile
+ *   while it is in L1 (Pixelfly's sparse + low-rank, Chen, Dao et al., ICLR 2022, Section 3);
+ * - mode & DDS_PROJECT: also `H = X·op(U)` for the rows of this part's share of the MR-row panels (part
+ *   of parts: threads take one share each), h (M, rank), op(U) = Uᵀ with u (rank, inBlocks*b) when mode & DDS_TRANS, U with u
+ *   (inBlocks*b, rank) otherwise: a projection of X made while its rows are in L1.
  */
 export function dds(
   x: usize,
@@ -83,8 +108,15 @@ export function dds(
   ws: usize,
   o0: i32,
   o1: i32,
+  h: usize,
+  rank: i32,
+  u: usize,
+  mode: i32,
+  part: i32,
+  parts: i32,
 ): void {
-  if (M <= 0 || o1 <= o0) return;
+  // (a part with no block columns still makes its share of a projection)
+  if (M <= 0 || (o1 <= o0 && (mode & DDS_PROJECT) == 0)) return;
   const prepacked = transW & 2;
   transW &= 1;
   const bq = cdiv(b, 4), npb = cdiv(b, NR);
@@ -116,6 +148,81 @@ export function dds(
   if (!prepacked) packW(w, blk, b, transW, e0, e1, e1 - e0, e0, wp);
   const ldc = <usize> outCols << 2;
   const mps = cdiv(M, MR);
+  if (b == 16 && DDS16_ROWS_OUTER) {
+    // all block columns' segment tables first (block e of the walk, panel p at ((e - e0) * npb + p * ns + t)),
+    // then each MR-row panel of X meets every block column while its rows stay in L1
+    for (let o = o0; o < o1; o++) {
+      const s0 = load<i32>(ptr + (<usize> o << 2)), s1 = load<i32>(ptr + (<usize> (o + 1) << 2));
+      const ns = s1 - s0;
+      for (let t = 0; t < ns; t++) {
+        const e = s0 + t;
+        const inBlk = load<i32>(idx + (<usize> e << 2));
+        for (let p = 0; p < npb; p++) {
+          const bp = <u32> (wBase + <usize> (p * nW + e - eBase) * wPanel);
+          const q = <usize> (((s0 - e0) * npb + p * ns + t) * 12);
+          store<u32>(segsP + q, <u32> (inBlk * bq * MR) << 4);
+          store<u32>(segsP + q, bp, 4);
+          store<u32>(segsP + q, <u32> bq, 8);
+          store<u32>(segsR + q, <u32> (inBlk * b) << 2);
+          store<u32>(segsR + q, bp, 4);
+          store<u32>(segsR + q, <u32> bq, 8);
+        }
+      }
+    }
+    // the low-rank term: h as MR-row panels (all rows), op(u) as NR-column panels (this range's columns)
+    const lr = (mode & DDS_LOW_RANK) != 0 && rank > 0, proj = (mode & DDS_PROJECT) != 0 && rank > 0;
+    const transU = mode & DDS_TRANS;
+    const r4 = cdiv(rank, 4), hStride = <usize> (r4 * MR) << 4, uPanel = <usize> (r4 * NR) << 4;
+    const lrWs = (ws + ddsWorkspace(M, inBlocks, nnz, b) + 15) & ~(<usize> 15);
+    const seg = lrWs, hp = lrWs + 16, up = hp + <usize> mps * hStride;
+    if (lr) {
+      packA(hp, h, rank, 1, M, rank, hStride);
+      const c0 = o0 * b, nc = (o1 - o0) * b;
+      if (transU) packB(up, u + (<usize> (c0 * rank) << 2), 1, rank, rank, nc);
+      else packB(up, u + (<usize> c0 << 2), outCols, 1, rank, nc);
+      store<u32>(seg, 0);
+      store<u32>(seg, <u32> r4, 8);
+    }
+    // the projection: op(U) (inCols, rank) as NR-column panels over all of k, one segment per panel
+    const kq = inBlocks * bq, pPanel = <usize> (kq * NR) << 4, npr = cdiv(rank, NR), ldh = <usize> rank << 2;
+    const p0 = <i32> ((<i64> mps * part) / max(1, parts)), p1 = <i32> ((<i64> mps * (part + 1)) / max(1, parts));
+    if (proj && p1 > p0) {
+      if (transU) packB(lrWs + 16, u, 1, inCols, inCols, rank);
+      else packB(lrWs + 16, u, rank, 1, inCols, rank);
+      store<u32>(seg, 0);
+      store<u32>(seg, <u32> kq, 8);
+    }
+    for (let ip = 0; ip < mps; ip++) {
+      const mr = min(MR, M - ip * MR);
+      if (proj && ip >= p0 && ip < p1) {
+        for (let jp = 0; jp < npr; jp++) {
+          store<u32>(seg, <u32> (lrWs + 16 + <usize> jp * pPanel), 4);
+          const hc = h + <usize> (ip * MR) * ldh + (<usize> (jp * NR) << 2), nr = min(NR, rank - jp * NR);
+          if (ip < full) microRows(x + <usize> (ip * MR) * ldx, ldx, seg, 1, hc, ldh, 1, 0, MR, nr);
+          else micro(xp + <usize> (ip - full) * pstride, seg, 1, hc, ldh, 1, 0, mr, nr);
+        }
+      }
+      for (let o = o0; o < o1; o++) {
+        const s0 = load<i32>(ptr + (<usize> o << 2)), s1 = load<i32>(ptr + (<usize> (o + 1) << 2));
+        const ns = s1 - s0;
+        for (let p = 0; p < npb; p++) {
+          const q = <usize> (((s0 - e0) * npb + p * ns) * 12);
+          const cp = y + (<usize> (ip * MR * outCols + o * b + p * NR) << 2);
+          if (ip < full) {
+            microRows(x + <usize> (ip * MR) * ldx, ldx, segsR + q, ns, cp, ldc, 1, beta, MR, NR);
+          } else {
+            micro(xp + <usize> (ip - full) * pstride, segsP + q, ns, cp, ldc, 1, beta, mr, NR);
+          }
+          if (lr) {
+            // the tile was just written: add H·op(U) for it while it is in L1
+            store<u32>(seg, <u32> (up + <usize> ((o - o0) * npb + p) * uPanel), 4);
+            micro(hp + <usize> ip * hStride, seg, 1, cp, ldc, 1, 1, mr, NR);
+          }
+        }
+      }
+    }
+    return;
+  }
   const chunk = max(1, DDS_XBYTES / (MR * inCols * 4));
   for (let mc = 0; mc < mps; mc += chunk) {
     const mcEnd = min(mps, mc + chunk);

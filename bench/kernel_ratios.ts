@@ -14,7 +14,8 @@
  *
  * Run: `deno task bench:kernels [--threads 1,2] [--rounds 11] [--filter REGEX] [--clock cpu]`
  * (`--clock cpu` times by the process's CPU time: steadier on a shared machine; one thread only).
- * (`--threads` lists the thread counts to measure; each count gets its own backend and its own rows).
+ * (`--threads` lists the thread counts to measure; each count gets its own backend and its own rows;
+ * `--parts n` splits the products into n parts per thread, `WasmBackend.partsPerThread`).
  *
  * @module
  */
@@ -42,6 +43,7 @@ const { values } = parseArgs({
     filter: { type: "string", default: "" },
     "no-simd128": { type: "boolean", default: false },
     clock: { type: "string", default: "wall" },
+    parts: { type: "string", default: "" },
   },
 });
 const threadCounts = values.threads.split(",").map(Number);
@@ -144,6 +146,8 @@ function sparseCases(be: WasmBackend, tag: string): void {
 const backends: WasmBackend[] = [];
 for (const t of threadCounts) {
   const be = await createWasmBackend({ threads: t as 1 });
+  // --parts n: products split into n parts per thread (WasmBackend.partsPerThread)
+  if (values.parts) be.partsPerThread = Number(values.parts);
   backends.push(be);
   const tag = `${be.threads}t`;
   for (const s of SHAPES) gemmCase(be, s, tag, "peak fma");

@@ -16,7 +16,7 @@
  * (implementation, threads) configuration's workloads in a rotating order; figures are medians over the
  * rounds. Where python3 or torch is missing, the PyTorch columns are skipped with a note.
  *
- * Run: `deno task bench:peers [--rounds 7] [--reps 3] [--clock cpu]` (`--clock cpu`: both sides timed by
+ * Run: `deno task bench:peers [--rounds 7] [--reps 3] [--clock cpu] [--parts n]` (`--clock cpu`: both sides timed by
  * their process's CPU time, steadier on a machine shared with other work; one thread only).
  *
  * @module
@@ -42,6 +42,7 @@ const { values } = parseArgs({
     reps: { type: "string", default: "3" },
     python: { type: "string", default: "/usr/bin/python3" },
     clock: { type: "string", default: "wall" },
+    parts: { type: "string", default: "" },
   },
 });
 const ROUNDS = Number(values.rounds), REPS = Number(values.reps);
@@ -193,6 +194,8 @@ const backends = new Map<number, WasmBackend>();
 const pf = new Map<number, Record<Workload, () => void>>();
 for (const t of THREADS) {
   const be = await createWasmBackend({ threads: t as 1 | 2 });
+  // --parts n: products split into n parts per thread (WasmBackend.partsPerThread)
+  if (values.parts) be.partsPerThread = Number(values.parts);
   backends.set(t, be);
   await setBackend(be);
   pf.set(t, pixelflyWorkloads(be));
@@ -221,12 +224,17 @@ for (let r = 0; r < ROUNDS; r++) {
       await setBackend(backends.get(t)!);
       for (const [name, fn] of Object.entries(pf.get(t)!)) {
         const ms: number[] = [];
+        const s0 = backends.get(t)!.threadStats;
         for (let k = 0; k < REPS; k++) {
           const t0 = clock();
           fn();
           ms.push(clock() - t0);
         }
         push(`pixelfly ${name} ${t}`, ms);
+        // the calling thread's time waiting for the Workers' last parts, per call
+        const s1 = backends.get(t)!.threadStats;
+        push(`waited ${name} ${t}`, [(s1.waitedMs - s0.waitedMs) / REPS]);
+        push(`jobs ${name} ${t}`, [(s1.jobs - s0.jobs) / REPS]);
       }
     } else {
       for (const name of TORCH_WORKLOADS) push(`torch ${name} ${t}`, await peers.get(t)!.run(name, REPS));
@@ -279,10 +287,18 @@ for (const [label, p, q] of pairs) {
   }
 }
 if (THREADS.includes(2)) {
-  console.log("\n| pixelfly, 2 threads vs 1 | speed-up |");
-  console.log("|---|---:|");
+  // waited: the calling thread's time, per call, between taking its last part of a split kernel and the
+  // Workers finishing theirs (imbalance, wake-ups, a Worker off its core): time on one thread only
+  console.log(
+    "\n| pixelfly, 2 threads vs 1 | speed-up | split kernels per call | calling thread waited, ms per call |",
+  );
+  console.log("|---|---:|---:|---:|");
   for (const w of Object.keys(pf.get(1)!)) {
-    console.log(`| ${w} | ${(med(`pixelfly ${w} 1`) / med(`pixelfly ${w} 2`)).toFixed(2)}x |`);
+    console.log(
+      `| ${w} | ${(med(`pixelfly ${w} 1`) / med(`pixelfly ${w} 2`)).toFixed(2)}x | ${
+        med(`jobs ${w} 2`).toFixed(0)
+      } | ${med(`waited ${w} 2`).toFixed(2)} |`,
+    );
   }
 }
 // The PixelflyLinear layer through autograd against the sum of its kernels' times in the same calls:

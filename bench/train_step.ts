@@ -4,7 +4,7 @@
  * - the Pixelfly MLP 784-2048-2048-10 step (batch 128, AdamW; both large layers Pixelfly, block 32,
  *   butterfly 16, 2 factors, rank 32, gated): its 1-thread time over its n-thread time (goal >= 1.8x at 2);
  * - the demo's Mixer (`deno task demo --model mixer`: 16 patches of 49, 128 channels, depth 2, token hidden
- *   64 dense, channel MLPs 128 -> 512 -> 128 Pixelfly block 16, butterfly 8, 1 factor, rank 16, batch 128,
+ *   64 dense, channel MLPs 128 -> 512 -> 128 Pixelfly block 16, butterfly 8, 1 factor, rank 8, batch 128,
  *   AdamW): the dense Mixer's step time over the Pixelfly Mixer's on each thread count (goal >= 1.3x);
  * - the PixelflyLinear 1024 -> 4096 layer (batch 256) forward + backward through autograd against the sum
  *   of its kernels' times in the same calls (the overhead outside the kernels).
@@ -75,7 +75,7 @@ function mlpStep(be: Backend): () => void {
 }
 
 // The demo's Mixer (src/demo/main.ts mixerSpec, not quick).
-const PIXELFLY_MIXER: LinearKind = { kind: "pixelfly", block: 16, butterflySize: 8, nFactors: 1, rank: 16 };
+const PIXELFLY_MIXER: LinearKind = { kind: "pixelfly", block: 16, butterflySize: 8, nFactors: 1, rank: 8 };
 function mixerStep(be: Backend, linear: LinearKind): () => void {
   const batch = 128, patches = 16, channels = 128;
   const model = new MlpMixer({

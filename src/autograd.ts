@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { Backend, Broadcast, UnaryOp } from "./backends/types.ts";
+import type { Backend, BlockLayout, Broadcast, UnaryOp } from "./backends/types.ts";
 import * as ops from "./ops.ts";
 import { _bsrSoftmaxGrad } from "./attention.ts";
 import { noGrad, type OpName, type TapeNode, type TapeNodeOf } from "./tape.ts";
@@ -123,6 +123,40 @@ function product(a: Tensor, b: Tensor, transA: boolean, transB: boolean, acc: Te
   return acc;
 }
 
+/** The gradients of `dds` (Y = X·Wᵀ, or X·W when not transW): [dX, dW], dX added into `into(0)` when given. */
+function ddsGrads(
+  x: Tensor,
+  w: Tensor,
+  layout: BlockLayout,
+  transW: boolean,
+  dy: Tensor,
+  into: (i: number) => Tensor | undefined,
+): (Tensor | undefined)[] {
+  // Y = X·Wᵀ: dX = dY·W, dW = dYᵀ·X.   Y = X·W: dX = dY·Wᵀ, dW = Xᵀ·dY.
+  let dx: Tensor | undefined;
+  const acc = x.requiresGrad ? into(0) : undefined;
+  if (acc !== undefined) {
+    const batch = dy.rank === 3 && w.rank === 4 ? dy.shape[0] : 1, M = dy.shape.at(-2)!;
+    markWritten(acc);
+    if (M * batch > 0) {
+      x.backend.dds(dy.buffer, w.buffer, acc.buffer, {
+        M,
+        layout,
+        transW: !transW,
+        accumulate: true,
+        batch,
+      });
+    }
+    dx = acc;
+  } else if (x.requiresGrad) dx = ops.dds(dy, w, layout, { transW: !transW });
+  const dw = !w.requiresGrad
+    ? undefined
+    : transW
+    ? ops.sdd(dy, x, layout, { transA: true, transB: false })
+    : ops.sdd(x, dy, layout, { transA: true, transB: false });
+  return [dx, dw];
+}
+
 // --- the rules -----------------------------------------------------------------
 
 /**
@@ -152,29 +186,34 @@ const rules: { [K in OpName]: Rule<K> } = {
     return [da, db];
   },
   dds({ inputs: [x, w], attrs: { layout, transW } }, dy, into) {
-    // Y = X·Wᵀ: dX = dY·W, dW = dYᵀ·X.   Y = X·W: dX = dY·Wᵀ, dW = Xᵀ·dY.
-    let dx: Tensor | undefined;
-    const acc = x.requiresGrad ? into(0) : undefined;
-    if (acc !== undefined) {
-      const batch = dy.rank === 3 && w.rank === 4 ? dy.shape[0] : 1, M = dy.shape.at(-2)!;
-      markWritten(acc);
-      if (M * batch > 0) {
-        x.backend.dds(dy.buffer, w.buffer, acc.buffer, {
+    return ddsGrads(x, w, layout, transW, dy, into);
+  },
+  ddsLowRank({ inputs: [x, w, h, u], attrs: { layout } }, dy, into) {
+    // Y = X·Wᵀ + H·Uᵀ: the dds gradients, dH = dY·U, dU = dYᵀ·H
+    let dx: Tensor | undefined, dw: Tensor | undefined, dh: Tensor | undefined;
+    const hAcc = h.requiresGrad ? into(2) : undefined;
+    if (x.requiresGrad && h.requiresGrad && hAcc === undefined) {
+      // dX = dY·W and dH = dY·U in one call: the projection made while the kernel reads dY
+      const acc = into(0), M = dy.shape[0];
+      dx = acc ?? emptyOn(x.shape, x.backend);
+      dh = emptyOn(h.shape, h.backend);
+      if (acc) markWritten(acc);
+      if (M > 0) {
+        x.backend.dds(dy.buffer, w.buffer, dx.buffer, {
           M,
           layout,
-          transW: !transW,
-          accumulate: true,
-          batch,
+          transW: false,
+          accumulate: acc !== undefined,
+          project: { h: dh.buffer, u: u.buffer, rank: h.shape[1], transU: false },
         });
       }
-      dx = acc;
-    } else if (x.requiresGrad) dx = ops.dds(dy, w, layout, { transW: !transW });
-    const dw = !w.requiresGrad
-      ? undefined
-      : transW
-      ? ops.sdd(dy, x, layout, { transA: true, transB: false })
-      : ops.sdd(x, dy, layout, { transA: true, transB: false });
-    return [dx, dw];
+      if (w.requiresGrad) dw = ops.sdd(dy, x, layout, { transA: true, transB: false });
+    } else {
+      [dx, dw] = ddsGrads(x, w, layout, true, dy, into);
+      if (h.requiresGrad) dh = product(dy, u, false, false, hAcc);
+    }
+    const du = u.requiresGrad ? product(dy, h, true, false, into(3)) : undefined;
+    return [dx, dw, dh, du];
   },
   sdd({ inputs: [a, b], attrs: { layout, transA, transB } }, dw) {
     // W = op(A)·op(B) on the mask: dop(A) = dW·op(B)ᵀ, dop(B) = op(A)ᵀ·dW, with dW block-sparse.

@@ -210,6 +210,61 @@ export function dds(
   return record(out, "dds", [x, w], { layout, transW });
 }
 
+/**
+ * Pixelfly's sparse plus low-rank product in one op: `Y = X·Wᵀ + H·Uᵀ`, with W (nnz, b, b) the kept blocks
+ * of an (N, K) weight in the mask's BSR order, X (M, K), H (M, rank) and U (N, rank) (Chen, Dao et al.,
+ * ICLR 2022, Section 3: the low-rank term `(X·Vᵀ)·Uᵀ` with H = X·Vᵀ). The wasm backend adds the low-rank
+ * term inside the block-sparse kernel at block 16 (one pass over Y instead of three); the gradients are
+ * those of `add(dds(x, w, mask), matmul(h, u, { transB: true }))`.
+ *
+ * @example
+ * ```ts
+ * import { BlockMask, ddsLowRank, ones } from "@pixelfly/pixelfly";
+ * const mask = BlockMask.fromFunction(2, 2, 2, (i, j) => i === j);
+ * const y = ddsLowRank(ones([1, 4]), ones([2, 2, 2]), mask, ones([1, 1]), ones([4, 1]));
+ * console.log(await y.data()); // Float32Array(4) [3, 3, 3, 3]
+ * ```
+ */
+export function ddsLowRank(
+  x: Tensor,
+  w: Tensor,
+  mask: BlockMask | BlockLayout,
+  h: Tensor,
+  u: Tensor,
+): Tensor {
+  const op = "ddsLowRank";
+  checkTensor(op, "x", x);
+  checkTensor(op, "w", w);
+  checkTensor(op, "h", h);
+  checkTensor(op, "u", u);
+  const layout = layoutOf(op, mask);
+  const be = sameBackend(op, ["x", "w", "h", "u"], x, w, h, u);
+  const b = layout.block, N = layout.rows * b, K = layout.cols * b;
+  checkBlockWeight(op, w, layout);
+  if (x.rank !== 2 || x.shape[1] !== K) {
+    throw new RangeError(`${op}: x [${x.shape}] must be (M, ${K}) for a ${N}x${K} block-sparse weight`);
+  }
+  const M = x.shape[0];
+  if (h.rank !== 2 || h.shape[0] !== M) {
+    throw new RangeError(`${op}: h [${h.shape}] must be (${M}, rank): one row per row of x [${x.shape}]`);
+  }
+  const rank = h.shape[1];
+  if (u.rank !== 2 || u.shape[0] !== N || u.shape[1] !== rank) {
+    throw new RangeError(`${op}: u [${u.shape}] must be (${N}, ${rank}): N rows of h's rank ${rank}`);
+  }
+  const out = _empty([M, N], be, op);
+  if (M > 0) {
+    be.dds(x.buffer, w.buffer, out.buffer, {
+      M,
+      layout,
+      transW: true,
+      accumulate: false,
+      lowRank: { h: h.buffer, u: u.buffer, rank, transU: true },
+    });
+  }
+  return record(out, "ddsLowRank", [x, w, h, u], { layout });
+}
+
 function checkBlockWeight(op: string, w: Tensor, layout: BlockLayout, lead = 0): void {
   const b = layout.block, s = w.shape.slice(lead);
   if (s.length !== 3 || s[0] !== layout.nnz || s[1] !== b || s[2] !== b) {

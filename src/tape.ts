@@ -19,6 +19,8 @@ export interface OpAttrs {
   matmul: { transA: boolean; transB: boolean };
   /** `dds(x, w, layout, { transW })`. */
   dds: { layout: BlockLayout; transW: boolean };
+  /** `ddsLowRank(x, w, layout, h, u)`: `x·Wᵀ + h·uᵀ`. */
+  ddsLowRank: { layout: BlockLayout };
   /** `sdd(a, b, layout, { transA, transB })`. */
   sdd: { layout: BlockLayout; transA: boolean; transB: boolean };
   /** add, sub, mul, div of two tensors. */

@@ -20,6 +20,7 @@ export interface GradCase {
 
 const mask = flatBlockButterfly({ outFeatures: 16, inFeatures: 16, block: 4, butterflySize: 4, nFactors: 1 });
 const rect = BlockMask.fromFunction(2, 3, 4, (i, j) => (i + j) % 2 === 0);
+const mask16 = BlockMask.fromFunction(3, 2, 16, (i, j) => i !== j);
 
 let seed = 1;
 const s = () => seed++;
@@ -63,6 +64,17 @@ export const gradCases: GradCase[] = [
     name: "dds backward direction (X·W), rectangular",
     build: ([x, w]) => ops.dds(x, w, rect, { transW: false }),
     inputs: [input([3, 8], s()), input([rect.nnz, 4, 4], s())],
+  },
+  {
+    name: "ddsLowRank (X·Wᵀ + H·Uᵀ)",
+    build: ([x, w, h, u]) => ops.ddsLowRank(x, w, mask, h, u),
+    inputs: [input([3, 16], s()), input([mask.nnz, 4, 4], s()), input([3, 2], s()), input([16, 2], s())],
+  },
+  {
+    // block 16 and more than 8 rows: the wasm backend adds the low-rank term inside the sparse kernel
+    name: "ddsLowRank at block 16 (fused on wasm)",
+    build: ([x, w, h, u]) => ops.ddsLowRank(x, w, mask16, h, u),
+    inputs: [input([9, 32], s()), input([mask16.nnz, 16, 16], s()), input([9, 4], s()), input([48, 4], s())],
   },
   ...([[true, false], [false, false], [false, true], [true, true]] as const).map(([transA, transB]) => ({
     name: `sdd transA=${transA} transB=${transB}`,

@@ -191,7 +191,7 @@ Deno.test("dds rows: a first forward on the default backend starts no Worker to 
 });
 
 Deno.test("dds rows: bad input fails in the op before any kernel", async () => {
-  const { setBackend } = await import("../src/backends/select.ts");
+  const { disposeBackend, setBackend } = await import("../src/backends/select.ts");
   await setBackend("wasm");
   const mask = flatBlockButterfly({
     outFeatures: 64,
@@ -204,4 +204,5 @@ Deno.test("dds rows: bad input fails in the op before any kernel", async () => {
   assertThrows(() => dds(tensor(rnd(60), [1, 60]), w, mask), RangeError, "64");
   assertThrows(() => dds(tensor(rnd(64), [1, 64]), tensor(rnd(256), [1, 16, 16]), mask), RangeError);
   await setBackend("js");
+  disposeBackend("wasm");
 });

@@ -251,6 +251,7 @@ Deno.test("uniformBsr: the JS path (no WebAssembly) draws the same values", asyn
 
 Deno.test("BlockSparseLinear draws only the kept tiles, the values of a masked dense draw, on js and wasm", async () => {
   const be = await createWasmBackend();
+  using _dispose = { [Symbol.dispose]: () => be.dispose() }; // no Worker outlives the test
   const butterfly = flatBlockButterfly({
     outFeatures: 96,
     inFeatures: 160,

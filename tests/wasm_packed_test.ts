@@ -45,6 +45,7 @@ async function check(
 
 Deno.test("wasm dds: the packed weight follows every change of the weight", async () => {
   const be = await createWasmBackend();
+  using _dispose = { [Symbol.dispose]: () => be.dispose() }; // no Worker outlives the test
   const l = flatBlockButterfly({ outFeatures: 128, inFeatures: 64, block: 16, butterflySize: 4, nFactors: 1 })
     .toBSR();
   const n = l.nnz * l.block * l.block, M = 13;

@@ -143,8 +143,10 @@ Deno.test("wasm: two threads load with no permissions, split products, and dispo
 
 // Every kernel on `threads` threads (minSplitWork 0: split whatever can be split) against one thread,
 // bit for bit, on random shapes at the tile edges. Returns the number of kernel calls compared.
-async function threadsMatchOne(threads: number, seed: number): Promise<number> {
+// partsPerThread > 1: gemm, dds and sdd split finer than one part per thread (threads claim parts in turn).
+async function threadsMatchOne(threads: number, seed: number, partsPerThread = 1): Promise<number> {
   const many = await createWasmBackend({ threads, minSplitWork: 0 });
+  many.partsPerThread = partsPerThread;
   const one = await createWasmBackend({ variant: "relaxed", threads: 1 });
   assertEquals(many.threads, threads);
   const rng = new Rng(seed);
@@ -411,6 +413,13 @@ for (const threads of [2, 3, 4]) {
   });
 }
 
+for (const [threads, parts] of [[2, 3], [3, 8]]) {
+  Deno.test(`wasm: ${threads} threads with ${parts} parts per thread of every product equal 1 thread bit for bit`, async () => {
+    // more parts than threads: whichever thread is free claims the next part, each with its own workspace
+    assertOk((await threadsMatchOne(threads, 200 + threads, parts)) > 500, "too few kernel calls compared");
+  });
+}
+
 Deno.test("wasm: the workers take parts of the work (not only the calling thread)", async () => {
   const be = await createWasmBackend({ threads: 2, minSplitWork: 0 });
   try {
@@ -423,11 +432,14 @@ Deno.test("wasm: the workers take parts of the work (not only the calling thread
     const after = be.threadStats;
     assertOk(after.onWorkers > before.onWorkers, `no part ran on a worker: ${JSON.stringify(after)}`);
     assertOk(after.parts >= after.onWorkers, JSON.stringify(after));
+    // every shared-out job is counted, with the calling thread's time in its parts and waiting
+    assertOk(after.jobs > before.jobs && after.jobs * 2 <= after.parts, JSON.stringify(after));
+    assertOk(after.workedMs > before.workedMs && after.waitedMs >= before.waitedMs, JSON.stringify(after));
     assertEquals((await be.read(c))[0], n * 0.25);
   } finally {
     be.dispose();
   }
-  assertEquals(be.threadStats, { parts: 0, onWorkers: 0, aloneJobs: 0 });
+  assertEquals(be.threadStats, { parts: 0, onWorkers: 0, aloneJobs: 0, jobs: 0, workedMs: 0, waitedMs: 0 });
 });
 
 Deno.test("wasm: an idle worker leaves (so an undisposed backend lets the process exit) and comes back", async () => {
@@ -480,6 +492,7 @@ Deno.test("wasm: a failure on any thread surfaces as an Error naming the kernel"
 
 Deno.test("wasm: the allocator reuses freed memory, coalesces, and survives growth", async () => {
   const be = await createWasmBackend();
+  using _dispose = { [Symbol.dispose]: () => be.dispose() }; // no Worker outlives the test
   // a guard above b keeps the holes below the top (a hole at the top lowers the top instead)
   const a = be.alloc(1000), b = be.alloc(1000), guard = be.alloc(16);
   const top = be.heapTop;
@@ -556,6 +569,7 @@ function runStep(
 
 Deno.test("wasm: a PixelflyLinear-shaped forward+backward loop keeps linear memory flat", async () => {
   const be = await createWasmBackend();
+  using _dispose = { [Symbol.dispose]: () => be.dispose() }; // no Worker outlives the test
   const M = 16, inF = 128, outF = 128, rank = 4;
   const { layout, W, U, V, rnd } = pixelflyProblem(inF, outF, rank, 3);
   const bufs = { w: be.upload(W), u: be.upload(U), v: be.upload(V) };
@@ -621,7 +635,9 @@ console.log(be.variant, Array.from(await be.read(c)).join(","), threads, ys[0], 
 });
 
 Deno.test("wasm: createWasmBackend returns a WasmBackend", async () => {
-  assertOk((await createWasmBackend()) instanceof WasmBackend);
+  const be = await createWasmBackend();
+  assertOk(be instanceof WasmBackend);
+  be.dispose();
 });
 
 Deno.test("wasm: buffers above 2 GiB of linear memory keep their values (unsigned pointer arithmetic)", async () => {
@@ -772,7 +788,7 @@ Deno.test('wasm: threads "auto" (the default) starts its Workers at the first ke
   try {
     assertEquals(be.threads, Math.min(8, navigator.hardwareConcurrency));
     // creating it started no Worker (Deno's new Worker blocks 20-40 ms): warming ran on this thread only
-    assertEquals(be.threadStats, { parts: 0, onWorkers: 0, aloneJobs: 0 });
+    assertEquals(be.threadStats, { parts: 0, onWorkers: 0, aloneJobs: 0, jobs: 0, workedMs: 0, waitedMs: 0 });
     const rng = new Rng(11);
     const M = 64, N = 96, K = 80;
     const a = Float32Array.from({ length: M * K }, () => rng.normal());

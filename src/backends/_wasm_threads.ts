@@ -29,6 +29,8 @@ const ERR_AT = WS_AT + 8 * MAX_THREADS;
 const ERR_BYTES = 128;
 const ARGS_AT = ERR_AT + ERR_BYTES;
 const MAX_ARGS = 24;
+/** The most parts a job takes per thread (a job of n threads holds up to n times this many parts). */
+export const MAX_PARTS_PER_THREAD = 8;
 
 // How long a thread polls before it sleeps in Atomics.wait, in ms: a worker after its last part (the next
 // kernel of a step follows within tens of microseconds of JS; a sleeping thread takes tens of microseconds
@@ -48,7 +50,7 @@ self.onmessage = async (e) => {
   let seen = e.data.seen;
   const i32 = new Int32Array(memory.buffer, base, STATE + ${MAX_THREADS});
   const ws = new Float64Array(memory.buffer, base + WS_AT, ${MAX_THREADS});
-  const args = new Float64Array(memory.buffer, base + ARGS_AT, parts * MAX_ARGS);
+  const args = new Float64Array(memory.buffer, base + ARGS_AT, parts * ${MAX_PARTS_PER_THREAD} * MAX_ARGS);
   const bytes = new Uint8Array(memory.buffer, base + ERR_AT, ERR_BYTES);
   let fns;
   try {
@@ -126,6 +128,22 @@ export interface ThreadHandle {
   /** Called with each message's data; `onError` with the text of an uncaught error. */
   listen(onMessage: ((data: any) => void) | null, onError: ((text: string) => void) | null): void;
   terminate(): void;
+}
+
+/** How the threads shared the work so far (see {@link ThreadPool.stats}). */
+export interface ThreadStats {
+  /** Parts of jobs run (a job is one kernel call split between threads). */
+  parts: number;
+  /** Parts the workers ran (the calling thread ran the others). */
+  onWorkers: number;
+  /** Jobs run on the calling thread alone while backing off (the workers kept arriving late). */
+  aloneJobs: number;
+  /** Jobs shared out between the threads. */
+  jobs: number;
+  /** The calling thread's milliseconds running parts of those jobs. */
+  workedMs: number;
+  /** The calling thread's milliseconds waiting for the workers' last parts, once it found none to take. */
+  waitedMs: number;
 }
 
 /** Starts a thread running the given JavaScript source. */
@@ -283,7 +301,7 @@ export class ThreadPool {
 
   /** Bytes of the job block for `threads` threads in all (the calling thread included). */
   static blockBytes(threads: number): number {
-    return ARGS_AT + 8 * MAX_ARGS * threads;
+    return ARGS_AT + 8 * MAX_ARGS * MAX_PARTS_PER_THREAD * threads;
   }
 
   /** The most threads a pool takes. */
@@ -373,9 +391,11 @@ export class ThreadPool {
   }
 
   /**
-   * Runs kernel `name` once per argument list in `parts` (at most the pool's thread count) on whichever
-   * threads are free, this one included (`here` runs a part on it); argument `wsArg` (when >= 0) is
-   * replaced by the running thread's workspace, thread t's being `ws[t]`. Returns when every part has
+   * Runs kernel `name` once per argument list in `parts` (at most MAX_PARTS_PER_THREAD times the pool's
+   * thread count) on whichever threads are free, this one included (`here` runs a part on it): a thread
+   * that finishes its part takes the next, so parts finer than one per thread even out threads that run at
+   * different speeds. Argument `wsArg` (when >= 0) is replaced by the running thread's workspace, thread
+   * t's being `ws[t]` (one per thread, not per part). Returns when every part has
    * finished; then throws the first failure, naming the kernel. `backOff` false: always share the parts
    * out, even while the workers are late.
    */
@@ -411,7 +431,14 @@ export class ThreadPool {
       return;
     }
     const op = this.#names.indexOf(name);
-    const argv = new Float64Array(this.#mem.buffer, this.#base + ARGS_AT, MAX_ARGS * this.#parts);
+    if (n > this.#parts * MAX_PARTS_PER_THREAD) {
+      throw new Error(`wasm backend: a job takes at most ${MAX_PARTS_PER_THREAD} parts per thread`);
+    }
+    const argv = new Float64Array(
+      this.#mem.buffer,
+      this.#base + ARGS_AT,
+      MAX_ARGS * MAX_PARTS_PER_THREAD * this.#parts,
+    );
     const wsv = new Float64Array(this.#mem.buffer, this.#base + WS_AT, MAX_THREADS);
     for (let p = 0; p < n; p++) {
       if (parts[p].length > MAX_ARGS) {
@@ -419,9 +446,10 @@ export class ThreadPool {
       }
       argv.set(parts[p], p * MAX_ARGS);
     }
-    if (wsArg >= 0) { for (let t = 0; t < n; t++) wsv[t] = ws[t]; }
+    const threads = Math.min(n, this.#parts);
+    if (wsArg >= 0) { for (let t = 0; t < threads; t++) wsv[t] = ws[t]; }
     // workers that left while idle: start replacements, which take parts of later jobs
-    for (let id = 1; id < n; id++) if (Atomics.load(i32, STATE + id) === 1) this.#spawn(id);
+    for (let id = 1; id < threads; id++) if (Atomics.load(i32, STATE + id) === 1) this.#spawn(id);
     this.#total += n;
     i32[NPARTS] = n;
     i32[OP] = op;
@@ -461,7 +489,11 @@ export class ThreadPool {
         throw new Error(`wasm backend: the threads did not finish ${name} within ${JOB_TIMEOUT_MS} ms`);
       }
     }
-    if (backOff) this.#pace(t1 - t0, performance.now() - t1);
+    const t2 = performance.now();
+    this.#jobs++;
+    this.#workedMs += t1 - t0;
+    this.#waitedMs += t2 - t1;
+    if (backOff) this.#pace(t1 - t0, t2 - t1);
     // the same message whichever thread ran the failing part
     if (err !== undefined) {
       throw new Error(`wasm backend: a thread failed in ${name}: ${(err as Error)?.message ?? err}`, {
@@ -486,6 +518,9 @@ export class ThreadPool {
   #alone = 0;
   #backoff = BACKOFF_MIN;
   #aloneJobs = 0;
+  #jobs = 0;
+  #workedMs = 0;
+  #waitedMs = 0;
 
   #pace(worked: number, waited: number): void {
     if (waited <= worked + LATE_MS) {
@@ -501,13 +536,19 @@ export class ThreadPool {
 
   /**
    * Parts of jobs run so far, how many of them ran on the workers, and how many jobs ran on the calling
-   * thread alone because the workers were late (backing off on a machine whose cores are taken).
+   * thread alone because the workers were late (backing off on a machine whose cores are taken); of the
+   * jobs shared out, how many, the calling thread's milliseconds running parts in them, and its
+   * milliseconds waiting for the workers' last parts after it found none left to take (imbalance between
+   * the threads, a worker's wake-up, or a worker off its core).
    */
-  get stats(): { parts: number; onWorkers: number; aloneJobs: number } {
+  get stats(): ThreadStats {
     return {
       parts: this.#total,
       onWorkers: Atomics.load(this.#i32(), BY_WORKERS),
       aloneJobs: this.#aloneJobs,
+      jobs: this.#jobs,
+      workedMs: this.#workedMs,
+      waitedMs: this.#waitedMs,
     };
   }
 

@@ -105,6 +105,30 @@ export interface DdsParams {
   strideW?: number;
   /** Elements between consecutive Y matrices of the batch (the stored matrix size when omitted). */
   strideY?: number;
+  /**
+   * A low-rank term added to Y by the same call (not with `batch`): `Y += H·op(U)`, H (M, rank), op(U) =
+   * Uᵀ with U stored (Y's columns, rank) when `transU`, U stored (rank, Y's columns) otherwise. Pixelfly's
+   * sparse + low-rank product; a backend may fuse it into the sparse kernel or add it by a gemm after.
+   */
+  lowRank?: DdsLowRank;
+  /**
+   * A projection of X made by the same call (not with `batch` or `lowRank`): `H = X·op(U)`, H (M, rank)
+   * overwritten, op(U) = Uᵀ with U stored (rank, X's columns) when `transU`, U stored (X's columns, rank)
+   * otherwise. A backend may make it while the sparse kernel reads X, or by a gemm.
+   */
+  project?: DdsLowRank;
+}
+
+/** The low-rank term or the projection of {@link DdsParams} (U's shape: see those). */
+export interface DdsLowRank {
+  /** H (M, rank): read by `lowRank`, written by `project`. */
+  h: BackendBuffer;
+  /** U. */
+  u: BackendBuffer;
+  /** Columns of H. */
+  rank: number;
+  /** Whether op(U) is Uᵀ. */
+  transU: boolean;
 }
 
 /** Sizes for {@link Backend.sdd}: sparse = dense x dense on the kept blocks. */

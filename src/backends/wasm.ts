@@ -16,7 +16,14 @@
  */
 import { checkNoAlias } from "../validate.ts";
 import { Allocator } from "./_wasm_alloc.ts";
-import { balancedSplit, evenSplit, type Spawner, ThreadPool, threadSupport } from "./_wasm_threads.ts";
+import {
+  balancedSplit,
+  evenSplit,
+  MAX_PARTS_PER_THREAD,
+  type Spawner,
+  ThreadPool,
+  threadSupport,
+} from "./_wasm_threads.ts";
 import { BINARY_CODE, BROADCAST_CODE, UNARY_CODE } from "./op_table.ts";
 import type {
   AdamWParams,
@@ -170,6 +177,7 @@ interface Kernels {
     acc: number,
   ): void;
   ddsWorkspace(M: number, inBlocks: number, nnz: number, b: number): number;
+  ddsLowRankWorkspace(M: number, inBlocks: number, outBlocks: number, b: number, rank: number): number;
   ddsPackedBytes(nnz: number, b: number): number;
   ddsRows(...args: number[]): void;
   ddsPackW(
@@ -338,6 +346,12 @@ export class WasmBackend implements Backend {
    * sends every product to the packed GEMM (for benches and tests).
    */
   thinProducts: boolean | "legacy" = true;
+  /**
+   * Parts per thread of a split gemm, dds or sdd (1 to 8): the threads claim parts one at a time, so more
+   * parts than threads let a thread that runs faster (the other's core busy, or its caches slower) take
+   * more of the work, at the cost of re-reading the shared operand once more per part.
+   */
+  partsPerThread = 1;
   #requested: number;
   #notes: string[];
   #k: Kernels;
@@ -442,12 +456,21 @@ export class WasmBackend implements Backend {
   }
 
   /**
-   * How the threads shared the work so far: the parts kernels were split into (0 on one thread) and how
-   * many of them the Workers ran (the calling thread ran the rest). For benches and tests.
+   * How the threads shared the work so far: the parts kernels were split into (0 on one thread), how
+   * many of them the Workers ran (the calling thread ran the rest), jobs run on the calling thread alone
+   * while backing off (the Workers were late), and of the jobs shared out, how many, the calling thread's
+   * milliseconds in its own parts and its milliseconds waiting for the Workers' last parts. For benches
+   * and tests.
    */
-  get threadStats(): { parts: number; onWorkers: number; aloneJobs: number } {
-    // aloneJobs: jobs run on the calling thread alone while backing off (the Workers were late)
-    return this.#pool?.stats ?? { parts: 0, onWorkers: 0, aloneJobs: 0 };
+  get threadStats(): {
+    parts: number;
+    onWorkers: number;
+    aloneJobs: number;
+    jobs: number;
+    workedMs: number;
+    waitedMs: number;
+  } {
+    return this.#pool?.stats ?? { parts: 0, onWorkers: 0, aloneJobs: 0, jobs: 0, workedMs: 0, waitedMs: 0 };
   }
 
   /** Bytes of linear memory (it only grows). */
@@ -604,6 +627,20 @@ export class WasmBackend implements Backend {
     return m <= 0 ? this.threads : Math.max(1, Math.min(this.threads, Math.floor(work / m)));
   }
 
+  // Parts of a split product (gemm, dds, sdd): #parts threads, partsPerThread parts each.
+  #productParts(work: number): number {
+    const t = this.#parts(work);
+    return t > 1 ? t * Math.max(1, Math.min(MAX_PARTS_PER_THREAD, Math.floor(this.partsPerThread))) : 1;
+  }
+
+  // Workspaces of a job of `parts` parts: one per thread that may run a part (a part's list carries its
+  // thread's, replaced by the running thread's own when the pool runs it).
+  #workspaces(bytes: number, parts: number): number[] {
+    const ws: number[] = [];
+    for (let t = 0; t < Math.min(parts, this.threads); t++) ws.push(this.#workspace(bytes, t));
+    return Array.from({ length: parts }, (_, p) => ws[p % ws.length]);
+  }
+
   // Runs kernel `name` once per argument list, the parts shared out between the threads that are free
   // (argument wsArg, when >= 0, becomes the running thread's workspace: part t's list carries thread t's).
   // All parts finish before this returns or throws, so no kernel still writes memory after an error.
@@ -711,8 +748,8 @@ export class WasmBackend implements Backend {
     if (this.#thin(pa, pb, pc, p, alpha, batch, sA, sB, sC)) return;
     // Threads split the larger of M and N at multiples of the 8-wide register tile.
     const byN = N >= M;
-    const cuts = evenSplit(byN ? N : M, this.#parts(M * N * K), 8);
-    const ws = cuts.slice(1).map((_, t) => this.#workspace(this.#k.gemmWorkspace(), t));
+    const cuts = evenSplit(byN ? N : M, this.#productParts(M * N * K), 8);
+    const ws = this.#workspaces(this.#k.gemmWorkspace(), cuts.length - 1);
     // op(B) packed once per version of B when it comes back unchanged (a weight), read by every part.
     const packed = batch === 1 && K > 0 ? this.#gemmPackedB(b as WasmBuffer, K, N, tb) : 0;
     for (let i = 0; i < batch; i++) {
@@ -878,6 +915,33 @@ export class WasmBackend implements Backend {
   }
 
   dds(x: BackendBuffer, w: BackendBuffer, y: BackendBuffer, p: DdsParams): void {
+    const lr = p.lowRank ?? p.project;
+    if (lr) {
+      const op = "wasm backend dds";
+      if (p.lowRank && p.project) throw new RangeError(`${op}: takes lowRank or project, not both`);
+      if ((p.batch ?? 1) !== 1) {
+        throw new RangeError(`${op}: lowRank and project take no batch, got ${p.batch}`);
+      }
+      checkNoAlias(op, "y", y, { h: lr.h, u: lr.u });
+      if (p.project) checkNoAlias(op, "project.h", lr.h, { x, w, u: lr.u });
+      // block 16: the term is added to each register tile of the sparse kernel while it is in L1, the
+      // projection made while the kernel reads X (asm/sparse.ts), saving a gemm's pass over Y or X;
+      // otherwise a gemm after
+      if (p.layout.block !== 16 || p.M <= DDS_ROWS_M || lr.rank === 0) {
+        this.dds(x, w, y, { ...p, lowRank: undefined, project: undefined });
+        const b = p.layout.block, inCols = (p.transW ? p.layout.cols : p.layout.rows) * b;
+        const outCols = (p.transW ? p.layout.rows : p.layout.cols) * b;
+        if (p.lowRank && p.M * outCols * lr.rank > 0) {
+          const q = { M: p.M, N: outCols, K: lr.rank, transA: false, transB: lr.transU, accumulate: true };
+          this.gemm(lr.h, lr.u, y, q);
+        }
+        if (p.project && p.M * lr.rank > 0) {
+          const q = { M: p.M, N: lr.rank, K: inCols, transA: false, transB: lr.transU, accumulate: false };
+          this.gemm(x, lr.u, lr.h, q);
+        }
+        return;
+      }
+    }
     checkNoAlias("wasm backend dds", "y", y, { x, w });
     const { M, layout: l, transW, accumulate } = p;
     const px = this.#p(x), pw = this.#p(w, true), py = this.#p(y);
@@ -904,8 +968,16 @@ export class WasmBackend implements Backend {
     const packed = (p.batch ?? 1) === 1 && nnz > 0 ? this.#packedW(w as WasmBuffer, l, tw, blockIdx) : 0;
     // Threads take ranges of output block columns holding about equal numbers of kept blocks, so each
     // packs only its own blocks of W (X is packed by each).
-    const cuts = balancedSplit(transW ? l.rowPtr : l.colPtr, this.#parts(M * nnz * b * b));
-    const ws = cuts.slice(1).map((_, t) => this.#workspace(this.#k.ddsWorkspace(M, inBlocks, nnz, b), t));
+    const cuts = balancedSplit(transW ? l.rowPtr : l.colPtr, this.#productParts(M * nnz * b * b));
+    const wsBytes = this.#k.ddsWorkspace(M, inBlocks, nnz, b) +
+      (lr ? 16 + this.#k.ddsLowRankWorkspace(M, inBlocks, outBlocks, b, lr.rank) : 0);
+    const ws = this.#workspaces(wsBytes, cuts.length - 1);
+    // the low-rank term or projection (asm/sparse.ts' mode bits: 1 low-rank, 2 projection, 4 op(U) = Uᵀ)
+    const mode = lr ? (p.lowRank ? 1 : 2) | (lr.transU ? 4 : 0) : 0;
+    const lrArgs = lr
+      ? [this.#p(lr.h, p.lowRank !== undefined), lr.rank, this.#p(lr.u, true), mode]
+      : [0, 0, 0, 0];
+    const parts = cuts.length - 1;
     // batched (attention): one product per batch entry on the one layout, at byte strides
     const sX = (p.strideX ?? M * inBlocks * b) * 4, sW = (p.strideW ?? nnz * b * b) * 4;
     const sY = (p.strideY ?? M * outBlocks * b) * 4;
@@ -925,7 +997,7 @@ export class WasmBackend implements Backend {
         packed ? tw | 2 : tw,
         acc,
       ];
-      this.#run("dds", cuts.slice(1).map((e, t) => [...args, ws[t], cuts[t], e]), 13);
+      this.#run("dds", cuts.slice(1).map((e, t) => [...args, ws[t], cuts[t], e, ...lrArgs, t, parts]), 13);
     }
   }
 
@@ -935,10 +1007,8 @@ export class WasmBackend implements Backend {
     const pa = this.#p(a), pb = this.#p(b), pw = this.#p(w);
     const [rowPtr, colIdx] = this.#layout(l);
     // Threads take ranges of block rows holding about equal numbers of kept blocks.
-    const cuts = balancedSplit(l.rowPtr, this.#parts(l.nnz * l.block * l.block * K));
-    const ws = cuts.slice(1).map((_, t) =>
-      this.#workspace(this.#k.sddWorkspace(l.rows, l.cols, l.block, K), t)
-    );
+    const cuts = balancedSplit(l.rowPtr, this.#productParts(l.nnz * l.block * l.block * K));
+    const ws = this.#workspaces(this.#k.sddWorkspace(l.rows, l.cols, l.block, K), cuts.length - 1);
     const R = l.rows * l.block, C = l.cols * l.block;
     const sA = (p.strideA ?? R * K) * 4,
       sB = (p.strideB ?? K * C) * 4,

@@ -13,6 +13,7 @@ import {
   add,
   affine,
   blockSparseLinear,
+  ddsLowRank,
   gatedCombine,
   matmul,
   mul,
@@ -381,11 +382,25 @@ export class PixelflyLinear extends Module {
         // the rank-wide h = x·Vᵀ, and no (rows, out) tensor is scaled or kept for g's gradient (forward +
         // backward at batch 2048, one thread: 2% faster than the fused combine at 128 -> 512; the fused
         // combine is 10% faster at 512 -> 128)
-        const s = this.sparse.forward(mul(x, affine(g, -1, 1)));
-        const y = add(
-          s,
-          matmul(mul(matmul(x, this.lowRank.V, { transB: true }), g), this.lowRank.U, { transB: true }),
-        );
+        const h = mul(matmul(x, this.lowRank.V, { transB: true }), g);
+        const mask = this.sparse.mask, xs = mul(x, affine(g, -1, 1));
+        if (mask.inFeatures === this.inFeatures && mask.outFeatures === this.outFeatures) {
+          // one op for sparse + low-rank (block 16 on wasm: the low-rank term added inside the sparse
+          // kernel, no separate pass over the (rows, out) result)
+          const rows = x.size / this.inFeatures;
+          const y = reshape(
+            ddsLowRank(
+              reshape(xs, [rows, this.inFeatures]),
+              this.sparse.weight,
+              mask,
+              reshape(h, [rows, this.lowRank.rank]),
+              this.lowRank.U,
+            ),
+            [...x.shape.slice(0, -1), this.outFeatures],
+          );
+          return this.bias ? add(y, this.bias) : y;
+        }
+        const y = add(this.sparse.forward(xs), matmul(h, this.lowRank.U, { transB: true }));
         return this.bias ? add(y, this.bias) : y;
       }
       // otherwise one fused pass forward and one backward (ds, dl and dg together)
