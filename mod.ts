@@ -40,6 +40,7 @@ export {
   blockSparseLinear,
   crossEntropy,
   dds,
+  ddsGatedLowRank,
   ddsLowRank,
   div,
   exp,

@@ -215,6 +215,43 @@ const rules: { [K in OpName]: Rule<K> } = {
     const du = u.requiresGrad ? product(dy, h, true, false, into(3)) : undefined;
     return [dx, dw, dh, du];
   },
+  ddsGatedLowRank({ inputs: [x, w, v, u, g, bias], saved: [s, l, h], attrs: { layout } }, dy, into) {
+    // Y = (1 − g)·S + g·L + bias, S = X·Wᵀ, L = H·Uᵀ, H = X·Vᵀ: the gatedCombine gradients, then
+    // dH = dL·U, dU = dLᵀ·H, dX = dS·W + dH·V (one call), dW = dSᵀ·X, dV = dHᵀ·X
+    const N = s.shape[1], M = s.shape[0], rank = h.shape[1], be = s.backend;
+    const ds = emptyOn(s.shape, be), dl = emptyOn(l.shape, be), dg = emptyOn(g.shape, be);
+    be.gatedCombineGrad(dy.buffer, s.buffer, l.buffer, g.buffer, ds.buffer, dl.buffer, dg.buffer, {
+      M,
+      N,
+      accumulate: false,
+    });
+    const db = bias?.requiresGrad ? reduceTo(dy, bias, "row") : undefined;
+    const needH = x.requiresGrad || v.requiresGrad;
+    const dh = needH ? product(dl, u, false, false, undefined) : undefined;
+    const du = u.requiresGrad ? product(dl, h, true, false, into(3)) : undefined;
+    let dx: Tensor | undefined;
+    if (x.requiresGrad) {
+      const acc = into(0);
+      dx = acc ?? emptyOn(x.shape, x.backend);
+      if (acc) markWritten(acc);
+      if (M > 0) {
+        be.dds(ds.buffer, w.buffer, dx.buffer, {
+          M,
+          layout,
+          transW: false,
+          accumulate: acc !== undefined,
+          lowRank: { h: dh!.buffer, u: v.buffer, rank, transU: false },
+        });
+      }
+    }
+    const dw = w.requiresGrad ? ops.sdd(ds, x, layout, { transA: true, transB: false }) : undefined;
+    const dv = v.requiresGrad ? product(dh!, x, true, false, into(2)) : undefined;
+    dh?.dispose();
+    ds.dispose();
+    dl.dispose();
+    if (!g.requiresGrad) dg.dispose();
+    return [dx, dw, dv, du, g.requiresGrad ? dg : undefined, db];
+  },
   sdd({ inputs: [a, b], attrs: { layout, transA, transB } }, dw) {
     // W = op(A)·op(B) on the mask: dop(A) = dW·op(B)ᵀ, dop(B) = op(A)ᵀ·dW, with dW block-sparse.
     let da: Tensor | undefined, db: Tensor | undefined;

@@ -265,6 +265,88 @@ export function ddsLowRank(
   return record(out, "ddsLowRank", [x, w, h, u], { layout });
 }
 
+/**
+ * Pixelfly's gated layer product in one op: `Y = (1 − g)·(X·Wᵀ) + g·((X·Vᵀ)·Uᵀ) + bias`, one gate per
+ * row, with W (nnz, b, b) the kept blocks of an (N, K) weight in the mask's BSR order, X (M, K), V
+ * (rank, K), U (N, rank), g (M, 1) and bias (N) (Chen, Dao et al., ICLR 2022, Section 3). The wasm backend
+ * makes X·Vᵀ while its block-16 sparse kernel reads X, and adds dH·V inside the backward's sparse kernel;
+ * the gradients are those of `gatedCombine(dds(x, w, mask), matmul(matmul(x, v, { transB: true }), u,
+ * { transB: true }), g, bias)`.
+ *
+ * @example
+ * ```ts
+ * import { BlockMask, ddsGatedLowRank, ones, tensor } from "@pixelfly/pixelfly";
+ * const mask = BlockMask.fromFunction(2, 2, 2, (i, j) => i === j);
+ * const g = tensor([0.5], [1, 1]);
+ * const y = ddsGatedLowRank(ones([1, 4]), ones([2, 2, 2]), mask, ones([1, 4]), ones([4, 1]), g);
+ * console.log(await y.data()); // Float32Array(4) [3, 3, 3, 3]
+ * ```
+ */
+export function ddsGatedLowRank(
+  x: Tensor,
+  w: Tensor,
+  mask: BlockMask | BlockLayout,
+  v: Tensor,
+  u: Tensor,
+  g: Tensor,
+  bias?: Tensor,
+): Tensor {
+  const op = "ddsGatedLowRank";
+  for (const [n, t] of [["x", x], ["w", w], ["v", v], ["u", u], ["g", g]] as const) checkTensor(op, n, t);
+  if (bias !== undefined) checkTensor(op, "bias", bias);
+  const layout = layoutOf(op, mask);
+  const ts = bias === undefined ? [x, w, v, u, g] : [x, w, v, u, g, bias];
+  const be = sameBackend(op, ["x", "w", "v", "u", "g", "bias"].slice(0, ts.length), ...ts);
+  const b = layout.block, N = layout.rows * b, K = layout.cols * b;
+  checkBlockWeight(op, w, layout);
+  if (x.rank !== 2 || x.shape[1] !== K) {
+    throw new RangeError(`${op}: x [${x.shape}] must be (M, ${K}) for a ${N}x${K} block-sparse weight`);
+  }
+  const M = x.shape[0];
+  if (v.rank !== 2 || v.shape[1] !== K) {
+    throw new RangeError(`${op}: v [${v.shape}] must be (rank, ${K}): rows of x's ${K} columns`);
+  }
+  const rank = v.shape[0];
+  if (u.rank !== 2 || u.shape[0] !== N || u.shape[1] !== rank) {
+    throw new RangeError(`${op}: u [${u.shape}] must be (${N}, ${rank}): N rows of v's rank ${rank}`);
+  }
+  if (g.size !== M || g.rank !== 2 || g.shape[1] !== 1) {
+    throw new RangeError(`${op}: g [${g.shape}] must be (${M}, 1): one gate per row of x [${x.shape}]`);
+  }
+  if (bias !== undefined && (bias.rank !== 1 || bias.size !== N)) {
+    throw new RangeError(`${op}: bias [${bias.shape}] must be (${N}) for ${N} out-features`);
+  }
+  // s = X·Wᵀ and h = X·Vᵀ in one call, l = h·Uᵀ, then the gated combination (s, l, h kept for backward)
+  const s = _empty([M, N], be, op), h = _empty([M, rank], be, op), l = _empty([M, N], be, op);
+  const y = _empty([M, N], be, op);
+  if (M > 0) {
+    be.dds(x.buffer, w.buffer, s.buffer, {
+      M,
+      layout,
+      transW: true,
+      accumulate: false,
+      project: { h: h.buffer, u: v.buffer, rank, transU: true },
+    });
+    if (rank > 0) {
+      be.gemm(h.buffer, u.buffer, l.buffer, {
+        M,
+        N,
+        K: rank,
+        transA: false,
+        transB: true,
+        accumulate: false,
+      });
+    } else be.fill(l.buffer, { size: M * N, value: 0 });
+    be.gatedCombine(s.buffer, l.buffer, g.buffer, (bias ?? s).buffer, y.buffer, {
+      M,
+      N,
+      bias: bias !== undefined,
+    });
+  }
+  const saved = [s, l, h];
+  return record(y, "ddsGatedLowRank", ts, { layout, bias: bias !== undefined }, { saved, owned: saved });
+}
+
 function checkBlockWeight(op: string, w: Tensor, layout: BlockLayout, lead = 0): void {
   const b = layout.block, s = w.shape.slice(lead);
   if (s.length !== 3 || s[0] !== layout.nnz || s[1] !== b || s[2] !== b) {

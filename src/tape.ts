@@ -21,6 +21,8 @@ export interface OpAttrs {
   dds: { layout: BlockLayout; transW: boolean };
   /** `ddsLowRank(x, w, layout, h, u)`: `x·Wᵀ + h·uᵀ`. */
   ddsLowRank: { layout: BlockLayout };
+  /** `ddsGatedLowRank(x, w, layout, v, u, g, bias)`; `bias` says whether a bias is the sixth input; s, l, h saved. */
+  ddsGatedLowRank: { layout: BlockLayout; bias: boolean };
   /** `sdd(a, b, layout, { transA, transB })`. */
   sdd: { layout: BlockLayout; transA: boolean; transB: boolean };
   /** add, sub, mul, div of two tensors. */

@@ -76,6 +76,30 @@ export const gradCases: GradCase[] = [
     build: ([x, w, h, u]) => ops.ddsLowRank(x, w, mask16, h, u),
     inputs: [input([9, 32], s()), input([mask16.nnz, 16, 16], s()), input([9, 4], s()), input([48, 4], s())],
   },
+  {
+    name: "ddsGatedLowRank with bias",
+    build: ([x, w, v, u, g, bias]) => ops.ddsGatedLowRank(x, w, mask, v, u, g, bias),
+    inputs: [
+      input([3, 16], s()),
+      input([mask.nnz, 4, 4], s()),
+      input([2, 16], s()),
+      input([16, 2], s()),
+      input([3, 1], s()),
+      input([16], s()),
+    ],
+  },
+  {
+    // block 16 and more than 8 rows: the wasm backend makes x·Vᵀ and adds dH·V inside the sparse kernel
+    name: "ddsGatedLowRank at block 16, no bias (fused on wasm)",
+    build: ([x, w, v, u, g]) => ops.ddsGatedLowRank(x, w, mask16, v, u, g),
+    inputs: [
+      input([9, 32], s()),
+      input([mask16.nnz, 16, 16], s()),
+      input([4, 32], s()),
+      input([48, 4], s()),
+      input([9, 1], s()),
+    ],
+  },
   ...([[true, false], [false, false], [false, true], [true, true]] as const).map(([transA, transB]) => ({
     name: `sdd transA=${transA} transB=${transB}`,
     build: ([a, b]: Tensor[]) => ops.sdd(a, b, rect, { transA, transB }),

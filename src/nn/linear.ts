@@ -13,6 +13,7 @@ import {
   add,
   affine,
   blockSparseLinear,
+  ddsGatedLowRank,
   ddsLowRank,
   gatedCombine,
   matmul,
@@ -410,6 +411,22 @@ export class PixelflyLinear extends Module {
         return this.bias ? add(y, this.bias) : y;
       }
       // otherwise one fused pass forward and one backward (ds, dl and dg together)
+      const mask = this.sparse.mask;
+      if (mask.inFeatures === this.inFeatures && mask.outFeatures === this.outFeatures) {
+        // one op: x·Vᵀ made while the sparse kernel reads x, dH·V added inside the backward's sparse
+        // kernel (block 16 on wasm)
+        const rows = x.size / this.inFeatures;
+        const y = ddsGatedLowRank(
+          reshape(x, [rows, this.inFeatures]),
+          this.sparse.weight,
+          mask,
+          this.lowRank.V,
+          this.lowRank.U,
+          reshape(g, [rows, 1]),
+          this.bias,
+        );
+        return reshape(y, [...x.shape.slice(0, -1), this.outFeatures]);
+      }
       return gatedCombine(this.sparse.forward(x), this.lowRank.forward(x), g, this.bias);
     }
     const y = affine(add(this.sparse.forward(x), this.lowRank.forward(x)), 0.5, 0);
