@@ -20,15 +20,19 @@
  * too), steadier than wall time on a machine other processes keep busy. `--against` runs another checkout's
  * `mod.ts` in the same way, interleaved process by process, and prints both columns (before/after in one run).
  * `--bundle` (needs `--allow-write` too) also builds this checkout's one-file bundle (src/tools/bundle.ts, what
- * `deno task bundle` ships to browsers, Node and edge functions) into a temporary folder and times it as a
- * third column, interleaved with the others: the same code, loaded as one module instead of about 40.
+ * `deno task bundle` ships to browsers, Node and edge functions) into a temporary folder, as it ships and
+ * minified (`--minify`), and times both as columns interleaved with the others: the same code, loaded as one
+ * module instead of about 40 (minified, V8 also has less source to scan at load and to compile at each
+ * function's first call).
  *
  * @module
  */
-function child(mod: string): string {
-  return `
+function child(mod: string, clock: "wall" | "cpu"): string {
+  // the wall clock leaves `process` untouched: the child runs exactly the user's steps
+  const cpu = clock === "wall" ? "const cpu = () => NaN;" : `
 const cpu = () => { const u = globalThis.process?.cpuUsage?.(); return u ? (u.user + u.system) / 1000 : NaN; };
-cpu(); // the first touch of \`process\` loads Deno's Node globals (about 45 ms): not the module's import
+cpu(); // the first touch of \`process\` loads Deno's Node globals (about 45 ms): not the module's import`;
+  return `${cpu}
 const w0 = performance.now(), c0 = cpu();
 const pf = await import(${JSON.stringify(mod)});
 const w1 = performance.now(), c1 = cpu();
@@ -61,9 +65,11 @@ let tmp: string | undefined;
 if (Deno.args.includes("--bundle")) {
   tmp = await Deno.makeTempDir({ prefix: "pixelfly_cold_" });
   const { bundle } = await import("../src/tools/bundle.ts");
-  const { outfile } = await bundle({ outfile: `${tmp}/pixelfly.js` });
-  mods.push(new URL(`file://${outfile}`).href);
-  names.push("bundle");
+  for (const minify of [false, true]) {
+    const { outfile } = await bundle({ outfile: `${tmp}/pixelfly${minify ? ".min" : ""}.js`, minify });
+    mods.push(new URL(`file://${outfile}`).href);
+    names.push(minify ? "bundle.min" : "bundle");
+  }
 }
 const rows: Record<string, number>[][] = mods.map(() => []);
 try {
@@ -71,7 +77,9 @@ try {
     // the order rotates from round to round, so a burst of outside load hits every column alike
     for (let i = 0; i < mods.length; i++) {
       const m = (i + r) % mods.length;
-      const out = await new Deno.Command(Deno.execPath(), { args: ["eval", "--ext=ts", child(mods[m])] })
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["eval", "--ext=ts", child(mods[m], clock)],
+      })
         .output();
       if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
       // the first run fills the transpile cache

@@ -416,7 +416,8 @@ export function fnv1a(h: number, a: Int32Array): number {
     for (let i = 0; i < a.length; i++) h = Math.imul(h ^ a[i], 0x01000193);
     return h >>> 0;
   }
-  // copied into the module's scratch (the start of its memory) CHUNK words at a time
+  // copied into the module's scratch (the start of its memory, where draws stage their values: so not for a
+  // draw's sink to call while it still reads them) CHUNK words at a time
   const n = a.length, view = new Int32Array(stage(m, Math.min(n, CHUNK)).buffer, 0, Math.min(n, CHUNK));
   for (let q = 0; q < n; q += CHUNK) {
     const c = Math.min(CHUNK, n - q);

@@ -64,6 +64,13 @@ const moduleCases: ModuleCase[] = [
     x: input([3, 8], 5),
   },
   {
+    name: "PixelflyLinear gated (out > in) on an input that takes no gradient (the fused gatedCombine)",
+    make: (backend) =>
+      new PixelflyLinear(8, 16, { block: 4, butterflySize: 2, nFactors: 1, rank: 2, seed: 15, backend }),
+    x: input([3, 8], 6),
+    inputGrad: false,
+  },
+  {
     name: "PixelflyLinear ungated without bias",
     make: (backend) =>
       new PixelflyLinear(16, 16, {
