@@ -28,6 +28,7 @@ export function ddsWorkspace(M: i32, inBlocks: i32, nnz: i32, b: i32): usize {
 export const DDS_LOW_RANK: i32 = 1;
 export const DDS_PROJECT: i32 = 2;
 export const DDS_TRANS: i32 = 4;
+export const DDS_TRANS_H: i32 = 8;
 
 /**
  * Workspace bytes `dds`' low-rank term or projection needs beyond `ddsWorkspace` (block 16 only): h
@@ -86,7 +87,8 @@ export function ddsPackW(w: usize, blk: usize, b: i32, nnz: i32, transW: i32, ds
  * Block 16 only, in the workspace past `ddsWorkspace` (`ddsLowRankWorkspace` bytes), by mode:
  * - mode & DDS_LOW_RANK: also `Y += H·op(U)`, h (M, rank), op(U) = Uᵀ with u (outBlocks*b, rank) when
  *   mode & DDS_TRANS, U with u (rank, outBlocks*b) otherwise: a low-rank term added to each register tile
- *   while it is in L1 (Pixelfly's sparse + low-rank, Chen, Dao et al., ICLR 2022, Section 3);
+ *   while it is in L1 (Pixelfly's sparse + low-rank, Chen, Dao et al., ICLR 2022, Section 3); with
+ *   mode & DDS_TRANS_H, h is stored (rank, M);
  * - mode & DDS_PROJECT: also `H = X·op(U)` for the rows of this part's share of the MR-row panels (part
  *   of parts: threads take one share each), h (M, rank), op(U) = Uᵀ with u (rank, inBlocks*b) when mode & DDS_TRANS, U with u
  *   (inBlocks*b, rank) otherwise: a projection of X made while its rows are in L1.
@@ -176,7 +178,9 @@ export function dds(
     const lrWs = (ws + ddsWorkspace(M, inBlocks, nnz, b) + 15) & ~(<usize> 15);
     const seg = lrWs, hp = lrWs + 16, up = hp + <usize> mps * hStride;
     if (lr) {
-      packA(hp, h, rank, 1, M, rank, hStride);
+      // h is (M, rank), or (rank, M) with DDS_TRANS_H
+      if (mode & DDS_TRANS_H) packA(hp, h, 1, M, M, rank, hStride);
+      else packA(hp, h, rank, 1, M, rank, hStride);
       const c0 = o0 * b, nc = (o1 - o0) * b;
       if (transU) packB(up, u + (<usize> (c0 * rank) << 2), 1, rank, rank, nc);
       else packB(up, u + (<usize> c0 << 2), outCols, 1, rank, nc);

@@ -215,20 +215,40 @@ const rules: { [K in OpName]: Rule<K> } = {
     const du = u.requiresGrad ? product(dy, h, true, false, into(3)) : undefined;
     return [dx, dw, dh, du];
   },
-  ddsGatedLowRank({ inputs: [x, w, v, u, g, bias], saved: [s, l, h], attrs: { layout } }, dy, into) {
-    // Y = (1 − g)·S + g·L + bias, S = X·Wᵀ, L = H·Uᵀ, H = X·Vᵀ: the gatedCombine gradients, then
-    // dH = dL·U, dU = dLᵀ·H, dX = dS·W + dH·V (one call), dW = dSᵀ·X, dV = dHᵀ·X
-    const N = s.shape[1], M = s.shape[0], rank = h.shape[1], be = s.backend;
+  ddsGatedLowRank({ inputs: [x, w, v, u, a, c, bias], saved: [s, l, h, g], attrs: { layout } }, dy, into) {
+    // Y = (1 − g)·S + g·L + bias, S = X·Wᵀ, L = H·Uᵀ, H = X·Vᵀ, g = sigmoid(z), z = X·aᵀ + c: the
+    // gatedCombine gradients, dz = dg·g(1 − g), dU = dLᵀ·H, and with H' = [dH | dz] = [dL·U | dz] and
+    // V' = [V; a]: dX = dS·W + H'·V' (one call), d[V; a] = H'ᵀ·X (one product), dW = dSᵀ·X, dc = Σ dz
+    const [M, N] = s.shape, rank = h.shape[1], K = x.shape[1], r1 = rank + 1, be = s.backend;
     const ds = emptyOn(s.shape, be), dl = emptyOn(l.shape, be), dg = emptyOn(g.shape, be);
-    be.gatedCombineGrad(dy.buffer, s.buffer, l.buffer, g.buffer, ds.buffer, dl.buffer, dg.buffer, {
-      M,
-      N,
-      accumulate: false,
-    });
+    const dz = emptyOn(g.shape, be);
+    if (M > 0) {
+      be.gatedCombineGrad(dy.buffer, s.buffer, l.buffer, g.buffer, ds.buffer, dl.buffer, dg.buffer, {
+        M,
+        N,
+        accumulate: false,
+      });
+      be.unaryGrad("sigmoid", g.buffer, g.buffer, dg.buffer, dz.buffer, { size: M, accumulate: false });
+    }
     const db = bias?.requiresGrad ? reduceTo(dy, bias, "row") : undefined;
-    const needH = x.requiresGrad || v.requiresGrad;
-    const dh = needH ? product(dl, u, false, false, undefined) : undefined;
-    const du = u.requiresGrad ? product(dl, h, true, false, into(3)) : undefined;
+    const dc = c.requiresGrad ? reduceTo(dz, c, "scalar") : undefined;
+    // H'ᵀ (rank + 1, M): dHᵀ = Uᵀ·dLᵀ, then dz as its last row; V' (rank + 1, K) = [V; a]
+    const ht = emptyOn([r1, M], be), vp = emptyOn([r1, K], be);
+    if (M > 0) {
+      if (rank > 0) {
+        be.gemm(u.buffer, dl.buffer, ht.buffer, {
+          M: rank,
+          N: M,
+          K: N,
+          transA: true,
+          transB: true,
+          accumulate: false,
+        });
+      }
+      be.copy(dz.buffer, ht.buffer, { size: M, srcOffset: 0, dstOffset: rank * M });
+    }
+    if (rank > 0) be.copy(v.buffer, vp.buffer, { size: rank * K, srcOffset: 0, dstOffset: 0 });
+    be.copy(a.buffer, vp.buffer, { size: K, srcOffset: 0, dstOffset: rank * K });
     let dx: Tensor | undefined;
     if (x.requiresGrad) {
       const acc = into(0);
@@ -240,17 +260,37 @@ const rules: { [K in OpName]: Rule<K> } = {
           layout,
           transW: false,
           accumulate: acc !== undefined,
-          lowRank: { h: dh!.buffer, u: v.buffer, rank, transU: false },
+          lowRank: { h: ht.buffer, u: vp.buffer, rank: r1, transU: false, transH: true },
         });
-      }
+      } else if (acc === undefined) be.fill(dx.buffer, { size: dx.size, value: 0 });
     }
     const dw = w.requiresGrad ? ops.sdd(ds, x, layout, { transA: true, transB: false }) : undefined;
-    const dv = v.requiresGrad ? product(dh!, x, true, false, into(2)) : undefined;
-    dh?.dispose();
-    ds.dispose();
-    dl.dispose();
-    if (!g.requiresGrad) dg.dispose();
-    return [dx, dw, dv, du, g.requiresGrad ? dg : undefined, db];
+    let dv: Tensor | undefined, da: Tensor | undefined;
+    if (v.requiresGrad || a.requiresGrad) {
+      const dva = zerosOn([r1, K], be);
+      if (M > 0) {
+        be.gemm(ht.buffer, x.buffer, dva.buffer, {
+          M: r1,
+          N: K,
+          K: M,
+          transA: false,
+          transB: false,
+          accumulate: false,
+        });
+      }
+      if (v.requiresGrad) {
+        dv = emptyOn(v.shape, be);
+        if (rank > 0) be.copy(dva.buffer, dv.buffer, { size: rank * K, srcOffset: 0, dstOffset: 0 });
+      }
+      if (a.requiresGrad) {
+        da = emptyOn(a.shape, be);
+        be.copy(dva.buffer, da.buffer, { size: K, srcOffset: rank * K, dstOffset: 0 });
+      }
+      dva.dispose();
+    }
+    const du = u.requiresGrad ? product(dl, h, true, false, into(3)) : undefined;
+    for (const t of [ds, dl, dg, dz, ht, vp]) t.dispose();
+    return [dx, dw, dv, du, da, dc, db];
   },
   sdd({ inputs: [a, b], attrs: { layout, transA, transB } }, dw) {
     // W = op(A)·op(B) on the mask: dop(A) = dW·op(B)ᵀ, dop(B) = op(A)ᵀ·dW, with dW block-sparse.

@@ -266,19 +266,19 @@ export function ddsLowRank(
 }
 
 /**
- * Pixelfly's gated layer product in one op: `Y = (1 − g)·(X·Wᵀ) + g·((X·Vᵀ)·Uᵀ) + bias`, one gate per
- * row, with W (nnz, b, b) the kept blocks of an (N, K) weight in the mask's BSR order, X (M, K), V
- * (rank, K), U (N, rank), g (M, 1) and bias (N) (Chen, Dao et al., ICLR 2022, Section 3). The wasm backend
- * makes X·Vᵀ while its block-16 sparse kernel reads X, and adds dH·V inside the backward's sparse kernel;
- * the gradients are those of `gatedCombine(dds(x, w, mask), matmul(matmul(x, v, { transB: true }), u,
- * { transB: true }), g, bias)`.
+ * Pixelfly's gated layer product in one op: `Y = (1 − g)·(X·Wᵀ) + g·((X·Vᵀ)·Uᵀ) + bias` with the gate
+ * `g = sigmoid(X·aᵀ + c)`, one per row; W (nnz, b, b) the kept blocks of an (N, K) weight in the mask's BSR
+ * order, X (M, K), V (rank, K), U (N, rank), a (1, K), c (1) and bias (N) (Chen, Dao et al., ICLR 2022,
+ * Section 3). The wasm backend makes X·Vᵀ while its block-16 sparse kernel reads X, and its backward adds
+ * dH·V + dz·a inside the sparse kernel and makes dV and da in one product; the gradients are those of
+ * `gatedCombine(dds(x, w, mask), matmul(matmul(x, v, { transB: true }), u, { transB: true }),
+ * sigmoid(add(matmul(x, a, { transB: true }), c)), bias)`.
  *
  * @example
  * ```ts
- * import { BlockMask, ddsGatedLowRank, ones, tensor } from "@pixelfly/pixelfly";
+ * import { BlockMask, ddsGatedLowRank, ones, zeros } from "@pixelfly/pixelfly";
  * const mask = BlockMask.fromFunction(2, 2, 2, (i, j) => i === j);
- * const g = tensor([0.5], [1, 1]);
- * const y = ddsGatedLowRank(ones([1, 4]), ones([2, 2, 2]), mask, ones([1, 4]), ones([4, 1]), g);
+ * const y = ddsGatedLowRank(ones([1, 4]), ones([2, 2, 2]), mask, ones([1, 4]), ones([4, 1]), zeros([1, 4]), zeros([1]));
  * console.log(await y.data()); // Float32Array(4) [3, 3, 3, 3]
  * ```
  */
@@ -288,15 +288,17 @@ export function ddsGatedLowRank(
   mask: BlockMask | BlockLayout,
   v: Tensor,
   u: Tensor,
-  g: Tensor,
+  a: Tensor,
+  c: Tensor,
   bias?: Tensor,
 ): Tensor {
   const op = "ddsGatedLowRank";
-  for (const [n, t] of [["x", x], ["w", w], ["v", v], ["u", u], ["g", g]] as const) checkTensor(op, n, t);
+  const named = [["x", x], ["w", w], ["v", v], ["u", u], ["a", a], ["c", c]] as const;
+  for (const [n, t] of named) checkTensor(op, n, t);
   if (bias !== undefined) checkTensor(op, "bias", bias);
   const layout = layoutOf(op, mask);
-  const ts = bias === undefined ? [x, w, v, u, g] : [x, w, v, u, g, bias];
-  const be = sameBackend(op, ["x", "w", "v", "u", "g", "bias"].slice(0, ts.length), ...ts);
+  const ts = bias === undefined ? [x, w, v, u, a, c] : [x, w, v, u, a, c, bias];
+  const be = sameBackend(op, ["x", "w", "v", "u", "a", "c", "bias"].slice(0, ts.length), ...ts);
   const b = layout.block, N = layout.rows * b, K = layout.cols * b;
   checkBlockWeight(op, w, layout);
   if (x.rank !== 2 || x.shape[1] !== K) {
@@ -310,16 +312,23 @@ export function ddsGatedLowRank(
   if (u.rank !== 2 || u.shape[0] !== N || u.shape[1] !== rank) {
     throw new RangeError(`${op}: u [${u.shape}] must be (${N}, ${rank}): N rows of v's rank ${rank}`);
   }
-  if (g.size !== M || g.rank !== 2 || g.shape[1] !== 1) {
-    throw new RangeError(`${op}: g [${g.shape}] must be (${M}, 1): one gate per row of x [${x.shape}]`);
+  if (a.rank !== 2 || a.shape[0] !== 1 || a.shape[1] !== K) {
+    throw new RangeError(`${op}: a [${a.shape}] must be (1, ${K}): the gate's weight over x's ${K} columns`);
+  }
+  if (c.rank !== 1 || c.size !== 1) {
+    throw new RangeError(`${op}: c [${c.shape}] must be (1): the gate's bias`);
   }
   if (bias !== undefined && (bias.rank !== 1 || bias.size !== N)) {
     throw new RangeError(`${op}: bias [${bias.shape}] must be (${N}) for ${N} out-features`);
   }
-  // s = X·Wᵀ and h = X·Vᵀ in one call, l = h·Uᵀ, then the gated combination (s, l, h kept for backward)
-  const s = _empty([M, N], be, op), h = _empty([M, rank], be, op), l = _empty([M, N], be, op);
-  const y = _empty([M, N], be, op);
+  // g = sigmoid(X·aᵀ + c); S = X·Wᵀ and H = X·Vᵀ in one call; L = H·Uᵀ; then the gated combination
+  // (S, L, H and g kept for the backward)
+  const g = _empty([M, 1], be, op), s = _empty([M, N], be, op), h = _empty([M, rank], be, op);
+  const l = _empty([M, N], be, op), y = _empty([M, N], be, op);
   if (M > 0) {
+    be.gemm(x.buffer, a.buffer, g.buffer, { M, N: 1, K, transA: false, transB: true, accumulate: false });
+    be.binary("add", g.buffer, c.buffer, g.buffer, { M: 1, N: M, bcast: "scalar" });
+    be.unary("sigmoid", g.buffer, g.buffer, { size: M });
     be.dds(x.buffer, w.buffer, s.buffer, {
       M,
       layout,
@@ -343,7 +352,7 @@ export function ddsGatedLowRank(
       bias: bias !== undefined,
     });
   }
-  const saved = [s, l, h];
+  const saved = [s, l, h, g];
   return record(y, "ddsGatedLowRank", ts, { layout, bias: bias !== undefined }, { saved, owned: saved });
 }
 

@@ -21,7 +21,7 @@ export interface OpAttrs {
   dds: { layout: BlockLayout; transW: boolean };
   /** `ddsLowRank(x, w, layout, h, u)`: `x·Wᵀ + h·uᵀ`. */
   ddsLowRank: { layout: BlockLayout };
-  /** `ddsGatedLowRank(x, w, layout, v, u, g, bias)`; `bias` says whether a bias is the sixth input; s, l, h saved. */
+  /** `ddsGatedLowRank(x, w, layout, v, u, a, c, bias)`; `bias` says whether a bias is the 7th input; s, l, h, g saved. */
   ddsGatedLowRank: { layout: BlockLayout; bias: boolean };
   /** `sdd(a, b, layout, { transA, transB })`. */
   sdd: { layout: BlockLayout; transA: boolean; transB: boolean };

@@ -78,26 +78,28 @@ export const gradCases: GradCase[] = [
   },
   {
     name: "ddsGatedLowRank with bias",
-    build: ([x, w, v, u, g, bias]) => ops.ddsGatedLowRank(x, w, mask, v, u, g, bias),
+    build: ([x, w, v, u, a, c, bias]) => ops.ddsGatedLowRank(x, w, mask, v, u, a, c, bias),
     inputs: [
       input([3, 16], s()),
       input([mask.nnz, 4, 4], s()),
       input([2, 16], s()),
       input([16, 2], s()),
-      input([3, 1], s()),
+      input([1, 16], s()),
+      input([1], s()),
       input([16], s()),
     ],
   },
   {
     // block 16 and more than 8 rows: the wasm backend makes x·Vᵀ and adds dH·V inside the sparse kernel
     name: "ddsGatedLowRank at block 16, no bias (fused on wasm)",
-    build: ([x, w, v, u, g]) => ops.ddsGatedLowRank(x, w, mask16, v, u, g),
+    build: ([x, w, v, u, a, c]) => ops.ddsGatedLowRank(x, w, mask16, v, u, a, c),
     inputs: [
       input([9, 32], s()),
       input([mask16.nnz, 16, 16], s()),
       input([4, 32], s()),
       input([48, 4], s()),
-      input([9, 1], s()),
+      input([1, 32], s()),
+      input([1], s()),
     ],
   },
   ...([[true, false], [false, false], [false, true], [true, true]] as const).map(([transA, transB]) => ({

@@ -128,11 +128,15 @@ function lowRank64(
   outCols: number,
   rank: number,
   transU: boolean,
+  transH: boolean,
 ) {
+  // H (M, rank), or (rank, M) when transH
   for (let m = 0; m < M; m++) {
     for (let n = 0; n < outCols; n++) {
       let s = 0;
-      for (let k = 0; k < rank; k++) s += h[m * rank + k] * (transU ? u[n * rank + k] : u[k * outCols + n]);
+      for (let k = 0; k < rank; k++) {
+        s += (transH ? h[k * M + m] : h[m * rank + k]) * (transU ? u[n * rank + k] : u[k * outCols + n]);
+      }
       y[m * outCols + n] += s;
     }
   }
@@ -148,12 +152,13 @@ async function runLowRank(
   accumulate: boolean,
   rank: number,
   transU: boolean,
+  transH: boolean,
 ): Promise<Float32Array[]> {
   const [xb, wb, hb, ub] = [data.x, data.w, data.h, data.u].map((a) => be.upload(a)),
     outs: Float32Array[] = [];
   for (let r = 0; r < 2; r++) {
     const y = be.upload(data.y0);
-    be.dds(xb, wb, y, { M, layout: l, transW, accumulate, lowRank: { h: hb, u: ub, rank, transU } });
+    be.dds(xb, wb, y, { M, layout: l, transW, accumulate, lowRank: { h: hb, u: ub, rank, transU, transH } });
     outs.push(await be.read(y));
     be.free(y);
   }
@@ -170,12 +175,14 @@ Deno.test("wasm dds block 16 with a low-rank term: matches float64 and js, bit f
       for (const [name, l] of layouts.slice(0, 3)) {
         for (const M of [4, 9, 13, 37]) {
           for (
-            const [rank, transW, transU, accumulate] of [
-              [8, true, true, false],
-              [8, false, false, true],
-              [5, true, false, true],
-              [1, false, true, false],
-              [16, true, true, true],
+            const [rank, transW, transU, accumulate, transH] of [
+              [8, true, true, false, false],
+              [8, false, false, true, false],
+              [5, true, false, true, false],
+              [1, false, true, false, false],
+              [16, true, true, true, false],
+              [9, false, false, true, true],
+              [3, true, true, false, true],
             ] as const
           ) {
             const inCols = (transW ? l.cols : l.rows) * 16, outCols = (transW ? l.rows : l.cols) * 16;
@@ -187,7 +194,7 @@ Deno.test("wasm dds block 16 with a low-rank term: matches float64 and js, bit f
               u: rnd(outCols * rank),
             };
             const label =
-              `${variant} ${name} M=${M} rank=${rank} transW=${transW} transU=${transU} acc=${accumulate}`;
+              `${variant} ${name} M=${M} rank=${rank} transW=${transW} transU=${transU} transH=${transH} acc=${accumulate}`;
             const ref = lowRank64(
               dds64(data.x, data.w, data.y0, l, M, transW, accumulate),
               data.h,
@@ -196,14 +203,25 @@ Deno.test("wasm dds block 16 with a low-rank term: matches float64 and js, bit f
               outCols,
               rank,
               transU,
+              transH,
             );
-            const [first, packed] = await runLowRank(bes[0], l, data, M, transW, accumulate, rank, transU);
+            const [first, packed] = await runLowRank(
+              bes[0],
+              l,
+              data,
+              M,
+              transW,
+              accumulate,
+              rank,
+              transU,
+              transH,
+            );
             assertClose(first, ref, { atol: 1e-5, rtol: 1e-5, label });
             assertEquals(packed, first, `${label}: packed weight`);
-            const [viaJs] = await runLowRank(js, l, data, M, transW, accumulate, rank, transU);
+            const [viaJs] = await runLowRank(js, l, data, M, transW, accumulate, rank, transU, transH);
             assertClose(viaJs, ref, { atol: 1e-5, rtol: 1e-5, label: `${label}: js` });
             for (const be of bes.slice(1)) {
-              const [a, b] = await runLowRank(be, l, data, M, transW, accumulate, rank, transU);
+              const [a, b] = await runLowRank(be, l, data, M, transW, accumulate, rank, transU, transH);
               assertEquals(a, first, `${label}: ${be.threads} threads`);
               assertEquals(b, first, `${label}: ${be.threads} threads, packed weight`);
             }

@@ -220,6 +220,7 @@ export class JsBackend implements Backend {
   #ddsExtra(x: BackendBuffer, w: BackendBuffer, y: BackendBuffer, p: DdsParams): void {
     const op = "js backend dds", e = (p.lowRank ?? p.project)!;
     if (p.lowRank && p.project) throw new RangeError(`${op}: takes lowRank or project, not both`);
+    if (p.project?.transH) throw new RangeError(`${op}: project's h is always (M, rank), got transH`);
     if ((p.batch ?? 1) !== 1) {
       throw new RangeError(`${op}: lowRank and project take no batch, got ${p.batch}`);
     }
@@ -233,7 +234,7 @@ export class JsBackend implements Backend {
         M: p.M,
         N: outCols,
         K: e.rank,
-        transA: false,
+        transA: e.transH ?? false,
         transB: e.transU,
         accumulate: true,
       });

@@ -129,6 +129,8 @@ export interface DdsLowRank {
   rank: number;
   /** Whether op(U) is Uᵀ. */
   transU: boolean;
+  /** `lowRank` only: H stored (rank, M), read transposed (false when omitted). */
+  transH?: boolean;
 }
 
 /** Sizes for {@link Backend.sdd}: sparse = dense x dense on the kept blocks. */

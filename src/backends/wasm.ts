@@ -919,6 +919,7 @@ export class WasmBackend implements Backend {
     if (lr) {
       const op = "wasm backend dds";
       if (p.lowRank && p.project) throw new RangeError(`${op}: takes lowRank or project, not both`);
+      if (p.project?.transH) throw new RangeError(`${op}: project's h is always (M, rank), got transH`);
       if ((p.batch ?? 1) !== 1) {
         throw new RangeError(`${op}: lowRank and project take no batch, got ${p.batch}`);
       }
@@ -932,7 +933,14 @@ export class WasmBackend implements Backend {
         const b = p.layout.block, inCols = (p.transW ? p.layout.cols : p.layout.rows) * b;
         const outCols = (p.transW ? p.layout.rows : p.layout.cols) * b;
         if (p.lowRank && p.M * outCols * lr.rank > 0) {
-          const q = { M: p.M, N: outCols, K: lr.rank, transA: false, transB: lr.transU, accumulate: true };
+          const q = {
+            M: p.M,
+            N: outCols,
+            K: lr.rank,
+            transA: lr.transH ?? false,
+            transB: lr.transU,
+            accumulate: true,
+          };
           this.gemm(lr.h, lr.u, y, q);
         }
         if (p.project && p.M * lr.rank > 0) {
@@ -972,8 +980,9 @@ export class WasmBackend implements Backend {
     const wsBytes = this.#k.ddsWorkspace(M, inBlocks, nnz, b) +
       (lr ? 16 + this.#k.ddsLowRankWorkspace(M, inBlocks, outBlocks, b, lr.rank) : 0);
     const ws = this.#workspaces(wsBytes, cuts.length - 1);
-    // the low-rank term or projection (asm/sparse.ts' mode bits: 1 low-rank, 2 projection, 4 op(U) = Uᵀ)
-    const mode = lr ? (p.lowRank ? 1 : 2) | (lr.transU ? 4 : 0) : 0;
+    // the low-rank term or projection (asm/sparse.ts' mode bits: 1 low-rank, 2 projection, 4 op(U) = Uᵀ,
+    // 8 H stored (rank, M))
+    const mode = lr ? (p.lowRank ? 1 : 2) | (lr.transU ? 4 : 0) | (lr.transH ? 8 : 0) : 0;
     const lrArgs = lr
       ? [this.#p(lr.h, p.lowRank !== undefined), lr.rank, this.#p(lr.u, true), mode]
       : [0, 0, 0, 0];

@@ -633,6 +633,7 @@ export class WebGpuBackend implements Backend {
   #ddsExtra(x: BackendBuffer, w: BackendBuffer, y: BackendBuffer, p: DdsParams): void {
     const op = "webgpu backend dds", e = (p.lowRank ?? p.project)!;
     if (p.lowRank && p.project) throw new RangeError(`${op}: takes lowRank or project, not both`);
+    if (p.project?.transH) throw new RangeError(`${op}: project's h is always (M, rank), got transH`);
     if ((p.batch ?? 1) !== 1) {
       throw new RangeError(`${op}: lowRank and project take no batch, got ${p.batch}`);
     }
@@ -646,7 +647,7 @@ export class WebGpuBackend implements Backend {
         M: p.M,
         N: outCols,
         K: e.rank,
-        transA: false,
+        transA: e.transH ?? false,
         transB: e.transU,
         accumulate: true,
       });

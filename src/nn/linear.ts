@@ -378,20 +378,39 @@ export class PixelflyLinear extends Module {
     }
     if (this.gate) {
       // (1 − g)·sparse(x) + g·lowRank(x) + bias with g = sigmoid(x·a + c), one number per row
-      const g = sigmoid(this.gate.forward(x));
+      const mask = this.sparse.mask;
+      const whole = mask.inFeatures === this.inFeatures && mask.outFeatures === this.outFeatures;
       // an input that takes no gradient while training (a first layer): the fused combine below, whose
       // backward gives g's gradient in its one pass, where the commuted form needs the sparse product's
       // backward (the dds of dY and W) for it alone (MLP 784-2048-2048-10 step at batch 128: 0.90-0.91x
       // the time on 1 thread, measured interleaved, machine shared)
       const firstLayer = isGradEnabled() && !x.requiresGrad;
+      const gate = this.gate, gateBias = gate.bias;
+      if (whole && gateBias !== undefined && !(this.inFeatures < this.outFeatures && !firstLayer)) {
+        // one op with the gate: x·Vᵀ made while the sparse kernel reads x; its backward adds dH·V + dz·a
+        // inside the sparse kernel and makes dV and da in one product (block 16 on wasm)
+        const rows = x.size / this.inFeatures;
+        const y = ddsGatedLowRank(
+          reshape(x, [rows, this.inFeatures]),
+          this.sparse.weight,
+          mask,
+          this.lowRank.V,
+          this.lowRank.U,
+          gate.weight,
+          gateBias,
+          this.bias,
+        );
+        return reshape(y, [...x.shape.slice(0, -1), this.outFeatures]);
+      }
+      const g = sigmoid(gate.forward(x));
       if (this.inFeatures < this.outFeatures && !firstLayer) {
         // a wide output: g commutes with the products, so (1 − g) scales x before the sparse product and g
         // the rank-wide h = x·Vᵀ, and no (rows, out) tensor is scaled or kept for g's gradient (forward +
         // backward at batch 2048, one thread: 2% faster than the fused combine at 128 -> 512; the fused
         // combine is 10% faster at 512 -> 128)
         const h = mul(matmul(x, this.lowRank.V, { transB: true }), g);
-        const mask = this.sparse.mask, xs = mul(x, affine(g, -1, 1));
-        if (mask.inFeatures === this.inFeatures && mask.outFeatures === this.outFeatures) {
+        const xs = mul(x, affine(g, -1, 1));
+        if (whole) {
           // one op for sparse + low-rank (block 16 on wasm: the low-rank term added inside the sparse
           // kernel, no separate pass over the (rows, out) result)
           const rows = x.size / this.inFeatures;
@@ -411,22 +430,6 @@ export class PixelflyLinear extends Module {
         return this.bias ? add(y, this.bias) : y;
       }
       // otherwise one fused pass forward and one backward (ds, dl and dg together)
-      const mask = this.sparse.mask;
-      if (mask.inFeatures === this.inFeatures && mask.outFeatures === this.outFeatures) {
-        // one op: x·Vᵀ made while the sparse kernel reads x, dH·V added inside the backward's sparse
-        // kernel (block 16 on wasm)
-        const rows = x.size / this.inFeatures;
-        const y = ddsGatedLowRank(
-          reshape(x, [rows, this.inFeatures]),
-          this.sparse.weight,
-          mask,
-          this.lowRank.V,
-          this.lowRank.U,
-          reshape(g, [rows, 1]),
-          this.bias,
-        );
-        return reshape(y, [...x.shape.slice(0, -1), this.outFeatures]);
-      }
       return gatedCombine(this.sparse.forward(x), this.lowRank.forward(x), g, this.bias);
     }
     const y = affine(add(this.sparse.forward(x), this.lowRank.forward(x)), 0.5, 0);
