@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { checkDdsExtra, ddsExtraByGemm } from "./_dds_extra.ts";
 import { checkNoAlias } from "../validate.ts";
 import { Allocator } from "./_wasm_alloc.ts";
 import {
@@ -917,37 +918,12 @@ export class WasmBackend implements Backend {
   dds(x: BackendBuffer, w: BackendBuffer, y: BackendBuffer, p: DdsParams): void {
     const lr = p.lowRank ?? p.project;
     if (lr) {
-      const op = "wasm backend dds";
-      if (p.lowRank && p.project) throw new RangeError(`${op}: takes lowRank or project, not both`);
-      if (p.project?.transH) throw new RangeError(`${op}: project's h is always (M, rank), got transH`);
-      if ((p.batch ?? 1) !== 1) {
-        throw new RangeError(`${op}: lowRank and project take no batch, got ${p.batch}`);
-      }
-      checkNoAlias(op, "y", y, { h: lr.h, u: lr.u });
-      if (p.project) checkNoAlias(op, "project.h", lr.h, { x, w, u: lr.u });
+      checkDdsExtra("wasm backend dds", x, w, y, p);
       // block 16: the term is added to each register tile of the sparse kernel while it is in L1, the
       // projection made while the kernel reads X (asm/sparse.ts), saving a gemm's pass over Y or X;
       // otherwise a gemm after
       if (p.layout.block !== 16 || p.M <= DDS_ROWS_M || lr.rank === 0) {
-        this.dds(x, w, y, { ...p, lowRank: undefined, project: undefined });
-        const b = p.layout.block, inCols = (p.transW ? p.layout.cols : p.layout.rows) * b;
-        const outCols = (p.transW ? p.layout.rows : p.layout.cols) * b;
-        if (p.lowRank && p.M * outCols * lr.rank > 0) {
-          const q = {
-            M: p.M,
-            N: outCols,
-            K: lr.rank,
-            transA: lr.transH ?? false,
-            transB: lr.transU,
-            accumulate: true,
-          };
-          this.gemm(lr.h, lr.u, y, q);
-        }
-        if (p.project && p.M * lr.rank > 0) {
-          const q = { M: p.M, N: lr.rank, K: inCols, transA: false, transB: lr.transU, accumulate: false };
-          this.gemm(x, lr.u, lr.h, q);
-        }
-        return;
+        return ddsExtraByGemm(this, x, w, y, p, lr);
       }
     }
     checkNoAlias("wasm backend dds", "y", y, { x, w });

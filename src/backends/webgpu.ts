@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { checkDdsExtra, ddsExtraByGemm } from "./_dds_extra.ts";
 import { checkNoAlias } from "../validate.ts";
 import * as S from "../../wgsl/generated/shaders.ts";
 import { constPrelude, type Consts, ddsTiles, type Family, gemmTiles } from "./_webgpu_tiles.ts";
@@ -629,43 +630,10 @@ export class WebGpuBackend implements Backend {
     );
   }
 
-  // dds' low-rank term or projection by a gemm after the sparse product (see DdsParams.lowRank, project)
-  #ddsExtra(x: BackendBuffer, w: BackendBuffer, y: BackendBuffer, p: DdsParams): void {
-    const op = "webgpu backend dds", e = (p.lowRank ?? p.project)!;
-    if (p.lowRank && p.project) throw new RangeError(`${op}: takes lowRank or project, not both`);
-    if (p.project?.transH) throw new RangeError(`${op}: project's h is always (M, rank), got transH`);
-    if ((p.batch ?? 1) !== 1) {
-      throw new RangeError(`${op}: lowRank and project take no batch, got ${p.batch}`);
-    }
-    checkNoAlias(op, "y", y, { h: e.h, u: e.u });
-    if (p.project) checkNoAlias(op, "project.h", e.h, { x, w, u: e.u });
-    this.dds(x, w, y, { ...p, lowRank: undefined, project: undefined });
-    const b = p.layout.block, inCols = (p.transW ? p.layout.cols : p.layout.rows) * b;
-    const outCols = (p.transW ? p.layout.rows : p.layout.cols) * b;
-    if (p.lowRank && p.M * outCols * e.rank > 0) {
-      this.gemm(e.h, e.u, y, {
-        M: p.M,
-        N: outCols,
-        K: e.rank,
-        transA: e.transH ?? false,
-        transB: e.transU,
-        accumulate: true,
-      });
-    }
-    if (p.project && p.M * e.rank > 0) {
-      this.gemm(x, e.u, e.h, {
-        M: p.M,
-        N: e.rank,
-        K: inCols,
-        transA: false,
-        transB: e.transU,
-        accumulate: false,
-      });
-    }
-  }
-
   dds(x: BackendBuffer, w: BackendBuffer, y: BackendBuffer, p: DdsParams): void {
-    if (p.lowRank || p.project) return this.#ddsExtra(x, w, y, p);
+    if (p.lowRank || p.project) {
+      return ddsExtraByGemm(this, x, w, y, p, checkDdsExtra("webgpu backend dds", x, w, y, p));
+    }
     checkNoAlias("webgpu backend dds", "y", y, { x, w });
     if ((p.batch ?? 1) !== 1) return batchedDds(this, x, w, y, p);
     this.#check("dds");
