@@ -9,8 +9,8 @@
  * On one thread the clock is this process's CPU time (steadier on a shared machine); with `--threads n`
  * it is the wall clock and the ceiling is n times the one-thread one. Shapes whose "tiled" and "old" take
  * the same path show the run's noise. The shapes are the training steps' low-rank and gate products
- * (the demo's Pixelfly Mixer shapes at rank 16 - the demo itself now uses rank 8; PixelflyLinear 1024->4096 rank 32 at batch 256; a gate's single
- * column) and the limits' edges.
+ * (the demo's Pixelfly Mixer shapes at rank 16 - the demo itself now uses rank 8; PixelflyLinear
+ * 1024->4096 rank 32 at batch 256; a gate's single column) and the limits' edges.
  *
  * Run: `deno run bench/thin_gemm.ts [--rounds 9] [--threads 1] [--only 512x16]`.
  *
@@ -33,7 +33,8 @@ const threads = Number(values.threads);
 const be = await createWasmBackend({ threads });
 // [M, N, K, transA, transB]
 const shapes: [number, number, number, boolean, boolean][] = [
-  // the Pixelfly Mixer step's shapes at rank 16 (the demo now uses rank 8; 2048 rows of tokens x channels, 512 and 128 wide)
+  // the Pixelfly Mixer step's shapes at rank 16 (the demo now uses rank 8; 2048 rows of tokens x channels,
+  // 512 and 128 wide)
   [512, 16, 2048, true, false],
   [16, 512, 2048, true, false],
   [2048, 512, 16, false, false],
