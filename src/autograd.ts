@@ -267,8 +267,10 @@ const rules: { [K in OpName]: Rule<K> } = {
     const dw = w.requiresGrad ? ops.sdd(ds, x, layout, { transA: true, transB: false }) : undefined;
     let dv: Tensor | undefined, da: Tensor | undefined;
     if (v.requiresGrad || a.requiresGrad) {
-      const dva = zerosOn([r1, K], be);
-      if (M > 0) {
+      // [dV; da] (rank + 1, K): the gemm overwrites it; zeros only when there is no row to sum
+      const dva = emptyOn([r1, K], be);
+      if (M === 0) be.fill(dva.buffer, { size: r1 * K, value: 0 });
+      else {
         be.gemm(ht.buffer, x.buffer, dva.buffer, {
           M: r1,
           N: K,
