@@ -39,6 +39,17 @@ function storeTransposed(d: usize, step: usize, v0: v128, v1: v128, v2: v128, v3
 export function packA(dst: usize, src: usize, rs: i32, cs: i32, rows: i32, cols: i32, pstride: usize): void {
   const k4 = cdiv(cols, 4);
   const np = cdiv(rows, MR);
+  if (rs == 1) {
+    // column-major source (A stored transposed): the rows of one k lie side by side, k a column stride
+    // apart. Sweep k outer, so each k's rows are read once as one contiguous run: panel by panel, every
+    // panel would read 6 floats a stride apart and, with a power-of-two stride (4096 floats: the 256 rows
+    // of dYᵀ of a 4096-wide layer), each cache line again for the next panel, evicted in between (the
+    // lines of one panel share a few cache sets).
+    for (let q = 0; q < k4; q++) {
+      for (let ip = 0; ip < np; ip++) packGroup(dst + <usize> ip * pstride + (<usize> (q * MR) << 4), src, rs, cs, rows, cols, ip, q);
+    }
+    return;
+  }
   for (let ip = 0; ip < np; ip++) {
     let d = dst + <usize> ip * pstride;
     for (let q = 0; q < k4; q++) {
