@@ -481,9 +481,12 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
           const wasOwn = own.delete(g);
           const node = t.node;
           if (node === undefined) {
-            // a leaf: accumulate into .grad (always a fresh copy: rules may hand one tensor to several inputs)
-            if (t.grad === undefined) t.grad = keep(ops.affine(g, 1, 0));
-            else addInto(t.grad, g);
+            // a leaf: accumulate into .grad. A gradient only backward holds (made by a rule, its buffer
+            // shared with nothing) becomes .grad as it is; any other is copied (rules may hand one tensor
+            // to several inputs, or pass the output gradient on)
+            if (t.grad !== undefined) addInto(t.grad, g);
+            else if (!wasOwn) t.grad = keep(ops.affine(g, 1, 0));
+            else t.grad = keep(g.shape.join() === t.shape.join() ? g : ops.reshape(g, t.shape));
             continue;
           }
           const dy = ops.reshape(g, t.shape), before = tensorWatermark(), handed = new Set<Tensor>();

@@ -960,3 +960,39 @@ Deno.test("wasm: GELU's backward (Φ from the forward's y/x) at 0, denormals, th
     be.dispose();
   }
 });
+
+Deno.test("wasm: sumRows row by row (long rows) and by strips give the float64 row-order sum, on 1-3 threads", async () => {
+  // M >= 16 rows at a stride of >= 1024 floats take the row-by-row path (blocks of 1024 columns, 4 rows per
+  // step, then the rest); the others the register strips. Each column: Σ in float64 in row order, then + y.
+  const rng = new Rng(11);
+  const cases = [[16, 1024], [19, 1025], [37, 2051], [21, 3000], [15, 2048], [40, 1030], [64, 130]];
+  for (const threads of [1, 2, 3]) {
+    const be = await createWasmBackend({ threads, minSplitWork: 0 });
+    try {
+      for (const [M, N] of cases) {
+        for (const accumulate of [false, true]) {
+          const x = Float32Array.from({ length: M * N }, () => rng.uniform() * 2 - 1);
+          const y0 = Float32Array.from({ length: N }, () => rng.uniform() * 2 - 1);
+          const want = new Float32Array(N);
+          for (let j = 0; j < N; j++) {
+            let s = 0;
+            for (let i = 0; i < M; i++) s += x[i * N + j];
+            want[j] = (accumulate ? y0[j] : 0) + s;
+          }
+          const y = be.upload(y0);
+          be.sumRows(be.upload(x), y, { M, N, accumulate });
+          const got = await be.read(y);
+          for (let j = 0; j < N; j++) {
+            if (!Object.is(got[j], want[j])) {
+              throw new Error(
+                `sumRows ${M}x${N} acc ${accumulate} ${threads} threads: column ${j} ${got[j]} != ${want[j]}`,
+              );
+            }
+          }
+        }
+      }
+    } finally {
+      be.dispose();
+    }
+  }
+});

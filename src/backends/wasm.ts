@@ -194,7 +194,7 @@ interface Kernels {
   dds(...args: number[]): void;
   sddWorkspace(rows: number, cols: number, b: number, K: number): number;
   sdd(...args: number[]): void;
-  sumRows(x: number, y: number, M: number, N: number, beta: number, ld: number): void;
+  sumRows(x: number, y: number, M: number, N: number, beta: number, ld: number, ws: number): void;
   sumCols(x: number, y: number, M: number, N: number, beta: number): void;
   sumSquares(x: number, out: number, size: number, beta: number): void;
   sumSquaresChunks(x: number, partial: number, size: number, c0: number, c1: number): void;
@@ -289,6 +289,8 @@ const SQ_CHUNK = 1 << 16;
 // Work per element in multiply-add equivalents (the unit of minSplitWork), measured against the
 // micro-kernel: a memory-bound pass, a pass with exp/div per element, a row kernel in float64.
 const COST_PASS = 8, COST_MATH = 32, COST_ROW = 64;
+// Workspace bytes of sumRows: the float64 sums of one block of columns (asm/rows.ts SUMROWS_BLOCK = 1024).
+const SUMROWS_WS = 1024 * 8;
 
 const PAGE = 65536;
 // Pages the threads builds' shared memory may grow to (2 GiB; asm/build.ts's --maximumMemory).
@@ -1065,9 +1067,12 @@ export class WasmBackend implements Backend {
     const { M, N } = p, px = this.#p(x), py = this.#p(y), acc = p.accumulate ? 1 : 0;
     // threads take ranges of columns: each output sums its column in row order, as on one thread
     const cuts = evenSplit(N, this.#parts(M * N * COST_PASS), 8);
+    // each thread's float64 sums of one block of columns (asm/rows.ts SUMROWS_BLOCK x 8 bytes)
+    const ws = this.#workspaces(SUMROWS_WS, cuts.length - 1);
     this.#run(
       "sumRows",
-      cuts.slice(1).map((e, t) => [px + cuts[t] * 4, py + cuts[t] * 4, M, e - cuts[t], acc, N]),
+      cuts.slice(1).map((e, t) => [px + cuts[t] * 4, py + cuts[t] * 4, M, e - cuts[t], acc, N, ws[t]]),
+      6,
     );
   }
   sumCols(x: BackendBuffer, y: BackendBuffer, p: { M: number; N: number; accumulate: boolean }): void {
