@@ -21,6 +21,8 @@ const PB: i32 = 128;
 // PixelflyLinear, N = rank 16 or 32: 1.2-1.5x faster in place; N = 64 1.1x, N >= 128 slower, measured
 // by main vs this build interleaved in one process, machine shared). Same FMAs in the same order: same bits.
 const GEMM_INPLACE_N: i32 = 64;
+// Bytes of packed B per chunk of column tiles swept row by row (see gemm).
+const JB_BYTES: i32 = 128 << 10;
 
 // The 4x4 transpose of (v0, v1, v2, v3) written as four v128 at d, d + step, d + 2*step, d + 3*step.
 function storeTransposed(d: usize, step: usize, v0: v128, v1: v128, v2: v128, v3: v128): void {
@@ -299,16 +301,24 @@ export function gemm(
           packA(ap, aSrc + <usize> (full * MR * ars) * 4, ars, acs, mc - full * MR, kc, pstride);
         }
         const nps = cdiv(nc, NR), mps = cdiv(mc, MR);
-        for (let jp = 0; jp < nps; jp++) {
-          const nr = min(NR, nc - jp * NR);
-          store<u32>(seg, 0);
-          store<u32>(seg, <u32> (bp + <usize> (jp * k4 * NR) * 16), 4);
-          store<u32>(seg, <u32> k4, 8);
-          let cp = c + <usize> ic * ldcb + (<usize> (jc + jp * NR) << 2);
+        // B's panels in chunks of about JB_BYTES; in a chunk, rows of tiles outer: each row of C's
+        // chunk is written whole while its lines are in L1 (C's rows a power of two apart share few cache
+        // sets: a column of tiles would evict each line before its neighbour tile writes the rest)
+        const jb = max(1, JB_BYTES / (k4 * NR * 16));
+        for (let j0 = 0; j0 < nps; j0 += jb) {
+          const j1 = min(nps, j0 + jb);
           for (let ip = 0; ip < mps; ip++) {
-            if (ip < full) microRows(aSrc + <usize> (ip * MR) * ldab, ldab, seg, 1, cp, ldcb, alpha, bt, MR, nr);
-            else micro(ap + <usize> (ip - full) * pstride, seg, 1, cp, ldcb, alpha, bt, min(MR, mc - ip * MR), nr);
-            cp += ldcb * MR;
+            const mr = min(MR, mc - ip * MR);
+            let cp = c + <usize> (ic + ip * MR) * ldcb + (<usize> (jc + j0 * NR) << 2);
+            for (let jp = j0; jp < j1; jp++) {
+              const nr = min(NR, nc - jp * NR);
+              store<u32>(seg, 0);
+              store<u32>(seg, <u32> (bp + <usize> (jp * k4 * NR) * 16), 4);
+              store<u32>(seg, <u32> k4, 8);
+              if (ip < full) microRows(aSrc + <usize> (ip * MR) * ldab, ldab, seg, 1, cp, ldcb, alpha, bt, MR, nr);
+              else micro(ap + <usize> (ip - full) * pstride, seg, 1, cp, ldcb, alpha, bt, mr, nr);
+              cp += <usize> NR << 2;
+            }
           }
         }
       }

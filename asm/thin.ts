@@ -24,10 +24,18 @@ import { madd, splat } from "./_common.ts";
 /**
  * A is (M,K) rows at stride lda, B is (N,K) rows at stride ldb, C is (M,N) at stride ldc:
  * `C (+)= alpha·A·Bᵀ`, each element a dot product of two contiguous rows (small N: a gate, a head).
+ * With N >= 4, blocks of 2 rows x 5 columns (10 accumulators: 7 loads per 10 multiply-adds, against 2
+ * per one a dot at a time); each element is then one chain over k/4 in k order, its four lanes summed,
+ * then the last K mod 4 products added: the same in a block of 2 rows or 1 (an odd last row, a thread's
+ * range), so any split of the rows gives the same bits.
  */
 export function gemmDot(
   a: usize, b: usize, c: usize, M: i32, N: i32, K: i32, lda: i32, ldb: i32, ldc: i32, alpha: f32, acc: i32,
 ): void {
+  if (N >= 4) {
+    gemmDotBlocks(a, b, c, M, N, K, lda, ldb, ldc, alpha, acc);
+    return;
+  }
   for (let i = 0; i < M; i++) {
     const ai = a + (<usize> (i * lda) << 2);
     for (let n = 0; n < N; n++) {
@@ -50,6 +58,71 @@ export function gemmDot(
         (f32x4.extract_lane(t, 2) + f32x4.extract_lane(t, 3));
       for (; k < K; k++) s += load<f32>(ai + (<usize> k << 2)) * load<f32>(bn + (<usize> k << 2));
       put1(c + (<usize> (i * ldc + n) << 2), s, alpha, acc);
+    }
+  }
+}
+
+// One element of a gemmDot block: the lanes of s summed, the last K mod 4 products of rows p, q added.
+// @ts-ignore: decorator
+@inline function dotEnd(s: v128, p: usize, q: usize, k4: i32, K: i32): f32 {
+  let r = (f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1)) + (f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3));
+  for (let k = k4; k < K; k++) r += load<f32>(p + (<usize> k << 2)) * load<f32>(q + (<usize> k << 2));
+  return r;
+}
+
+// gemmDot for N >= 4: 2 rows x 5 columns per block (a last odd row repeats itself, a last narrower block
+// its last column; their sums are dropped).
+function gemmDotBlocks(
+  a: usize, b: usize, c: usize, M: i32, N: i32, K: i32, lda: i32, ldb: i32, ldc: i32, alpha: f32, acc: i32,
+): void {
+  const k4 = K & ~3, rb = <usize> ldb << 2, ra = <usize> lda << 2, rc = <usize> ldc << 2;
+  for (let i = 0; i < M; i += 2) {
+    const two = i + 1 < M;
+    const a0 = a + <usize> i * ra, a1 = two ? a0 + ra : a0, c0 = c + <usize> i * rc, c1 = c0 + rc;
+    for (let n = 0; n < N; n += 5) {
+      const w = min(5, N - n);
+      const b0 = b + <usize> n * rb, b1 = b0 + rb * <usize> min(1, w - 1), b2 = b0 + rb * <usize> min(2, w - 1);
+      const b3 = b0 + rb * <usize> min(3, w - 1), b4 = b0 + rb * <usize> min(4, w - 1);
+      let s00 = f32x4.splat(0), s01 = f32x4.splat(0), s02 = f32x4.splat(0), s03 = f32x4.splat(0);
+      let s04 = f32x4.splat(0), s10 = f32x4.splat(0), s11 = f32x4.splat(0), s12 = f32x4.splat(0);
+      let s13 = f32x4.splat(0), s14 = f32x4.splat(0);
+      for (let o: usize = 0; o < <usize> k4 << 2; o += 16) {
+        const x0 = v128.load(a0 + o), x1 = v128.load(a1 + o);
+        let y = v128.load(b0 + o);
+        s00 = madd(x0, y, s00);
+        s10 = madd(x1, y, s10);
+        y = v128.load(b1 + o);
+        s01 = madd(x0, y, s01);
+        s11 = madd(x1, y, s11);
+        y = v128.load(b2 + o);
+        s02 = madd(x0, y, s02);
+        s12 = madd(x1, y, s12);
+        y = v128.load(b3 + o);
+        s03 = madd(x0, y, s03);
+        s13 = madd(x1, y, s13);
+        y = v128.load(b4 + o);
+        s04 = madd(x0, y, s04);
+        s14 = madd(x1, y, s14);
+      }
+      const q = c0 + (<usize> n << 2), q1 = c1 + (<usize> n << 2);
+      put1(q, dotEnd(s00, a0, b0, k4, K), alpha, acc);
+      if (two) put1(q1, dotEnd(s10, a1, b0, k4, K), alpha, acc);
+      if (w > 1) {
+        put1(q + 4, dotEnd(s01, a0, b1, k4, K), alpha, acc);
+        if (two) put1(q1 + 4, dotEnd(s11, a1, b1, k4, K), alpha, acc);
+      }
+      if (w > 2) {
+        put1(q + 8, dotEnd(s02, a0, b2, k4, K), alpha, acc);
+        if (two) put1(q1 + 8, dotEnd(s12, a1, b2, k4, K), alpha, acc);
+      }
+      if (w > 3) {
+        put1(q + 12, dotEnd(s03, a0, b3, k4, K), alpha, acc);
+        if (two) put1(q1 + 12, dotEnd(s13, a1, b3, k4, K), alpha, acc);
+      }
+      if (w > 4) {
+        put1(q + 16, dotEnd(s04, a0, b4, k4, K), alpha, acc);
+        if (two) put1(q1 + 16, dotEnd(s14, a1, b4, k4, K), alpha, acc);
+      }
     }
   }
 }

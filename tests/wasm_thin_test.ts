@@ -107,6 +107,14 @@ for (const M of [1, 3, 4, 5, 17, 33]) {
   }
 }
 
+// A·Bᵀ with N of 4 to 10 (a head's ten classes): gemmDot's blocks of 2 rows x 5 columns, an odd last row,
+// a last block narrower than 5, K below, at and off a multiple of 4
+for (const M of [1, 2, 3, 7, 33]) {
+  for (const N of [4, 5, 6, 9, 10]) {
+    for (const K of [1, 3, 4, 17, 130, 2049]) TILED.push([M, N, K, false, true]);
+  }
+}
+
 Deno.test("wasm thin: the register-tiled thin products match a float64 reference within rounding", async () => {
   const be = await createWasmBackend({ threads: 1 });
   const rng = new Rng(12);
@@ -138,7 +146,7 @@ Deno.test("wasm thin: a dimension of 1, 15, 16, 17, 31, 32 or 33 in every transp
 });
 
 for (const threads of [2, 3, 4]) {
-  Deno.test(`wasm thin: gemmThin on ${threads} threads gives one thread's bits`, async () => {
+  Deno.test(`wasm thin: gemmThin and gemmDot on ${threads} threads give one thread's bits`, async () => {
     const one = await createWasmBackend({ threads: 1 });
     const many = await createWasmBackend({ threads, minSplitWork: 0 });
     assertEquals(many.threads, threads);
@@ -154,6 +162,9 @@ for (const threads of [2, 3, 4]) {
         [1, 203, 300, true, false],
         [16, 203, 1030, true, false],
         [2, 77, 129, true, false],
+        [33, 10, 2049, false, true],
+        [7, 9, 130, false, true],
+        [128, 4, 515, false, true],
       ];
       for (const [M, N, K, transA, transB] of shapes) {
         for (const accumulate of [false, true]) {
