@@ -961,16 +961,14 @@ export class WasmBackend implements Backend {
       // only its own rows of X, and a row costs the same whatever the layout.
       const rows = evenSplit(M, nParts, this.#k.ddsRowTile());
       const ws = this.#workspaces(wsBytes, rows.length - 1);
-      const inB = inBlocks * b * 4, outB = outBlocks * b * 4;
-      this.#run(
-        "dds",
-        rows.slice(1).map((r1, t) => {
-          const r0 = rows[t];
-          return [px + r0 * inB, packed, py + r0 * outB, r1 - r0, inBlocks, outBlocks, b, nnz, ptr, idx, blockIdx]
-            .concat([tw | 2, acc, ws[t], 0, outBlocks, 0, 0, 0, 0, t, rows.length - 1]);
-        }),
-        13,
-      );
+      const inB = inBlocks * b * 4, outB = outBlocks * b * 4, n = rows.length - 1;
+      const walk = [inBlocks, outBlocks, b, nnz, ptr, idx, blockIdx, tw | 2, acc];
+      const part = (
+        r0: number,
+        r1: number,
+        t: number,
+      ) => [px + r0 * inB, packed, py + r0 * outB, r1 - r0, ...walk, ws[t], 0, outBlocks, 0, 0, 0, 0, t, n];
+      this.#run("dds", rows.slice(1).map((r1, t) => part(rows[t], r1, t)), 13);
       return;
     }
     // Otherwise ranges of output block columns holding about equal numbers of kept blocks, so each packs
