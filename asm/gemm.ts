@@ -23,6 +23,8 @@ const PB: i32 = 128;
 const GEMM_INPLACE_N: i32 = 64;
 // Bytes of packed B per chunk of column tiles swept row by row (see gemm).
 const JB_BYTES: i32 = 128 << 10;
+// Bytes of B packed per chunk when gemm packs it chunk by chunk (one block of rows).
+const JF_BYTES: i32 = 128 << 10;
 
 // The 4x4 transpose of (v0, v1, v2, v3) written as four v128 at d, d + step, d + 2*step, d + 3*step.
 function storeTransposed(d: usize, step: usize, v0: v128, v1: v128, v2: v128, v3: v128): void {
@@ -154,19 +156,34 @@ export function packB(dst: usize, src: usize, rs: i32, cs: i32, kRows: i32, cols
   if (cs == 1) {
     // Row-major source: walk it row by row over a group of PB panels (PB*NR contiguous floats per row),
     // so reads stream along rows instead of striding down one panel's NR columns (a page per row).
-    const panelBytes = <usize> (k4 << 2) * rowb;
+    // Four rows at a time: each panel's 4 x NR block (two whole cache lines) is written at once. Row by
+    // row, the panels' lines a power of two apart (K·NR·4 bytes: 4 KiB at K = 128) share a few cache sets
+    // and were evicted before the next row wrote the rest of them.
+    const panelBytes = <usize> (k4 << 2) * rowb, rsb = <usize> rs << 2;
     for (let g0 = 0; g0 < np; g0 += PB) {
       const g1 = min(np, g0 + PB);
-      for (let k = 0; k < k4 << 2; k++) {
-        const s = src + (<usize> k * <usize> rs << 2);
+      for (let k = 0; k < k4 << 2; k += 4) {
+        const s = src + <usize> k * rsb;
         let d = dst + <usize> g0 * panelBytes + <usize> k * rowb;
         for (let jp = g0; jp < g1; jp++) {
           const n0 = jp * NR;
-          if (k < kRows && n0 + NR <= cols) {
-            for (let v = 0; v < NR; v += 4) v128.store(d + (<usize> v << 2), v128.load(s + (<usize> (n0 + v) << 2)));
+          if (k + 4 <= kRows && n0 + NR <= cols) {
+            const o = <usize> n0 << 2;
+            for (let v = 0; v < NR; v += 4) {
+              const q = s + o + (<usize> v << 2), e = d + (<usize> v << 2);
+              v128.store(e, v128.load(q));
+              v128.store(e + rowb, v128.load(q + rsb));
+              v128.store(e + 2 * rowb, v128.load(q + 2 * rsb));
+              v128.store(e + 3 * rowb, v128.load(q + 3 * rsb));
+            }
           } else {
-            for (let t = 0; t < NR; t++) {
-              store<f32>(d + (<usize> t << 2), k < kRows && n0 + t < cols ? load<f32>(s + (<usize> (n0 + t) << 2)) : 0);
+            for (let kk = 0; kk < 4; kk++) {
+              for (let t = 0; t < NR; t++) {
+                store<f32>(
+                  d + <usize> kk * rowb + (<usize> t << 2),
+                  k + kk < kRows && n0 + t < cols ? load<f32>(s + <usize> kk * rsb + (<usize> (n0 + t) << 2)) : 0,
+                );
+              }
             }
           }
           d += panelBytes;
@@ -287,11 +304,17 @@ export function gemm(
       const kc = min(KC, K - pc);
       const k4 = cdiv(kc, 4);
       const bt = beta || pc > 0 ? 1 : 0;
+      // rows of A per block: MC, or more for a short kc (a block of as many bytes as MC x KC)
+      const mcb = max(MC, (MC * KC / (k4 << 2)) / MR * MR);
+      // one block of rows and no packed copy of B: B packed a chunk at a time just before its tiles, so
+      // the chunk is still in L1 (not all of op(B) first, read back from L3 when it exceeds L2: a head's
+      // 10x2048x128 tA, 1 MiB of B for 2 row panels)
+      const fused = !packed && M <= mcb;
       let bp = bw;
       if (packed) bp = packed + <usize> (pc / KC) * ps + (<usize> ((j0 + jc) / NR * k4 * NR) << 4);
-      else packB(bp, b + (<usize> (pc * brs + jc * bcs) << 2), brs, bcs, kc, nc);
-      for (let ic = 0; ic < M; ic += MC) {
-        const mc = min(MC, M - ic);
+      else if (!fused) packB(bp, b + (<usize> (pc * brs + jc * bcs) << 2), brs, bcs, kc, nc);
+      for (let ic = 0; ic < M; ic += mcb) {
+        const mc = min(mcb, M - ic);
         const pstride = <usize> (k4 * MR) << 4;
         const aSrc = a + (<usize> (ic * ars + pc * acs) << 2);
         // full MR-row panels in place when A is row-major, its k in whole groups of 4 and N small; the
@@ -300,24 +323,32 @@ export function gemm(
         if (full * MR < mc) {
           packA(ap, aSrc + <usize> (full * MR * ars) * 4, ars, acs, mc - full * MR, kc, pstride);
         }
-        const nps = cdiv(nc, NR), mps = cdiv(mc, MR);
-        // B's panels in chunks of about JB_BYTES; in a chunk, rows of tiles outer: each row of C's
-        // chunk is written whole while its lines are in L1 (C's rows a power of two apart share few cache
-        // sets: a column of tiles would evict each line before its neighbour tile writes the rest)
-        const jb = max(1, JB_BYTES / (k4 * NR * 16));
-        for (let j0 = 0; j0 < nps; j0 += jb) {
-          const j1 = min(nps, j0 + jb);
+        const nps = cdiv(nc, NR), mps = cdiv(mc, MR), pb = <usize> (k4 * NR) << 4;
+        // B's panels in chunks of about JB_BYTES (JF_BYTES packed in place); in a chunk, rows of tiles
+        // outer: each row of C's chunk is written whole while its lines are in L1 (C's rows a power of two
+        // apart share few cache sets: a column of tiles would evict each line before its neighbour tile
+        // writes the rest)
+        const jb = max(1, (fused ? JF_BYTES : JB_BYTES) / <i32> pb);
+        for (let q0 = 0; q0 < nps; q0 += jb) {
+          const q1 = min(nps, q0 + jb);
+          let cb = bp + <usize> q0 * pb;
+          if (fused) {
+            packB(bw, b + (<usize> (pc * brs + (jc + q0 * NR) * bcs) << 2), brs, bcs, kc, min(nc - q0 * NR, jb * NR));
+            cb = bw;
+          }
           for (let ip = 0; ip < mps; ip++) {
             const mr = min(MR, mc - ip * MR);
-            let cp = c + <usize> (ic + ip * MR) * ldcb + (<usize> (jc + j0 * NR) << 2);
-            for (let jp = j0; jp < j1; jp++) {
+            let cp = c + <usize> (ic + ip * MR) * ldcb + (<usize> (jc + q0 * NR) << 2);
+            let bq = cb;
+            for (let jp = q0; jp < q1; jp++) {
               const nr = min(NR, nc - jp * NR);
               store<u32>(seg, 0);
-              store<u32>(seg, <u32> (bp + <usize> (jp * k4 * NR) * 16), 4);
+              store<u32>(seg, <u32> bq, 4);
               store<u32>(seg, <u32> k4, 8);
               if (ip < full) microRows(aSrc + <usize> (ip * MR) * ldab, ldab, seg, 1, cp, ldcb, alpha, bt, MR, nr);
               else micro(ap + <usize> (ip - full) * pstride, seg, 1, cp, ldcb, alpha, bt, mr, nr);
               cp += <usize> NR << 2;
+              bq += pb;
             }
           }
         }

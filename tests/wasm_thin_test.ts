@@ -221,3 +221,55 @@ Deno.test("wasm thin: K = 0 gives alpha·0 (+ C) on the thin shapes", async () =
     be.dispose();
   }
 });
+
+// The packed GEMM's blocking for thin products: row blocks of more than MC = 96 rows when K is short (up to
+// MC·KC values of A: 768 rows at K = 32, two blocks at 800), op(B) packed 128 KiB of panels at a time for a
+// single row block (several chunks, a partial last panel, N past NC = 2048), in every transposition.
+const PACKED: Shape[] = [];
+for (
+  const [M, N, K] of [[10, 300, 256], [33, 1000, 33], [7, 2100, 10], [97, 130, 128], [200, 70, 20], [
+    800,
+    24,
+    32,
+  ]]
+) {
+  for (const transA of [false, true]) {
+    for (const transB of [false, true]) PACKED.push([M, N, K, transA, transB]);
+  }
+}
+
+Deno.test("wasm thin: the packed gemm's row blocks and chunks of B match a float64 reference", async () => {
+  const be = await createWasmBackend({ threads: 1 });
+  const rng = new Rng(14);
+  try {
+    for (const s of PACKED) check(be, rng, s, rng.int(2) === 1);
+  } finally {
+    be.dispose();
+  }
+});
+
+Deno.test("wasm thin: the packed gemm's row blocks and chunks of B give one thread's bits on 2, 3 and 4", async () => {
+  const one = await createWasmBackend({ threads: 1 });
+  const rng = new Rng(15);
+  const rand = (n: number) => Float32Array.from({ length: n }, () => rng.normal());
+  try {
+    for (const threads of [2, 3, 4]) {
+      const many = await createWasmBackend({ threads, minSplitWork: 0 });
+      try {
+        for (const [M, N, K, transA, transB] of PACKED) {
+          const a = rand(M * K), b = rand(K * N), c0 = rand(M * N);
+          const p = { M, N, K, transA, transB, accumulate: true, alpha: 0.5 };
+          assertClose(run(many, a, b, c0, p), run(one, a, b, c0, p), {
+            atol: 0,
+            rtol: 0,
+            label: `${threads} threads: gemm ${M}x${N}x${K} transA=${transA} transB=${transB}`,
+          });
+        }
+      } finally {
+        many.dispose();
+      }
+    }
+  } finally {
+    one.dispose();
+  }
+});
