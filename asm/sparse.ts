@@ -12,16 +12,29 @@ import { micro, microRows, MR, NR } from "./generated/micro.ts";
 // MR-row panels, at least one), so that slice of X stays in L2 while every W block passes once.
 const DDS_XBYTES: i32 = 256 << 10;
 const DDS_ROWS_OUTER: bool = false;
+// Pack each sweep's rows of X as MR-row panels (1) instead of reading them in place (0), but for the
+// block-16 path. In place, the MR rows of a tile lie a row apart (4 KiB in a 1024 -> 4096 forward, 16 KiB
+// in its backward) and all map onto the same L1 sets. Packed, at 256x1024x4096 b32 on one thread, the
+// bench layouts ran 0.88-0.97x the time of in place in the forward, 0.89-1.0x in the backward
+// (interleaved in one process, CPU time, 2-vCPU VM shared with other work).
+const DDS_PACKX: i32 = 1;
 const DDS16_ROWS_OUTER: bool = true;
 
 /** Workspace bytes `dds` needs. */
 export function ddsWorkspace(M: i32, inBlocks: i32, nnz: i32, b: i32): usize {
   const bq = cdiv(b, 4);
-  // X is read in place when b is a multiple of 4, but for the last M % MR rows (one packed panel)
-  const xRows = (b & 3) == 0 ? MR : cdiv(M, MR) * MR;
+  // X is packed a sweep at a time when b is a multiple of 4 (the block-16 path reads it in place, but for
+  // the last M % MR rows: one packed panel), all of it otherwise
+  const xRows = (b & 3) == 0 ? (DDS_PACKX && !(b == 16 && DDS16_ROWS_OUTER) ? ddsChunk(inBlocks * b) : 1) * MR : cdiv(M, MR) * MR;
   const xp = xRows * inBlocks * bq * 4;
   const wp = nnz * cdiv(b, NR) * NR * bq * 4;
   return (<usize> (xp + wp) << 2) + <usize> (nnz * cdiv(b, NR) * 24) + 64;
+}
+
+// MR-row panels of X per sweep over the block rows.
+// @ts-ignore: decorator
+@inline function ddsChunk(inCols: i32): i32 {
+  return max(1, DDS_XBYTES / (MR * inCols * 4));
 }
 
 /** `dds` mode bits (block 16): add a low-rank term, make a projection, op(U) transposed. */
@@ -40,6 +53,11 @@ export function ddsLowRankWorkspace(M: i32, inBlocks: i32, outBlocks: i32, b: i3
   const lr = cdiv(M, MR) * MR * r4 + cdiv(outBlocks * b, NR) * NR * r4;
   const proj = cdiv(inBlocks * b, 4) * 4 * cdiv(rank, NR) * NR;
   return (<usize> max(lr, proj) << 2) + 64;
+}
+
+/** Rows of the micro-kernel's tile (MR): splits of dds' rows between threads fall on multiples of it. */
+export function ddsRowTile(): i32 {
+  return MR;
 }
 
 /** Bytes `ddsPackW` writes: every kept block as NR-column panels. */
@@ -126,18 +144,20 @@ export function dds(
   const ldx = <usize> inCols << 2;
   const kTot4 = inBlocks * bq;
   const pstride = <usize> (kTot4 * MR) << 4;
-  // X is read in place, MR rows at a time (no copy), when its blocks are whole k/4 groups; the last
-  // M % MR rows, or all of X otherwise, are packed as MR-row panels (each block column padded to whole
-  // k/4 groups, zero rows below M).
+  // X is packed as MR-row panels a sweep at a time (see DDS_PACKX; the block-16 path reads it in place,
+  // MR rows at a time) when its blocks are whole k/4 groups; the last M % MR rows of the in-place path, or
+  // all of X otherwise, are packed first (each block column padded to whole k/4 groups, zero rows below M).
   const inPlace = (b & 3) == 0;
   const full = inPlace ? M / MR : 0;
   const xp = ws;
   const packedRows = M - full * MR;
-  const wp = xp + <usize> cdiv(packedRows, MR) * pstride;
+  // (X packed per sweep: the sweep's panels at xp, see below)
+  const packX = DDS_PACKX != 0 && inPlace && !(b == 16 && DDS16_ROWS_OUTER);
+  const wp = xp + <usize> (packX ? ddsChunk(inCols) : cdiv(packedRows, MR)) * pstride;
   const segsP = wp + (<usize> (nnz * npb * NR * bq * 4) << 2);
   const segsR = segsP + <usize> (nnz * npb * 12);
   const x0 = x + <usize> (full * MR) * ldx;
-  if (packedRows > 0) {
+  if (packedRows > 0 && !packX) {
     for (let j = 0; j < inBlocks; j++) {
       packA(xp + (<usize> (j * bq * MR) << 4), x0 + (<usize> (j * b) << 2), inCols, 1, packedRows, b, pstride);
     }
@@ -227,9 +247,15 @@ export function dds(
     }
     return;
   }
-  const chunk = max(1, DDS_XBYTES / (MR * inCols * 4));
+  const chunk = ddsChunk(inCols);
   for (let mc = 0; mc < mps; mc += chunk) {
     const mcEnd = min(mps, mc + chunk);
+    // packed: this sweep's rows as MR-row panels at xp (panel ip at xp + (ip - mc) * pstride)
+    if (packX) {
+      const r0 = mc * MR, nrows = min(M, mcEnd * MR) - r0;
+      packA(xp, x + <usize> r0 * ldx, inCols, 1, nrows, inCols, pstride);
+    }
+    const pFull = packX ? 0 : full, pFirst = packX ? mc : full;
     for (let o = o0; o < o1; o++) {
       const s0 = load<i32>(ptr + (<usize> o << 2)), s1 = load<i32>(ptr + (<usize> (o + 1) << 2));
       const ns = s1 - s0;
@@ -253,10 +279,10 @@ export function dds(
           for (let p = 0; p < npb; p++) {
             const nr = min(NR, b - p * NR), q = <usize> (p * ns * 12);
             const cp = y + (<usize> (ip * MR * outCols + o * b + p * NR) << 2);
-            if (ip < full) {
+            if (ip < pFull) {
               microRows(x + <usize> (ip * MR) * ldx, ldx, segsR + q, ns, cp, ldc, 1, beta, MR, nr);
             } else {
-              micro(xp + <usize> (ip - full) * pstride, segsP + q, ns, cp, ldc, 1, beta, min(MR, M - ip * MR), nr);
+              micro(xp + <usize> (ip - pFirst) * pstride, segsP + q, ns, cp, ldc, 1, beta, min(MR, M - ip * MR), nr);
             }
           }
         }
@@ -265,10 +291,10 @@ export function dds(
           const nr = min(NR, b - p * NR), q = <usize> (p * ns * 12);
           for (let ip = mc; ip < mcEnd; ip++) {
             const cp = y + (<usize> (ip * MR * outCols + o * b + p * NR) << 2);
-            if (ip < full) {
+            if (ip < pFull) {
               microRows(x + <usize> (ip * MR) * ldx, ldx, segsR + q, ns, cp, ldc, 1, beta, MR, nr);
             } else {
-              micro(xp + <usize> (ip - full) * pstride, segsP + q, ns, cp, ldc, 1, beta, min(MR, M - ip * MR), nr);
+              micro(xp + <usize> (ip - pFirst) * pstride, segsP + q, ns, cp, ldc, 1, beta, min(MR, M - ip * MR), nr);
             }
           }
         }

@@ -180,6 +180,7 @@ interface Kernels {
   ddsWorkspace(M: number, inBlocks: number, nnz: number, b: number): number;
   ddsLowRankWorkspace(M: number, inBlocks: number, outBlocks: number, b: number, rank: number): number;
   ddsPackedBytes(nnz: number, b: number): number;
+  ddsRowTile(): number;
   ddsRows(...args: number[]): void;
   ddsPackW(
     w: number,
@@ -952,11 +953,27 @@ export class WasmBackend implements Backend {
     }
     // One weight (not a batch of them): its blocks packed once per update (transW | 2 tells the kernel).
     const packed = (p.batch ?? 1) === 1 && nnz > 0 ? this.#packedW(w as WasmBuffer, l, tw, blockIdx) : 0;
-    // Threads take ranges of output block columns holding about equal numbers of kept blocks, so each
-    // packs only its own blocks of W (X is packed by each).
-    const cuts = balancedSplit(transW ? l.rowPtr : l.colPtr, this.#productParts(M * nnz * b * b));
+    const nParts = this.#productParts(M * nnz * b * b);
     const wsBytes = this.#k.ddsWorkspace(M, inBlocks, nnz, b) +
       (lr ? 16 + this.#k.ddsLowRankWorkspace(M, inBlocks, outBlocks, b, lr.rank) : 0);
+    if (packed && !lr && b !== 16) {
+      // The weight packed once for all: threads take ranges of rows (whole MR-row tiles), each packing
+      // only its own rows of X, and a row costs the same whatever the layout.
+      const rows = evenSplit(M, nParts, this.#k.ddsRowTile());
+      const ws = this.#workspaces(wsBytes, rows.length - 1);
+      const inB = inBlocks * b * 4, outB = outBlocks * b * 4, n = rows.length - 1;
+      const walk = [inBlocks, outBlocks, b, nnz, ptr, idx, blockIdx, tw | 2, acc];
+      const part = (
+        r0: number,
+        r1: number,
+        t: number,
+      ) => [px + r0 * inB, packed, py + r0 * outB, r1 - r0, ...walk, ws[t], 0, outBlocks, 0, 0, 0, 0, t, n];
+      this.#run("dds", rows.slice(1).map((r1, t) => part(rows[t], r1, t)), 13);
+      return;
+    }
+    // Otherwise ranges of output block columns holding about equal numbers of kept blocks, so each packs
+    // only its own blocks of W (X is packed by each).
+    const cuts = balancedSplit(transW ? l.rowPtr : l.colPtr, nParts);
     const ws = this.#workspaces(wsBytes, cuts.length - 1);
     // the low-rank term or projection (asm/sparse.ts' mode bits: 1 low-rank, 2 projection, 4 op(U) = Uᵀ,
     // 8 H stored (rank, M))
