@@ -313,6 +313,7 @@ const SDD_GROUP_FLOATS: i32 = 256;
 // With SDD_PACK_K = 8 (and against packGroup four k at a time, unpadded): 0.96-0.98x the time of the
 // bench's sdd (256x1024x4096 b32, all six layouts, one thread; three interleaved runs of 40-60 rounds,
 // CPU time, shared VM). Four or sixteen k at a time, or one k at a time, were no faster (one k: 1.05x).
+const SDD_APAD: i32 = 64;
 // Rows of A (k) sddPackAT packs per sweep over a group's panels (a multiple of 4).
 const SDD_PACK_K: i32 = 8;
 // k of one pass of sdd (see sdd)
