@@ -27,7 +27,8 @@ const JB_BYTES: i32 = 128 << 10;
 const JF_BYTES: i32 = 128 << 10;
 
 // The 4x4 transpose of (v0, v1, v2, v3) written as four v128 at d, d + step, d + 2*step, d + 3*step.
-function storeTransposed(d: usize, step: usize, v0: v128, v1: v128, v2: v128, v3: v128): void {
+// @ts-ignore: decorator
+@inline function storeTransposed(d: usize, step: usize, v0: v128, v1: v128, v2: v128, v3: v128): void {
   const lo01 = v128.shuffle<f32>(v0, v1, 0, 4, 1, 5);
   const lo23 = v128.shuffle<f32>(v2, v3, 0, 4, 1, 5);
   const hi01 = v128.shuffle<f32>(v0, v1, 2, 6, 3, 7);

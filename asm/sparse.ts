@@ -364,11 +364,47 @@ export function sddWorkspace(rows: i32, cols: i32, b: i32, K: i32): usize {
   return 64 + (<usize> (ap + bp) << 2) + <usize> cols;
 }
 
+// Block columns of B one packB sweep packs at most when the packed B is shared between threads (see
+// sdd): a run's columns are ready for the other threads only once the whole run is packed.
+const SDD_SHARED_RUN: i32 = 4;
+// Polls of a block column another thread is packing before this thread packs a copy of its own.
+const SDD_SPIN: i32 = 1 << 16;
+
+// Atomic flag operations of sdd's shared packing (threads builds; the others never share: shared = 0).
+// @ts-ignore: decorator
+@inline function flagClaim(f: usize): bool {
+  if (ASC_FEATURE_THREADS) return atomic.cmpxchg<i32>(f, 0, 1) == 0;
+  else return false;
+}
+// @ts-ignore: decorator
+@inline function flagReady(f: usize): bool {
+  if (ASC_FEATURE_THREADS) return atomic.load<i32>(f) == 2;
+  else return true;
+}
+// @ts-ignore: decorator
+@inline function flagSetReady(f: usize): void {
+  if (ASC_FEATURE_THREADS) atomic.store<i32>(f, 2);
+}
+
+/**
+ * Bytes of the region `sdd` shares between the parts of one product (its `shared` argument): a flag per
+ * k pass and block column (0 free, 1 being packed, 2 packed), then every block column of op(B) packed
+ * as NR-column panels for every k pass. The flags must be zero when the parts start.
+ */
+export function sddSharedBytes(cols: i32, b: i32, K: i32): usize {
+  const passes = cdiv(K, SDD_KC), k4 = cdiv(min(K, SDD_KC), 4);
+  return (<usize> ((passes * cols * 4 + 15) & ~15)) + (<usize> (passes * cols * cdiv(b, NR) * NR * k4 * 4) << 2);
+}
+
 /**
  * a is (R,K) or (K,R), bm is (K,C) or (C,K), w is (nnz,b,b) on the layout
  * (rowPtr, colIdx): `W (+)= op(A)·op(B)` on the kept blocks only.
  * Only the kept blocks of block rows r0 <= i < r1 are written (threads take one range each); each call
  * packs only the rows of A and the columns of B those blocks use, and needs its own ws.
+ * shared, when not 0 (threads build only), is a region of `sddSharedBytes` bytes, flags zeroed, that all
+ * parts of the product (part of parts) get: each block column of B is then packed once, by the part
+ * that claims it first (parts start their claims at different columns), instead of by every part
+ * whose blocks use it (a random layout's ranges of block rows use nearly every column).
  */
 export function sdd(
   a: usize,
@@ -386,7 +422,11 @@ export function sdd(
   ws: usize,
   r0: i32,
   r1: i32,
+  shared: usize,
+  part: i32,
+  parts: i32,
 ): void {
+  if (!ASC_FEATURE_THREADS) shared = 0;
   const R = rows * b, C = cols * b;
   const ars = transA ? 1 : K, acs = transA ? R : 1;
   const brs = transB ? 1 : C, bcs = transB ? K : 1;
@@ -416,15 +456,42 @@ export function sdd(
     const kc = min(SDD_KC, K - pc), k4 = cdiv(kc, 4), bt = pc > 0 ? 1 : beta;
     const aPanel = <usize> (k4 * MR) << 4, bPanel = <usize> (k4 * NR) << 4, blockA = <usize> mpb * aPanel;
     const a0 = a + (<usize> (pc * acs) << 2), b0 = bm + (<usize> (pc * brs) << 2);
-    for (let j = 0; j < cols; ) {
-      if (!load<u8>(packed + <usize> j)) {
-        j++;
-        continue;
+    // this pass's flags and shared panels (block column j at sbp + j * npb * bPanel)
+    const pass = pc / SDD_KC, nPass = cdiv(K, SDD_KC);
+    const flags = shared + (<usize> (pass * cols) << 2);
+    const sbp = shared + (<usize> ((nPass * cols * 4 + 15) & ~15)) + <usize> (pass * cols * npb) * (<usize> (k4m * NR) << 4);
+    if (shared) {
+      // copies a part made of its own in the last pass are stale now
+      for (let j = 0; j < cols; j++) if (load<u8>(packed + <usize> j) == 2) store<u8>(packed + <usize> j, 1);
+      // claim the used block columns not yet claimed, from this part's own starting column on (so parts
+      // running at once pack different columns), and pack them in runs of at most SDD_SHARED_RUN
+      const jStart = <i32> ((<i64> cols * part) / max(1, parts));
+      for (let t = 0; t < cols; ) {
+        const j = (jStart + t) % cols;
+        if (!load<u8>(packed + <usize> j) || !flagClaim(flags + (<usize> j << 2))) {
+          t++;
+          continue;
+        }
+        let j1 = j + 1;
+        while (
+          runs && j1 < cols && j1 - j < SDD_SHARED_RUN && j1 != jStart && load<u8>(packed + <usize> j1) &&
+          flagClaim(flags + (<usize> j1 << 2))
+        ) j1++;
+        packB(sbp + <usize> (j * npb) * bPanel, b0 + (<usize> (j * b * bcs) << 2), brs, bcs, kc, (j1 - j) * b);
+        for (let q = j; q < j1; q++) flagSetReady(flags + (<usize> q << 2));
+        t += j1 - j;
       }
-      let j1 = j + 1;
-      if (runs) while (j1 < cols && load<u8>(packed + <usize> j1)) j1++;
-      packB(bp + <usize> (j * npb) * bPanel, b0 + (<usize> (j * b * bcs) << 2), brs, bcs, kc, (j1 - j) * b);
-      j = j1;
+    } else {
+      for (let j = 0; j < cols; ) {
+        if (!load<u8>(packed + <usize> j)) {
+          j++;
+          continue;
+        }
+        let j1 = j + 1;
+        if (runs) while (j1 < cols && load<u8>(packed + <usize> j1)) j1++;
+        packB(bp + <usize> (j * npb) * bPanel, b0 + (<usize> (j * b * bcs) << 2), brs, bcs, kc, (j1 - j) * b);
+        j = j1;
+      }
     }
     for (let g0 = r0; g0 < r1; g0 += G) {
       const g1 = min(r1, g0 + G);
@@ -444,10 +511,27 @@ export function sdd(
         const aRow = ap + <usize> (i - g0) * blockA;
         for (let e = s0; e < s1; e++) {
           const j = load<i32>(colIdx + (<usize> e << 2));
+          let jb = bp + <usize> (j * npb) * bPanel;
+          if (shared) {
+            // the shared copy once its packer marks it ready; a part that polls too long (its packer
+            // descheduled on a busy machine) packs its own copy (same bits) in its workspace
+            jb = sbp + <usize> (j * npb) * bPanel;
+            const f = flags + (<usize> j << 2);
+            if (load<u8>(packed + <usize> j) == 2) jb = bp + <usize> (j * npb) * bPanel;
+            else if (!flagReady(f)) {
+              let spin = 0;
+              while (!flagReady(f) && spin < SDD_SPIN) spin++;
+              if (spin >= SDD_SPIN) {
+                jb = bp + <usize> (j * npb) * bPanel;
+                packB(jb, b0 + (<usize> (j * b * bcs) << 2), brs, bcs, kc, b);
+                store<u8>(packed + <usize> j, 2);
+              }
+            }
+          }
           for (let p = 0; p < npb; p++) {
             const nr = min(NR, b - p * NR);
             store<u32>(seg, 0);
-            store<u32>(seg, <u32> (bp + <usize> (j * npb + p) * bPanel), 4);
+            store<u32>(seg, <u32> (jb + <usize> p * bPanel), 4);
             store<u32>(seg, <u32> k4, 8);
             let cp = w + (<usize> (e * bb + p * NR) << 2);
             for (let ip = 0; ip < mpb; ip++) {

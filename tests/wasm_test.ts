@@ -420,6 +420,84 @@ for (const [threads, parts] of [[2, 3], [3, 8]]) {
   });
 }
 
+// sdd split between threads packs each block column of B once, into a region the parts share (the part
+// that claims a column first packs it; the others wait for it): random layouts whose parts use the same
+// columns, K over one 256-deep pass (flags and panels per pass), every transpose, b = 32 (5 full 6-row
+// panels and a 2-row one), 16 and 8; bit for bit against 1 thread and within rounding of a float64 sum.
+Deno.test("wasm: sdd's B packing shared between 2-4 threads equals 1 thread bit for bit and the float64 product", async () => {
+  const one = await createWasmBackend({ variant: "relaxed", threads: 1 });
+  const configs: [number, number][] = [[2, 1], [3, 1], [4, 1], [2, 3]];
+  const many: WasmBackend[] = [];
+  const rng = new Rng(77);
+  try {
+    for (const [threads, parts] of configs) {
+      const be = await createWasmBackend({ threads, minSplitWork: 0 });
+      be.partsPerThread = parts;
+      many.push(be);
+    }
+    for (
+      const [block, rows, cols, K] of [[32, 9, 5, 300], [16, 13, 7, 520], [8, 6, 11, 37], [32, 4, 3, 257]]
+    ) {
+      const l = randomMask({
+        outFeatures: rows * block,
+        inFeatures: cols * block,
+        block,
+        density: 0.6,
+        seed: K,
+      })
+        .toBSR();
+      const R = rows * block, C = cols * block;
+      for (
+        const [transA, transB, accumulate] of [[true, false, false], [false, true, true], [true, true, false]]
+      ) {
+        const a = Float32Array.from({ length: R * K }, () => rng.normal());
+        const b = Float32Array.from({ length: K * C }, () => rng.normal());
+        const w0 = Float32Array.from({ length: l.nnz * block * block }, () => rng.normal());
+        const run = (be: WasmBackend) => {
+          const w = be.upload(w0);
+          be.sdd(be.upload(a), be.upload(b), w, { layout: l, K, transA, transB, accumulate });
+          return be.readSync(w);
+        };
+        const want = run(one);
+        // float64 reference: W[e] (+)= op(A)[rows of block row i] · op(B)[columns of block column j]
+        const ref = new Float64Array(l.nnz * block * block);
+        for (let i = 0; i < rows; i++) {
+          for (let e = l.rowPtr[i]; e < l.rowPtr[i + 1]; e++) {
+            const j = l.colIdx[e];
+            for (let r = 0; r < block; r++) {
+              for (let c = 0; c < block; c++) {
+                const gr = i * block + r, gc = j * block + c, o = (e * block + r) * block + c;
+                let sum = accumulate ? w0[o] : 0;
+                for (let k = 0; k < K; k++) {
+                  sum += (transA ? a[k * R + gr] : a[gr * K + k]) * (transB ? b[gc * K + k] : b[k * C + gc]);
+                }
+                ref[o] = sum;
+              }
+            }
+          }
+        }
+        const label = `b=${block} ${rows}x${cols} K=${K} ${transA} ${transB} ${accumulate}`;
+        assertClose(want, ref, {
+          atol: 2e-4 * Math.sqrt(K),
+          rtol: 1e-4,
+          label: `1 thread, ${label} vs float64`,
+        });
+        many.forEach((be, t) => {
+          const [threads, parts] = configs[t];
+          assertClose(run(be), want, {
+            atol: 0,
+            rtol: 0,
+            label: `${threads} threads x ${parts} parts, ${label}`,
+          });
+        });
+      }
+    }
+  } finally {
+    for (const be of many) be.dispose();
+    one.dispose();
+  }
+});
+
 Deno.test("wasm: the workers take parts of the work (not only the calling thread)", async () => {
   const be = await createWasmBackend({ threads: 2, minSplitWork: 0 });
   try {

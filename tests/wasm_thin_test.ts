@@ -71,7 +71,8 @@ function check(be: WasmBackend, rng: Rng, [M, N, K, transA, transB]: Shape, accu
 // The shapes the register-tiled kernel takes, all C = Aᵀ·B (gemmThin): N of 5 to 32 (above 16 with K of
 // 512 or more; full and partial 8-column strips, 6-row tiles and their last rows, k blocks of 128 and
 // their edges), M of 3 to 32 with K of 1024 or more and N up to 256 (computed as (Bᵀ·A)ᵀ); and products
-// beside them that stay on the older kernels (M of 1 or 2; a gate's A·Bᵀ with N of 1 to 3, A·b).
+// beside them that stay on the older kernels (M of 1 to 3, 16 columns at a time; a gate's A·Bᵀ with N of 1 to 3,
+// A·b, two rows at a time for N = 1).
 const TILED: Shape[] = [];
 for (
   const [M, N] of [
@@ -95,7 +96,7 @@ for (
 for (const [M, N, K] of [[3, 8, 1024], [5, 40, 1025], [16, 77, 1100], [17, 33, 2048], [32, 64, 1030]]) {
   TILED.push([M, N, K, true, false]);
 }
-for (const M of [1, 2]) {
+for (const M of [1, 2, 3]) {
   for (const [N, K] of [[8, 1], [9, 130], [31, 7], [32, 300], [40, 2049], [77, 33]]) {
     TILED.push([M, N, K, true, false]);
   }
@@ -146,7 +147,7 @@ Deno.test("wasm thin: a dimension of 1, 15, 16, 17, 31, 32 or 33 in every transp
 });
 
 for (const threads of [2, 3, 4]) {
-  Deno.test(`wasm thin: gemmThin and gemmDot on ${threads} threads give one thread's bits`, async () => {
+  Deno.test(`wasm thin: gemmThin, gemmDot and gemmCols on ${threads} threads give one thread's bits`, async () => {
     const one = await createWasmBackend({ threads: 1 });
     const many = await createWasmBackend({ threads, minSplitWork: 0 });
     assertEquals(many.threads, threads);
@@ -165,6 +166,9 @@ for (const threads of [2, 3, 4]) {
         [33, 10, 2049, false, true],
         [7, 9, 130, false, true],
         [128, 4, 515, false, true],
+        [33, 1, 515, false, true],
+        [20, 1, 77, false, false],
+        [3, 50, 130, true, false],
       ];
       for (const [M, N, K, transA, transB] of shapes) {
         for (const accumulate of [false, true]) {

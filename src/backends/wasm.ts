@@ -194,6 +194,7 @@ interface Kernels {
   ): void;
   dds(...args: number[]): void;
   sddWorkspace(rows: number, cols: number, b: number, K: number): number;
+  sddSharedBytes(cols: number, b: number, K: number): number;
   sdd(...args: number[]): void;
   sumRows(x: number, y: number, M: number, N: number, beta: number, ld: number, ws: number): void;
   sumCols(x: number, y: number, M: number, N: number, beta: number): void;
@@ -1018,6 +1019,11 @@ export class WasmBackend implements Backend {
       sB = (p.strideB ?? K * C) * 4,
       sW = (p.strideW ?? l.nnz * l.block ** 2) * 4;
     const ta = transA ? 1 : 0, tb = transB ? 1 : 0, acc = accumulate ? 1 : 0;
+    // Split between threads: B packed once into a region the parts share (each block column by the
+    // part that claims it first), not by every part whose blocks use it; its flags zeroed per product.
+    const parts = cuts.length - 1;
+    const shared = parts > 1 && this.#pool ? this.#sddSharedRegion(l.cols, l.block, K) : 0;
+    const flagWords = Math.ceil(K / 256) * l.cols; // asm/sparse.ts: a flag per k pass (SDD_KC) and block column
     for (let i = 0; i < (p.batch ?? 1); i++) {
       const args = [
         pa + i * sA,
@@ -1033,8 +1039,23 @@ export class WasmBackend implements Backend {
         colIdx,
         acc,
       ];
-      this.#run("sdd", cuts.slice(1).map((e, t) => [...args, ws[t], cuts[t], e]), 12);
+      if (shared) this.#i32().fill(0, shared >>> 2, (shared >>> 2) + flagWords);
+      this.#run("sdd", cuts.slice(1).map((e, t) => [...args, ws[t], cuts[t], e, shared, t, parts]), 12);
     }
+  }
+
+  // sdd's region shared by the parts of one product (asm/sparse.ts sddSharedBytes), grown as needed.
+  #sddShared = 0;
+  #sddSharedBytes = 0;
+  #sddSharedRegion(cols: number, block: number, K: number): number {
+    const bytes = this.#k.sddSharedBytes(cols, block, K);
+    if (bytes > this.#sddSharedBytes) {
+      if (this.#sddSharedBytes > 0) this.#alloc.free(this.#sddShared, this.#sddSharedBytes);
+      this.#sddSharedBytes = 0;
+      this.#sddShared = this.#reserve(bytes, "sdd's shared packing");
+      this.#sddSharedBytes = bytes;
+    }
+    return this.#sddShared;
   }
 
   bsrSoftmax(x: BackendBuffer, y: BackendBuffer, p: BsrSoftmaxParams): void {
