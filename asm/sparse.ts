@@ -5,7 +5,7 @@
 // The block-sparse products: dds (dense = dense x sparse) and sdd (sparse = dense x dense on the kept
 // blocks), over BSR layouts, built on the packing and micro-kernel of gemm.ts.
 import { cdiv } from "./_common.ts";
-import { packA, packB, packGroup } from "./gemm.ts";
+import { packA, packB } from "./gemm.ts";
 import { micro, microRows, MR, NR } from "./generated/micro.ts";
 
 // Bytes of X one sweep over the block rows reads (rows of X per sweep: DDS_XBYTES / row bytes, whole
@@ -344,12 +344,65 @@ export function dds(
 // row (at b = 16, 64 B a row, a row a page apart, ran at about 1 GB/s; 1 KiB against 256 B: the Mixer's
 // b16 sdd 128->512, K 2048, 0.91-0.96x the time, block 32 at 256x1024x4096 unchanged; measured interleaved).
 const SDD_GROUP_FLOATS: i32 = 256;
+// Bytes between packed panels of A past their data: one cache line, so the 48 panels a group pack
+// writes side by side (8 block rows x 6 panels at b = 32, 6 KiB apart) do not map onto 2 L1 sets.
+// With SDD_PACK_K = 8 (and against packGroup four k at a time, unpadded): 0.96-0.98x the time of the
+// bench's sdd (256x1024x4096 b32, all six layouts, one thread; three interleaved runs of 40-60 rounds,
+// CPU time, shared VM). Four or sixteen k at a time, or one k at a time, were no faster (one k: 1.05x).
+const SDD_APAD: i32 = 64;
+// Rows of A (k) sddPackAT packs per sweep over a group's panels (a multiple of 4).
+const SDD_PACK_K: i32 = 8;
 // k of one pass of sdd (see sdd)
 const SDD_KC: i32 = 256;
 
 // @ts-ignore: decorator
 @inline function sddGroup(b: i32): i32 {
   return max(1, SDD_GROUP_FLOATS / b);
+}
+
+// Packs n block rows of A stored transposed (block row i: b floats of each of kc rows of A, rs floats
+// apart, from src + i*b floats) as MR-row panels of [k][MR] (panel ip of block row i at
+// d + i*blockA + ip*aPanel bytes; rows past b and k past kc zero), SDD_PACK_K rows of A at a time: each
+// row is read once, n*b contiguous floats, and each panel gets SDD_PACK_K*MR contiguous floats at once.
+function sddPackAT(d: usize, src: usize, rs: i32, b: i32, kc: i32, n: i32, aPanel: usize, blockA: usize): void {
+  const full = b / MR, edge = b - full * MR, kp = cdiv(kc, 4) << 2;
+  const rsb = <usize> rs << 2, bb = <usize> b << 2, mrb = <usize> MR << 2, o = <usize> (MR - 4) << 2;
+  for (let k0 = 0; k0 < kp; k0 += SDD_PACK_K) {
+    // rows k0 <= k < k1 of A exist; k1 <= k < k2 are zeros (the kernel runs whole groups of 4 k)
+    const k1 = min(kc, k0 + SDD_PACK_K), k2 = min(kp, k0 + SDD_PACK_K);
+    const s0 = src + <usize> k0 * rsb, d0 = d + <usize> k0 * mrb;
+    for (let i = 0; i < n; i++) {
+      const c = s0 + <usize> i * bb;
+      let t = d0 + <usize> i * blockA;
+      for (let ip = 0; ip < full; ip++) {
+        // a full panel's MR floats of each k as two overlapping v128 (MR is 5 or 6)
+        let sk = c + <usize> ip * mrb, tk = t;
+        for (let k = k0; k < k1; k++) {
+          v128.store(tk, v128.load(sk));
+          v128.store(tk + o, v128.load(sk + o));
+          sk += rsb;
+          tk += mrb;
+        }
+        t += aPanel;
+      }
+      if (edge > 0) {
+        // the last edge rows of the block, zeros below them
+        let sk = c + <usize> full * mrb, tk = t;
+        for (let k = k0; k < k1; k++) {
+          for (let r = 0; r < MR; r++) store<f32>(tk + (<usize> r << 2), r < edge ? load<f32>(sk + (<usize> r << 2)) : 0);
+          sk += rsb;
+          tk += mrb;
+        }
+      }
+      if (k1 < k2) {
+        let tz = d0 + <usize> i * blockA + <usize> (k1 - k0) * mrb;
+        for (let ip = 0; ip < full + (edge > 0 ? 1 : 0); ip++) {
+          memory.fill(tz, 0, <usize> (k2 - k1) * mrb);
+          tz += aPanel;
+        }
+      }
+    }
+  }
 }
 
 /**
@@ -359,7 +412,7 @@ const SDD_KC: i32 = 256;
 // (rows is not used: a few block rows of A are packed at a time; kept so the signature is unchanged)
 export function sddWorkspace(rows: i32, cols: i32, b: i32, K: i32): usize {
   const k4 = cdiv(min(K, SDD_KC), 4);
-  const ap = sddGroup(b) * cdiv(b, MR) * MR * k4 * 4;
+  const ap = sddGroup(b) * cdiv(b, MR) * (MR * k4 * 4 + (SDD_APAD >> 2));
   const bp = cols * cdiv(b, NR) * NR * k4 * 4;
   return 64 + (<usize> (ap + bp) << 2) + <usize> cols;
 }
@@ -437,7 +490,7 @@ export function sdd(
   // the segment descriptor lives in the workspace: each thread has its own (no static scratch)
   const seg = ws;
   const ap = ws + 64;
-  const bp = ap + <usize> (sddGroup(b) * mpb) * (<usize> (k4m * MR) << 4); // room for a group of block rows of A
+  const bp = ap + <usize> (sddGroup(b) * mpb) * ((<usize> (k4m * MR) << 4) + SDD_APAD); // room for a group of block rows of A
   const packed = bp + <usize> (cols * npb) * (<usize> (k4m * NR) << 4);
   memory.fill(packed, 0, <usize> cols);
   // Mark the block columns of B the range's blocks use; pack them once each, a run of adjacent used
@@ -454,7 +507,7 @@ export function sdd(
   const G = ars == 1 ? sddGroup(b) : 1;
   for (let pc = 0; pc < K; pc += SDD_KC) {
     const kc = min(SDD_KC, K - pc), k4 = cdiv(kc, 4), bt = pc > 0 ? 1 : beta;
-    const aPanel = <usize> (k4 * MR) << 4, bPanel = <usize> (k4 * NR) << 4, blockA = <usize> mpb * aPanel;
+    const aPanel = (<usize> (k4 * MR) << 4) + SDD_APAD, bPanel = <usize> (k4 * NR) << 4, blockA = <usize> mpb * aPanel;
     const a0 = a + (<usize> (pc * acs) << 2), b0 = bm + (<usize> (pc * brs) << 2);
     // this pass's flags and shared panels (block column j at sbp + j * npb * bPanel)
     const pass = pc / SDD_KC, nPass = cdiv(K, SDD_KC);
@@ -499,12 +552,7 @@ export function sdd(
         const s0 = load<i32>(rowPtr + (<usize> g0 << 2)), s1 = load<i32>(rowPtr + (<usize> (g0 + 1) << 2));
         if (s1 > s0) packA(ap, a0 + (<usize> (g0 * b * ars) << 2), ars, acs, b, kc, aPanel);
       } else {
-        for (let q = 0; q < k4; q++) {
-          for (let i = g0; i < g1; i++) {
-            const src = a0 + (<usize> (i * b) << 2), d = ap + <usize> (i - g0) * blockA + (<usize> (q * MR) << 4);
-            for (let ip = 0; ip < mpb; ip++) packGroup(d + <usize> ip * aPanel, src, ars, acs, b, kc, ip, q);
-          }
-        }
+        sddPackAT(ap, a0 + (<usize> (g0 * b) << 2), acs, b, kc, g1 - g0, aPanel, blockA);
       }
       for (let i = g0; i < g1; i++) {
         const s0 = load<i32>(rowPtr + (<usize> i << 2)), s1 = load<i32>(rowPtr + (<usize> (i + 1) << 2));
