@@ -25,7 +25,7 @@ export function ddsWorkspace(M: i32, inBlocks: i32, nnz: i32, b: i32): usize {
   const bq = cdiv(b, 4);
   // X is packed a sweep at a time when b is a multiple of 4 (the block-16 path reads it in place, but for
   // the last M % MR rows: one packed panel), all of it otherwise
-  const xRows = (b & 3) == 0 ? (DDS_PACKX && !(b == 16 && DDS16_ROWS_OUTER) ? ddsChunk(inBlocks * b) : 1) * MR : cdiv(M, MR) * MR;
+  const xRows = (b & 3) == 0 ? (DDS_PACKX && !(b == 16 && DDS16_ROWS_OUTER) ? ddsChunk(inBlocks * b) * 3 / 2 + 1 : 1) * MR : cdiv(M, MR) * MR;
   const xp = xRows * inBlocks * bq * 4;
   const wp = nnz * cdiv(b, NR) * NR * bq * 4;
   return (<usize> (xp + wp) << 2) + <usize> (nnz * cdiv(b, NR) * 24) + 64;
@@ -182,7 +182,7 @@ export function dds(
   const packedRows = M - full * MR;
   // (X packed per sweep: the sweep's panels at xp, see below)
   const packX = DDS_PACKX != 0 && inPlace && !(b == 16 && DDS16_ROWS_OUTER);
-  const wp = xp + <usize> (packX ? ddsChunk(inCols) : cdiv(packedRows, MR)) * pstride;
+  const wp = xp + <usize> (packX ? ddsChunk(inCols) * 3 / 2 + 1 : cdiv(packedRows, MR)) * pstride;
   const segsP = wp + (<usize> (nnz * npb * NR * bq * 4) << 2);
   const segsR = segsP + <usize> (nnz * npb * 12);
   const x0 = x + <usize> (full * MR) * ldx;
@@ -276,7 +276,9 @@ export function dds(
     }
     return;
   }
-  const chunk = ddsChunk(inCols);
+  // equal sweeps, as many as the nearest whole number of DDS_XBYTES slices (a sweep up to 1.5x as long
+  // saves a pass of all of W over a last, short sweep)
+  const chunk = cdiv(mps, max(1, (mps + (ddsChunk(inCols) >> 1)) / ddsChunk(inCols)));
   for (let mc = 0; mc < mps; mc += chunk) {
     const mcEnd = min(mps, mc + chunk);
     // packed: this sweep's rows as MR-row panels at xp (panel ip at xp + (ip - mc) * pstride)
