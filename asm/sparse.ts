@@ -84,6 +84,35 @@ function packW(w: usize, blk: usize, b: i32, transW: i32, e0: i32, e1: i32, nE: 
   }
 }
 
+// np panels of 6 whole rows of a row-major source (rows ldx bytes apart, k4 groups of 4 columns) as
+// packA lays them out ([k][6] per panel, panel ip at dst + ip * pstride), each group of 4 k as six
+// aligned v128 (packA's row-major path writes four unaligned v128 and four 8-byte halves per group).
+function packRows6(dst: usize, src: usize, ldx: usize, np: i32, k4: i32, pstride: usize): void {
+  for (let ip = 0; ip < np; ip++) {
+    let s = src + <usize> (ip * 6) * ldx, d = dst + <usize> ip * pstride;
+    let s3 = s + ldx * 3;
+    const ldx2 = ldx << 1;
+    for (let q = 0; q < k4; q++) {
+      const r0 = v128.load(s), r1 = v128.load(s + ldx), r2 = v128.load(s + ldx2);
+      const r3 = v128.load(s3), r4 = v128.load(s3 + ldx), r5 = v128.load(s3 + ldx2);
+      const lo01 = i32x4.shuffle(r0, r1, 0, 4, 1, 5), hi01 = i32x4.shuffle(r0, r1, 2, 6, 3, 7);
+      const lo23 = i32x4.shuffle(r2, r3, 0, 4, 1, 5), hi23 = i32x4.shuffle(r2, r3, 2, 6, 3, 7);
+      const lo45 = i32x4.shuffle(r4, r5, 0, 4, 1, 5), hi45 = i32x4.shuffle(r4, r5, 2, 6, 3, 7);
+      // t_k: rows 0-3 of column k
+      const t1 = i32x4.shuffle(lo01, lo23, 2, 3, 6, 7), t3 = i32x4.shuffle(hi01, hi23, 2, 3, 6, 7);
+      v128.store(d, i32x4.shuffle(lo01, lo23, 0, 1, 4, 5));
+      v128.store(d, i32x4.shuffle(lo45, t1, 0, 1, 4, 5), 16);
+      v128.store(d, i32x4.shuffle(t1, lo45, 2, 3, 6, 7), 32);
+      v128.store(d, i32x4.shuffle(hi01, hi23, 0, 1, 4, 5), 48);
+      v128.store(d, i32x4.shuffle(hi45, t3, 0, 1, 4, 5), 64);
+      v128.store(d, i32x4.shuffle(t3, hi45, 2, 3, 6, 7), 80);
+      s += 16;
+      s3 += 16;
+      d += 96;
+    }
+  }
+}
+
 /**
  * w is (nnz,b,b): packs the kept blocks e0 <= e < e1 of the walk dds takes (see dds' transW; blk is the
  * whole walk's blockIdx) into dst (`ddsPackedBytes(nnz, b)` for the whole walk), at the places a pack of
@@ -253,7 +282,14 @@ export function dds(
     // packed: this sweep's rows as MR-row panels at xp (panel ip at xp + (ip - mc) * pstride)
     if (packX) {
       const r0 = mc * MR, nrows = min(M, mcEnd * MR) - r0;
-      packA(xp, x + <usize> r0 * ldx, inCols, 1, nrows, inCols, pstride);
+      if (MR == 6) {
+        // whole panels by packRows6, the last rows of M (a panel of fewer rows) by packA
+        const np = nrows / 6;
+        packRows6(xp, x + <usize> r0 * ldx, ldx, np, kTot4, pstride);
+        if (np * 6 < nrows) {
+          packA(xp + <usize> np * pstride, x + <usize> (r0 + np * 6) * ldx, inCols, 1, nrows - np * 6, inCols, pstride);
+        }
+      } else packA(xp, x + <usize> r0 * ldx, inCols, 1, nrows, inCols, pstride);
     }
     const pFull = packX ? 0 : full, pFirst = packX ? mc : full;
     for (let o = o0; o < o1; o++) {

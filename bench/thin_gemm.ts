@@ -10,7 +10,9 @@
  * it is the wall clock and the ceiling is n times the one-thread one. Shapes whose "tiled" and "old" take
  * the same path show the run's noise. The shapes are the training steps' low-rank and gate products
  * (the demo's Pixelfly Mixer shapes at rank 16 - the demo itself now uses rank 8; PixelflyLinear
- * 1024->4096 rank 32 at batch 256; a gate's single column) and the limits' edges.
+ * 1024->4096 rank 32 at batch 256; the Pixelfly MLP 784-2048-2048-10's at batch 128 with its head's 10
+ * classes; a gate's single column) and the limits' edges. B is written before every call (a new version,
+ * as an activation or an updated weight in a training step), so the packed GEMM packs it every time.
  *
  * Run: `deno run bench/thin_gemm.ts [--rounds 9] [--threads 1] [--only 512x16]`.
  *
@@ -62,6 +64,17 @@ const shapes: [number, number, number, boolean, boolean][] = [
   [4096, 32, 256, true, false],
   [1, 1024, 256, true, false],
   [256, 1, 1024, false, true],
+  // the Pixelfly MLP 784-2048-2048-10 step's (batch 128, rank 32, a gated layer's 33 = rank + gate, the head's
+  // 10 classes)
+  [2048, 32, 128, true, false],
+  [128, 2048, 32, false, true],
+  [33, 2048, 128, false, false],
+  [32, 128, 2048, true, true],
+  [128, 32, 2048, false, false],
+  [128, 10, 2048, false, true],
+  [10, 2048, 128, true, false],
+  [128, 2048, 10, false, false],
+  [128, 1, 2048, false, true],
   // edges: odd sizes, a head's 10 classes, dimension 33 (the old paths)
   [127, 10, 784, false, true],
   [10, 784, 127, true, false],
@@ -81,15 +94,19 @@ const made = shapes.map(([M, N, K, transA, transB]) => {
   const key = `${M}x${N}x${K}${transA ? " tA" : ""}${transB ? " tB" : ""}`;
   if (only && !key.includes(only)) return undefined;
   keys.push(key);
-  const a = be.upload(rnd(M * K)), b = be.upload(rnd(K * N)), c = be.alloc(M * N);
-  return { key, a, b, c, p: { M, N, K, transA, transB, accumulate: false } };
+  const bv = rnd(K * N);
+  const a = be.upload(rnd(M * K)), b = be.upload(bv), c = be.alloc(M * N);
+  return { key, a, b, b0: bv.subarray(0, 1), c, p: { M, N, K, transA, transB, accumulate: false } };
 });
 for (const [name, mode] of paths) {
   for (const m of made) {
     if (m === undefined) continue;
-    const { a, b, c, p } = m;
+    const { a, b, b0, c, p } = m;
     const fn = () => {
       be.thinProducts = mode;
+      // B written first: a new version each call, as in a training step (an activation, or a weight
+      // updated since), so the packed GEMM packs it each call instead of reusing its packed copy
+      be.write(b, b0);
       be.gemm(a, b, c, p);
     };
     cases.push({ name: `${m.key}|${name}`, fn, reps: repsFor(fn, 5), flops: 2 * p.M * p.N * p.K });
