@@ -422,8 +422,10 @@ export function sddWorkspace(rows: i32, cols: i32, b: i32, K: i32): usize {
 // Block columns of B one packB sweep packs at most when the packed B is shared between threads (see
 // sdd): a run's columns are ready for the other threads only once the whole run is packed.
 const SDD_SHARED_RUN: i32 = 4;
-// Polls of a block column another thread is packing before this thread packs a copy of its own.
-const SDD_SPIN: i32 = 1 << 16;
+// Polls of a block column another thread is packing before this thread packs a copy of its own (a run
+// of SDD_SHARED_RUN columns packs in tens of microseconds; after one such timeout in a call, a part
+// waits no more: its packer is likely off its core, on a machine busy with other work).
+const SDD_SPIN: i32 = 1 << 15;
 
 // Atomic flag operations of sdd's shared packing (threads builds; the others never share: shared = 0).
 // @ts-ignore: decorator
@@ -503,6 +505,7 @@ export function sdd(
     for (let e = s0; e < s1; e++) store<u8>(packed + <usize> load<i32>(colIdx + (<usize> e << 2)), 1);
   }
   const runs = b % NR == 0;
+  let spinLimit = SDD_SPIN;
   const ldc = <usize> b << 2;
   // A stored transposed (ars = 1): pack G block rows in one sweep over its rows (k outer); otherwise one
   // block row at a time (its rows run along k). Either way each block row's panels sit just before use.
@@ -570,8 +573,9 @@ export function sdd(
             if (load<u8>(packed + <usize> j) == 2) jb = bp + <usize> (j * npb) * bPanel;
             else if (!flagReady(f)) {
               let spin = 0;
-              while (!flagReady(f) && spin < SDD_SPIN) spin++;
-              if (spin >= SDD_SPIN) {
+              while (!flagReady(f) && spin < spinLimit) spin++;
+              if (spin >= spinLimit) {
+                spinLimit = 0;
                 jb = bp + <usize> (j * npb) * bPanel;
                 packB(jb, b0 + (<usize> (j * b * bcs) << 2), brs, bcs, kc, b);
                 store<u8>(packed + <usize> j, 2);
