@@ -60,11 +60,6 @@ export function ddsLowRankWorkspace(M: i32, inBlocks: i32, outBlocks: i32, b: i3
   return (<usize> max(lr, proj) << 2) + 64;
 }
 
-/** Rows of the micro-kernel's tile (MR): splits of dds' rows between threads fall on multiples of it. */
-export function ddsRowTile(): i32 {
-  return MR;
-}
-
 /** Bytes `ddsPackW` writes: every kept block as NR-column panels. */
 export function ddsPackedBytes(nnz: i32, b: i32): usize {
   return <usize> (nnz * cdiv(b, NR) * NR * cdiv(b, 4) * 4) << 2;
