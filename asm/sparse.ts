@@ -8,8 +8,15 @@ import { cdiv } from "./_common.ts";
 import { packA, packB } from "./gemm.ts";
 import { micro, microRows, MR, NR } from "./generated/micro.ts";
 
-// Bytes of X one sweep over the block rows reads (rows of X per sweep: DDS_XBYTES / row bytes, whole
+// Bytes of X one sweep over the block rows reads (rows of X per sweep: about DDS_XBYTES / row bytes, whole
 // MR-row panels, at least one), so that slice of X stays in L2 while every W block passes once.
+// Measured at 256x1024x4096 b32 (bench layouts, one thread, interleaved against this kernel, machine
+// shared) and not kept: 96 and 128 KiB sweeps (forward 1.04-1.16x the time), 448 KiB (no change); the
+// backward in k-chunks of 4 or 8 KiB of each row (more rows per sweep, each W panel reused by more of
+// them, sums continued from y between chunks: 1.0-1.19x); X panels laid out block column by block column
+// across the sweep (random layouts 0.93-0.97x, butterfly 1.03-1.07x); rows copied to a stride off the
+// power of two and read in place by microRows (1.0-1.1x); adjacent kept blocks merged into one segment
+// (no change).
 const DDS_XBYTES: i32 = 256 << 10;
 // NR-column panels of a block that meet each MR-row panel of a sweep in turn (all 4 of a 32-wide block:
 // each output row's lines written whole while in L1, each MR-row panel's X read once from L2 per group;
