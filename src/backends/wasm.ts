@@ -293,6 +293,14 @@ const COST_PASS = 8, COST_MATH = 32, COST_ROW = 64;
 // Workspace bytes of sumRows: the float64 sums of one block of columns (asm/rows.ts SUMROWS_BLOCK = 1024).
 const SUMROWS_WS = 1024 * 8;
 
+// A gemm's work in multiply-add equivalents (minSplitWork's unit): its M·N·K multiply-adds plus a memory
+// pass over each operand and C (COST_PASS per element). A thin product (a head's 128x10x2048, K = 10 classes
+// or N = 10) does few multiply-adds per element it reads or writes, so counting M·N·K alone kept products
+// of 0.3-0.5 ms on one thread.
+function gemmWork(M: number, N: number, K: number): number {
+  return M * N * K + COST_PASS * (M * N + M * K + K * N);
+}
+
 const PAGE = 65536;
 // Pages the threads builds' shared memory may grow to (2 GiB; asm/build.ts's --maximumMemory).
 const SHARED_MAX_PAGES = 32768;
@@ -752,7 +760,7 @@ export class WasmBackend implements Backend {
     if (this.#thin(pa, pb, pc, p, alpha, batch, sA, sB, sC)) return;
     // Threads split the larger of M and N at multiples of the 8-wide register tile.
     const byN = N >= M;
-    const cuts = evenSplit(byN ? N : M, this.#productParts(M * N * K), 8);
+    const cuts = evenSplit(byN ? N : M, this.#productParts(gemmWork(M, N, K)), 8);
     const ws = this.#workspaces(this.#k.gemmWorkspace(), cuts.length - 1);
     // op(B) packed once per version of B when it comes back unchanged (a weight), read by every part.
     const packed = batch === 1 && K > 0 ? this.#gemmPackedB(b as WasmBuffer, K, N, tb) : 0;
@@ -831,7 +839,8 @@ export class WasmBackend implements Backend {
     else if (!transB && (K <= THIN_K || N <= THIN_N)) [name, byRows] = ["gemmRows", true];
     else if (!transB && M <= THIN_M) [name, byRows] = ["gemmCols", false];
     else return false;
-    const cuts = byRows ? evenSplit(M, this.#parts(M * N * K)) : evenSplit(N, this.#parts(M * N * K), 8);
+    const parts = this.#parts(gemmWork(M, N, K));
+    const cuts = byRows ? evenSplit(M, parts) : evenSplit(N, parts, 8);
     for (let i = 0; i < batch; i++) {
       const A = pa + i * sA, B = pb + i * sB, C = pc + i * sC;
       this.#run(
@@ -876,7 +885,7 @@ export class WasmBackend implements Backend {
     const [R, Q] = flip ? [N, M] : [M, N];
     // 8-column strips of B in place, its last Q mod 8 columns packed (zero-padded to 8) in the workspace
     const ns = Q >> 3, j0 = ns * 8, w = Q > j0 ? 8 : 0, kb = THIN_KB;
-    const cuts = evenSplit(R, this.#parts(M * N * K), 6);
+    const cuts = evenSplit(R, this.#parts(gemmWork(M, N, K)), 6);
     const args = cuts.slice(1).map((e, t) => ({ rows: e - cuts[t], s: cuts[t] }));
     // each part's partial sums between k blocks: its rows x the strips
     const partial = (r: typeof args[0]) => K > kb ? r.rows * (j0 + w) * 4 : 0;
