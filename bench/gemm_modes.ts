@@ -16,11 +16,21 @@
  * kernel; the upper percentiles show what the kernel does when the memory
  * system is not contended.
  *
+ * Each round then runs the probe once more while a Worker runs it too: when the two vCPUs are hardware
+ * threads of one core, two register-only loops share its FMA pipes and the probe slows down about 2x; on
+ * two cores it does not. The last table splits the rounds by that slow-down. On the Zen 3 VM (2026-11-30,
+ * idle) most rounds ran on two cores (slow-down about 1.0) with the gemm near 0.55; the rounds that found
+ * one core (1.5 or more) were few and their gemm was faster in some runs (1024^3: 24 of 150 rounds, median
+ * 0.78 against 0.56; a separate 200-round run of 64x768x768: the 16 rounds at 0.7 or more had a median
+ * slow-down of 1.34) and not in others. A reading, not a proof: the gemm is slow while its core's other
+ * hardware thread is someone else's (it shares L1 and L2), fast when that thread is our own idle vCPU, and
+ * then a second thread of ours has no core of its own (2 threads scale poorly in the fast state).
+ *
  * @module
  */
 import { parseArgs } from "node:util";
 import { createWasmBackend } from "../src/backends/wasm.ts";
-import { peakProbe } from "./_peak.ts";
+import { peakModuleBytes, peakProbe } from "./_peak.ts";
 import { shapeName, SHAPES } from "./_shapes.ts";
 
 const { values } = parseArgs({ args: Deno.args, options: { rounds: { type: "string", default: "60" } } });
@@ -36,6 +46,37 @@ const be = await createWasmBackend({ threads: 1 });
 const probe = await peakProbe();
 for (let i = 0; i < 50; i++) probe.fma(100_000, 0.999, 1e-3);
 const PROBE_N = 300_000; // about 2.5 ms at the ceiling
+// the Worker: the probe's module sent as bytes, its source a Blob (no file access needed)
+const WORKER = `let fma;
+self.onmessage = async (e) => {
+  if (typeof e.data !== "number") {
+    fma = (await WebAssembly.instantiate(e.data, {})).instance.exports.fma;
+    for (let i = 0; i < 20; i++) fma(100000, 0.999, 1e-3);
+    self.postMessage("ready");
+    return;
+  }
+  const t0 = performance.now();
+  fma(e.data, 0.999, 1e-3);
+  self.postMessage(performance.now() - t0);
+};`;
+const worker = new Worker(URL.createObjectURL(new Blob([WORKER], { type: "text/javascript" })), {
+  type: "module",
+});
+const ready = new Promise((r) => (worker.onmessage = r));
+worker.postMessage(peakModuleBytes());
+await ready;
+// the probe's time with the Worker's probe running at once, over its time alone just before
+function sharedSlowdown(): number {
+  let t0 = performance.now();
+  probe.fma(PROBE_N, 0.999, 1e-3);
+  const alone = performance.now() - t0;
+  worker.postMessage(PROBE_N * 1.2); // the Worker's loop outlasts the probe's
+  t0 = performance.now();
+  probe.fma(PROBE_N, 0.999, 1e-3);
+  return (performance.now() - t0) / alone;
+}
+const waitWorker = () => new Promise((r) => (worker.onmessage = r));
+const byCores: { shape: string; frac: number; slow: number }[] = [];
 const q = (xs: number[], f: number) =>
   [...xs].sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor(f * xs.length))];
 
@@ -49,7 +90,7 @@ for (const s of SHAPES) {
   // enough calls per round for about 10 ms of work
   const reps = Math.max(1, Math.round(10e-3 * 35e9 / (2 * M * N * K)));
   for (let i = 0; i < 3; i++) run();
-  const frac: number[] = [], peak: number[] = [];
+  const frac: number[] = [], peak: number[] = [], slow: number[] = [];
   for (let r = 0; r < rounds; r++) {
     let t0 = performance.now();
     for (let q = 0; q < reps; q++) run();
@@ -59,9 +100,15 @@ for (const s of SHAPES) {
     const p = (PROBE_N * probe.fmaFlops) / (performance.now() - t0) / 1e6;
     frac.push(g);
     peak.push(p);
+    const done = waitWorker();
+    slow.push(sharedSlowdown());
+    await done;
   }
   const ceiling = q(peak, 0.5);
-  for (let i = 0; i < frac.length; i++) frac[i] /= ceiling;
+  for (let i = 0; i < frac.length; i++) {
+    frac[i] /= ceiling;
+    byCores.push({ shape: shapeName(s), frac: frac[i], slow: slow[i] });
+  }
   be.free(a), be.free(w), be.free(c);
   const f2 = (x: number) => x.toFixed(2);
   console.log(
@@ -69,4 +116,19 @@ for (const s of SHAPES) {
       f2(q(frac, 1))
     } | ${ceiling.toFixed(1)} (${q(peak, 0).toFixed(1)}-${q(peak, 1).toFixed(1)}) |`,
   );
+}
+worker.terminate();
+console.log(
+  "\nthe same rounds by the probe's slow-down with a second thread running it (one core: about 2; two: 1)",
+);
+console.log(
+  "| shape | rounds at 1.2 or less: count, median fraction | rounds at 1.5 or more: count, median fraction |",
+);
+console.log("|---|---:|---:|");
+for (const shape of new Set(byCores.map((r) => r.shape))) {
+  const rs = byCores.filter((r) => r.shape === shape);
+  const two = rs.filter((r) => r.slow <= 1.2).map((r) => r.frac),
+    one = rs.filter((r) => r.slow >= 1.5).map((r) => r.frac);
+  const m = (xs: number[]) => (xs.length ? q(xs, 0.5).toFixed(2) : "-");
+  console.log(`| ${shape} | ${two.length}, ${m(two)} | ${one.length}, ${m(one)} |`);
 }
