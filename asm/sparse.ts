@@ -256,7 +256,7 @@ export function dds(
       const mr = min(MR, M - ip * MR);
       if (proj && ip >= p0 && ip < p1) {
         for (let jp = 0; jp < npr; jp++) {
-          store<u32>(seg, <u32> (lrWs + 16 + <usize> jp * pPanel), 4);
+          store<u32>(seg, <u32> (seg + 16 + <usize> jp * pPanel), 4);
           const hc = h + <usize> (ip * MR) * ldh + (<usize> (jp * NR) << 2), nr = min(NR, rank - jp * NR);
           if (ip < full) microRows(x + <usize> (ip * MR) * ldx, ldx, seg, 1, hc, ldh, 1, 0, MR, nr);
           else micro(xp + <usize> (ip - full) * pstride, seg, 1, hc, ldh, 1, 0, mr, nr);
@@ -283,6 +283,21 @@ export function dds(
     }
     return;
   }
+  // The projection when X is packed per sweep (the caller asks for it only then, on its rows of X and H,
+  // H stored (M, rank)): H = X·op(U) from each packed MR-row panel of X, all of k, while the panel is in
+  // L2 (no pass over X of its own: the backward's dX and dH at 256x1024x4096 b32, rank 32, 0.96x the time
+  // of dds and a gemm on 1 and 2 threads). Adding the low-rank term to each tile as the block-16 path does
+  // ran 1.02-1.03x the time of dds and a gemm after, so block 32 keeps the gemm (interleaved, idle VM).
+  const proj = packX && (mode & DDS_PROJECT) != 0 && rank > 0;
+  const transU = mode & DDS_TRANS;
+  const seg = (ws + ddsWorkspace(M, inBlocks, nnz, b) + 15) & ~(<usize> 15);
+  const kq = inBlocks * bq, pPanel = <usize> (kq * NR) << 4, npr = cdiv(rank, NR), ldh = <usize> rank << 2;
+  if (proj) {
+    if (transU) packB(seg + 16, u, 1, inCols, inCols, rank);
+    else packB(seg + 16, u, rank, 1, inCols, rank);
+    store<u32>(seg, 0);
+    store<u32>(seg, <u32> kq, 8);
+  }
   // equal sweeps, as many as the nearest whole number of DDS_XBYTES slices (a sweep up to 1.5x as long
   // saves a pass of all of W over a last, short sweep)
   const chunk = cdiv(mps, max(1, (mps + (ddsChunk(inCols) >> 1)) / ddsChunk(inCols)));
@@ -301,6 +316,16 @@ export function dds(
       } else packA(xp, x + <usize> r0 * ldx, inCols, 1, nrows, inCols, pstride);
     }
     const pFull = packX ? 0 : full, pFirst = packX ? mc : full;
+    if (proj) {
+      for (let ip = mc; ip < mcEnd; ip++) {
+        const mr = min(MR, M - ip * MR);
+        for (let jp = 0; jp < npr; jp++) {
+          store<u32>(seg, <u32> (seg + 16 + <usize> jp * pPanel), 4);
+          const hc = h + <usize> (ip * MR) * ldh + (<usize> (jp * NR) << 2);
+          micro(xp + <usize> (ip - mc) * pstride, seg, 1, hc, ldh, 1, 0, mr, min(NR, rank - jp * NR));
+        }
+      }
+    }
     for (let o = o0; o < o1; o++) {
       const s0 = load<i32>(ptr + (<usize> o << 2)), s1 = load<i32>(ptr + (<usize> (o + 1) << 2));
       const ns = s1 - s0;

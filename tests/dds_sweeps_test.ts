@@ -146,3 +146,76 @@ for (const variant of ["relaxed", "simd128"] as const) {
     }
   });
 }
+
+// H = X·op(U) in float64: x (M, inCols), u (inCols, rank) or, transU, (rank, inCols)
+function projReference(
+  x: Float32Array,
+  u: Float32Array,
+  M: number,
+  inCols: number,
+  rank: number,
+  transU: boolean,
+) {
+  const h = new Float64Array(M * rank);
+  for (let m = 0; m < M; m++) {
+    for (let r = 0; r < rank; r++) {
+      let s = 0;
+      for (let k = 0; k < inCols; k++) {
+        s += x[m * inCols + k] * (transU ? u[r * inCols + k] : u[k * rank + r]);
+      }
+      h[m * rank + r] = s;
+    }
+  }
+  return h;
+}
+
+for (const variant of ["relaxed", "simd128"] as const) {
+  Deno.test(`wasm dds (${variant}): the projection H = X·op(U) made from X's sweeps (blocks 32, 24, 4), float64 reference, same bits on 1-4 threads`, async () => {
+    // blocks other than 16 make the projection from each packed sweep of X, the rows split between threads
+    const one = await createWasmBackend({ variant, threads: 1 });
+    const many: WasmBackend[] = [];
+    for (const threads of [2, 3, 4]) {
+      many.push(await createWasmBackend({ variant, threads, minSplitWork: 0 }));
+    }
+    try {
+      const all = cases().filter((c) => c.l.block % 4 === 0);
+      all.push({ name: "b4 backward, 1030 block rows", l: layout(1030, 5, 4, 0.3, 3, 2), transW: false });
+      for (const c of all) {
+        const b = c.l.block;
+        const inCols = (c.transW ? c.l.cols : c.l.rows) * b, outCols = (c.transW ? c.l.rows : c.l.cols) * b;
+        for (const [M, rank, transU] of [[9, 32, false], [41, 7, true], [13, 16, false]] as const) {
+          const x = rnd(M * inCols), w = rnd(c.l.nnz * b * b), u = rnd(inCols * rank);
+          const label = `${c.name} M=${M} rank=${rank} transU=${transU}`;
+          const go = (be: WasmBackend) => {
+            const xb = be.upload(x), wb = be.upload(w), yb = be.alloc(M * outCols), ub = be.upload(u);
+            const hb = be.upload(new Float32Array(M * rank).fill(NaN));
+            const project = { h: hb, u: ub, rank, transU };
+            be.dds(xb, wb, yb, { M, layout: c.l, transW: c.transW, accumulate: false, project });
+            const out = [be.readSync(yb), be.readSync(hb)];
+            for (const t of [xb, wb, yb, ub, hb]) be.free(t);
+            return out;
+          };
+          const [y, h] = go(one);
+          assertClose(y, reference(x, w, c.l, M, c.transW, new Float32Array(M * outCols)), {
+            atol: 2e-5,
+            rtol: 1e-4,
+            label: `${label}: Y`,
+          });
+          assertClose(h, projReference(x, u, M, inCols, rank, transU), {
+            atol: 1e-4,
+            rtol: 1e-4,
+            label: `${label}: H`,
+          });
+          for (const be of many) {
+            const [yt, ht] = go(be);
+            assertEquals(yt, y, `${label}: Y on ${be.threads} threads vs 1`);
+            assertEquals(ht, h, `${label}: H on ${be.threads} threads vs 1`);
+          }
+        }
+      }
+    } finally {
+      one.dispose();
+      for (const be of many) be.dispose();
+    }
+  });
+}

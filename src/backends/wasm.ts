@@ -932,9 +932,11 @@ export class WasmBackend implements Backend {
     if (lr) {
       checkDdsExtra("wasm backend dds", x, w, y, p);
       // block 16: the term is added to each register tile of the sparse kernel while it is in L1, the
-      // projection made while the kernel reads X (asm/sparse.ts), saving a gemm's pass over Y or X;
+      // projection made while the kernel reads X (asm/sparse.ts), saving a gemm's pass over Y or X; at other
+      // multiples of 4 the projection is made from X packed per sweep, the rows split between threads;
       // otherwise a gemm after
-      if (p.layout.block !== 16 || p.M <= DDS_ROWS_M || lr.rank === 0) {
+      const b = p.layout.block, rowSplit = p.project !== undefined && b % 4 === 0 && p.layout.nnz > 0;
+      if ((b !== 16 && !rowSplit) || p.M <= DDS_ROWS_M || lr.rank === 0) {
         return ddsExtraByGemm(this, x, w, y, p, lr);
       }
     }
@@ -965,19 +967,35 @@ export class WasmBackend implements Backend {
     const nParts = this.#productParts(M * nnz * b * b);
     const wsBytes = this.#k.ddsWorkspace(M, inBlocks, nnz, b) +
       (lr ? 16 + this.#k.ddsLowRankWorkspace(M, inBlocks, outBlocks, b, lr.rank) : 0);
-    if (packed && !lr && b !== 16) {
+    if (packed && b !== 16) {
       // The weight packed once for all: threads take equal numbers of rows (a row costs the same whatever
-      // the layout), each packing only its own rows of X. Not whole 6-row tiles: at M = 256, 128 rows each
-      // (21 tiles and 2 rows) ran 0.98-1.01x the time of 132 and 124 (interleaved, 2 threads).
+      // the layout), each packing only its own rows of X (and making or adding its own rows of H). Not
+      // whole 6-row tiles: at M = 256, 128 rows each (21 tiles and 2 rows) ran 0.98-1.01x the time of 132
+      // and 124 (interleaved, 2 threads).
       const rows = evenSplit(M, nParts);
       const ws = this.#workspaces(wsBytes, rows.length - 1);
       const inB = inBlocks * b * 4, outB = outBlocks * b * 4, n = rows.length - 1;
       const walk = [inBlocks, outBlocks, b, nnz, ptr, idx, blockIdx, tw | 2, acc];
-      const part = (
-        r0: number,
-        r1: number,
-        t: number,
-      ) => [px + r0 * inB, packed, py + r0 * outB, r1 - r0, ...walk, ws[t], 0, outBlocks, 0, 0, 0, 0, t, n];
+      // the projection (mode bits below): each part makes the rows of H of its rows of X
+      const mode = lr ? 2 | (lr.transU ? 4 : 0) : 0;
+      const ph = lr ? this.#p(lr.h) : 0, pu = lr ? this.#p(lr.u, true) : 0;
+      const rank = lr?.rank ?? 0;
+      const part = (r0: number, r1: number, t: number) => [
+        px + r0 * inB,
+        packed,
+        py + r0 * outB,
+        r1 - r0,
+        ...walk,
+        ws[t],
+        0,
+        outBlocks,
+        lr ? ph + r0 * rank * 4 : 0,
+        rank,
+        pu,
+        mode,
+        t,
+        n,
+      ];
       this.#run("dds", rows.slice(1).map((r1, t) => part(rows[t], r1, t)), 13);
       return;
     }
