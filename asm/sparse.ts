@@ -49,7 +49,7 @@ export function ddsWorkspace(M: i32, inBlocks: i32, nnz: i32, b: i32): usize {
   return max(1, DDS_XBYTES / (MR * inCols * 4));
 }
 
-/** `dds` mode bits (block 16): add a low-rank term, make a projection, op(U) transposed. */
+/** `dds` mode bits: add a low-rank term (block 16), make a projection, op(U) transposed, H transposed. */
 export const DDS_LOW_RANK: i32 = 1;
 export const DDS_PROJECT: i32 = 2;
 export const DDS_TRANS: i32 = 4;
@@ -145,7 +145,9 @@ export function ddsPackW(w: usize, blk: usize, b: i32, nnz: i32, transW: i32, ds
  *   mode & DDS_TRANS_H, h is stored (rank, M);
  * - mode & DDS_PROJECT: also `H = X·op(U)` for the rows of this part's share of the MR-row panels (part
  *   of parts: threads take one share each), h (M, rank), op(U) = Uᵀ with u (rank, inBlocks*b) when mode & DDS_TRANS, U with u
- *   (inBlocks*b, rank) otherwise: a projection of X made while its rows are in L1.
+ *   (inBlocks*b, rank) otherwise: a projection of X made while its rows are in L1. At other blocks that
+ *   are multiples of 4 (X packed per sweep), the projection only, of all M rows of the call (the caller
+ *   splits rows, not block columns, between threads), from each sweep's packed panels of X.
  */
 export function dds(
   x: usize,
