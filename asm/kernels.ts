@@ -16,7 +16,7 @@
 //   attention.ts    bsrSoftmax, bsrSoftmaxGrad (block-sparse attention's row softmax)
 import { gemmWorkspace, gemm, gemmPackedBytes, gemmPackB } from "./gemm.ts";
 import { gemmDot, gemmRows, gemmCols, gemmThin, gemmThinPack, gemmThinUntranspose } from "./thin.ts";
-import { ddsWorkspace, ddsLowRankWorkspace, dds, ddsPackedBytes, ddsPackW, sddWorkspace, sddSharedBytes, sdd } from "./sparse.ts";
+import { ddsWorkspace, ddsLowRankWorkspace, dds, ddsPackedBytes, ddsPackW, sddWorkspace, sddSharedBytes, sddFlagBytes, sdd } from "./sparse.ts";
 import { ddsRows } from "./dds_rows.ts";
 import {
   sumRows,
@@ -57,6 +57,7 @@ export {
   ddsRows,
   sddWorkspace,
   sddSharedBytes,
+  sddFlagBytes,
   sdd,
   sumRows,
   sumCols,

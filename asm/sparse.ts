@@ -474,7 +474,12 @@ const SDD_SPIN: i32 = 1 << 15;
  */
 export function sddSharedBytes(cols: i32, b: i32, K: i32): usize {
   const passes = cdiv(K, SDD_KC), k4 = cdiv(min(K, SDD_KC), 4);
-  return (<usize> ((passes * cols * 4 + 15) & ~15)) + (<usize> (passes * cols * cdiv(b, NR) * NR * k4 * 4) << 2);
+  return sddFlagBytes(cols, K) + (<usize> (passes * cols * cdiv(b, NR) * NR * k4 * 4) << 2);
+}
+
+/** Bytes of the flags at the start of sdd's shared region (a flag per k pass and block column, 16-aligned): zero them before each product. */
+export function sddFlagBytes(cols: i32, K: i32): usize {
+  return <usize> ((cdiv(K, SDD_KC) * cols * 4 + 15) & ~15);
 }
 
 /**

@@ -194,6 +194,7 @@ interface Kernels {
   dds(...args: number[]): void;
   sddWorkspace(rows: number, cols: number, b: number, K: number): number;
   sddSharedBytes(cols: number, b: number, K: number): number;
+  sddFlagBytes(cols: number, K: number): number;
   sdd(...args: number[]): void;
   sumRows(x: number, y: number, M: number, N: number, beta: number, ld: number, ws: number): void;
   sumCols(x: number, y: number, M: number, N: number, beta: number): void;
@@ -1050,7 +1051,7 @@ export class WasmBackend implements Backend {
     // part that claims it first), not by every part whose blocks use it; its flags zeroed per product.
     const parts = cuts.length - 1;
     const shared = parts > 1 && this.#pool ? this.#sddSharedRegion(l.cols, l.block, K) : 0;
-    const flagWords = Math.ceil(K / 256) * l.cols; // asm/sparse.ts: a flag per k pass (SDD_KC) and block column
+    const flagBytes = shared ? this.#k.sddFlagBytes(l.cols, K) : 0;
     for (let i = 0; i < (p.batch ?? 1); i++) {
       const args = [
         pa + i * sA,
@@ -1066,7 +1067,7 @@ export class WasmBackend implements Backend {
         colIdx,
         acc,
       ];
-      if (shared) this.#i32().fill(0, shared >>> 2, (shared >>> 2) + flagWords);
+      if (shared) this.#i32().fill(0, shared >>> 2, (shared + flagBytes) >>> 2);
       this.#run("sdd", cuts.slice(1).map((e, t) => [...args, ws[t], cuts[t], e, shared, t, parts]), 12);
     }
   }
