@@ -47,7 +47,11 @@ export function ddsRows(
       // budget switches tier part way (per b/4 columns of a block row) instead of at the next dds. (A
       // 1024 -> 4096 layer's first one-row forward is not that long: it runs in the baseline tier.)
       if (M == 1) {
-        rows1(x, wn, ldw, blockBytes, b, idx, e0, e1, yn, beta);
+        // sixteen columns at a time where the block has them left: four independent chains
+        if (n + 16 <= b) {
+          rows1x16(x, wn, ldw, blockBytes, b, idx, e0, e1, yn, beta);
+          n += 12;
+        } else rows1(x, wn, ldw, blockBytes, b, idx, e0, e1, yn, beta);
       } else {
         let m = 0;
         for (; m + 4 <= M; m += 4) rows4(x + <usize> m * ldx, ldx, wn, ldw, blockBytes, b, idx, e0, e1, yn + <usize> m * ldy, ldy, beta);
@@ -89,6 +93,48 @@ function rows1(
     }
   }
   storeRow(y, c0, beta);
+}
+
+// One row of X, sixteen output columns (four groups of rows1's four): the groups' chains are independent,
+// so the core overlaps them (one chain of dependent multiply-adds left rows1 at about one multiply-add per
+// cycle, and the baseline tier, which keeps the chain in a stack slot, at a fraction of that). Each chain
+// is rows1's, so the bits are the same.
+function rows1x16(
+  x: usize, wn: usize, ldw: usize, blockBytes: usize, b: i32, idx: usize, e0: i32, e1: i32, y: usize, beta: i32,
+): void {
+  let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
+  const ld4 = ldw << 2;
+  for (let e = e0; e < e1; e++) {
+    let wr = wn + <usize> e * blockBytes;
+    let xr = x + (<usize> (load<i32>(idx + (<usize> e << 2)) * b) << 2);
+    const xEnd = xr + (<usize> b << 2);
+    while (xr < xEnd) {
+      const x0 = v128.load32_splat(xr), x1 = v128.load32_splat(xr + 4);
+      const x2 = v128.load32_splat(xr + 8), x3 = v128.load32_splat(xr + 12);
+      c0 = group(x0, x1, x2, x3, wr, ldw, c0);
+      c1 = group(x0, x1, x2, x3, wr + ld4, ldw, c1);
+      c2 = group(x0, x1, x2, x3, wr + (ld4 << 1), ldw, c2);
+      c3 = group(x0, x1, x2, x3, wr + ld4 * 3, ldw, c3);
+      wr += 16;
+      xr += 16;
+    }
+  }
+  storeRow(y, c0, beta);
+  storeRow(y + 16, c1, beta);
+  storeRow(y + 32, c2, beta);
+  storeRow(y + 48, c3, beta);
+}
+
+// c + the four k of x0..x3 times w[n..n+3, k..k+3] at wr (rows ldw bytes apart), k in order: rows1's step.
+// @ts-ignore: decorator
+@inline function group(x0: v128, x1: v128, x2: v128, x3: v128, wr: usize, ldw: usize, c: v128): v128 {
+  const r0 = v128.load(wr), r1 = v128.load(wr + ldw);
+  const r2 = v128.load(wr + (ldw << 1)), r3 = v128.load(wr + ldw * 3);
+  const a = tr0(r0, r1), bq = tr0(r2, r3), cc = tr1(r0, r1), d = tr1(r2, r3);
+  c = madd(x0, i64x2.shuffle(a, bq, 0, 2), c);
+  c = madd(x1, i64x2.shuffle(a, bq, 1, 3), c);
+  c = madd(x2, i64x2.shuffle(cc, d, 0, 2), c);
+  return madd(x3, i64x2.shuffle(cc, d, 1, 3), c);
 }
 
 // Four rows of X (ldx bytes apart), each as rows1, sharing the transposed groups of W.

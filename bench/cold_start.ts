@@ -1,10 +1,11 @@
 /**
  * Cold start (issue 12): import the module, `setBackend("wasm")`, build a
  * PixelflyLinear 1024 -> 4096 and run its first forward on one row, each in
- * a fresh process (so nothing is warm but Deno's own transpile cache). Prints
+ * a fresh process run by `deno run` with no permission flags, as a user's script is (so nothing is warm but
+ * Deno's transpile cache and V8's code cache of the modules). Prints
  * the phases' medians over `--runs` processes.
  *
- *   deno run --allow-read --allow-run --allow-env bench/cold_start.ts [--runs 7] [--clock cpu]
+ *   deno run --allow-read --allow-write --allow-run --allow-env bench/cold_start.ts [--runs 7] [--clock cpu]
  *     [--against ../other/mod.ts] [--bundle]
  *
  * What each phase holds (measured with `--cpu-prof`, `--v8-flags=--trace-wasm-compilation-times` and
@@ -19,7 +20,7 @@
  * `--clock cpu` times the phases by the process's CPU time (all its threads: V8's compiler and GC threads
  * too), steadier than wall time on a machine other processes keep busy. `--against` runs another checkout's
  * `mod.ts` in the same way, interleaved process by process, and prints both columns (before/after in one run).
- * `--bundle` (needs `--allow-write` too) also builds this checkout's one-file bundle (src/tools/bundle.ts, what
+ * `--bundle` also builds this checkout's one-file bundle (src/tools/bundle.ts, what
  * `deno task bundle` ships to browsers, Node and edge functions) into a temporary folder, as it ships and
  * minified (`--minify`), and times both as columns interleaved with the others: the same code, loaded as one
  * module instead of about 40 (minified, V8 also has less source to scan at load and to compile at each
@@ -72,15 +73,20 @@ if (Deno.args.includes("--bundle")) {
   }
 }
 const rows: Record<string, number>[][] = mods.map(() => []);
+// each child is a script file run by `deno run`, as a user's program is (`deno eval` skips V8's code cache
+// of the imported modules: its imports took 1.5-2x as long)
+tmp ??= await Deno.makeTempDir({ prefix: "pixelfly_cold_" });
 try {
+  const script = await Promise.all(mods.map(async (mod, i) => {
+    const path = `${tmp}/child${i}.ts`;
+    await Deno.writeTextFile(path, child(mod, clock));
+    return path;
+  }));
   for (let r = 0; r < runs + 1; r++) {
     // the order rotates from round to round, so a burst of outside load hits every column alike
     for (let i = 0; i < mods.length; i++) {
       const m = (i + r) % mods.length;
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: ["eval", "--ext=ts", child(mods[m], clock)],
-      })
-        .output();
+      const out = await new Deno.Command(Deno.execPath(), { args: ["run", script[m]] }).output();
       if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
       // the first run fills the transpile cache
       if (r > 0) rows[m].push(JSON.parse(new TextDecoder().decode(out.stdout))[clock]);

@@ -49,6 +49,11 @@ function layouts(): [string, BlockLayout][] {
       "random b16",
       randomMask({ outFeatures: 96, inFeatures: 160, block: 16, density: 0.3, seed: 4 }).toBSR(),
     ],
+    // b20: a row of X runs sixteen columns at a time, then the last four (rows1x16, then rows1)
+    [
+      "random b20",
+      randomMask({ outFeatures: 60, inFeatures: 100, block: 20, density: 0.4, seed: 5 }).toBSR(),
+    ],
     ["empty block row b8", new BlockMask(5, 3, 8, empty).toBSR()],
     ["one block b4", new BlockMask(1, 1, 4, [1]).toBSR()],
     ["full b12", new BlockMask(2, 3, 12, new Uint8Array(6).fill(1)).toBSR()],

@@ -116,6 +116,14 @@ for (const M of [1, 2, 3, 7, 33]) {
   }
 }
 
+// One or two rows against a transposed B past gemmDot's ten columns (a first forward's projection x·Vᵀ,
+// inference on one row): gemmDot's dots, two rows only with K of 256 or more
+for (const M of [1, 2]) {
+  for (const [N, K] of [[11, 1024], [32, 1024], [33, 255], [33, 256], [300, 513], [4096, 32], [1024, 7]]) {
+    TILED.push([M, N, K, false, true]);
+  }
+}
+
 Deno.test("wasm thin: the register-tiled thin products match a float64 reference within rounding", async () => {
   const be = await createWasmBackend({ threads: 1 });
   const rng = new Rng(12);

@@ -291,6 +291,10 @@ const SQ_CHUNK = 1 << 16;
 // Work per element in multiply-add equivalents (the unit of minSplitWork), measured against the
 // micro-kernel: a memory-bound pass, a pass with exp/div per element, a row kernel in float64.
 const COST_PASS = 8, COST_MATH = 32, COST_ROW = 64;
+// gatedCombine reads three rows and writes one, its gradient reads four, writes three and sums a row: at
+// 128x2048 on one thread 1.1 and 1.7 ns per element (a pass: about 0.35), so counted as a pass each kept
+// them on one thread in the Pixelfly MLP step; split, its 2-thread step took 0.96-0.99x the time (A/B).
+const COST_GATED = 24, COST_GATED_GRAD = 36;
 // Workspace bytes of sumRows: the float64 sums of one block of columns (asm/rows.ts SUMROWS_BLOCK = 1024).
 const SUMROWS_WS = 1024 * 8;
 
@@ -836,7 +840,13 @@ export class WasmBackend implements Backend {
     const sai = transA ? 1 : K, sak = transA ? M : 1;
     if (this.thinProducts === true && this.#thinTiled(pa, pb, pc, p, alpha, batch, sA, sB, sC)) return true;
     let name: "gemmDot" | "gemmRows" | "gemmCols", byRows: boolean;
-    if ((transB || N === 1) && !transA && N <= THIN_DOT_N) [name, byRows] = ["gemmDot", true];
+    // One or two rows against a transposed B that one thread takes (a projection x·Vᵀ of a first forward,
+    // inference on one row): dots of contiguous rows, no pack of B. Warm, B's packed copy kept, one thread
+    // (2-vCPU VM): 0.45-0.5x the packed GEMM's time at 1-2x32x1024, 0.77x at 1x1024x1024, 0.97x at
+    // 1x4096x32; but 1.4x at 2x4096x32 (K = 32) and 1.2-2x at four rows.
+    const dotRows = transB && !transA && (M === 1 || (M === 2 && K >= 256)) &&
+      this.#parts(gemmWork(M, N, K)) === 1;
+    if (((transB || N === 1) && !transA && N <= THIN_DOT_N) || dotRows) [name, byRows] = ["gemmDot", true];
     else if (!transB && (K <= THIN_K || N <= THIN_N)) [name, byRows] = ["gemmRows", true];
     else if (!transB && M <= THIN_M) [name, byRows] = ["gemmCols", false];
     else return false;
@@ -1376,7 +1386,7 @@ export class WasmBackend implements Backend {
       pg = this.#p(g),
       pb = this.#p(bias),
       py = this.#p(y);
-    this.#rows("gatedCombine", M, M * N * COST_PASS, (r, n) => {
+    this.#rows("gatedCombine", M, M * N * COST_GATED, (r, n) => {
       const o = r * N * 4;
       return [ps + o, pl + o, pg + r * 4, pb, py + o, n, N, p.bias ? 1 : 0];
     });
@@ -1393,7 +1403,7 @@ export class WasmBackend implements Backend {
   ): void {
     const { M, N } = p, acc = p.accumulate ? 1 : 0;
     const [pdy, ps, pl, pg, pds, pdl, pdg] = [dy, s, l, g, ds, dl, dg].map((b) => this.#p(b));
-    this.#rows("gatedCombineGrad", M, M * N * COST_PASS, (r, n) => {
+    this.#rows("gatedCombineGrad", M, M * N * COST_GATED_GRAD, (r, n) => {
       const o = r * N * 4;
       return [pdy + o, ps + o, pl + o, pg + r * 4, pds + o, pdl + o, pdg + r * 4, n, N, acc];
     });
