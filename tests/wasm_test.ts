@@ -590,6 +590,20 @@ Deno.test("wasm: the allocator reuses freed memory, coalesces, and survives grow
   be.free(d);
   const e = be.alloc(64);
   assertEquals(Array.from(await be.read(e)), new Array(64).fill(0));
+  // so is one large enough for the fill kernel, on every thread count that may split the fill
+  for (const threads of [1, 2, 3]) {
+    const bt = await createWasmBackend({ threads, minSplitWork: 0 });
+    try {
+      for (const n of [1023, 1024, 5000, 300_001]) {
+        const junk = bt.upload(new Float32Array(n).fill(-3));
+        bt.free(junk);
+        const z = await bt.read(bt.alloc(n));
+        assertOk(z.length === n && z.every((v) => v === 0), `alloc(${n}) on ${threads} threads is zero`);
+      }
+    } finally {
+      bt.dispose();
+    }
+  }
   // Growth: views taken before memory.grow must not be used stale.
   const before = be.memoryBytes;
   const keep = be.upload(Float32Array.from({ length: 100 }, (_, i) => i));

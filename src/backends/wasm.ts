@@ -285,6 +285,9 @@ const THIN_FLIP_K = 1024, THIN_FLIP_N = 256;
 // calls 1-1.8x slower than the packed kernel, so the second call on the same weight packs it.
 const DDS_ROWS_M = 8;
 
+// Floats from which alloc zeroes a buffer with the fill kernel rather than from JS (see alloc).
+const ZERO_KERNEL = 1024;
+
 // sumSquares' chunk (asm/rows.ts SQ_CHUNK): fixed, so its sum has the same bits on any thread count.
 const SQ_CHUNK = 1 << 16;
 
@@ -706,11 +709,17 @@ export class WasmBackend implements Backend {
   // --- memory -------------------------------------------------------------
   alloc(size: number, opts?: { zero?: boolean }): BackendBuffer {
     const ptr = this.#reserve(size * 4, "alloc");
-    // outputs a kernel overwrites skip the fill (6-10x slower than a kernel's own stores on shared memory)
-    if (opts?.zero !== false) this.#f32().fill(0, ptr >>> 2, (ptr >>> 2) + size);
+    const buf = new WasmBuffer(this, ptr, size);
+    // outputs a kernel overwrites skip the fill; a buffer that accumulates is zeroed by the fill kernel: JS's
+    // TypedArray fill is slow on the threads build's shared memory (alloc + free of 256 Ki floats 140-150 µs
+    // against 425-790 µs, 16 Ki 11 against 30-50, 1 Ki 7-11 against 10-18; 2 threads, interleaved processes)
+    if (opts?.zero !== false) {
+      if (size >= ZERO_KERNEL) this.fill(buf, { size, value: 0 });
+      else this.#f32().fill(0, ptr >>> 2, (ptr >>> 2) + size);
+    }
     this.#live++;
     this.#liveBytes += size * 4;
-    return new WasmBuffer(this, ptr, size);
+    return buf;
   }
   upload(data: Float32Array): BackendBuffer {
     const ptr = this.#reserve(data.length * 4, "upload");
