@@ -590,7 +590,7 @@ Deno.test("wasm: the allocator reuses freed memory, coalesces, and survives grow
   be.free(d);
   const e = be.alloc(64);
   assertEquals(Array.from(await be.read(e)), new Array(64).fill(0));
-  // so is one large enough for the fill kernel, on every thread count that may split the fill
+  // so is one large enough for the fill kernel (run on the calling thread), on 1-3 threads
   for (const threads of [1, 2, 3]) {
     const bt = await createWasmBackend({ threads, minSplitWork: 0 });
     try {

@@ -712,9 +712,10 @@ export class WasmBackend implements Backend {
     const buf = new WasmBuffer(this, ptr, size);
     // outputs a kernel overwrites skip the fill; a buffer that accumulates is zeroed by the fill kernel: JS's
     // TypedArray fill is slow on the threads build's shared memory (alloc + free of 256 Ki floats 140-150 µs
-    // against 425-790 µs, 16 Ki 11 against 30-50, 1 Ki 7-11 against 10-18; 2 threads, interleaved processes)
+    // against 425-790 µs, 16 Ki 11 against 30-50, 1 Ki 7-11 against 10-18; 2 threads, interleaved processes).
+    // On this thread, never split: an alloc must not start the Workers that "auto" threads start lazily.
     if (opts?.zero !== false) {
-      if (size >= ZERO_KERNEL) this.fill(buf, { size, value: 0 });
+      if (size >= ZERO_KERNEL) this.#k.fill(ptr, size, 0);
       else this.#f32().fill(0, ptr >>> 2, (ptr >>> 2) + size);
     }
     this.#live++;
