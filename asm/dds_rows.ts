@@ -81,13 +81,9 @@ function rows1(
     let xr = x + (<usize> (load<i32>(idx + (<usize> e << 2)) * b) << 2);
     const xEnd = xr + (<usize> b << 2);
     while (xr < xEnd) {
-      const r0 = v128.load(wr), r1 = v128.load(wr + ldw);
-      const r2 = v128.load(wr + (ldw << 1)), r3 = v128.load(wr + ldw * 3);
-      const a = tr0(r0, r1), bq = tr0(r2, r3), c = tr1(r0, r1), d = tr1(r2, r3);
-      c0 = madd(v128.load32_splat(xr), i64x2.shuffle(a, bq, 0, 2), c0);
-      c0 = madd(v128.load32_splat(xr + 4), i64x2.shuffle(a, bq, 1, 3), c0);
-      c0 = madd(v128.load32_splat(xr + 8), i64x2.shuffle(c, d, 0, 2), c0);
-      c0 = madd(v128.load32_splat(xr + 12), i64x2.shuffle(c, d, 1, 3), c0);
+      const x0 = v128.load32_splat(xr), x1 = v128.load32_splat(xr + 4);
+      const x2 = v128.load32_splat(xr + 8), x3 = v128.load32_splat(xr + 12);
+      c0 = group(x0, x1, x2, x3, wr, ldw, c0);
       wr += 16;
       xr += 16;
     }
