@@ -498,6 +498,74 @@ Deno.test("wasm: sdd's B packing shared between 2-4 threads equals 1 thread bit 
   }
 });
 
+// sdd's fallback when a block column another part claimed never becomes ready (its packer descheduled on a
+// busy machine): the part polls a while, packs its own copy (same bits), and waits no more in that call.
+// Forced on the raw threads build by flags left "being packed" (1) by nobody and shared panels of NaN, so a
+// read of the shared copy would show; K = 600 is three passes (flags and panels per pass, and the own
+// copies of one pass are stale in the next). Every transpose; b = 32 and 16.
+Deno.test("wasm: sdd packs its own copy of a shared block column nobody finishes packing (the spin fallback), same bits", async () => {
+  const module = await WebAssembly.compile(await wasmBytes("threads") as BufferSource);
+  const memory = new WebAssembly.Memory({ initial: 96, maximum: 32768, shared: true });
+  // deno-lint-ignore no-explicit-any
+  const k = (await WebAssembly.instantiate(module, { env: { memory } })).exports as any;
+  const f32 = new Float32Array(memory.buffer), i32 = new Int32Array(memory.buffer);
+  const rng = new Rng(41);
+  for (const [block, rows, cols, K] of [[32, 5, 7, 600], [16, 6, 9, 600]]) {
+    const l = randomMask({
+      outFeatures: rows * block,
+      inFeatures: cols * block,
+      block,
+      density: 0.7,
+      seed: block,
+    })
+      .toBSR();
+    const R = rows * block, C = cols * block, size = l.nnz * block * block;
+    let top = (k.heapBase() + 63) & ~63;
+    const take = (bytes: number) => {
+      const at = top;
+      top = (top + bytes + 63) & ~63;
+      return at;
+    };
+    const pa = take(R * K * 4), pb = take(K * C * 4), pw0 = take(size * 4), pw1 = take(size * 4);
+    const pRow = take((rows + 1) * 4),
+      pCol = take(l.nnz * 4),
+      ws = take(k.sddWorkspace(rows, cols, block, K));
+    const shared = take(k.sddSharedBytes(cols, block, K)), flagBytes = k.sddFlagBytes(cols, K);
+    assertOk(top <= memory.buffer.byteLength, "test data fits the memory");
+    i32.set(l.rowPtr, pRow >>> 2);
+    i32.set(l.colIdx, pCol >>> 2);
+    // the stuck columns: two that the layout uses
+    const used = [...new Set(l.colIdx)].sort((x, y) => x - y);
+    const stuck = [used[1], used[used.length - 1]];
+    const passes = Math.ceil(K / 256);
+    for (const [transA, transB, beta] of [[1, 0, 0], [0, 1, 1], [1, 1, 0], [0, 0, 1]]) {
+      for (let i = 0; i < R * K; i++) f32[(pa >>> 2) + i] = rng.normal();
+      for (let i = 0; i < K * C; i++) f32[(pb >>> 2) + i] = rng.normal();
+      for (let i = 0; i < size; i++) f32[(pw0 >>> 2) + i] = f32[(pw1 >>> 2) + i] = rng.normal();
+      const args = [pa, pb, 0, rows, cols, block, K, transA, transB, pRow, pCol, beta, ws, 0, rows];
+      // one part alone, nothing shared: the reference bits
+      args[2] = pw0;
+      k.sdd(...args, 0, 0, 1);
+      // part 1 of 2 over every block row, sharing: the stuck columns' flags say "being packed" in every pass
+      f32.fill(NaN, (shared + flagBytes) >>> 2, (shared + k.sddSharedBytes(cols, block, K)) >>> 2);
+      i32.fill(0, shared >>> 2, (shared + flagBytes) >>> 2);
+      for (let p = 0; p < passes; p++) for (const j of stuck) i32[(shared >>> 2) + p * cols + j] = 1;
+      args[2] = pw1;
+      k.sdd(...args, shared, 1, 2);
+      const label = `b=${block} transA=${transA} transB=${transB} beta=${beta}`;
+      const want = f32.slice(pw0 >>> 2, (pw0 >>> 2) + size), got = f32.slice(pw1 >>> 2, (pw1 >>> 2) + size);
+      assertOk(want.every(Number.isFinite), `${label}: reference finite`);
+      assertClose(got, want, { atol: 0, rtol: 0, label: `${label}: own copies of the stuck columns` });
+      for (let p = 0; p < passes; p++) {
+        for (const j of used) {
+          const flag = i32[(shared >>> 2) + p * cols + j];
+          assertEquals(flag, stuck.includes(j) ? 1 : 2, `${label}: pass ${p} column ${j} flag`);
+        }
+      }
+    }
+  }
+});
+
 Deno.test("wasm: the workers take parts of the work (not only the calling thread)", async () => {
   const be = await createWasmBackend({ threads: 2, minSplitWork: 0 });
   try {
