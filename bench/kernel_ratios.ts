@@ -16,7 +16,9 @@
  * Each figure is given twice: from the medians of the rounds, and from the best round of each case
  * (closer to what the kernel does alone when other processes share the machine).
  *
- * Run: `deno task bench:kernels [--threads 1,2] [--rounds 11] [--filter REGEX] [--clock cpu]`
+ * Run: `deno task bench:kernels [--threads 1,2] [--rounds 11] [--filter REGEX] [--clock cpu] [--json]`
+ * (`--json`: also one line `#json {...}` with every case's figures, for `bench/runtimes.ts`; the script
+ * runs unchanged on Node once bundled, as `bench/runtimes.ts` does)
  * (`--clock cpu` times by the process's CPU time: steadier on a shared machine; one thread only).
  * (`--threads` lists the thread counts to measure; each count gets its own backend and its own rows;
  * `--parts n` splits the products into n parts per thread, `WasmBackend.partsPerThread`).
@@ -29,6 +31,7 @@ import { createWasmBackend, type WasmBackend } from "../src/backends/wasm.ts";
 import { Rng } from "../src/random.ts";
 import { type Case, interleave, repsFor, threadCpuClock } from "./_interleave.ts";
 import { peakCases, TILE_CASE } from "./_peak.ts";
+import { benchArgs, printJson, runtimeName, writeOut } from "./_runtime.ts";
 import {
   butterflyLayout,
   densityOf,
@@ -40,8 +43,9 @@ import {
 } from "./_shapes.ts";
 
 const { values } = parseArgs({
-  args: Deno.args,
+  args: benchArgs(),
   options: {
+    json: { type: "boolean", default: false },
     threads: { type: "string", default: "1" },
     rounds: { type: "string", default: "11" },
     filter: { type: "string", default: "" },
@@ -162,7 +166,7 @@ for (const t of threadCounts) {
   sparseCases(be, tag);
 }
 
-console.log(`${rows.length} cases, ${rounds} interleaved rounds (medians)`);
+console.log(`${rows.length} cases, ${rounds} interleaved rounds (medians), ${runtimeName()}`);
 const clock = values.clock === "cpu" ? threadCpuClock() : undefined;
 if (values.clock === "cpu" && (!clock || threadCounts.some((t) => t > 1))) {
   throw new Error("kernel_ratios: --clock cpu needs --threads 1 (other threads' time would add up)");
@@ -171,30 +175,52 @@ console.log(`clock: ${clock ? "process CPU time" : "wall"}`);
 const res = interleave(rows, {
   clock,
   rounds,
-  onRound: (r) => Deno.stdout.writeSync(new TextEncoder().encode(`${r + 1} `)),
+  onRound: (r) => writeOut(`${r + 1} `),
 });
 console.log("");
 const gf = (r: Row, ms: number) => r.flops! / (ms * 1e6);
 const peak = (name: string, at: "median" | "min") =>
   gf(rows.find((r) => r.name === name)!, res.get(name)![at]);
+/** One case's figures from its median round ("median") and its best round ("min"). */
+interface Figures {
+  ms: number;
+  gflops: number;
+  /** Of the ceiling named by the case (the gemm rows and the L1 tile). */
+  ofCeiling?: number;
+  /** Of the relaxed micro-kernel's step on panels in L1 (relaxed products). */
+  ofTile?: number;
+  /** time / (density x dense time of the same product) (the dds and sdd rows). */
+  ratio?: number;
+}
+const figures = new Map<string, { median: Figures; min: Figures }>();
+for (const r of rows) {
+  const t = res.get(r.name)!;
+  const at = (k: "median" | "min"): Figures => {
+    const g = r.flops ? gf(r, t[k]) : NaN;
+    const f: Figures = { ms: t[k], gflops: g };
+    if (r.ceiling) f.ofCeiling = g / peak(r.ceiling, k);
+    // the relaxed products (and the dds/sdd rows) against the relaxed micro-kernel's step in L1
+    if (r.name !== TILE_CASE && !r.name.startsWith("peak") && r.ceiling !== "peak mul+add" && r.flops) {
+      f.ofTile = g / peak(TILE_CASE, k);
+    }
+    const base = r.baseline ? res.get(r.baseline) : undefined;
+    if (base) f.ratio = t[k] / (r.density! * base[k]);
+    return f;
+  };
+  figures.set(r.name, { median: at("median"), min: at("min") });
+}
 console.log(
   "| case | ms (median) | GFLOP/s | of ceiling | of L1 tile | time / (density x dense) | best: GFLOP/s | " +
     "of ceiling | of L1 tile | ratio |",
 );
 console.log(`|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|`);
-for (const r of rows) {
-  const t = res.get(r.name)!;
-  const cols: string[] = [];
-  for (const at of ["median", "min"] as const) {
-    const g = r.flops ? gf(r, t[at]) : NaN;
-    const frac = r.ceiling ? (g / peak(r.ceiling, at)).toFixed(3) : "";
-    // the relaxed products (and the dds/sdd rows) against the relaxed micro-kernel's step in L1
-    const relaxed = r.name !== TILE_CASE && !r.name.startsWith("peak") && r.ceiling !== "peak mul+add";
-    const ofTile = relaxed && r.flops ? (g / peak(TILE_CASE, at)).toFixed(3) : "";
-    const base = r.baseline ? res.get(r.baseline) : undefined;
-    const ratio = base ? (t[at] / (r.density! * base[at])).toFixed(3) : "";
-    cols.push(...(at === "median" ? [t.median.toFixed(3)] : []), g.toFixed(1), frac, ofTile, ratio);
+const fixed = (x: number | undefined) => x === undefined ? "" : x.toFixed(3);
+for (const [name, f] of figures) {
+  const cols = [f.median.ms.toFixed(3)];
+  for (const g of [f.median, f.min]) {
+    cols.push(g.gflops.toFixed(1), fixed(g.ofCeiling), fixed(g.ofTile), fixed(g.ratio));
   }
-  console.log(`| ${r.name} | ${cols.join(" | ")} |`);
+  console.log(`| ${name} | ${cols.join(" | ")} |`);
 }
+if (values.json) printJson({ bench: "kernel_ratios", rounds, cases: Object.fromEntries(figures) });
 for (const be of backends) be.dispose();

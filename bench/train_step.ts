@@ -13,7 +13,8 @@
  * kernels' totals, so it shows where a step is serial (a kernel whose 2-thread time is near its 1-thread
  * time) and how much of the step is outside the kernels.
  *
- * Run: `deno run bench/train_step.ts [--rounds 9] [--threads 2 | 1,2] [--profile] [--only mlp,mixer,layer]`.
+ * Run: `deno run bench/train_step.ts [--rounds 9] [--threads 2 | 1,2] [--profile] [--only mlp,mixer,layer] [--json]`
+ * (`--json`: also one line `#json {...}` with every case's median, for `bench/runtimes.ts`).
  * On a machine shared with other work the thread speed-ups are unreliable: rerun on an idle machine.
  *
  * @module
@@ -30,11 +31,13 @@ import { AdamW } from "../src/optim/adamw.ts";
 import { Rng } from "../src/random.ts";
 import { Tensor, tidy } from "../src/tensor.ts";
 import { interleave, threadCpuClock } from "./_interleave.ts";
+import { benchArgs, printJson, runtimeName } from "./_runtime.ts";
 import { Timed } from "./_timed.ts";
 
 const { values } = parseArgs({
-  args: Deno.args,
+  args: benchArgs(),
   options: {
+    json: { type: "boolean", default: false },
     rounds: { type: "string", default: "9" },
     threads: { type: "string", default: "2" },
     profile: { type: "boolean", default: false },
@@ -141,7 +144,7 @@ for (const t of threads) {
 
 console.log(
   `wasm backend, 1 vs ${T} threads; ${cases.length} cases x ${ROUNDS} rounds, wall clock, interleaved ` +
-    `(medians; on a shared machine the thread ratios are unreliable)`,
+    `(medians; on a shared machine the thread ratios are unreliable); ${runtimeName()}`,
 );
 const res = interleave(cases, { rounds: ROUNDS, warmup: 2 });
 const med = (key: string, t: number) => res.get(`${key} ${t}`)?.median ?? NaN;
@@ -173,6 +176,11 @@ if (ONLY.has("mixer")) {
       }x (goal >= 1.3x)`,
     );
   }
+}
+if (values.json) {
+  const ms: Record<string, number> = {};
+  for (const [name, t] of res) ms[name] = t.median;
+  printJson({ bench: "train_step", rounds: ROUNDS, threads: T, medianMs: ms });
 }
 
 // Per-kernel profile: one timed pass of each case, after the interleaved rounds.

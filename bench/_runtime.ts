@@ -1,0 +1,33 @@
+/**
+ * What lets a bench script run unchanged on Deno and on Node (`bench/runtimes.ts` bundles it for Node):
+ * its arguments, its progress output, the runtime's name, and the one machine-readable line a driver
+ * reads back.
+ *
+ * @module
+ */
+import process from "node:process";
+
+/** The script's arguments (`Deno.args` on Deno, `process.argv` after the script on Node). */
+export function benchArgs(): string[] {
+  return process.argv.slice(2);
+}
+
+/** Writes `s` to stdout with no newline (progress dots). */
+export function writeOut(s: string): void {
+  process.stdout.write(s);
+}
+
+/** "deno 2.9.6, V8 15.0.245.2-rusty" or "node 26.12.1, V8 14.6.202.34-node.40". */
+export function runtimeName(): string {
+  const deno = (globalThis as { Deno?: { version: { deno: string; v8: string } } }).Deno;
+  if (deno) return `deno ${deno.version.deno}, V8 ${deno.version.v8}`;
+  return `node ${process.versions.node}, V8 ${process.versions.v8}`;
+}
+
+/** The prefix of the line that carries a bench's results as JSON (`--json`). */
+export const JSON_LINE = "#json ";
+
+/** Prints `data`, with the runtime's name added, as the bench's one JSON line. */
+export function printJson(data: Record<string, unknown>): void {
+  console.log(JSON_LINE + JSON.stringify({ runtime: runtimeName(), ...data }));
+}

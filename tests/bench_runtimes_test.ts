@@ -1,0 +1,132 @@
+/**
+ * `bench/runtimes.ts` runs `bench/kernel_ratios.ts` and `bench/train_step.ts` unchanged on Node: bundled
+ * for Node, each runs on the `node` on PATH (Node 20 in CI, relaxed SIMD behind its flag) and prints the
+ * same `#json` line, with the same cases, as on Deno. Plus the driver's parsing and aggregation.
+ *
+ * The Node runs are ignored where `node` is missing (CI installs Deno through npm, so it has Node).
+ */
+import { bundleForNode, medianOverPasses, nodeMajor, parseBenchJson } from "../bench/runtimes.ts";
+import { JSON_LINE } from "../bench/_runtime.ts";
+import { assertEquals, assertOk, assertThrows } from "./_assert.ts";
+import { nodeVersion } from "./_node.ts";
+
+const NODE = nodeVersion();
+const KR_ARGS = ["--filter", "^gemm 64x768", "--rounds", "1", "--no-simd128", "--json"];
+
+async function run(cmd: string, args: string[]): Promise<string> {
+  const child = new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
+  const res = await child.output().finally(() => clearTimeout(timer));
+  const err = new TextDecoder().decode(res.stderr);
+  assertOk(res.success, `${cmd} ${args.join(" ")} exited with ${res.code}: ${err}`);
+  return new TextDecoder().decode(res.stdout);
+}
+
+type Figures = { ms: number; gflops: number; ofCeiling?: number; ofTile?: number };
+type Cases = Record<string, { median: Figures; min: Figures }>;
+
+Deno.test({
+  name: "bench runtimes: kernel_ratios bundled for Node prints the same cases as on Deno",
+  ignore: NODE === undefined,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "pixelfly_runtimes_test_" });
+    try {
+      const file = await bundleForNode("kernel_ratios", dir);
+      const flags = nodeMajor(NODE!) < 22 ? ["--experimental-wasm-relaxed-simd"] : [];
+      const onNode = parseBenchJson(await run("node", [...flags, file, ...KR_ARGS]), "node");
+      const onDeno = parseBenchJson(
+        await run(Deno.execPath(), [
+          "run",
+          new URL("../bench/kernel_ratios.ts", import.meta.url).pathname,
+          ...KR_ARGS,
+        ]),
+        "deno",
+      );
+      assertOk(onNode.runtime.startsWith(`node ${NODE!.slice(1)}, V8 `), onNode.runtime);
+      assertOk(onDeno.runtime.startsWith(`deno ${Deno.version.deno}, V8 `), onDeno.runtime);
+      for (const d of [onNode, onDeno]) {
+        assertEquals(d.bench, "kernel_ratios");
+        const cases = d.cases as Cases;
+        assertEquals(Object.keys(cases), [
+          "peak fma",
+          "peak mul+add",
+          "peak tile (L1)",
+          "gemm 64x768x768 1t",
+        ]);
+        for (const [name, c] of Object.entries(cases)) {
+          for (const f of [c.median, c.min]) assertOk(f.ms > 0 && f.gflops > 0, `${d.runtime} ${name}`);
+        }
+        // the tile and the gemm as fractions of the ceiling (the FMA loop's GFLOP/s) and the gemm of the tile
+        const g = cases["gemm 64x768x768 1t"].median, tile = cases["peak tile (L1)"].median;
+        const fma = cases["peak fma"].median.gflops;
+        assertEquals(g.ofCeiling, g.gflops / fma);
+        assertEquals(tile.ofCeiling, tile.gflops / fma);
+        assertEquals(g.ofTile, g.gflops / tile.gflops);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "bench runtimes: train_step bundled for Node runs 2 threads on worker_threads and prints its medians",
+  ignore: NODE === undefined,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "pixelfly_runtimes_test_" });
+    try {
+      const file = await bundleForNode("train_step", dir);
+      const flags = nodeMajor(NODE!) < 22 ? ["--experimental-wasm-relaxed-simd"] : [];
+      const out = await run("node", [
+        ...flags,
+        file,
+        "--only",
+        "mlp",
+        "--rounds",
+        "1",
+        "--threads",
+        "1,2",
+        "--json",
+      ]);
+      assertOk(/2 threads: \d+ parts, [1-9]\d* on the Workers/.test(out), out);
+      const d = parseBenchJson(out, "node train_step");
+      assertEquals(d.bench, "train_step");
+      const ms = d.medianMs as Record<string, number>;
+      assertEquals(Object.keys(ms).sort(), ["mlp_pixelfly 1", "mlp_pixelfly 2"]);
+      for (const v of Object.values(ms)) assertOk(v > 0 && Number.isFinite(v), JSON.stringify(ms));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("bench runtimes: the #json line is found and parsed, and its absence named", () => {
+  const d = parseBenchJson(`1 2 \n| a | b |\n${JSON_LINE}{"runtime":"x","bench":"k","v":[1]}\n`, "k");
+  assertEquals(d, { runtime: "x", bench: "k", v: [1] });
+  assertThrows(
+    () => parseBenchJson("| a | b |\n", "node kernel_ratios"),
+    Error,
+    "node kernel_ratios printed no #json",
+  );
+});
+
+Deno.test("bench runtimes: medians over passes per runtime, skipping missing and non-finite figures", () => {
+  const runs: { runtime: string; data: Record<string, number> }[] = [
+    { runtime: "deno", data: { a: 1, b: 5 } },
+    { runtime: "node", data: { a: 4 } },
+    { runtime: "deno", data: { a: 3, b: NaN } },
+    { runtime: "deno", data: { a: 2, b: 7 } },
+    { runtime: "node", data: { a: 6 } },
+  ];
+  const m = medianOverPasses(runs, ["a", "b"], (d, k) => d[k]);
+  assertEquals(m.get("a")!.get("deno"), { median: 2, min: 1, max: 3, n: 3 });
+  assertEquals(m.get("a")!.get("node"), { median: 5, min: 4, max: 6, n: 2 });
+  assertEquals(m.get("b")!.get("deno"), { median: 6, min: 5, max: 7, n: 2 });
+  assertEquals(m.get("b")!.has("node"), false);
+});
+
+Deno.test("bench runtimes: Node's major version, and an unreadable one named", () => {
+  assertEquals(nodeMajor("v20.19.2\n"), 20);
+  assertEquals(nodeMajor("v26.12.1"), 26);
+  assertThrows(() => nodeMajor("node 20"), Error, 'cannot read a Node version from "node 20"');
+});
