@@ -47,6 +47,18 @@ function checkKernelJson(d: ReturnType<typeof parseBenchJson>): void {
   assertEquals(g.ofTile, g.gflops / tile.gflops);
 }
 
+const TS_ARGS = ["--only", "mlp", "--rounds", "1", "--threads", "1,2", "--json"];
+
+/** train_step's output with TS_ARGS, on any runtime: parts ran on the Workers, and its #json medians. */
+function checkTrainOutput(out: string, what: string): void {
+  assertOk(/2 threads: \d+ parts, [1-9]\d* on the Workers/.test(out), out);
+  const d = parseBenchJson(out, what);
+  assertEquals(d.bench, "train_step");
+  const ms = d.medianMs as Record<string, number>;
+  assertEquals(Object.keys(ms).sort(), ["mlp_pixelfly 1", "mlp_pixelfly 2"]);
+  for (const v of Object.values(ms)) assertOk(v > 0 && Number.isFinite(v), JSON.stringify(ms));
+}
+
 type Figures = { ms: number; gflops: number; ofCeiling?: number; ofTile?: number };
 type Cases = Record<string, { median: Figures; min: Figures }>;
 
@@ -84,23 +96,7 @@ Deno.test({
     try {
       const file = await bundleBench("train_step", dir);
       const flags = nodeMajor(NODE!) < 22 ? ["--experimental-wasm-relaxed-simd"] : [];
-      const out = await run("node", [
-        ...flags,
-        file,
-        "--only",
-        "mlp",
-        "--rounds",
-        "1",
-        "--threads",
-        "1,2",
-        "--json",
-      ]);
-      assertOk(/2 threads: \d+ parts, [1-9]\d* on the Workers/.test(out), out);
-      const d = parseBenchJson(out, "node train_step");
-      assertEquals(d.bench, "train_step");
-      const ms = d.medianMs as Record<string, number>;
-      assertEquals(Object.keys(ms).sort(), ["mlp_pixelfly 1", "mlp_pixelfly 2"]);
-      for (const v of Object.values(ms)) assertOk(v > 0 && Number.isFinite(v), JSON.stringify(ms));
+      checkTrainOutput(await run("node", [...flags, file, ...TS_ARGS]), "node train_step");
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
@@ -117,18 +113,7 @@ Deno.test({
       const kr = parseBenchJson(await rt.run("kernel_ratios", KR_ARGS), "chromium kernel_ratios");
       assertOk(/^(Headless)?Chrome \d+/.test(kr.runtime), kr.runtime);
       checkKernelJson(kr);
-      const out = await rt.run("train_step", [
-        "--only",
-        "mlp",
-        "--rounds",
-        "1",
-        "--threads",
-        "1,2",
-        "--json",
-      ]);
-      assertOk(/2 threads: \d+ parts, [1-9]\d* on the Workers/.test(out), out);
-      const ms = parseBenchJson(out, "chromium train_step").medianMs as Record<string, number>;
-      assertEquals(Object.keys(ms).sort(), ["mlp_pixelfly 1", "mlp_pixelfly 2"]);
+      checkTrainOutput(await rt.run("train_step", TS_ARGS), "chromium train_step");
       await assertRejects(
         () => rt.run("kernel_ratios", ["--no-such-option"]),
         Error,
