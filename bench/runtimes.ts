@@ -1,8 +1,8 @@
 /**
- * The same benches on Deno and on Node, alternated in one run: `bench/kernel_ratios.ts` (the ceiling, the
+ * The same benches on Deno, Node and Chromium, alternated in one run: `bench/kernel_ratios.ts` (the ceiling, the
  * micro-kernel's step in L1, the dense gemm as a fraction of the ceiling, dds and sdd against density x
  * dense) and `bench/train_step.ts` (the Pixelfly MLP step on 2 threads against 1, the demo Mixer dense
- * against Pixelfly), each bundled for Node with esbuild and run unchanged. Runtimes:
+ * against Pixelfly), each bundled with esbuild for Node and for a page and run unchanged. Runtimes:
  * - `deno`: this Deno, as users run the module. Deno does not install V8's WebAssembly trap handler
  *   (denoland/deno#35658), so every WASM load and store carries an explicit bounds check (a compare and a
  *   branch) in the compiled code;
@@ -224,59 +224,62 @@ async function main(): Promise<void> {
   );
 
   const dir = await Deno.makeTempDir({ prefix: "pixelfly_runtimes_" });
-  const runtimes: Runtime[] = [];
-  const here = (b: string) => new URL(`./${b}.ts`, import.meta.url).pathname;
-  if (wanted.includes("node")) {
-    const v = new Deno.Command(values.node, { args: ["--version"], stdout: "piped" }).outputSync();
-    const version = new TextDecoder().decode(v.stdout).trim();
-    const flags = nodeMajor(version) < 22 ? ["--experimental-wasm-relaxed-simd"] : [];
-    const bundles = new Map<string, string>();
-    for (const b of benches) bundles.set(b, await bundleBench(b, dir));
-    runtimes.push(processRuntime("node", (b) => [values.node, ...flags, bundles.get(b)!]));
-    console.log(`node: ${values.node} ${version} ${flags.join(" ")}`);
-  }
-  if (wanted.includes("deno")) {
-    runtimes.push(processRuntime("deno", (b) => [Deno.execPath(), "run", here(b)]));
-  }
-  if (wanted.includes("deno-unchecked")) {
-    runtimes.push(
-      processRuntime(
-        "deno-unchecked",
-        (b) => [Deno.execPath(), "run", "--v8-flags=--no-wasm-bounds-checks", here(b)],
-      ),
-    );
-  }
-  if (wanted.includes("chromium")) runtimes.push(await chromiumRuntime(benches, dir));
-  runtimes.sort((a, b) => wanted.indexOf(a.name) - wanted.indexOf(b.name));
-
-  const args: Record<string, string[]> = {
-    kernel_ratios: ["--threads", "1", "--rounds", String(rounds), "--no-simd128", "--json"],
-    train_step: [
-      "--threads",
-      "1,2",
-      "--rounds",
-      String(Math.max(rounds, 5)),
-      "--only",
-      "mlp,mixer",
-      "--json",
-    ],
-  };
   const runs = new Map<string, { runtime: string; data: BenchJson }[]>(benches.map((b) => [b, []]));
   const names = new Map<string, string>();
-  for (let p = 0; p < passes; p++) {
-    for (let i = 0; i < runtimes.length; i++) {
-      const rt = runtimes[(i + p) % runtimes.length];
-      for (const b of benches) {
-        const t0 = performance.now();
-        const text = await rt.run(b, args[b]);
-        const data = parseBenchJson(text, `${rt.name} ${b}`);
-        names.set(rt.name, data.runtime);
-        runs.get(b)!.push({ runtime: rt.name, data });
-        console.log(`pass ${p + 1}: ${rt.name} ${b} ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  const runtimes: Runtime[] = [];
+  try {
+    const here = (b: string) => new URL(`./${b}.ts`, import.meta.url).pathname;
+    if (wanted.includes("node")) {
+      const v = new Deno.Command(values.node, { args: ["--version"], stdout: "piped" }).outputSync();
+      const version = new TextDecoder().decode(v.stdout).trim();
+      const flags = nodeMajor(version) < 22 ? ["--experimental-wasm-relaxed-simd"] : [];
+      const bundles = new Map<string, string>();
+      for (const b of benches) bundles.set(b, await bundleBench(b, dir));
+      runtimes.push(processRuntime("node", (b) => [values.node, ...flags, bundles.get(b)!]));
+      console.log(`node: ${values.node} ${version} ${flags.join(" ")}`);
+    }
+    if (wanted.includes("deno")) {
+      runtimes.push(processRuntime("deno", (b) => [Deno.execPath(), "run", here(b)]));
+    }
+    if (wanted.includes("deno-unchecked")) {
+      runtimes.push(
+        processRuntime(
+          "deno-unchecked",
+          (b) => [Deno.execPath(), "run", "--v8-flags=--no-wasm-bounds-checks", here(b)],
+        ),
+      );
+    }
+    if (wanted.includes("chromium")) runtimes.push(await chromiumRuntime(benches, dir));
+    runtimes.sort((a, b) => wanted.indexOf(a.name) - wanted.indexOf(b.name));
+
+    const args: Record<string, string[]> = {
+      kernel_ratios: ["--threads", "1", "--rounds", String(rounds), "--no-simd128", "--json"],
+      train_step: [
+        "--threads",
+        "1,2",
+        "--rounds",
+        String(Math.max(rounds, 5)),
+        "--only",
+        "mlp,mixer",
+        "--json",
+      ],
+    };
+    for (let p = 0; p < passes; p++) {
+      for (let i = 0; i < runtimes.length; i++) {
+        const rt = runtimes[(i + p) % runtimes.length];
+        for (const b of benches) {
+          const t0 = performance.now();
+          const text = await rt.run(b, args[b]);
+          const data = parseBenchJson(text, `${rt.name} ${b}`);
+          names.set(rt.name, data.runtime);
+          runs.get(b)!.push({ runtime: rt.name, data });
+          console.log(`pass ${p + 1}: ${rt.name} ${b} ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+        }
       }
     }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
-  await Deno.remove(dir, { recursive: true });
 
   const cols = runtimes.map((r) => r.name);
   console.log("");
