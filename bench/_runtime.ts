@@ -31,6 +31,21 @@ export function runtimeName(): string {
   return m ? `${m[1]} ${m[2]}` : ua || "unknown runtime";
 }
 
+/** One case's figures in kernel_ratios' `#json` line, from its median round or its best round. */
+export interface Figures {
+  ms: number;
+  gflops: number;
+  /** Of the ceiling named by the case (the gemm rows and the L1 tile). */
+  ofCeiling?: number;
+  /** Of the relaxed micro-kernel's step on panels in L1 (relaxed products). */
+  ofTile?: number;
+  /** time / (density x dense time of the same product) (the dds and sdd rows). */
+  ratio?: number;
+}
+
+/** kernel_ratios' `cases`: each case's figures from its median round and its best round. */
+export type KernelCases = Record<string, { median: Figures; min: Figures }>;
+
 /** The prefix of the line that carries a bench's results as JSON (`--json`). */
 export const JSON_LINE = "#json ";
 

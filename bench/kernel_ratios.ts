@@ -31,7 +31,7 @@ import { createWasmBackend, type WasmBackend } from "../src/backends/wasm.ts";
 import { Rng } from "../src/random.ts";
 import { type Case, interleave, repsFor, threadCpuClock } from "./_interleave.ts";
 import { peakCases, TILE_CASE } from "./_peak.ts";
-import { benchArgs, printJson, runtimeName, writeOut } from "./_runtime.ts";
+import { benchArgs, type Figures, printJson, runtimeName, writeOut } from "./_runtime.ts";
 import {
   butterflyLayout,
   densityOf,
@@ -181,17 +181,6 @@ console.log("");
 const gf = (r: Row, ms: number) => r.flops! / (ms * 1e6);
 const peak = (name: string, at: "median" | "min") =>
   gf(rows.find((r) => r.name === name)!, res.get(name)![at]);
-/** One case's figures from its median round ("median") and its best round ("min"). */
-interface Figures {
-  ms: number;
-  gflops: number;
-  /** Of the ceiling named by the case (the gemm rows and the L1 tile). */
-  ofCeiling?: number;
-  /** Of the relaxed micro-kernel's step on panels in L1 (relaxed products). */
-  ofTile?: number;
-  /** time / (density x dense time of the same product) (the dds and sdd rows). */
-  ratio?: number;
-}
 const figures = new Map<string, { median: Figures; min: Figures }>();
 for (const r of rows) {
   const t = res.get(r.name)!;

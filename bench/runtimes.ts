@@ -29,7 +29,7 @@
 import * as esbuild from "esbuild";
 import { parseArgs } from "node:util";
 import { median } from "./_interleave.ts";
-import { JSON_LINE } from "./_runtime.ts";
+import { JSON_LINE, type KernelCases } from "./_runtime.ts";
 
 /** The benches the driver runs. */
 export type BenchName = "kernel_ratios" | "train_step";
@@ -96,6 +96,11 @@ export function nodeMajor(version: string): number {
   const m = /^v(\d+)\./.exec(version.trim());
   if (!m) throw new Error(`runtimes: cannot read a Node version from "${version.trim()}"`);
   return Number(m[1]);
+}
+
+/** The flags a Node of `version` needs to run the relaxed build (Node 20's V8 has relaxed SIMD behind one). */
+export function nodeFlags(version: string): string[] {
+  return nodeMajor(version) < 22 ? ["--experimental-wasm-relaxed-simd"] : [];
 }
 
 /**
@@ -232,7 +237,7 @@ async function main(): Promise<void> {
     if (wanted.includes("node")) {
       const v = new Deno.Command(values.node, { args: ["--version"], stdout: "piped" }).outputSync();
       const version = new TextDecoder().decode(v.stdout).trim();
-      const flags = nodeMajor(version) < 22 ? ["--experimental-wasm-relaxed-simd"] : [];
+      const flags = nodeFlags(version);
       const bundles = new Map<string, string>();
       for (const b of benches) bundles.set(b, await bundleBench(b, dir));
       runtimes.push(processRuntime("node", (b) => [values.node, ...flags, bundles.get(b)!]));
@@ -300,8 +305,7 @@ async function main(): Promise<void> {
 
   const kr = runs.get("kernel_ratios");
   if (kr?.length) {
-    type Fig = { gflops: number; ofCeiling?: number; ofTile?: number; ratio?: number };
-    const cases = (d: BenchJson) => d.cases as Record<string, { median: Fig; min: Fig }>;
+    const cases = (d: BenchJson) => d.cases as KernelCases;
     const keys = Object.keys(cases(kr[0].data));
     const fig = (d: BenchJson, k: string) => {
       const f = cases(d)[k]?.median;

@@ -11,11 +11,12 @@ import {
   bundleBench,
   chromiumRuntime,
   medianOverPasses,
+  nodeFlags,
   nodeMajor,
   parseBenchJson,
 } from "../bench/runtimes.ts";
 import { NO_BROWSER } from "./_browser.ts";
-import { JSON_LINE } from "../bench/_runtime.ts";
+import { JSON_LINE, type KernelCases } from "../bench/_runtime.ts";
 import { assertEquals, assertOk, assertRejects, assertThrows } from "./_assert.ts";
 import { nodeVersion } from "./_node.ts";
 
@@ -34,7 +35,7 @@ async function run(cmd: string, args: string[]): Promise<string> {
 /** The case names and the figures' arithmetic of kernel_ratios' #json line, on any runtime. */
 function checkKernelJson(d: ReturnType<typeof parseBenchJson>): void {
   assertEquals(d.bench, "kernel_ratios");
-  const cases = d.cases as Cases;
+  const cases = d.cases as KernelCases;
   assertEquals(Object.keys(cases), ["peak fma", "peak mul+add", "peak tile (L1)", "gemm 64x768x768 1t"]);
   for (const [name, c] of Object.entries(cases)) {
     for (const f of [c.median, c.min]) assertOk(f.ms > 0 && f.gflops > 0, `${d.runtime} ${name}`);
@@ -59,9 +60,6 @@ function checkTrainOutput(out: string, what: string): void {
   for (const v of Object.values(ms)) assertOk(v > 0 && Number.isFinite(v), JSON.stringify(ms));
 }
 
-type Figures = { ms: number; gflops: number; ofCeiling?: number; ofTile?: number };
-type Cases = Record<string, { median: Figures; min: Figures }>;
-
 Deno.test({
   name: "bench runtimes: kernel_ratios bundled for Node prints the same cases as on Deno",
   ignore: NODE === undefined,
@@ -69,7 +67,7 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "pixelfly_runtimes_test_" });
     try {
       const file = await bundleBench("kernel_ratios", dir);
-      const flags = nodeMajor(NODE!) < 22 ? ["--experimental-wasm-relaxed-simd"] : [];
+      const flags = nodeFlags(NODE!);
       const onNode = parseBenchJson(await run("node", [...flags, file, ...KR_ARGS]), "node");
       const onDeno = parseBenchJson(
         await run(Deno.execPath(), [
@@ -95,7 +93,7 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "pixelfly_runtimes_test_" });
     try {
       const file = await bundleBench("train_step", dir);
-      const flags = nodeMajor(NODE!) < 22 ? ["--experimental-wasm-relaxed-simd"] : [];
+      const flags = nodeFlags(NODE!);
       checkTrainOutput(await run("node", [...flags, file, ...TS_ARGS]), "node train_step");
     } finally {
       await Deno.remove(dir, { recursive: true });
@@ -179,5 +177,7 @@ Deno.test("bench runtimes: medians over passes per runtime, skipping missing and
 Deno.test("bench runtimes: Node's major version, and an unreadable one named", () => {
   assertEquals(nodeMajor("v20.19.2\n"), 20);
   assertEquals(nodeMajor("v26.12.1"), 26);
+  assertEquals(nodeFlags("v20.19.2"), ["--experimental-wasm-relaxed-simd"]);
+  assertEquals(nodeFlags("v22.0.0"), []);
   assertThrows(() => nodeMajor("node 20"), Error, 'cannot read a Node version from "node 20"');
 });
