@@ -585,38 +585,124 @@ Deno.test("wasm: the workers take parts of the work (not only the calling thread
   } finally {
     be.dispose();
   }
-  assertEquals(be.threadStats, { parts: 0, onWorkers: 0, aloneJobs: 0, jobs: 0, workedMs: 0, waitedMs: 0 });
+  assertEquals(be.threadStats, {
+    parts: 0,
+    onWorkers: 0,
+    aloneJobs: 0,
+    jobs: 0,
+    workedMs: 0,
+    waitedMs: 0,
+    restarts: 0,
+  });
 });
 
-Deno.test("wasm: an idle worker leaves (so an undisposed backend lets the process exit) and comes back", async () => {
-  const two = await createWasmBackend({ threads: 2, minSplitWork: 0 });
-  const one = await createWasmBackend({ variant: "relaxed", threads: 1 });
+// A 65x37x130 gemm on `be` (every part split off with minSplitWork 0), read back.
+function idleGemm(be: WasmBackend): Float32Array {
   const rng = new Rng(3);
   const M = 65, N = 37, K = 130;
   const a = Float32Array.from({ length: M * K }, () => rng.normal());
   const b = Float32Array.from({ length: K * N }, () => rng.normal());
-  const gemm = (be: WasmBackend) => {
-    const c = be.alloc(M * N);
-    be.gemm(be.upload(a), be.upload(b), c, { M, N, K, transA: false, transB: false, accumulate: false });
-    return be.readSync(c);
-  };
-  const want = gemm(one);
+  const c = be.alloc(M * N);
+  be.gemm(be.upload(a), be.upload(b), c, { M, N, K, transA: false, transB: false, accumulate: false });
+  return be.readSync(c);
+}
+
+// Runs gemms on `be` until a part runs on a Worker (a replacement starts while this thread computes; in a
+// browser only while the event loop runs), at most about 2 s.
+async function untilAWorkerTakesParts(be: WasmBackend): Promise<void> {
+  const before = be.threadStats.onWorkers;
+  const n = 384, x = be.upload(new Float32Array(n * n).fill(0.5)), y = be.alloc(n * n);
+  for (let i = 0; i < 400 && be.threadStats.onWorkers === before; i++) {
+    be.gemm(x, x, y, { M: n, N: n, K: n, transA: false, transB: false, accumulate: false });
+    if (i % 20 === 19) await new Promise((r) => setTimeout(r, 10));
+  }
+  assertOk(be.threadStats.onWorkers > before, "no Worker took a part");
+}
+
+Deno.test("wasm: an idle worker leaves after threadIdleMs and the next kernel brings one back, same bits", async () => {
+  const two = await createWasmBackend({ threads: 2, minSplitWork: 0, threadIdleMs: 100 });
+  const one = await createWasmBackend({ variant: "relaxed", threads: 1 });
+  const want = idleGemm(one);
   try {
-    for (let round = 0; round < 2; round++) {
-      assertClose(gemm(two), want, { atol: 0, rtol: 0, label: `round ${round}` });
-      await new Promise((r) => setTimeout(r, 1200)); // past the 1 s idle limit
+    assertEquals(two.threadIdleMs, 100);
+    assertEquals(one.threadIdleMs, undefined);
+    for (let round = 0; round < 3; round++) {
+      assertClose(idleGemm(two), want, { atol: 0, rtol: 0, label: `round ${round}` });
+      await untilAWorkerTakesParts(two);
+      await new Promise((r) => setTimeout(r, 300)); // past the limit: the worker leaves
+      assertEquals(two.threadStats.restarts, round, "restarts");
     }
-    assertEquals(two.threads, 2);
-    // the replacement worker starts while this thread computes, then takes parts again
-    const before = two.threadStats.onWorkers;
-    const n = 384, x = two.upload(new Float32Array(n * n).fill(0.5)), y = two.alloc(n * n);
-    for (let i = 0; i < 400 && two.threadStats.onWorkers === before; i++) {
-      two.gemm(x, x, y, { M: n, N: n, K: n, transA: false, transB: false, accumulate: false });
-      if (i % 20 === 19) await new Promise((r) => setTimeout(r, 10)); // lets a Worker start where it must
-    }
-    assertOk(two.threadStats.onWorkers > before, "the restarted worker never took a part");
+    // a limit asked for stays as asked
+    assertEquals([two.threads, two.threadIdleMs], [2, 100]);
   } finally {
     two.dispose();
+  }
+});
+
+Deno.test("wasm: the default idle limit starts at 1 s and doubles when a kernel finds the workers gone", async () => {
+  const two = await createWasmBackend({ threads: 2, minSplitWork: 0 });
+  const one = await createWasmBackend({ variant: "relaxed", threads: 1 });
+  const want = idleGemm(one);
+  try {
+    // Deno's web Workers keep the process alive: they leave after the limit
+    assertEquals(two.threadIdleMs, 1000);
+    await untilAWorkerTakesParts(two);
+    await new Promise((r) => setTimeout(r, 1300)); // past 1 s: the worker leaves
+    assertClose(idleGemm(two), want, { atol: 0, rtol: 0, label: "after the worker left" });
+    assertEquals(two.threadStats.restarts, 1, "restarts");
+    assertEquals(two.threadIdleMs, 2000, "a kernel that found the worker gone doubles the limit");
+    await untilAWorkerTakesParts(two);
+    await new Promise((r) => setTimeout(r, 1300)); // within 2 s: the worker stays
+    assertClose(idleGemm(two), want, { atol: 0, rtol: 0, label: "after a pause within the limit" });
+    assertEquals(two.threadIdleMs, 2000, "the worker was still there: the limit holds");
+    assertEquals(two.threadStats.restarts, 1, "restarts");
+  } finally {
+    two.dispose();
+  }
+});
+
+Deno.test("wasm: threadIdleMs other than a number >= 0 or Infinity is a RangeError naming it", async () => {
+  for (const bad of [-1, NaN, "5", null]) {
+    await assertRejects(
+      () => createWasmBackend({ threads: 2, threadIdleMs: bad as number }),
+      RangeError,
+      `createWasmBackend: threadIdleMs must be a number >= 0 or Infinity, got ${bad}`,
+    );
+  }
+  const be = await createWasmBackend({ threads: 2, threadIdleMs: Infinity });
+  try {
+    assertEquals(be.threadIdleMs, Infinity);
+  } finally {
+    be.dispose();
+  }
+});
+
+Deno.test("wasm: a script that never disposes its threads backend exits within the idle limit of its last kernel", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "pixelfly_idle_" });
+  try {
+    const mod = new URL("../src/backends/wasm.ts", import.meta.url).href;
+    await Deno.writeTextFile(
+      `${dir}/run.ts`,
+      `import { createWasmBackend } from ${JSON.stringify(mod)};
+const be = await createWasmBackend({ threads: 2, minSplitWork: 0 });
+const n = 256, x = be.upload(new Float32Array(n * n).fill(0.5)), y = be.alloc(n * n);
+for (let i = 0; i < 200 && be.threadStats.onWorkers === 0; i++) {
+  be.gemm(x, x, y, { M: n, N: n, K: n, transA: false, transB: false, accumulate: false });
+  await new Promise((r) => setTimeout(r, 5));
+}
+console.log(JSON.stringify({ onWorkers: be.threadStats.onWorkers, idle: be.threadIdleMs, at: Date.now() }));
+`,
+    );
+    const res = await new Deno.Command(Deno.execPath(), { args: ["run", `${dir}/run.ts`] }).output();
+    const end = Date.now();
+    assertOk(res.success, new TextDecoder().decode(res.stderr));
+    const out = JSON.parse(new TextDecoder().decode(res.stdout));
+    assertOk(out.onWorkers > 0, "no part ran on the Worker");
+    assertEquals(out.idle, 1000);
+    // the Worker leaves 1 s after the last kernel, then the process ends (generous for a loaded machine)
+    assertOk(end - out.at < 6000, `the process ended ${end - out.at} ms after its last kernel`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
 
@@ -908,7 +994,7 @@ for (const threads of [1, 2, 3, "auto"]) {
     x.gemm(x.upload(a), x.upload(b), c, { M, N, K, transA: false, transB: false, accumulate: false });
     return Array.from(x.readSync(c));
   });
-  out.push({ asked: threads, ...be.info, same: JSON.stringify(ys[0]) === JSON.stringify(ys[1]) });
+  out.push({ asked: threads, ...be.info, idle: String(be.threadIdleMs), same: JSON.stringify(ys[0]) === JSON.stringify(ys[1]) });
   be.dispose();
 }
 console.log(JSON.stringify(out));
@@ -928,6 +1014,8 @@ console.log(JSON.stringify(out));
           const want = r.asked === "auto" ? Math.min(8, cores) : r.asked;
           assertEquals([r.threads, r.requestedThreads], [want, want], `node ${flags}: threads ${r.asked}`);
           assertOk(r.same, `node ${flags}: threads ${r.asked} differ from one thread`);
+          // Node's worker_threads are unref'd: they never keep the process alive, so they never leave
+          assertEquals(r.idle, want > 1 ? "Infinity" : "undefined", `node ${flags}: idle limit`);
           assertEquals(r.variant, relaxed ? "relaxed" : "simd128");
           if (relaxed) assertEquals(r.notes, []);
           else {
@@ -948,7 +1036,15 @@ Deno.test('wasm: threads "auto" (the default) starts its Workers at the first ke
   try {
     assertEquals(be.threads, Math.min(8, navigator.hardwareConcurrency));
     // creating it started no Worker (Deno's new Worker blocks 20-40 ms): warming ran on this thread only
-    assertEquals(be.threadStats, { parts: 0, onWorkers: 0, aloneJobs: 0, jobs: 0, workedMs: 0, waitedMs: 0 });
+    assertEquals(be.threadStats, {
+      parts: 0,
+      onWorkers: 0,
+      aloneJobs: 0,
+      jobs: 0,
+      workedMs: 0,
+      waitedMs: 0,
+      restarts: 0,
+    });
     const rng = new Rng(11);
     const M = 64, N = 96, K = 80;
     const a = Float32Array.from({ length: M * K }, () => rng.normal());

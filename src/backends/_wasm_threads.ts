@@ -13,15 +13,24 @@
 //
 // The block at `base` (Int32 slots): SEQ job sequence (workers wait on it), CLAIM, DONE parts finished
 // (the caller waits on it), NPARTS, OP, NARGS, WSARG (the argument that is the running thread's own
-// workspace, -1 for none), STATUS (0 ok, 1 a part failed), QUIT, BY_WORKERS (parts the workers ran); STATE + id is worker id's state (0 idle,
-// 1 gone, 3 starting). Float64 from WS_AT: each thread's workspace; ERR_AT: a failed part's message;
+// workspace, -1 for none), STATUS (0 ok, 1 a part failed), QUIT, BY_WORKERS (parts the workers ran), IDLE
+// (the idle limit in ms, -1 for none: each worker reads it before each wait); STATE + id is worker id's
+// state (0 idle, 1 gone, 3 starting). Float64 from WS_AT: each thread's workspace; ERR_AT: a failed part's message;
 // ARGS_AT: the parts' arguments, MAX_ARGS doubles each (integers and pointers are exact in a double, and
-// the engine converts each to the export's parameter type exactly as a direct call does). An idle worker
-// leaves after WORKER_IDLE_MS, so a backend nobody disposes does not keep the process alive; the next job
-// starts a replacement without waiting for it (a browser starts a Worker only while the parent's event
-// loop runs, never while it blocks in Atomics.wait).
+// the engine converts each to the export's parameter type exactly as a direct call does). IDLE: the idle
+// limit in ms (-1: none), read by each worker before each wait, so the calling thread can change it.
+//
+// An idle worker leaves after the idle limit, so a backend nobody disposes does not keep the process alive
+// (a web Worker keeps Deno's process alive until it ends); the next job starts a replacement without
+// waiting for it (a browser starts a Worker only while the parent's event loop runs, never while it blocks
+// in Atomics.wait). In Deno each `new Worker` blocks the calling thread 20-40 ms, so by default the limit
+// starts at WORKER_IDLE_MS and doubles, up to WORKER_IDLE_MAX_MS, each time a job finds workers that left
+// idle: a program that pauses between bursts of work (a server between requests, an app between a user's
+// actions) soon stops paying for replacements, and one that never pauses still exits within
+// WORKER_IDLE_MS of its last kernel. Node's workers are unref'd (they never keep the process alive), so
+// there they never leave.
 const SEQ = 0, CLAIM = 1, DONE = 2, NPARTS = 3, OP = 4, NARGS = 5, WSARG = 6, STATUS = 7, QUIT = 8;
-const BY_WORKERS = 9;
+const BY_WORKERS = 9, IDLE = 10;
 const STATE = 16;
 const MAX_THREADS = 64;
 const WS_AT = (STATE + MAX_THREADS) * 4;
@@ -43,10 +52,11 @@ const SPIN_MS = 0.25, CALLER_SPIN_MS = 0.05;
 const WORKER_SOURCE = `
 const SEQ = ${SEQ}, CLAIM = ${CLAIM}, DONE = ${DONE}, NPARTS = ${NPARTS}, OP = ${OP}, NARGS = ${NARGS};
 const WSARG = ${WSARG}, STATUS = ${STATUS}, QUIT = ${QUIT}, STATE = ${STATE}, BY_WORKERS = ${BY_WORKERS};
+const IDLE = ${IDLE};
 const WS_AT = ${WS_AT}, ERR_AT = ${ERR_AT}, ERR_BYTES = ${ERR_BYTES}, ARGS_AT = ${ARGS_AT}, MAX_ARGS = ${MAX_ARGS};
 const SPIN_MS = ${SPIN_MS};
 self.onmessage = async (e) => {
-  const { module, memory, base, id, idleMs, names, parts } = e.data;
+  const { module, memory, base, id, names, parts } = e.data;
   let seen = e.data.seen;
   const i32 = new Int32Array(memory.buffer, base, STATE + ${MAX_THREADS});
   const ws = new Float64Array(memory.buffer, base + WS_AT, ${MAX_THREADS});
@@ -98,7 +108,8 @@ self.onmessage = async (e) => {
       }
     }
     if (s === seen) {
-      if (Atomics.wait(i32, SEQ, seen, idleMs) === "timed-out" && Atomics.load(i32, SEQ) === seen) {
+      const idle = Atomics.load(i32, IDLE);
+      if (Atomics.wait(i32, SEQ, seen, idle < 0 ? Infinity : idle) === "timed-out" && Atomics.load(i32, SEQ) === seen) {
         Atomics.store(i32, STATE + id, 1); // gone: the next job starts a replacement
         self.close();
         return;
@@ -116,7 +127,11 @@ self.onmessage = async (e) => {
 };
 `;
 
-const WORKER_IDLE_MS = 1000;
+/** The idle limit a pool starts with by default (see the protocol above), in ms. */
+export const WORKER_IDLE_MS = 1000;
+/** The most the default idle limit grows to, in ms: how long at most a program that paused between bursts
+ * of work and never disposed its backend waits at its end for the workers to leave. */
+export const WORKER_IDLE_MAX_MS = 8000;
 // Backing off (ThreadPool's #pace): late jobs in a row that start it, the slack in ms, the jobs run alone.
 const LATE_JOBS = 3, LATE_MS = 0.05, BACKOFF_MIN = 16, BACKOFF_MAX = 1024;
 // A job whose parts have not all finished within this time is taken for hung.
@@ -144,10 +159,15 @@ export interface ThreadStats {
   workedMs: number;
   /** The calling thread's milliseconds waiting for the workers' last parts, once it found none to take. */
   waitedMs: number;
+  /** Workers started again after they left idle (see the idle limit above). */
+  restarts: number;
 }
 
-/** Starts a thread running the given JavaScript source. */
-export type Spawner = (source: string) => ThreadHandle;
+/**
+ * Starts a thread running the given JavaScript source. `unrefs`: the threads it starts never keep the
+ * process alive (Node's), so they need not leave when idle.
+ */
+export type Spawner = ((source: string) => ThreadHandle) & { unrefs?: boolean };
 
 // A web Worker (Deno, browsers) from a blob: URL, which needs no permission.
 function webSpawner(source: string): ThreadHandle {
@@ -192,7 +212,7 @@ type NodeWorkerClass = new (src: string, opts: { eval: boolean }) => {
 };
 
 function nodeSpawner(NodeWorker: NodeWorkerClass): Spawner {
-  return (source) => {
+  const spawn: Spawner = (source) => {
     const worker = new NodeWorker(NODE_PRELUDE + source, { eval: true });
     // an idle worker must not keep the process alive (the main thread blocks while one computes)
     worker.unref();
@@ -208,6 +228,8 @@ function nodeSpawner(NodeWorker: NodeWorkerClass): Spawner {
       terminate: () => void worker.terminate(),
     };
   };
+  spawn.unrefs = true;
+  return spawn;
 }
 
 /** What this engine offers for threads: a way to start them and its core count, or why there is none. */
@@ -281,6 +303,11 @@ export class ThreadPool {
   #seq = 0;
   #total = 0;
   #onFailure: ((message: string) => void) | undefined;
+  // the idle limit (ms; Infinity: none), whether it grows when workers left too early, and which workers
+  // were ever started (a "gone" worker that was started left idle; one never started is only due to start)
+  #idleMs = WORKER_IDLE_MS;
+  #idleGrows = true;
+  #started: boolean[];
 
   private constructor(
     spawner: Spawner,
@@ -291,6 +318,7 @@ export class ThreadPool {
     parts: number,
   ) {
     this.#handles = new Array(parts - 1).fill(undefined);
+    this.#started = new Array(parts).fill(false);
     this.#spawner = spawner;
     this.#module = module;
     this.#mem = mem;
@@ -313,6 +341,9 @@ export class ThreadPool {
    * `onFailure`, starts none yet: the first job that splits starts them (in Deno a `new Worker` blocks the
    * calling thread 20-40 ms, which a backend that never splits a kernel should not pay), the calling thread
    * takes every part until they are ready, and a worker that fails to start is reported there.
+   * `idleMs`: how long a worker waits for the next job before it leaves (Infinity: never); by default
+   * {@link WORKER_IDLE_MS}, doubled up to {@link WORKER_IDLE_MAX_MS} each time a job finds workers that
+   * left idle, or never where the spawner's threads never keep the process alive.
    */
   static async start(
     spawner: Spawner,
@@ -322,8 +353,11 @@ export class ThreadPool {
     names: readonly string[],
     threads: number,
     onFailure?: (message: string) => void,
+    idleMs?: number,
   ): Promise<ThreadPool> {
     const pool = new ThreadPool(spawner, module, mem, base, names, threads);
+    if (idleMs !== undefined) pool.#setIdle(idleMs, false);
+    else pool.#setIdle(spawner.unrefs ? Infinity : WORKER_IDLE_MS, !spawner.unrefs);
     if (onFailure) {
       pool.#onFailure = onFailure;
       // "gone": run() starts them when a job has parts for them
@@ -362,9 +396,22 @@ export class ThreadPool {
     return new Int32Array(this.#mem.buffer, this.#base, STATE + MAX_THREADS);
   }
 
+  /** How long a worker waits for the next job before it leaves, in ms (Infinity: never); see {@link start}. */
+  get idleMs(): number {
+    return this.#idleMs;
+  }
+
+  #setIdle(ms: number, grows: boolean): void {
+    this.#idleMs = ms;
+    this.#idleGrows = grows;
+    // whole ms; above 2^31 - 1 (24 days) as none
+    Atomics.store(this.#i32(), IDLE, ms >= 2 ** 31 - 1 ? -1 : Math.ceil(ms));
+  }
+
   // Starts worker `id` (state "starting" until it runs).
   #spawn(id: number): ThreadHandle {
     Atomics.store(this.#i32(), STATE + id, 3);
+    this.#started[id] = true;
     this.#handles[id - 1]?.terminate();
     const h = this.#spawner(WORKER_SOURCE);
     const onFailure = this.#onFailure;
@@ -381,7 +428,6 @@ export class ThreadPool {
       memory: this.#mem,
       base: this.#base,
       id,
-      idleMs: WORKER_IDLE_MS,
       names: this.#names,
       parts: this.#parts,
       seen: this.#seq,
@@ -448,8 +494,20 @@ export class ThreadPool {
     }
     const threads = Math.min(n, this.#parts);
     if (wsArg >= 0) { for (let t = 0; t < threads; t++) wsv[t] = ws[t]; }
-    // workers that left while idle: start replacements, which take parts of later jobs
-    for (let id = 1; id < threads; id++) if (Atomics.load(i32, STATE + id) === 1) this.#spawn(id);
+    // workers that left while idle: start replacements, which take parts of later jobs; the program paused
+    // longer than the idle limit and came back, so (by default) wait twice as long from now on
+    let left = false;
+    for (let id = 1; id < threads; id++) {
+      if (Atomics.load(i32, STATE + id) !== 1) continue;
+      if (this.#started[id]) {
+        left = true;
+        this.#restarts++;
+      }
+      this.#spawn(id);
+    }
+    if (left && this.#idleGrows && this.#idleMs < WORKER_IDLE_MAX_MS) {
+      this.#setIdle(Math.min(WORKER_IDLE_MAX_MS, 2 * this.#idleMs), true);
+    }
     this.#total += n;
     i32[NPARTS] = n;
     i32[OP] = op;
@@ -521,6 +579,7 @@ export class ThreadPool {
   #jobs = 0;
   #workedMs = 0;
   #waitedMs = 0;
+  #restarts = 0;
 
   #pace(worked: number, waited: number): void {
     if (waited <= worked + LATE_MS) {
@@ -549,6 +608,7 @@ export class ThreadPool {
       jobs: this.#jobs,
       workedMs: this.#workedMs,
       waitedMs: this.#waitedMs,
+      restarts: this.#restarts,
     };
   }
 

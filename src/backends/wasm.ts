@@ -75,12 +75,24 @@ export interface WasmBackendOptions {
    * or the threads build are unavailable (a page that is not cross-origin isolated, a browser's main
    * thread) the backend runs on 1 thread and {@link WasmBackend.info} says why. "auto" returns without
    * waiting for its Workers to start (the kernels run on the calling thread until they are ready); a count
-   * asked for waits, and falls back to 1 thread with a note if one cannot start. A Worker leaves after 1 s
-   * idle (so a backend nobody disposes lets the process exit) and the next kernel starts another (about
-   * 20 ms); {@link WasmBackend.dispose} stops them at once. Memory: the threads builds' shared memory grows
-   * to at most 2 GiB, one thread's to 4 GiB (ask for `threads: 1` for models that need more than 2 GiB).
+   * asked for waits, and falls back to 1 thread with a note if one cannot start. An idle Worker leaves
+   * after {@link WasmBackendOptions.threadIdleMs} (so a backend nobody disposes lets the process exit) and
+   * the next kernel starts another; {@link WasmBackend.dispose} stops them at once. Memory: the threads
+   * builds' shared memory grows to at most 2 GiB, one thread's to 4 GiB (ask for `threads: 1` for models
+   * that need more than 2 GiB).
    */
   threads?: number | "auto";
+  /**
+   * How long, in milliseconds, an idle Worker waits for the next kernel before it leaves: a number >= 0,
+   * or Infinity for never. A Worker that left is replaced by the next kernel that splits, and in Deno each
+   * `new Worker` blocks the calling thread 20-40 ms. By default the limit starts at 1 s and doubles, up to
+   * 8 s, each time a kernel finds the Workers gone: a program that pauses between bursts of work (a server
+   * between requests, an app between a user's actions) soon stops paying for replacements, and one that
+   * never pauses exits within 1 s of its last kernel (a web Worker keeps Deno's process alive until it
+   * leaves). On Node the Workers never keep the process alive, and by default never leave. A server, whose
+   * process lives on anyway, can pass Infinity.
+   */
+  threadIdleMs?: number;
   /**
    * Each thread past the first needs this much work, in multiply-adds (M·N·K for gemm, M·nnz·b² for dds,
    * K·nnz·b² for sdd; elementwise and row kernels count each element as 4 to 64 of them, by cost), so small
@@ -479,8 +491,8 @@ export class WasmBackend implements Backend {
    * How the threads shared the work so far: the parts kernels were split into (0 on one thread), how
    * many of them the Workers ran (the calling thread ran the rest), jobs run on the calling thread alone
    * while backing off (the Workers were late), and of the jobs shared out, how many, the calling thread's
-   * milliseconds in its own parts and its milliseconds waiting for the Workers' last parts. For benches
-   * and tests.
+   * milliseconds in its own parts and its milliseconds waiting for the Workers' last parts, and how many
+   * Workers were started again after they left idle. For benches and tests.
    */
   get threadStats(): {
     parts: number;
@@ -489,8 +501,18 @@ export class WasmBackend implements Backend {
     jobs: number;
     workedMs: number;
     waitedMs: number;
+    restarts: number;
   } {
-    return this.#pool?.stats ?? { parts: 0, onWorkers: 0, aloneJobs: 0, jobs: 0, workedMs: 0, waitedMs: 0 };
+    return this.#pool?.stats ??
+      { parts: 0, onWorkers: 0, aloneJobs: 0, jobs: 0, workedMs: 0, waitedMs: 0, restarts: 0 };
+  }
+
+  /**
+   * How long an idle Worker now waits for the next kernel before it leaves, in ms (Infinity: never; see
+   * {@link WasmBackendOptions.threadIdleMs}); undefined on one thread.
+   */
+  get threadIdleMs(): number | undefined {
+    return this.#pool?.idleMs;
   }
 
   /** Bytes of linear memory (it only grows). */
@@ -613,7 +635,13 @@ export class WasmBackend implements Backend {
    *
    * @ignore
    */
-  async startThreads(module: WebAssembly.Module, n: number, spawn: Spawner, wait = true): Promise<void> {
+  async startThreads(
+    module: WebAssembly.Module,
+    n: number,
+    spawn: Spawner,
+    wait = true,
+    idleMs?: number,
+  ): Promise<void> {
     const bytes = ThreadPool.blockBytes(n + 1);
     const block = this.#reserve(bytes, "createWasmBackend");
     this.#f32().fill(0, block >>> 2, (block + bytes) >>> 2);
@@ -621,7 +649,7 @@ export class WasmBackend implements Backend {
     const onFailure = wait ? undefined : (msg: string) => {
       if (!this.#notes.some((n) => n.endsWith(msg))) this.#notes.push(`fewer threads than ${n + 1}: ${msg}`);
     };
-    this.#pool = await ThreadPool.start(spawn, module, this.#mem, block, JOBS, n + 1, onFailure);
+    this.#pool = await ThreadPool.start(spawn, module, this.#mem, block, JOBS, n + 1, onFailure, idleMs);
     (this as { threads: number }).threads = n + 1;
     this.#ws = new Array(n + 1).fill(0);
     this.#wsBytes = new Array(n + 1).fill(0);
@@ -1574,6 +1602,10 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
   if (minSplitWork !== undefined && !(minSplitWork >= 0)) {
     throw new RangeError(`createWasmBackend: minSplitWork must be a number >= 0, got ${minSplitWork}`);
   }
+  const idleMs = opts.threadIdleMs;
+  if (idleMs !== undefined && !(typeof idleMs === "number" && idleMs >= 0)) {
+    throw new RangeError(`createWasmBackend: threadIdleMs must be a number >= 0 or Infinity, got ${idleMs}`);
+  }
   const support = threads === 1 ? undefined : await threadSupport();
   const want = threads === "auto" ? autoThreads(support) : threads;
   // Threads with no variant asked for: the relaxed threads build compiling settles both questions at once
@@ -1615,7 +1647,7 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
           // 20-40 ms each, which a small model's cold start should not pay); a count asked for starts them
           // now and waits, so a Worker that cannot start is known at once.
           const now = threads !== "auto";
-          await be.startThreads(module, want - 1, support.spawn, now);
+          await be.startThreads(module, want - 1, support.spawn, now, idleMs);
           if (now) warm(be);
           return be;
         } catch (err) {
