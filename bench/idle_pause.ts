@@ -10,7 +10,7 @@
  * blocks the calling thread 20-40 ms. The two backends take turns: each pause comes before one call of
  * each, so each backend's own gap is about twice the pause.
  *
- *   deno run bench/idle_pause.ts [--pause 1500] [--rounds 8]
+ *   deno run bench/idle_pause.ts [--pause 1500] [--rounds 8] [--threads auto]
  *
  * @module
  */
@@ -23,9 +23,14 @@ import { median } from "./_interleave.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
-  options: { pause: { type: "string", default: "1500" }, rounds: { type: "string", default: "8" } },
+  options: {
+    pause: { type: "string", default: "1500" },
+    rounds: { type: "string", default: "8" },
+    threads: { type: "string", default: "auto" },
+  },
 });
 const PAUSE = Number(values.pause), ROUNDS = Number(values.rounds), BATCH = 64;
+const threads = values.threads === "auto" ? "auto" : Number(values.threads);
 
 interface Subject {
   name: string;
@@ -35,7 +40,7 @@ interface Subject {
   paused: number[];
 }
 
-async function subject(name: string, be: WasmBackend): Promise<Subject> {
+function subject(name: string, be: WasmBackend): Subject {
   const layer = new PixelflyLinear(1024, 4096, { seed: 1, backend: be });
   const x = fromArray(Float32Array.from({ length: BATCH * 1024 }, (_, i) => Math.sin(i)), [BATCH, 1024], be);
   const forward = async () => {
@@ -49,8 +54,8 @@ async function subject(name: string, be: WasmBackend): Promise<Subject> {
 }
 
 const subjects = [
-  await subject("default", await createWasmBackend()),
-  await subject("fixed 1 s", await createWasmBackend({ threadIdleMs: 1000 })),
+  subject("default", await createWasmBackend({ threads })),
+  subject("fixed 1 s", await createWasmBackend({ threads, threadIdleMs: 1000 })),
 ];
 for (const s of subjects) for (let i = 0; i < 5; i++) await s.forward(); // Workers started, kernels warm
 for (let r = 0; r < ROUNDS; r++) {

@@ -620,22 +620,41 @@ async function untilAWorkerTakesParts(be: WasmBackend): Promise<void> {
 }
 
 Deno.test("wasm: an idle worker leaves after threadIdleMs and the next kernel brings one back, same bits", async () => {
-  const two = await createWasmBackend({ threads: 2, minSplitWork: 0, threadIdleMs: 100 });
+  // 300 ms: well past a stall of a loaded machine between this test's kernels, which would also restart it
+  const two = await createWasmBackend({ threads: 2, minSplitWork: 0, threadIdleMs: 300 });
   const one = await createWasmBackend({ variant: "relaxed", threads: 1 });
   const want = idleGemm(one);
   try {
-    assertEquals(two.threadIdleMs, 100);
+    assertEquals(two.threadIdleMs, 300);
     assertEquals(one.threadIdleMs, undefined);
     for (let round = 0; round < 3; round++) {
       assertClose(idleGemm(two), want, { atol: 0, rtol: 0, label: `round ${round}` });
       await untilAWorkerTakesParts(two);
-      await new Promise((r) => setTimeout(r, 300)); // past the limit: the worker leaves
+      await new Promise((r) => setTimeout(r, 800)); // past the limit: the worker leaves
       assertEquals(two.threadStats.restarts, round, "restarts");
     }
     // a limit asked for stays as asked
-    assertEquals([two.threads, two.threadIdleMs], [2, 100]);
+    assertEquals([two.threads, two.threadIdleMs], [2, 300]);
   } finally {
     two.dispose();
+  }
+});
+
+Deno.test("wasm: after the Workers left idle each kernel starts one again (a Deno Worker blocks 20-40 ms to start)", async () => {
+  const four = await createWasmBackend({ threads: 4, minSplitWork: 0, threadIdleMs: 300 });
+  const one = await createWasmBackend({ variant: "relaxed", threads: 1 });
+  const want = idleGemm(one);
+  try {
+    await untilAWorkerTakesParts(four);
+    await new Promise((r) => setTimeout(r, 800)); // past the limit: all three leave
+    const restarts: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      assertClose(idleGemm(four), want, { atol: 0, rtol: 0, label: `gemm ${i} after the pause` });
+      restarts.push(four.threadStats.restarts);
+    }
+    assertEquals(restarts, [1, 2, 3, 3]);
+  } finally {
+    four.dispose();
   }
 });
 

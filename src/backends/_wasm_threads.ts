@@ -308,6 +308,7 @@ export class ThreadPool {
   #idleMs = WORKER_IDLE_MS;
   #idleGrows = true;
   #started: boolean[];
+  #regrown = false; // the limit grew for the workers now gone (it grows once per pause)
 
   private constructor(
     spawner: Spawner,
@@ -338,9 +339,10 @@ export class ThreadPool {
   /**
    * Starts `threads - 1` workers serving the kernels `names` (exports of `module`) through the zeroed
    * block at `base` ({@link ThreadPool.blockBytes} bytes); rejects when one fails to start. With
-   * `onFailure`, starts none yet: the first job that splits starts them (in Deno a `new Worker` blocks the
-   * calling thread 20-40 ms, which a backend that never splits a kernel should not pay), the calling thread
-   * takes every part until they are ready, and a worker that fails to start is reported there.
+   * `onFailure`, starts none yet: the jobs that split start them, one per job (in Deno a `new Worker` blocks
+   * the calling thread 20-40 ms, which a backend that never splits a kernel should not pay, and one call
+   * should not pay more than once), the threads running take every part until they are ready, and a worker
+   * that fails to start is reported there.
    * `idleMs`: how long a worker waits for the next job before it leaves (Infinity: never); by default
    * {@link WORKER_IDLE_MS}, doubled up to {@link WORKER_IDLE_MAX_MS} each time a job finds workers that
    * left idle, or never where the spawner's threads never keep the process alive.
@@ -494,19 +496,24 @@ export class ThreadPool {
     }
     const threads = Math.min(n, this.#parts);
     if (wsArg >= 0) { for (let t = 0; t < threads; t++) wsv[t] = ws[t]; }
-    // workers that left while idle: start replacements, which take parts of later jobs; the program paused
-    // longer than the idle limit and came back, so (by default) wait twice as long from now on
-    let left = false;
-    for (let id = 1; id < threads; id++) {
+    // workers not running (gone after an idle exit, or never started): start one per job, which takes
+    // parts of later jobs (in Deno each `new Worker` blocks this thread 20-40 ms: one per call, not all of
+    // them in one, and a job on the calling thread meanwhile loses little, as a Worker starting takes no
+    // parts yet). Workers that left idle mean the program paused longer than the idle limit and came back:
+    // by default, wait twice as long from now on (once per such pause).
+    let gone = 0, left = false;
+    for (let id = threads - 1; id >= 1; id--) {
       if (Atomics.load(i32, STATE + id) !== 1) continue;
-      if (this.#started[id]) {
-        left = true;
-        this.#restarts++;
-      }
-      this.#spawn(id);
+      gone = id;
+      left ||= this.#started[id];
     }
-    if (left && this.#idleGrows && this.#idleMs < WORKER_IDLE_MAX_MS) {
+    if (left && !this.#regrown && this.#idleGrows && this.#idleMs < WORKER_IDLE_MAX_MS) {
       this.#setIdle(Math.min(WORKER_IDLE_MAX_MS, 2 * this.#idleMs), true);
+    }
+    this.#regrown = left;
+    if (gone > 0) {
+      if (this.#started[gone]) this.#restarts++;
+      this.#spawn(gone);
     }
     this.#total += n;
     i32[NPARTS] = n;
