@@ -41,6 +41,8 @@ export interface Figures {
   ofTile?: number;
   /** time / (density x dense time of the same product) (the dds and sdd rows). */
   ratio?: number;
+  /** With `--paired`: the median over rounds of that ratio with the dense product run just before and after. */
+  paired?: number;
 }
 
 /** kernel_ratios' `cases`: each case's figures from its median round and its best round. */

@@ -16,7 +16,14 @@
  * Each figure is given twice: from the medians of the rounds, and from the best round of each case
  * (closer to what the kernel does alone when other processes share the machine).
  *
- * Run: `deno task bench:kernels [--threads 1,2] [--rounds 11] [--filter REGEX] [--clock cpu] [--json]`
+ * `--paired`: then each dds and sdd case runs again, `--rounds` times, between two runs of its dense
+ * product (dense, sparse, dense, the cases in an order that rotates from round to round), and its paired
+ * ratio is the median over those rounds of time ÷ (density × the mean of the two dense times around it).
+ * On the 2-vCPU VM the speed of the same code drifts between states that last a few hundred ms
+ * (`bench/gemm_modes.ts`), and in the interleaved rounds a case and its dense product run up to a second
+ * apart, so the ratio of their medians mixes states; the paired ratio compares the two in one state.
+ *
+ * Run: `deno task bench:kernels [--threads 1,2] [--rounds 11] [--filter REGEX] [--clock cpu] [--paired] [--json]`
  * (`--json`: also one line `#json {...}` with every case's figures, for `bench/runtimes.ts`; the script
  * runs unchanged on Node once bundled, as `bench/runtimes.ts` does)
  * (`--clock cpu` times by the process's CPU time: steadier on a shared machine; one thread only).
@@ -29,7 +36,7 @@ import { parseArgs } from "node:util";
 import type { BackendBuffer, BlockLayout } from "../src/backends/types.ts";
 import { createWasmBackend, type WasmBackend } from "../src/backends/wasm.ts";
 import { Rng } from "../src/random.ts";
-import { type Case, interleave, repsFor, threadCpuClock } from "./_interleave.ts";
+import { type Case, interleave, median, repsFor, threadCpuClock } from "./_interleave.ts";
 import { peakCases, TILE_CASE } from "./_peak.ts";
 import { benchArgs, type Figures, printJson, runtimeName, writeOut } from "./_runtime.ts";
 import {
@@ -52,6 +59,7 @@ const { values } = parseArgs({
     "no-simd128": { type: "boolean", default: false },
     clock: { type: "string", default: "wall" },
     parts: { type: "string", default: "" },
+    paired: { type: "boolean", default: false },
   },
 });
 const threadCounts = values.threads.split(",").map(Number);
@@ -210,6 +218,39 @@ for (const [name, f] of figures) {
     cols.push(g.gflops.toFixed(1), fixed(g.ofCeiling), fixed(g.ofTile), fixed(g.ratio));
   }
   console.log(`| ${name} | ${cols.join(" | ")} |`);
+}
+if (values.paired) {
+  // dense, sparse, dense per case and round, in a rotating order (see the header)
+  const pairs = rows.filter((r) => r.baseline !== undefined);
+  const byName = new Map(rows.map((r) => [r.name, r]));
+  const ratios = new Map<string, number[]>(pairs.map((r) => [r.name, []]));
+  const now = clock ?? (() => performance.now());
+  const time = (r: Row) => {
+    const reps = r.reps ?? 1, t0 = now();
+    for (let k = 0; k < reps; k++) r.fn();
+    return (now() - t0) / reps;
+  };
+  for (let round = 0; round < rounds; round++) {
+    for (let i = 0; i < pairs.length; i++) {
+      const r = pairs[(i + round) % pairs.length], base = byName.get(r.baseline!)!;
+      const d0 = time(base), t = time(r), d1 = time(base);
+      ratios.get(r.name)!.push(t / (r.density! * (d0 + d1) / 2));
+    }
+    writeOut(`${round + 1} `);
+  }
+  console.log(
+    `\npaired (dense, sparse, dense; ${rounds} rounds): time / (density x dense), median [min-max]`,
+  );
+  console.log("| case | paired ratio | range | ratio of medians |");
+  console.log("|---|---:|---|---:|");
+  for (const r of pairs) {
+    const v = ratios.get(r.name)!, f = figures.get(r.name)!;
+    f.median.paired = median(v);
+    console.log(
+      `| ${r.name} | ${median(v).toFixed(3)} | ${Math.min(...v).toFixed(2)}-${Math.max(...v).toFixed(2)} | ` +
+        `${fixed(f.median.ratio)} |`,
+    );
+  }
 }
 if (values.json) printJson({ bench: "kernel_ratios", rounds, cases: Object.fromEntries(figures) });
 for (const be of backends) be.dispose();
