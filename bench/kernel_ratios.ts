@@ -221,8 +221,9 @@ for (const [name, f] of figures) {
 }
 if (values.paired) {
   // dense, sparse, dense per case and round, in a rotating order (see the header)
-  const pairs = rows.filter((r) => r.baseline !== undefined);
+  // (a case whose dense product --filter left out has no pair)
   const byName = new Map(rows.map((r) => [r.name, r]));
+  const pairs = rows.filter((r) => r.baseline !== undefined && byName.has(r.baseline));
   const ratios = new Map<string, number[]>(pairs.map((r) => [r.name, []]));
   const now = clock ?? (() => performance.now());
   const time = (r: Row) => {

@@ -181,3 +181,25 @@ Deno.test("bench runtimes: Node's major version, and an unreadable one named", (
   assertEquals(nodeFlags("v22.0.0"), []);
   assertThrows(() => nodeMajor("node 20"), Error, 'cannot read a Node version from "node 20"');
 });
+
+Deno.test("bench kernel_ratios --paired: each sparse case's paired ratio, in its #json figures and its table", async () => {
+  const out = await run(Deno.execPath(), [
+    "run",
+    new URL("../bench/kernel_ratios.ts", import.meta.url).pathname,
+    ...["--filter", "^dense sdd|^sdd d=0.1250 random|^dds fwd d=0.1250 random", "--rounds", "2"],
+    ...["--no-simd128", "--paired", "--json"],
+  ]);
+  const cases = parseBenchJson(out, "deno kernel_ratios --paired").cases as KernelCases;
+  // sdd has its dense product among the cases; dds forward's was filtered out, so it has no pair
+  const sdd = cases["sdd d=0.1250 random 1t"].median;
+  assertOk(sdd.paired !== undefined && sdd.paired > 0 && Number.isFinite(sdd.paired), JSON.stringify(sdd));
+  assertEquals(cases["dds fwd d=0.1250 random 1t"].median.paired, undefined);
+  assertEquals(cases["dense sdd 256x1024x4096 1t"].median.paired, undefined);
+  const paired = out.slice(out.indexOf("\npaired ("));
+  const row = paired.split("\n").find((l) => l.startsWith("| sdd d=0.1250 random 1t | "));
+  assertOk(row?.startsWith(`| sdd d=0.1250 random 1t | ${sdd.paired.toFixed(3)} | `), `${row}`);
+  assertOk(!paired.includes("| dds fwd"), paired);
+  // the median of the rounds' ratios lies in their printed range
+  const [lo, hi] = row!.split("|")[3].trim().split("-").map(Number);
+  assertOk(lo <= sdd.paired + 0.005 && sdd.paired <= hi + 0.005, `${row}`);
+});
