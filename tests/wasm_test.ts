@@ -566,6 +566,17 @@ Deno.test("wasm: sdd packs its own copy of a shared block column nobody finishes
   }
 });
 
+// threadStats of a backend whose kernels have split nothing yet (or that is disposed)
+const NO_THREAD_WORK = {
+  parts: 0,
+  onWorkers: 0,
+  aloneJobs: 0,
+  jobs: 0,
+  workedMs: 0,
+  waitedMs: 0,
+  restarts: 0,
+};
+
 Deno.test("wasm: the workers take parts of the work (not only the calling thread)", async () => {
   const be = await createWasmBackend({ threads: 2, minSplitWork: 0 });
   try {
@@ -585,15 +596,7 @@ Deno.test("wasm: the workers take parts of the work (not only the calling thread
   } finally {
     be.dispose();
   }
-  assertEquals(be.threadStats, {
-    parts: 0,
-    onWorkers: 0,
-    aloneJobs: 0,
-    jobs: 0,
-    workedMs: 0,
-    waitedMs: 0,
-    restarts: 0,
-  });
+  assertEquals(be.threadStats, NO_THREAD_WORK);
 });
 
 // A 65x37x130 gemm on `be` (every part split off with minSplitWork 0), read back.
@@ -1055,15 +1058,7 @@ Deno.test('wasm: threads "auto" (the default) starts its Workers at the first ke
   try {
     assertEquals(be.threads, Math.min(8, navigator.hardwareConcurrency));
     // creating it started no Worker (Deno's new Worker blocks 20-40 ms): warming ran on this thread only
-    assertEquals(be.threadStats, {
-      parts: 0,
-      onWorkers: 0,
-      aloneJobs: 0,
-      jobs: 0,
-      workedMs: 0,
-      waitedMs: 0,
-      restarts: 0,
-    });
+    assertEquals(be.threadStats, NO_THREAD_WORK);
     const rng = new Rng(11);
     const M = 64, N = 96, K = 80;
     const a = Float32Array.from({ length: M * K }, () => rng.normal());
