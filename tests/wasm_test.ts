@@ -683,7 +683,7 @@ Deno.test("wasm: the default idle limit starts at 1 s and doubles when a kernel 
   }
 });
 
-Deno.test("wasm: threadIdleMs other than a number >= 0 or Infinity is a RangeError naming it", async () => {
+Deno.test("wasm: threadIdleMs other than a number >= 0 or Infinity is a RangeError naming it; Infinity and 0 run, same bits", async () => {
   for (const bad of [-1, NaN, "5", null]) {
     await assertRejects(
       () => createWasmBackend({ threads: 2, threadIdleMs: bad as number }),
@@ -691,11 +691,21 @@ Deno.test("wasm: threadIdleMs other than a number >= 0 or Infinity is a RangeErr
       `createWasmBackend: threadIdleMs must be a number >= 0 or Infinity, got ${bad}`,
     );
   }
-  const be = await createWasmBackend({ threads: 2, threadIdleMs: Infinity });
-  try {
-    assertEquals(be.threadIdleMs, Infinity);
-  } finally {
-    be.dispose();
+  const one = await createWasmBackend({ variant: "relaxed", threads: 1 });
+  const want = idleGemm(one);
+  // Infinity: never leaves; 0: leaves as soon as it has polled after its last part (each kernel then starts one)
+  for (const idle of [Infinity, 0]) {
+    const be = await createWasmBackend({ threads: 2, minSplitWork: 0, threadIdleMs: idle });
+    try {
+      assertEquals(be.threadIdleMs, idle);
+      for (let i = 0; i < 3; i++) {
+        assertClose(idleGemm(be), want, { atol: 0, rtol: 0, label: `idle ${idle}, ${i}` });
+      }
+      await untilAWorkerTakesParts(be);
+      assertEquals(be.threadIdleMs, idle);
+    } finally {
+      be.dispose();
+    }
   }
 });
 
