@@ -17,8 +17,7 @@
 // (the idle limit in ms, -1 for none: each worker reads it before each wait); STATE + id is worker id's
 // state (0 idle, 1 gone, 3 starting). Float64 from WS_AT: each thread's workspace; ERR_AT: a failed part's message;
 // ARGS_AT: the parts' arguments, MAX_ARGS doubles each (integers and pointers are exact in a double, and
-// the engine converts each to the export's parameter type exactly as a direct call does). IDLE: the idle
-// limit in ms (-1: none), read by each worker before each wait, so the calling thread can change it.
+// the engine converts each to the export's parameter type exactly as a direct call does).
 //
 // An idle worker leaves after the idle limit, so a backend nobody disposes does not keep the process alive
 // (a web Worker keeps Deno's process alive until it ends); the next job starts a replacement without
@@ -129,8 +128,10 @@ self.onmessage = async (e) => {
 
 /** The idle limit a pool starts with by default (see the protocol above), in ms. */
 export const WORKER_IDLE_MS = 1000;
-/** The most the default idle limit grows to, in ms: how long at most a program that paused between bursts
- * of work and never disposed its backend waits at its end for the workers to leave. */
+/**
+ * The most the default idle limit grows to, in ms: how long at most a program that paused between bursts
+ * of work and never disposed its backend waits at its end for the workers to leave.
+ */
 export const WORKER_IDLE_MAX_MS = 8000;
 // Backing off (ThreadPool's #pace): late jobs in a row that start it, the slack in ms, the jobs run alone.
 const LATE_JOBS = 3, LATE_MS = 0.05, BACKOFF_MIN = 16, BACKOFF_MAX = 1024;

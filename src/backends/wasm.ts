@@ -77,15 +77,15 @@ export interface WasmBackendOptions {
    * waiting for its Workers to start (the kernels run on the calling thread until they are ready); a count
    * asked for waits, and falls back to 1 thread with a note if one cannot start. An idle Worker leaves
    * after {@link WasmBackendOptions.threadIdleMs} (so a backend nobody disposes lets the process exit) and
-   * the next kernel starts another; {@link WasmBackend.dispose} stops them at once. Memory: the threads
+   * the kernels that split start them again, one per kernel; {@link WasmBackend.dispose} stops them at once. Memory: the threads
    * builds' shared memory grows to at most 2 GiB, one thread's to 4 GiB (ask for `threads: 1` for models
    * that need more than 2 GiB).
    */
   threads?: number | "auto";
   /**
    * How long, in milliseconds, an idle Worker waits for the next kernel before it leaves: a number >= 0,
-   * or Infinity for never. A Worker that left is replaced by the next kernel that splits, and in Deno each
-   * `new Worker` blocks the calling thread 20-40 ms. By default the limit starts at 1 s and doubles, up to
+   * or Infinity for never. A Worker that left is replaced by a later kernel that splits (one Worker per
+   * kernel), and in Deno each `new Worker` blocks the calling thread 20-40 ms. By default the limit starts at 1 s and doubles, up to
    * 8 s, each time a kernel finds the Workers gone: a program that pauses between bursts of work (a server
    * between requests, an app between a user's actions) soon stops paying for replacements, and one that
    * never pauses exits within 1 s of its last kernel (a web Worker keeps Deno's process alive until it
