@@ -309,7 +309,7 @@ export class ThreadPool {
   #idleMs = WORKER_IDLE_MS;
   #idleGrows = true;
   #started: boolean[];
-  #regrown = false; // the limit grew for the workers now gone (it grows once per pause)
+  #grownAt = -Infinity; // when the limit last grew (performance.now())
 
   private constructor(
     spawner: Spawner,
@@ -502,18 +502,19 @@ export class ThreadPool {
     // them in one, and a job on the calling thread meanwhile loses little, as a Worker starting takes no
     // parts yet). Workers that left idle mean the program paused longer than the idle limit and came back:
     // by default, wait twice as long from now on (once per such pause).
-    let gone = 0, left = false;
-    for (let id = threads - 1; id >= 1; id--) {
-      if (Atomics.load(i32, STATE + id) !== 1) continue;
-      gone = id;
-      left ||= this.#started[id];
-    }
-    if (left && !this.#regrown && this.#idleGrows && this.#idleMs < WORKER_IDLE_MAX_MS) {
-      this.#setIdle(Math.min(WORKER_IDLE_MAX_MS, 2 * this.#idleMs), true);
-    }
-    this.#regrown = left;
+    // (the jobs that restart the workers after one pause follow each other within milliseconds: the limit
+    // grows at most once per idle limit's time)
+    let gone = 0;
+    for (let id = threads - 1; id >= 1; id--) if (Atomics.load(i32, STATE + id) === 1) gone = id;
     if (gone > 0) {
-      if (this.#started[gone]) this.#restarts++;
+      if (this.#started[gone]) {
+        this.#restarts++;
+        const now = performance.now();
+        if (this.#idleGrows && this.#idleMs < WORKER_IDLE_MAX_MS && now - this.#grownAt > this.#idleMs) {
+          this.#setIdle(Math.min(WORKER_IDLE_MAX_MS, 2 * this.#idleMs), true);
+          this.#grownAt = now;
+        }
+      }
       this.#spawn(gone);
     }
     this.#total += n;
