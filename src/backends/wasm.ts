@@ -645,7 +645,7 @@ export class WasmBackend implements Backend {
     const bytes = ThreadPool.blockBytes(n + 1);
     const block = this.#reserve(bytes, "createWasmBackend");
     this.#f32().fill(0, block >>> 2, (block + bytes) >>> 2);
-    // not waiting: the Workers start with the first kernel that splits; one that cannot start leaves a note
+    // not waiting: the Workers start as kernels split, one per kernel; one that cannot start leaves a note
     const onFailure = wait ? undefined : (msg: string) => {
       if (!this.#notes.some((n) => n.endsWith(msg))) this.#notes.push(`fewer threads than ${n + 1}: ${msg}`);
     };
@@ -1643,8 +1643,8 @@ export async function createWasmBackend(opts: WasmBackendOptions = {}): Promise<
           notes,
         });
         try {
-          // "auto" (the default) starts its Workers when a kernel first splits (Deno's `new Worker` blocks
-          // 20-40 ms each, which a small model's cold start should not pay); a count asked for starts them
+          // "auto" (the default) starts its Workers as kernels split, one per kernel (Deno's `new Worker`
+          // blocks 20-40 ms each, which a small model's cold start should not pay); a count asked for starts them
           // now and waits, so a Worker that cannot start is known at once.
           const now = threads !== "auto";
           await be.startThreads(module, want - 1, support.spawn, now, idleMs);
