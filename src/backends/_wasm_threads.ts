@@ -504,8 +504,9 @@ export class ThreadPool {
     // by default, wait twice as long from now on (once per such pause).
     // (the jobs that restart the workers after one pause follow each other within milliseconds: the limit
     // grows at most once per idle limit's time)
-    let gone = 0;
-    for (let id = threads - 1; id >= 1; id--) if (Atomics.load(i32, STATE + id) === 1) gone = id;
+    let gone = 1;
+    while (gone < threads && Atomics.load(i32, STATE + gone) !== 1) gone++;
+    if (gone === threads) gone = 0;
     if (gone > 0) {
       if (this.#started[gone]) {
         this.#restarts++;
