@@ -25,6 +25,15 @@ export function getState(i: i32): u32 {
   return i == 0 ? s0 : i == 1 ? s1 : i == 2 ? s2 : s3;
 }
 
+// rotl<u32>(x, k) written as two shifts: V8's baseline tier (Liftoff), which runs a layer's first draws,
+// compiles i32.rotl by a constant slowly (in that tier alone this loop took 2.4x as long with rotl and the
+// unsigned convert below; a layer's whole draw, which the optimising tier takes over after about 2 ms, gains
+// less). The optimising tier makes the same rotate of both.
+// @ts-ignore: decorator
+@inline function rl(x: u32, k: u32): u32 {
+  return (x << k) | (x >>> (32 - k));
+}
+
 // y is float32 at byte `ptr`: for r < rows, e < cols, k < len in that order (the stream's order),
 // y[r*rowStride + e*colStride + k] = (lo + w * u) * scale, u the next 32 random bits / 2^32, computed in
 // float64 and rounded once to float32 (as Rng.uniform(lo, lo + w) * scale stored in a Float32Array).
@@ -36,15 +45,16 @@ export function uniform(
     for (let e = 0; e < cols; e++) {
       const p = ptr + (<usize>(r * rowStride + e * colStride) << 2);
       for (let k = 0; k < len; k++) {
-        const x = rotl<u32>(b * 5, 7) * 9;
+        const x = rl(b * 5, 7) * 9;
         const t = b << 9;
         c ^= a;
         d ^= b;
         b ^= c;
         a ^= d;
         c ^= t;
-        d = rotl<u32>(d, 11);
-        store<f32>(p + (<usize>k << 2), <f32>((lo + w * (<f64>x * 2.3283064365386963e-10)) * scale));
+        d = rl(d, 11);
+        // x as a zero-extended i64: the same float64 as f64.convert_i32_u, which V8's baseline tier runs slowly
+        store<f32>(p + (<usize>k << 2), <f32>((lo + w * (<f64><i64><u64>x * 2.3283064365386963e-10)) * scale));
       }
     }
   }
