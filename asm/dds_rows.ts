@@ -15,9 +15,9 @@ import { madd } from "./_common.ts";
 /**
  * x is (M, inBlocks*b), w is (nnz,b,b) read in place, y is (M, outBlocks*b): `Y (+)= X·Wᵀ` over the
  * block rows o0 <= o < o1 of W (output block columns of y), walking ptr = rowPtr and idx = colIdx.
- * b must be a multiple of 4; beta = 1 accumulates. Four output columns of one block and up to four rows
- * of X at a time: four rows of the W block are loaded as v128 (4 k each) and transposed in registers,
- * so each lane's chain runs over k as the packed kernel's does.
+ * b must be a multiple of 4; beta = 1 accumulates. Four output columns of one block at a time, each
+ * lane's chain over k as the packed kernel's: for four rows of X, four rows of the W block loaded as v128
+ * (4 k each) and transposed in registers; for one row, each k's four values gathered by lane loads.
  */
 export function ddsRows(
   x: usize,
