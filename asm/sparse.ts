@@ -586,7 +586,12 @@ export function sdd(
         const s0 = load<i32>(rowPtr + (<usize> g0 << 2)), s1 = load<i32>(rowPtr + (<usize> (g0 + 1) << 2));
         if (s1 > s0) packA(ap, a0 + (<usize> (g0 * b * ars) << 2), ars, acs, b, kc, aPanel);
       } else {
-        sddPackAT(ap, a0 + (<usize> (g0 * b) << 2), acs, b, kc, g1 - g0, aPanel, blockA);
+        // only the group's block rows from its first to its last with kept blocks (a layout's empty
+        // block rows cost no packing: their rows of A are read by no block)
+        let gs = g0, ge = g1;
+        while (gs < ge && load<i32>(rowPtr + (<usize> gs << 2)) == load<i32>(rowPtr + (<usize> (gs + 1) << 2))) gs++;
+        while (ge > gs && load<i32>(rowPtr + (<usize> (ge - 1) << 2)) == load<i32>(rowPtr + (<usize> ge << 2))) ge--;
+        if (ge > gs) sddPackAT(ap + <usize> (gs - g0) * blockA, a0 + (<usize> (gs * b) << 2), acs, b, kc, ge - gs, aPanel, blockA);
       }
       for (let i = g0; i < g1; i++) {
         const s0 = load<i32>(rowPtr + (<usize> i << 2)), s1 = load<i32>(rowPtr + (<usize> (i + 1) << 2));

@@ -48,8 +48,9 @@ export function edgeLayouts(block: number): { name: string; mask: BlockMask }[] 
     { name: "one block", mask: BlockMask.fromFunction(1, 1, block, () => true) },
     { name: "full 2x3", mask: BlockMask.fromFunction(2, 3, block, () => true) },
     {
-      name: "empty block row and column",
-      mask: BlockMask.fromFunction(4, 3, block, (i, j) => i !== 2 && j !== 1 && (i + j) % 2 === 0),
+      // empty first, middle and last block rows (sdd packs A from a group's first to its last used row)
+      name: "empty block rows and column",
+      mask: BlockMask.fromFunction(5, 3, block, (i, j) => i % 2 === 1 && j !== 1),
     },
     {
       name: "random 5x4 d=0.4",
