@@ -497,6 +497,37 @@ async function fuzzTransformers(be: Backend, t: Deno.TestContext, sentinel: pf.T
           pf.randn([1, c.patches as number, c.patchDim as number], { seed: 2, backend: be }),
         ),
     },
+    {
+      name: "MlpMixer",
+      base: { patches: 4, patchDim: 4, channels: 8, depth: 1, classes: 3, seed: 1 },
+      strict: [
+        "patches",
+        "patchDim",
+        "channels",
+        "depth",
+        "classes",
+        "tokenHidden",
+        "channelHidden",
+        "budgetBlock",
+        "backend",
+      ],
+      build: (c) => new pf.MlpMixer(c as unknown as pf.MlpMixerOptions),
+      run: (m, c) =>
+        (m as pf.MlpMixer).forward(
+          pf.randn([1, c.patches as number, c.patchDim as number], { seed: 2, backend: be }),
+        ),
+    },
+    {
+      name: "MLP",
+      base: { inFeatures: 8, hidden: 8, seed: 1 },
+      strict: ["inFeatures", "hidden", "outFeatures", "budgetBlock", "backend"],
+      build: (c) => {
+        if (c === null || typeof c !== "object") return new pf.MLP(8, c as pf.MLPOptions);
+        const { inFeatures, ...o } = c as Record<string, unknown>;
+        return new pf.MLP(inFeatures as number, o as unknown as pf.MLPOptions);
+      },
+      run: (m, c) => (m as pf.MLP).forward(pf.randn([2, c.inFeatures as number], { seed: 2, backend: be })),
+    },
   ];
   for (const e of ctors) {
     await t.step(`${e.name}: bad dims, heads, sizes and types`, async () => {

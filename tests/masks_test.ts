@@ -854,6 +854,25 @@ Deno.test("allocateBudget: a small layer that cannot go low is pinned at its min
   assertOk(plan.fraction <= 0.25);
 });
 
+Deno.test("allocateBudget: a budget exactly at every layer's minimum fits (no hair-under-share error)", () => {
+  // 256x64 at block 32: the sparsest butterfly keeps 8 of 16 tiles, 0.5 of the dense cost; the layers'
+  // shares at budget 0.5 are their minimums exactly (once an error: the share a hair under was too small)
+  const schema: LayerSchema[] = [
+    { name: "up", kind: "mlp", inFeatures: 64, outFeatures: 256 },
+    { name: "down", kind: "mlp", inFeatures: 256, outFeatures: 64, uses: 3 },
+  ];
+  const plan = allocateBudget(schema, { budget: 0.5 });
+  assertEquals(plan.layers.map((l) => l.mask.nnz), [8, 8]);
+  assertEquals(plan.layers.map((l) => l.rank), [0, 0]);
+  assertEquals(plan.fraction, 0.5);
+  assertEquals(plan.layers[1].cost, 3 * 8 * 32 * 32, "a layer's uses multiply its cost");
+  assertThrows(
+    () => allocateBudget(schema, { budget: 0.4999 }),
+    RangeError,
+    "the budget must be at least 0.5",
+  );
+});
+
 Deno.test("allocateBudget: the table prints aligned, with totals", () => {
   const plan = allocateBudget(GPT2, { budget: 0.25 });
   const text = plan.toString();

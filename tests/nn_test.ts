@@ -386,3 +386,169 @@ Deno.test("gatedCombine: equals (1 − g)·s + g·l + bias written as separate o
   );
   assertThrows(() => gatedCombine(ones([0, 5]), ones([0, 5]), ones([0])), RangeError, "non-empty");
 });
+
+// A budget allocation's table rows: name -> [shape, rank, density, params, cost] (see allocateBudget's toString).
+function budgetRows(
+  report: string,
+): Map<string, { rank: number; density: number; params: number; cost: number }> {
+  const rows = new Map<string, { rank: number; density: number; params: number; cost: number }>();
+  for (const line of report.split("\n")) {
+    const f = line.trim().split(/\s+/);
+    if (f.length !== 10 || f[1] !== "mlp") continue;
+    rows.set(f[0], { rank: Number(f[5]), density: Number(f[6]), params: Number(f[7]), cost: Number(f[9]) });
+  }
+  return rows;
+}
+
+Deno.test("MlpMixer with a budget: every mixing layer as allocated, costs per example (a layer's uses), within budget", async () => {
+  const { allocateBudget } = await import("../mod.ts");
+  const backend = new JsBackend();
+  const [P, C, Ht, Hc] = [64, 64, 32, 256];
+  const m = new MlpMixer({
+    patches: P,
+    patchDim: 12,
+    channels: C,
+    depth: 1,
+    classes: 5,
+    budget: 0.35,
+    budgetBlock: 16,
+    seed: 2,
+    backend,
+  });
+  const report = m.budgetReport();
+  // the dense cost per example, counted independently: token mixing runs once per channel, channel mixing
+  // once per patch
+  const dense = 2 * C * P * Ht + 2 * P * C * Hc;
+  assertOk(report.includes(`of dense ${dense} multiply-adds per example`), report);
+  const frac = Number(/fraction (0\.\d+) <= budget 0\.35/.exec(report)?.[1]);
+  assertOk(frac > 0.3 && frac <= 0.35, report);
+  const rows = budgetRows(report);
+  assertEquals(rows.size, 4);
+  const blk = m.blocks[0];
+  const layers: [string, unknown, number][] = [
+    ["blocks.0.token_mixing.fc1", blk.tokenMixing.fc1, C],
+    ["blocks.0.token_mixing.fc2", blk.tokenMixing.fc2, C],
+    ["blocks.0.channel_mixing.fc1", blk.channelMixing.fc1, P],
+    ["blocks.0.channel_mixing.fc2", blk.channelMixing.fc2, P],
+  ];
+  for (const [name, layer, uses] of layers) {
+    const row = rows.get(name)!;
+    assertOk(layer instanceof PixelflyLinear, `${name} is ${(layer as object).constructor.name}`);
+    const l = layer as PixelflyLinear;
+    assertClose([l.sparse.mask.density], [row.density], { atol: 1e-4, label: name });
+    assertEquals(l.lowRank?.rank ?? 0, row.rank, name);
+    assertEquals(row.cost, row.params * uses, `${name}: cost = kept entries x uses`);
+  }
+  // the same schema through allocateBudget directly gives the same table
+  const plan = allocateBudget([
+    { name: "blocks.0.token_mixing.fc1", kind: "mlp", inFeatures: P, outFeatures: Ht, uses: C },
+    { name: "blocks.0.token_mixing.fc2", kind: "mlp", inFeatures: Ht, outFeatures: P, uses: C },
+    { name: "blocks.0.channel_mixing.fc1", kind: "mlp", inFeatures: C, outFeatures: Hc, uses: P },
+    { name: "blocks.0.channel_mixing.fc2", kind: "mlp", inFeatures: Hc, outFeatures: C, uses: P },
+  ], { budget: 0.35, block: 16, unit: "example" });
+  assertOk(report.startsWith(plan.toString()), report);
+  const [built, denseParams] = /built: (\d+) parameters \(dense (\d+)\)/.exec(report)!.slice(1).map(Number);
+  assertEquals(built, m.parameterCount());
+  assertOk(built < 0.6 * denseParams, `budget model ${built} vs dense ${denseParams} parameters`);
+  const x = new Tensor([2, P, 12], backend, backend.upload(input([2, P, 12], 4).data));
+  const loss = m.forward(x);
+  assertEquals(loss.shape, [2, 5]);
+  (await import("../mod.ts")).sum(loss).backward();
+  for (const p of m.parameters()) assertOk((await p.grad!.data()).every(Number.isFinite));
+  m.dispose();
+
+  // token mixing over 16 patches is narrower than a 32 tile: those layers stay dense, and the table says so
+  const small = new MlpMixer({
+    patches: 16,
+    patchDim: 4,
+    channels: 64,
+    depth: 2,
+    classes: 3,
+    budget: 0.5,
+    backend,
+  });
+  const r2 = small.budgetReport();
+  assertOk(
+    r2.includes(
+      "dense, outside the budget (a side shorter than budgetBlock 32): blocks.0.token_mixing.fc1 32x16",
+    ),
+    r2,
+  );
+  assertEquals(small.blocks[1].tokenMixing.fc2.constructor.name, "Linear");
+  assertEquals(small.blocks[1].channelMixing.fc2.constructor.name, "PixelflyLinear");
+  small.dispose();
+
+  const base = { patches: 16, patchDim: 4, channels: 64, depth: 1, classes: 3, backend };
+  assertThrows(
+    () => new MlpMixer({ ...base, budget: 0.5, tokenLinear: "dense" }),
+    RangeError,
+    "budget chooses every layer",
+  );
+  assertThrows(
+    () => new MlpMixer({ ...base, budget: 0 }),
+    RangeError,
+    "MlpMixer: budget must be a fraction of the dense cost in (0, 1], got 0",
+  );
+  assertThrows(
+    () => new MlpMixer({ ...base, budget: 0.5, budgetBlock: 0 }),
+    RangeError,
+    "MlpMixer: budgetBlock",
+  );
+  assertThrows(
+    () => new MlpMixer({ ...base, budgetBlock: 16 }),
+    RangeError,
+    "MlpMixer: budgetBlock 16 needs a budget",
+  );
+  assertThrows(
+    () => new MlpMixer({ ...base, channels: 16, budget: 0.5 }),
+    RangeError,
+    "MlpMixer: budget 0.5 has no layer to share",
+  );
+  assertThrows(() => new MlpMixer({ ...base, budget: 0.05 }), RangeError, "multiply-adds per example");
+  assertThrows(
+    () =>
+      allocateBudget([{ name: "a", kind: "mlp", inFeatures: 64, outFeatures: 64, uses: 0 }], { budget: 0.5 }),
+    RangeError,
+    "schema[0].uses",
+  );
+  assertThrows(
+    () =>
+      allocateBudget([{ name: "a", kind: "mlp", inFeatures: 64, outFeatures: 64 }], {
+        budget: 0.5,
+        unit: "",
+      }),
+    TypeError,
+    "allocateBudget: unit must be a non-empty string",
+  );
+});
+
+Deno.test("MLP with a budget: both layers shared out, a layer narrower than a tile stays dense, errors", async () => {
+  const backend = new JsBackend();
+  const mlp = new MLP(784, { hidden: 512, outFeatures: 10, budget: 0.3, seed: 1, backend });
+  const report = mlp.budgetReport();
+  assertOk(/fraction 0\.\d+ <= budget 0\.3/.test(report), report);
+  assertOk(report.includes("of dense 401408 multiply-adds per token"), report); // fc1 alone: 512 x 784
+  assertOk(report.includes("budgetBlock 32): fc2 10x512"), report);
+  assertOk(mlp.fc1 instanceof PixelflyLinear && mlp.fc2 instanceof Linear, report);
+  const [built, dense] = /built: (\d+) parameters \(dense (\d+)\)/.exec(report)!.slice(1).map(Number);
+  assertEquals([built, dense], [mlp.parameterCount(), 784 * 512 + 512 + 512 * 10 + 10]);
+  const y = mlp.forward(new Tensor([3, 784], backend, backend.upload(input([3, 784], 5).data)));
+  assertEquals(y.shape, [3, 10]);
+  assertOk((await y.data()).every(Number.isFinite));
+  mlp.dispose();
+  const two = new MLP(256, { hidden: 512, budget: 0.4, budgetBlock: 16, backend });
+  assertOk(two.fc1 instanceof PixelflyLinear && two.fc2 instanceof PixelflyLinear);
+  assertOk(new MLP(8, { hidden: 8 }).budgetReport().startsWith("MLP: built without a budget"));
+  two.dispose();
+  assertThrows(
+    () => new MLP(256, { hidden: 512, budget: 0.4, fc2Linear: "dense", backend }),
+    RangeError,
+    "MLP: budget chooses both layers",
+  );
+  assertThrows(() => new MLP(256, { hidden: 512, budget: 1.5, backend }), RangeError, "MLP: budget must be");
+  assertThrows(
+    () => new MLP(8, { hidden: 16, budget: 0.5, backend }),
+    RangeError,
+    "MLP: budget 0.5 has no layer",
+  );
+});

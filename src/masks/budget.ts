@@ -240,6 +240,12 @@ export interface LayerSchema {
   outFeatures: number;
   /** Sequence length, for `"attention"` only. */
   seqLen?: number;
+  /**
+   * How many times the layer runs per token of the model (1): its cost is multiplied by it. A Mixer's
+   * token-mixing layers run once per channel of an example and its channel-mixing layers once per patch,
+   * so there the unit is an example, and the uses are the channels and the patches.
+   */
+  uses?: number;
 }
 
 /** One row of {@link allocateBudget}'s table. */
@@ -290,11 +296,12 @@ const KINDS = ["mlp", "attention", "projection"] as const;
 
 /** Multiply-adds per token of the dense layer, and the matrix that gets the mask. */
 function layerCost(l: LayerSchema): { dense: number; rows: number; cols: number } {
+  const uses = l.uses ?? 1;
   if (l.kind === "attention" && l.seqLen !== undefined) {
     // Q·Kᵀ costs seqLen·inFeatures and A·V seqLen·outFeatures per token: seqLen² per sequence.
-    return { dense: l.seqLen * (l.inFeatures + l.outFeatures), rows: l.seqLen, cols: l.seqLen };
+    return { dense: uses * l.seqLen * (l.inFeatures + l.outFeatures), rows: l.seqLen, cols: l.seqLen };
   }
-  return { dense: l.outFeatures * l.inFeatures, rows: l.outFeatures, cols: l.inFeatures };
+  return { dense: uses * l.outFeatures * l.inFeatures, rows: l.outFeatures, cols: l.inFeatures };
 }
 
 function checkSchema(op: string, schema: unknown): asserts schema is LayerSchema[] {
@@ -315,6 +322,7 @@ function checkSchema(op: string, schema: unknown): asserts schema is LayerSchema
     }
     checkPositiveInt(op, `schema[${i}].inFeatures`, l.inFeatures);
     checkPositiveInt(op, `schema[${i}].outFeatures`, l.outFeatures);
+    if (l.uses !== undefined) checkPositiveInt(op, `schema[${i}].uses`, l.uses);
     if (l.seqLen !== undefined) {
       checkPositiveInt(op, `schema[${i}].seqLen`, l.seqLen);
       if (l.kind !== "attention") {
@@ -334,7 +342,10 @@ function checkSchema(op: string, schema: unknown): asserts schema is LayerSchema
  * (or an `"attention"` layer without `seqLen`) costs `outFeatures *
  * inFeatures`; an `"attention"` layer with `seqLen` costs `seqLen *
  * (inFeatures + outFeatures)` (Q·Kᵀ and A·V, so `seqLen²` per sequence) and
- * its mask covers the `seqLen x seqLen` score matrix.
+ * its mask covers the `seqLen x seqLen` score matrix. A layer's `uses` (1)
+ * multiply its cost (a layer that runs several times per token, or per
+ * example when that is the unit, as in a Mixer); `unit` names what the
+ * costs are per in the table and the errors ("token").
  *
  * The rule: the budget is split in proportion to each layer's dense cost, so
  * bigger layers get more and attention's share grows with the sequence
@@ -359,13 +370,18 @@ function checkSchema(op: string, schema: unknown): asserts schema is LayerSchema
  */
 export function allocateBudget(
   schema: LayerSchema[],
-  opts: { budget: number; block?: number },
+  opts: { budget: number; block?: number; unit?: string },
 ): Allocation {
   const op = "allocateBudget";
   checkSchema(op, schema);
   if (opts === null || typeof opts !== "object") throw new TypeError(`${op}: options must be an object`);
-  const { budget, block = 32 } = opts;
+  const { budget, block = 32, unit = "token" } = opts;
   checkBudget(op, budget);
+  if (typeof unit !== "string" || unit.length === 0) {
+    throw new TypeError(
+      `${op}: unit must be a non-empty string (what the costs are per), got ${String(unit)}`,
+    );
+  }
   checkPositiveInt(op, "block", block);
 
   const shapes = schema.map(layerCost);
@@ -386,12 +402,15 @@ export function allocateBudget(
     throw new RangeError(
       `${op}: budget ${budget} allows ${
         Math.floor(total)
-      } multiply-adds per token, fewer than the sparsest ` +
+      } multiply-adds per ${unit}, fewer than the sparsest ` +
         `flat block butterfly of every layer needs (${Math.ceil(minCost)}); the budget must be at least ` +
         `${minCost / denseCost}`,
     );
   }
-  // Water-filling: shares proportional to dense cost; a layer that cannot go that low is pinned at its minimum.
+  // A hair under the exact share, so that float rounding never lifts the total above the budget.
+  const SAFE = 1 - 1e-12;
+  // Water-filling: shares proportional to dense cost; a layer that cannot go that low is pinned at its
+  // minimum (also one whose minimum is its share exactly: the hair under it would not fit it).
   const pinned = new Array<boolean>(schema.length).fill(false);
   let share = budget;
   for (let changed = true; changed;) {
@@ -400,11 +419,9 @@ export function allocateBudget(
     share = free > 0 ? rest / free : 0;
     changed = false;
     shapes.forEach((s, i) => {
-      if (!pinned[i] && mins[i] > share * s.dense) pinned[i] = changed = true;
+      if (!pinned[i] && mins[i] > share * s.dense * SAFE) pinned[i] = changed = true;
     });
   }
-  // A hair under the exact share, so that float rounding never lifts the total above the budget.
-  const SAFE = 1 - 1e-12;
   const pick = (i: number, targetCost: number) =>
     choose(op, lists[i], shapes[i].rows, shapes[i].cols, block, targetCost / scale[i], budget);
   const choices = shapes.map((s, i) =>
@@ -450,11 +467,17 @@ export function allocateBudget(
     cost,
     denseCost,
     fraction: cost / denseCost,
-    toString: () => formatTable(layers, budget, cost, denseCost),
+    toString: () => formatTable(layers, budget, cost, denseCost, unit),
   };
 }
 
-function formatTable(layers: LayerAllocation[], budget: number, cost: number, denseCost: number): string {
+function formatTable(
+  layers: LayerAllocation[],
+  budget: number,
+  cost: number,
+  denseCost: number,
+  unit: string,
+): string {
   const head = [
     "name",
     "kind",
@@ -503,7 +526,7 @@ function formatTable(layers: LayerAllocation[], budget: number, cost: number, de
     ...rows.map(line),
     rule,
     line(totals),
-    `cost ${Math.round(cost)} of dense ${denseCost} multiply-adds per token: fraction ${
+    `cost ${Math.round(cost)} of dense ${denseCost} multiply-adds per ${unit}: fraction ${
       (cost / denseCost).toFixed(4)
     } <= budget ${budget}`,
   ].join("\n");

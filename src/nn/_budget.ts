@@ -9,6 +9,7 @@ import { allocateBudget, type Allocation, type LayerAllocation, type LayerSchema
 import type { BlockMask } from "../masks/block_mask.ts";
 import type { ProjectionKinds } from "./attention.ts";
 import type { LinearKind } from "./layers.ts";
+import { checkPositiveInt } from "../validate.ts";
 
 /** What one transformer block gets from an allocation. */
 export interface BlockChoice {
@@ -58,4 +59,65 @@ export function allocateTransformer(
     });
   }
   return { allocation, blocks };
+}
+
+/** One linear layer a budget may sparsify (see {@link allocateLinears}). */
+export interface BudgetLinear {
+  /** The layer's path in the model (the table's name). */
+  name: string;
+  inFeatures: number;
+  outFeatures: number;
+  /** Times the layer runs per unit of the model's cost (1; see `LayerSchema.uses`). */
+  uses?: number;
+}
+
+/**
+ * The paper's Figure 1 pipeline for MLPs and Mixers: allocate `budget` over the linear layers whose both
+ * sides are at least `block` (each gets its Pixelfly kind, by name); a layer with a side shorter than a
+ * tile stays dense and outside the allocation, as embeddings and heads do (no flat block butterfly of it
+ * would cost less than the dense layer). A RangeError names `op` when no layer is that large.
+ */
+export function allocateLinears(
+  op: string,
+  layers: BudgetLinear[],
+  o: { budget: number; block: number; unit?: string },
+): {
+  allocation: Allocation;
+  kinds: Map<string, LinearKind>;
+  report: (built: number, dense: number) => string;
+} {
+  if (typeof o.budget !== "number" || !(o.budget > 0 && o.budget <= 1)) {
+    throw new RangeError(
+      `${op}: budget must be a fraction of the dense cost in (0, 1], got ${String(o.budget)}`,
+    );
+  }
+  checkPositiveInt(op, "budgetBlock", o.block);
+  const big = layers.filter((l) => l.inFeatures >= o.block && l.outFeatures >= o.block);
+  if (big.length === 0) {
+    throw new RangeError(
+      `${op}: budget ${o.budget} has no layer to share: every linear layer has a side shorter than ` +
+        `budgetBlock ${o.block} (${
+          layers.map((l) => `${l.name} ${l.outFeatures}x${l.inFeatures}`).join(", ")
+        })`,
+    );
+  }
+  const schema: LayerSchema[] = big.map((l) => ({
+    name: l.name,
+    kind: "mlp",
+    inFeatures: l.inFeatures,
+    outFeatures: l.outFeatures,
+    ...(l.uses === undefined ? {} : { uses: l.uses }),
+  }));
+  const allocation = allocateBudget(schema, { budget: o.budget, block: o.block, unit: o.unit });
+  const small = layers.filter((l) => !big.includes(l));
+  const report = (built: number, dense: number) =>
+    [
+      allocation.toString(),
+      ...(small.length === 0 ? [] : [
+        `dense, outside the budget (a side shorter than budgetBlock ${o.block}): ` +
+        small.map((l) => `${l.name} ${l.outFeatures}x${l.inFeatures}`).join(", "),
+      ]),
+      `built: ${built} parameters (dense ${dense})`,
+    ].join("\n");
+  return { allocation, kinds: new Map(allocation.layers.map((l) => [l.name, kindOf(l)])), report };
 }

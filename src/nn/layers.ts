@@ -10,6 +10,7 @@ import type { Tensor } from "../tensor.ts";
 import { BlockSparseLinear, Linear, PixelflyLinear, type PixelflyLinearOptions } from "./linear.ts";
 import { checkPositiveInt, fromArray, type LayerOptions, Module, noDecay, rngFor } from "./module.ts";
 import { checkOptions, hostValues } from "../validate.ts";
+import { allocateLinears } from "./_budget.ts";
 
 /**
  * LayerNorm over the last axis with learned scale (`weight`) and shift (`bias`).
@@ -213,6 +214,15 @@ export interface MLPOptions extends LayerOptions {
   activation?: "gelu" | "gelu-tanh" | "relu";
   /** Dropout after the activation (0). */
   dropout?: number;
+  /**
+   * A compute budget, as a fraction of the dense MLP's multiply-adds: `allocateBudget` shares it between
+   * `fc1` and `fc2` and picks each one's flat block butterfly and rank (the paper's Figure 1); a layer with
+   * a side shorter than `budgetBlock` stays dense. `linear`, `fc1Linear` and `fc2Linear` must then be left
+   * out. See {@link MLP.budgetReport}.
+   */
+  budget?: number;
+  /** Tile edge of a budget allocation (32). */
+  budgetBlock?: number;
 }
 
 /**
@@ -233,6 +243,8 @@ export class MLP extends Module {
   readonly fc2: Module;
   readonly #act: Module;
   readonly #drop: Dropout | undefined;
+  readonly #report: ((built: number, dense: number) => string) | undefined;
+  readonly #denseParams: number;
 
   /** Build the layer; see the class documentation for the options. */
   constructor(inFeatures: number, opts: MLPOptions) {
@@ -240,12 +252,28 @@ export class MLP extends Module {
     checkOptions("MLP", opts, true);
     checkPositiveInt("MLP", "inFeatures", inFeatures);
     const hidden = checkPositiveInt("MLP", "hidden", opts?.hidden);
-    const out = opts.outFeatures ?? inFeatures;
+    const out = checkPositiveInt("MLP", "outFeatures", opts.outFeatures ?? inFeatures);
+    this.#denseParams = inFeatures * hidden + hidden + hidden * out + out;
+    let fc1Kind = opts.fc1Linear ?? opts.linear, fc2Kind = opts.fc2Linear ?? opts.linear;
+    if (opts.budget !== undefined) {
+      if (opts.linear !== undefined || opts.fc1Linear !== undefined || opts.fc2Linear !== undefined) {
+        throw new RangeError("MLP: budget chooses both layers; leave linear, fc1Linear and fc2Linear out");
+      }
+      const plan = allocateLinears("MLP", [
+        { name: "fc1", inFeatures, outFeatures: hidden },
+        { name: "fc2", inFeatures: hidden, outFeatures: out },
+      ], { budget: opts.budget, block: opts.budgetBlock ?? 32 });
+      this.#report = plan.report;
+      fc1Kind = plan.kinds.get("fc1") ?? "dense";
+      fc2Kind = plan.kinds.get("fc2") ?? "dense";
+    } else if (opts.budgetBlock !== undefined) {
+      throw new RangeError(`MLP: budgetBlock ${opts.budgetBlock} needs a budget`);
+    }
     const rng = rngFor(opts);
     const sub = { backend: opts.backend };
     this.fc1 = this.child(
       "fc1",
-      makeLinear(inFeatures, hidden, opts.fc1Linear ?? opts.linear, { ...sub, seed: rng.nextUint32() }),
+      makeLinear(inFeatures, hidden, fc1Kind, { ...sub, seed: rng.nextUint32() }),
     );
     this.#act = opts.activation === "relu"
       ? new ReLU()
@@ -255,8 +283,17 @@ export class MLP extends Module {
       : undefined;
     this.fc2 = this.child(
       "fc2",
-      makeLinear(hidden, out, opts.fc2Linear ?? opts.linear, { ...sub, seed: rng.nextUint32() }),
+      makeLinear(hidden, out, fc2Kind, { ...sub, seed: rng.nextUint32() }),
     );
+  }
+
+  /**
+   * With a `budget`: the allocation table (what each layer got, its kept entries and cost) and the built
+   * layer's parameter count against the dense MLP's.
+   */
+  budgetReport(): string {
+    if (!this.#report) return "MLP: built without a budget (every layer as configured)";
+    return this.#report(this.parameterCount(), this.#denseParams);
   }
 
   /** Apply the layer to `x`. */

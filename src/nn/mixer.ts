@@ -9,6 +9,7 @@ import { checkOptions } from "../validate.ts";
 import { add, affine, reshape, sumCols, transpose } from "../ops.ts";
 import type { Tensor } from "../tensor.ts";
 import { LayerNorm, type LinearKind, makeLinear, MLP } from "./layers.ts";
+import { allocateLinears, type BudgetLinear } from "./_budget.ts";
 import { checkPositiveInt, type LayerOptions, Module, rngFor } from "./module.ts";
 
 /** Options of {@link MixerBlock}. */
@@ -21,6 +22,10 @@ export interface MixerBlockOptions extends LayerOptions {
   tokenLinear?: LinearKind;
   /** Linear layers of the channel-mixing MLP. */
   channelLinear?: LinearKind;
+  /** The token-mixing MLP's two layers' kinds, overriding `tokenLinear` (a budget allocation gives each layer its own). */
+  tokenMlpLinear?: [LinearKind, LinearKind];
+  /** The channel-mixing MLP's two layers' kinds, overriding `channelLinear`. */
+  channelMlpLinear?: [LinearKind, LinearKind];
 }
 
 /**
@@ -64,7 +69,7 @@ export class MixerBlock extends Module {
       "token_mixing",
       new MLP(patches, {
         hidden: opts.tokenHidden,
-        linear: opts.tokenLinear,
+        ...mlpKinds("MixerBlock", "tokenMlpLinear", opts.tokenMlpLinear, opts.tokenLinear),
         backend,
         seed: rng.nextUint32(),
       }),
@@ -74,7 +79,7 @@ export class MixerBlock extends Module {
       "channel_mixing",
       new MLP(channels, {
         hidden: opts.channelHidden,
-        linear: opts.channelLinear,
+        ...mlpKinds("MixerBlock", "channelMlpLinear", opts.channelMlpLinear, opts.channelLinear),
         backend,
         seed: rng.nextUint32(),
       }),
@@ -89,6 +94,20 @@ export class MixerBlock extends Module {
     x = add(x, transpose(this.tokenMixing.forward(transpose(this.norm1.forward(x)))));
     return add(x, this.channelMixing.forward(this.norm2.forward(x)));
   }
+}
+
+/** An MLP's layer kinds: a pair for fc1 and fc2, or one kind for both. */
+function mlpKinds(
+  op: string,
+  name: string,
+  pair: [LinearKind, LinearKind] | undefined,
+  both: LinearKind | undefined,
+): { linear?: LinearKind; fc1Linear?: LinearKind; fc2Linear?: LinearKind } {
+  if (pair === undefined) return { linear: both };
+  if (!Array.isArray(pair) || pair.length !== 2) {
+    throw new TypeError(`${op}: ${name} must be a pair of linear kinds [fc1, fc2], got ${String(pair)}`);
+  }
+  return { fc1Linear: pair[0], fc2Linear: pair[1] };
 }
 
 /** Options of {@link MlpMixer}. */
@@ -111,6 +130,17 @@ export interface MlpMixerOptions extends LayerOptions {
   linear?: LinearKind;
   /** Linear layers of the token-mixing MLPs only (defaults to `linear`). */
   tokenLinear?: LinearKind;
+  /**
+   * A compute budget, as a fraction of the dense Mixer blocks' multiply-adds per example: `allocateBudget`
+   * shares it between the blocks' token- and channel-mixing layers (a token-mixing layer runs once per
+   * channel, a channel-mixing one once per patch) and picks each one's flat block butterfly and rank (the
+   * paper's Figure 1). Layers with a side shorter than `budgetBlock` (token mixing over few patches) stay
+   * dense, as do the stem and the head. `linear` and `tokenLinear` must then be left out. See
+   * {@link MlpMixer.budgetReport}.
+   */
+  budget?: number;
+  /** Tile edge of a budget allocation (32). */
+  budgetBlock?: number;
 }
 
 /**
@@ -135,6 +165,21 @@ export class MlpMixer extends Module {
   readonly head: Module;
   readonly #patches: number;
   readonly #channels: number;
+  readonly #opts: MlpMixerOptions;
+  #report: ((built: number, dense: number) => string) | undefined;
+
+  /**
+   * With a `budget`: the allocation table (what each layer got, its kept entries and cost per example)
+   * and the built model's parameter count against the dense model's.
+   */
+  budgetReport(): string {
+    if (!this.#report) return "MlpMixer: built without a budget (every layer as configured)";
+    const { budget: _b, budgetBlock: _bb, ...rest } = this.#opts;
+    const dense = new MlpMixer({ ...rest, seed: 0 });
+    const n = dense.parameterCount();
+    dense.dispose();
+    return this.#report(this.parameterCount(), n);
+  }
 
   /** Build the layer; see the class documentation for the options. */
   constructor(opts: MlpMixerOptions) {
@@ -154,13 +199,42 @@ export class MlpMixer extends Module {
     const channelHidden = checkPositiveInt(op, "channelHidden", opts.channelHidden ?? 4 * channels);
     this.#patches = patches;
     this.#channels = channels;
+    this.#opts = { ...opts };
+    const depth = opts.depth;
+    let kinds: Map<string, LinearKind> | undefined;
+    if (opts.budget !== undefined) {
+      if (opts.linear !== undefined || opts.tokenLinear !== undefined) {
+        throw new RangeError(`${op}: budget chooses every layer; leave linear and tokenLinear out`);
+      }
+      const layers: BudgetLinear[] = [];
+      for (let i = 0; i < depth; i++) {
+        const t = `blocks.${i}.token_mixing`, c = `blocks.${i}.channel_mixing`;
+        layers.push(
+          { name: `${t}.fc1`, inFeatures: patches, outFeatures: tokenHidden, uses: channels },
+          { name: `${t}.fc2`, inFeatures: tokenHidden, outFeatures: patches, uses: channels },
+          { name: `${c}.fc1`, inFeatures: channels, outFeatures: channelHidden, uses: patches },
+          { name: `${c}.fc2`, inFeatures: channelHidden, outFeatures: channels, uses: patches },
+        );
+      }
+      const plan = allocateLinears(op, layers, {
+        budget: opts.budget,
+        block: opts.budgetBlock ?? 32,
+        unit: "example",
+      });
+      this.#report = plan.report;
+      kinds = plan.kinds;
+    } else if (opts.budgetBlock !== undefined) {
+      throw new RangeError(`${op}: budgetBlock ${opts.budgetBlock} needs a budget`);
+    }
+    const pair = (path: string): [LinearKind, LinearKind] | undefined =>
+      kinds && [kinds.get(`${path}.fc1`) ?? "dense", kinds.get(`${path}.fc2`) ?? "dense"];
     const rng = rngFor(opts), backend = opts.backend;
     this.stem = this.child(
       "stem",
       makeLinear(opts.patchDim, channels, "dense", { backend, seed: rng.nextUint32() }),
     );
     this.blocks = [];
-    for (let i = 0; i < opts.depth; i++) {
+    for (let i = 0; i < depth; i++) {
       this.blocks.push(this.child(
         `blocks.${i}`,
         new MixerBlock(patches, channels, {
@@ -168,6 +242,8 @@ export class MlpMixer extends Module {
           channelHidden,
           tokenLinear: opts.tokenLinear ?? opts.linear,
           channelLinear: opts.linear,
+          tokenMlpLinear: pair(`blocks.${i}.token_mixing`),
+          channelMlpLinear: pair(`blocks.${i}.channel_mixing`),
           backend,
           seed: rng.nextUint32(),
         }),
