@@ -821,7 +821,7 @@ Deno.test("allocateBudget: total <= budget, per-layer masks, cost model", () => 
   }
 });
 
-Deno.test("allocateBudget: attention's share grows with the sequence length", () => {
+Deno.test("allocateBudget: attention's share grows with the sequence length; its scores get rank 0", () => {
   let prev = 0;
   for (const seqLen of [256, 512, 1024, 2048, 4096]) {
     const schema = GPT2.map((l) => (l.kind === "attention" ? { ...l, seqLen } : l));
@@ -831,6 +831,8 @@ Deno.test("allocateBudget: attention's share grows with the sequence length", ()
     const share = attn.cost / plan.cost;
     assertOk(share > prev, `seqLen ${seqLen}: attention share ${share} did not grow from ${prev}`);
     assertEquals(attn.shape, [seqLen, seqLen]);
+    // no low-rank attention term to spend a rank on: the layout alone
+    assertEquals([attn.rank, attn.params], [0, attn.mask.nnz * 32 * 32]);
     prev = share;
   }
   // Without seqLen an attention entry is an ordinary weight.

@@ -127,14 +127,13 @@ function choose(
   block: number,
   target: number,
   budget: number,
+  lowRank = true,
 ): PixelflyChoice {
   const dense = outFeatures * inFeatures, perRank = inFeatures + outFeatures;
-  // 1. The low-rank part is promised the paper's rank 32, but at most half the budget.
-  const reserved = Math.min(
-    DEFAULT_RANK,
-    Math.min(inFeatures, outFeatures),
-    Math.floor(target / 2 / perRank),
-  );
+  // 1. The low-rank part is promised the paper's rank 32, but at most half the budget (none without one).
+  const reserved = lowRank
+    ? Math.min(DEFAULT_RANK, Math.min(inFeatures, outFeatures), Math.floor(target / 2 / perRank))
+    : 0;
   // 2. The sparse part: among the butterflies that fit in the rest (or, when none does, in the whole
   //    budget), those within 32 rank steps of the one keeping the most elements; of these, the nearest
   //    the paper's defaults.
@@ -158,7 +157,9 @@ function choose(
     );
   }
   // 3. What is left goes to the low-rank term, so the cost ends within one rank step of the budget.
-  const rank = Math.min(Math.min(inFeatures, outFeatures), Math.floor((target - best.sparse) / perRank));
+  const rank = lowRank
+    ? Math.min(Math.min(inFeatures, outFeatures), Math.floor((target - best.sparse) / perRank))
+    : 0;
   const params = best.sparse + rank * perRank;
   return {
     block,
@@ -342,7 +343,9 @@ function checkSchema(op: string, schema: unknown): asserts schema is LayerSchema
  * (or an `"attention"` layer without `seqLen`) costs `outFeatures *
  * inFeatures`; an `"attention"` layer with `seqLen` costs `seqLen *
  * (inFeatures + outFeatures)` (Q·Kᵀ and A·V, so `seqLen²` per sequence) and
- * its mask covers the `seqLen x seqLen` score matrix. A layer's `uses` (1)
+ * its mask covers the `seqLen x seqLen` score matrix, with rank 0: pixelfly's
+ * attention computes the kept score tiles and has no low-rank term, so the
+ * layer's share buys only its layout. A layer's `uses` (1)
  * multiply its cost (a layer that runs several times per token, or per
  * example when that is the unit, as in a Mixer); `unit` names what the
  * costs are per in the table and the errors ("token").
@@ -422,11 +425,13 @@ export function allocateBudget(
       if (!pinned[i] && mins[i] > share * s.dense * SAFE) pinned[i] = changed = true;
     });
   }
+  // attention scores (with seqLen) have no low-rank term here: their share goes to the layout alone
+  const lowRank = schema.map((l) => !(l.kind === "attention" && l.seqLen !== undefined));
   const pick = (i: number, targetCost: number) =>
-    choose(op, lists[i], shapes[i].rows, shapes[i].cols, block, targetCost / scale[i], budget);
+    choose(op, lists[i], shapes[i].rows, shapes[i].cols, block, targetCost / scale[i], budget, lowRank[i]);
   const choices = shapes.map((s, i) =>
     pinned[i]
-      ? choose(op, lists[i], s.rows, s.cols, block, minimumParams(lists[i]), budget)
+      ? choose(op, lists[i], s.rows, s.cols, block, minimumParams(lists[i]), budget, lowRank[i])
       : pick(i, share * s.dense * SAFE)
   );
   const costOf = (i: number) => choices[i].params * scale[i];
