@@ -429,6 +429,9 @@ async function fuzzTransformers(be: Backend, t: Deno.TestContext, sentinel: pf.T
     build: (c: unknown) => pf.Module;
     run: (m: pf.Module, c: Record<string, unknown>) => pf.Tensor;
   };
+  // one example of the config's patches (ViT, MlpMixer)
+  const patchInput = (c: Record<string, unknown>) =>
+    pf.randn([1, c.patches as number, c.patchDim as number], { seed: 2, backend: be });
   const ctors: Ctor[] = [
     {
       name: "MultiHeadAttention",
@@ -492,10 +495,7 @@ async function fuzzTransformers(be: Backend, t: Deno.TestContext, sentinel: pf.T
         "backend",
       ],
       build: (c) => new pf.ViT(c as unknown as pf.ViTConfig),
-      run: (m, c) =>
-        (m as pf.ViT).forward(
-          pf.randn([1, c.patches as number, c.patchDim as number], { seed: 2, backend: be }),
-        ),
+      run: (m, c) => (m as pf.ViT).forward(patchInput(c)),
     },
     {
       name: "MlpMixer",
@@ -512,10 +512,7 @@ async function fuzzTransformers(be: Backend, t: Deno.TestContext, sentinel: pf.T
         "backend",
       ],
       build: (c) => new pf.MlpMixer(c as unknown as pf.MlpMixerOptions),
-      run: (m, c) =>
-        (m as pf.MlpMixer).forward(
-          pf.randn([1, c.patches as number, c.patchDim as number], { seed: 2, backend: be }),
-        ),
+      run: (m, c) => (m as pf.MlpMixer).forward(patchInput(c)),
     },
     {
       name: "MLP",
