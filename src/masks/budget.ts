@@ -55,7 +55,8 @@ interface Candidate {
   sparse: number;
 }
 
-function checkBudget(op: string, budget: unknown): asserts budget is number {
+/** Check a budget: a number in (0, 1], naming `op` (the layers' `budget` option checks with it too). */
+export function checkBudget(op: string, budget: unknown): asserts budget is number {
   if (typeof budget !== "number") throw new TypeError(`${op}: budget must be a number, got ${typeof budget}`);
   if (!(budget > 0 && budget <= 1)) {
     throw new RangeError(`${op}: budget must be a fraction of the dense cost in (0, 1], got ${budget}`);

@@ -5,7 +5,13 @@
  *
  * @module
  */
-import { allocateBudget, type Allocation, type LayerAllocation, type LayerSchema } from "../masks/budget.ts";
+import {
+  allocateBudget,
+  type Allocation,
+  checkBudget,
+  type LayerAllocation,
+  type LayerSchema,
+} from "../masks/budget.ts";
 import type { BlockMask } from "../masks/block_mask.ts";
 import type { ProjectionKinds } from "./attention.ts";
 import type { LinearKind } from "./layers.ts";
@@ -75,22 +81,15 @@ export interface BudgetLinear {
  * The paper's Figure 1 pipeline for MLPs and Mixers: allocate `budget` over the linear layers whose both
  * sides are at least `block` (each gets its Pixelfly kind, by name); a layer with a side shorter than a
  * tile stays dense and outside the allocation, as embeddings and heads do (no flat block butterfly of it
- * would cost less than the dense layer). A RangeError names `op` when no layer is that large.
+ * would cost less than the dense layer). A RangeError names `op` when no layer is that large. `report`
+ * prints the allocation table, the layers left dense, and the built against the dense parameter count.
  */
 export function allocateLinears(
   op: string,
   layers: BudgetLinear[],
   o: { budget: number; block: number; unit?: string },
-): {
-  allocation: Allocation;
-  kinds: Map<string, LinearKind>;
-  report: (built: number, dense: number) => string;
-} {
-  if (typeof o.budget !== "number" || !(o.budget > 0 && o.budget <= 1)) {
-    throw new RangeError(
-      `${op}: budget must be a fraction of the dense cost in (0, 1], got ${String(o.budget)}`,
-    );
-  }
+): { kinds: Map<string, LinearKind>; report: (built: number, dense: number) => string } {
+  checkBudget(op, o.budget);
   checkPositiveInt(op, "budgetBlock", o.block);
   const big = layers.filter((l) => l.inFeatures >= o.block && l.outFeatures >= o.block);
   if (big.length === 0) {
@@ -119,5 +118,5 @@ export function allocateLinears(
       ]),
       `built: ${built} parameters (dense ${dense})`,
     ].join("\n");
-  return { allocation, kinds: new Map(allocation.layers.map((l) => [l.name, kindOf(l)])), report };
+  return { kinds: new Map(allocation.layers.map((l) => [l.name, kindOf(l)])), report };
 }
